@@ -1,0 +1,145 @@
+//! A command's argv as rules see it: flags normalised (`-rf` = `-fr` = `-r -f` =
+//! `--recursive --force` through the policy's aliases), positional words, and the files the
+//! command writes (redirections, `tee`, `dd of=`, `cp`/`mv` targets, `sed -i`, `truncate`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::shell::Command;
+use super::words::Word;
+
+/// Flag aliases per program: `{"rm": {"--recursive": "-r", "-R": "-r"}}`.
+pub type FlagAliases = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The parts of a command that rules match on.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// Normalised flags: `-r`, `-f`, `--force-with-lease`.
+    pub flags: BTreeSet<String>,
+    /// Words that are not flags, in order (option values included).
+    pub positionals: Vec<Word>,
+    /// True when some argument is dynamic, so flags or positionals may be missing from view.
+    pub has_dynamic: bool,
+}
+
+/// Splits `cmd`'s arguments into flags and positionals.
+pub fn shape(cmd: &Command, aliases: &FlagAliases) -> Shape {
+    let program = cmd.program();
+    let program_aliases = aliases.get(program);
+    let mut out = Shape::default();
+    let mut after_dashdash = false;
+    let add = |flag: String, out: &mut Shape| {
+        let flag = program_aliases
+            .and_then(|a| a.get(&flag))
+            .cloned()
+            .unwrap_or(flag);
+        out.flags.insert(flag);
+    };
+    for w in cmd.argv.iter().skip(1) {
+        if w.dynamic {
+            out.has_dynamic = true;
+            out.positionals.push(w.clone());
+            continue;
+        }
+        let t = w.text.as_str();
+        if after_dashdash || t == "-" || !t.starts_with('-') {
+            out.positionals.push(w.clone());
+        } else if t == "--" {
+            after_dashdash = true;
+        } else if let Some(long) = t.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            add(format!("--{name}"), &mut out);
+        } else if t[1..].parse::<f64>().is_ok() {
+            out.positionals.push(w.clone());
+        } else {
+            // A single-dash word: an alias may name it whole (`-delete`, `-R`); otherwise it is
+            // a bundle of one-letter flags.
+            if program_aliases.is_some_and(|a| a.contains_key(t)) {
+                add(t.to_string(), &mut out);
+            }
+            for c in t[1..].chars() {
+                add(format!("-{c}"), &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Every file `cmd` would write to.
+pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
+    let mut out = cmd.writes.clone();
+    let pos = &shape.positionals;
+    match cmd.program() {
+        "tee" => out.extend(pos.iter().cloned()),
+        "truncate" | "shred" => {
+            out.extend(pos.iter().filter(|w| !looks_like_size(&w.text)).cloned())
+        }
+        "dd" => out.extend(cmd.argv.iter().filter_map(|w| {
+            w.text.strip_prefix("of=").map(|t| Word {
+                text: t.to_string(),
+                dynamic: w.dynamic,
+            })
+        })),
+        "cp" | "mv" | "install" | "ln" | "rsync" => out.extend(pos.last().cloned()),
+        "sed" | "perl" if shape.flags.contains("-i") || shape.flags.contains("--in-place") => {
+            out.extend(pos.iter().skip(1).cloned())
+        }
+        _ => {}
+    }
+    out
+}
+
+fn looks_like_size(t: &str) -> bool {
+    t.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || "+-<>/%".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Command {
+        Command {
+            argv: s.split_whitespace().map(Word::literal).collect(),
+            ..Command::default()
+        }
+    }
+
+    #[test]
+    fn flag_spellings_normalise_to_the_same_set() {
+        let mut aliases = FlagAliases::new();
+        aliases.insert(
+            "rm".into(),
+            [("--recursive", "-r"), ("-R", "-r"), ("--force", "-f")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        );
+        let want: BTreeSet<String> = ["-r", "-f"].into_iter().map(String::from).collect();
+        for s in [
+            "rm -rf x",
+            "rm -fr x",
+            "rm -r -f x",
+            "rm --recursive --force x",
+            "rm -Rf x",
+        ] {
+            let sh = shape(&cmd(s), &aliases);
+            assert!(want.is_subset(&sh.flags), "{s}: {:?}", sh.flags);
+            assert_eq!(sh.positionals.len(), 1, "{s}");
+        }
+        assert_eq!(
+            shape(&cmd("rm -- -rf"), &aliases).positionals[0].text,
+            "-rf"
+        );
+    }
+
+    #[test]
+    fn finds_written_files() {
+        let c = cmd("dd if=/dev/zero of=/dev/sda bs=1M");
+        let targets = write_targets(&c, &shape(&c, &FlagAliases::new()));
+        assert_eq!(targets[0].text, "/dev/sda");
+        let c = cmd("sed -i s/a/b/ /etc/hosts");
+        let sh = shape(&c, &FlagAliases::new());
+        assert_eq!(write_targets(&c, &sh)[0].text, "/etc/hosts");
+    }
+}

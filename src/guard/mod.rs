@@ -1,0 +1,295 @@
+//! The gatekeeper: every tool call is judged here before anything runs. It parses shell
+//! commands into what bash would execute, applies the policy's block and risk rules, confines
+//! paths to the workspace, and says `allow`, `ask` or `deny` with the reasons.
+
+pub mod argv;
+pub mod decision;
+pub mod paths;
+pub mod policy;
+pub mod redact;
+pub mod rule;
+pub mod shell;
+pub mod words;
+pub mod wrappers;
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+pub use decision::{Decision, Reason, Verdict};
+pub use paths::{PathContext, PathError, Protected, Workspace};
+pub use policy::{PolicyError, PolicyFile, Timeouts};
+
+use rule::{Hit, Rule};
+
+/// A loaded, compiled and self-tested policy.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    file: PolicyFile,
+    source: String,
+    block: Vec<Rule>,
+    risk: Vec<Rule>,
+    protected: Protected,
+    env_deny: GlobSet,
+}
+
+impl Guard {
+    /// Loads the policy at `path`, or the built-in default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Guard, PolicyError> {
+        match path {
+            Some(p) => Guard::new(PolicyFile::load(p)?, &p.display().to_string()),
+            None => Guard::new(
+                PolicyFile::parse(policy::DEFAULT_POLICY, "built-in default policy")?,
+                "built-in default policy",
+            ),
+        }
+    }
+
+    /// Compiles a parsed policy and checks every rule's examples and counter-examples.
+    pub fn new(file: PolicyFile, source: &str) -> Result<Guard, PolicyError> {
+        let rule_err = |rule: &str, field: String, message: String| PolicyError::Rule {
+            file: source.to_string(),
+            rule: rule.to_string(),
+            field,
+            message,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut compile = |specs: &[policy::RuleSpec],
+                           kind: &str|
+         -> Result<Vec<Rule>, PolicyError> {
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if !seen.insert(s.id.clone()) {
+                        return Err(rule_err(
+                            &s.id,
+                            format!("{kind}[{i}].id"),
+                            "duplicate rule id".into(),
+                        ));
+                    }
+                    let score = match (kind, s.score) {
+                        ("risk", None) => {
+                            return Err(rule_err(
+                                &s.id,
+                                format!("{kind}[{i}].score"),
+                                "a risk rule needs a score (0-100)".into(),
+                            ));
+                        }
+                        (_, Some(x)) if x > 100 => {
+                            return Err(rule_err(
+                                &s.id,
+                                format!("{kind}[{i}].score"),
+                                "score must be 0-100".into(),
+                            ));
+                        }
+                        (_, x) => x.unwrap_or(100),
+                    };
+                    Rule::compile(&s.id, &s.description, score, &s.matcher)
+                        .map_err(|e| rule_err(&s.id, format!("{kind}[{i}].{}", e.field), e.message))
+                })
+                .collect()
+        };
+        let block = compile(&file.block, "block")?;
+        let risk = compile(&file.risk, "risk")?;
+        if file.ask_at > file.deny_at || file.deny_at > 100 {
+            return Err(rule_err(
+                "-",
+                "ask_at".into(),
+                "need ask_at <= deny_at <= 100".into(),
+            ));
+        }
+        let protected = Protected::new(&file.protected_paths)
+            .map_err(|(i, m)| rule_err("-", format!("protected_paths[{i}]"), m))?;
+        let mut env = GlobSetBuilder::new();
+        for (i, p) in file.env_deny.iter().enumerate() {
+            env.add(
+                Glob::new(p).map_err(|e| rule_err("-", format!("env_deny[{i}]"), e.to_string()))?,
+            );
+        }
+        let env_deny = env
+            .build()
+            .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
+        let guard = Guard {
+            file,
+            source: source.to_string(),
+            block,
+            risk,
+            protected,
+            env_deny,
+        };
+        guard.check_examples()?;
+        Ok(guard)
+    }
+
+    /// Where the policy came from (a path or "built-in default policy").
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn file(&self) -> &PolicyFile {
+        &self.file
+    }
+
+    pub fn protected(&self) -> &Protected {
+        &self.protected
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.file.timeouts
+    }
+
+    /// True when the environment variable must not reach a `bash` child.
+    pub fn env_denied(&self, name: &str) -> bool {
+        self.env_deny.is_match(name)
+    }
+
+    /// The context rule examples are judged in: workspace `/workspace`, home `/home/agent`.
+    pub fn example_context() -> PathContext {
+        PathContext {
+            cwd: PathBuf::from("/workspace"),
+            roots: vec![PathBuf::from("/workspace")],
+            home: PathBuf::from("/home/agent"),
+        }
+    }
+
+    fn check_examples(&self) -> Result<(), PolicyError> {
+        let ctx = Guard::example_context();
+        for (kind, specs) in [("block", &self.file.block), ("risk", &self.file.risk)] {
+            for (i, s) in specs.iter().enumerate() {
+                for (j, ex) in s.examples.iter().enumerate() {
+                    let v = self.judge_command(ex, &ctx);
+                    if !v.reasons.iter().any(|r| r.rule == s.id) {
+                        return Err(PolicyError::Rule {
+                            file: self.source.clone(),
+                            rule: s.id.clone(),
+                            field: format!("{kind}[{i}].examples[{j}]"),
+                            message: format!(
+                                "the rule does not match its example `{ex}` (got {})",
+                                v.summary()
+                            ),
+                        });
+                    }
+                }
+                for (j, ex) in s.counter_examples.iter().enumerate() {
+                    let v = self.judge_command(ex, &ctx);
+                    if v.reasons.iter().any(|r| r.rule == s.id) {
+                        return Err(PolicyError::Rule {
+                            file: self.source.clone(),
+                            rule: s.id.clone(),
+                            field: format!("{kind}[{i}].counter_examples[{j}]"),
+                            message: format!("the rule matches its counter-example `{ex}`"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges a shell command without running anything.
+    pub fn judge_command(&self, command: &str, paths: &PathContext) -> Verdict {
+        let analysis = shell::analyze(command);
+        let mut verdict = Verdict::allow();
+        for p in &analysis.problems {
+            verdict = verdict.merge(Verdict::single(p.decision, p.id, p.message.clone()));
+        }
+        for cmd in &analysis.commands {
+            verdict = verdict.merge(self.judge_simple(cmd, paths));
+        }
+        verdict.commands = analysis
+            .commands
+            .iter()
+            .map(|c| c.argv.iter().map(|w| w.text.clone()).collect())
+            .collect();
+        if verdict.decision == Decision::Deny {
+            verdict.risk = 100;
+        }
+        verdict
+    }
+
+    fn judge_simple(&self, cmd: &shell::Command, paths: &PathContext) -> Verdict {
+        let shape = argv::shape(cmd, &self.file.flag_aliases);
+        let shown = cmd.display();
+        let mut v = Verdict::allow();
+        for rule in &self.block {
+            match rule.check(cmd, &shape, paths) {
+                Hit::Yes => {
+                    v = v.merge(reason(
+                        Decision::Deny,
+                        rule,
+                        100,
+                        format!("{}: `{shown}`", rule.description),
+                    ))
+                }
+                Hit::Maybe => {
+                    v = v.merge(reason(
+                        Decision::Ask,
+                        rule,
+                        0,
+                        format!(
+                            "{} (could not rule it out: part of `{shown}` is computed at run time)",
+                            rule.description
+                        ),
+                    ))
+                }
+                Hit::No => {}
+            }
+        }
+        let mut score = 0;
+        let mut risky = Vec::new();
+        for rule in &self.risk {
+            if rule.check(cmd, &shape, paths) != Hit::No {
+                score += rule.score;
+                risky.push(rule);
+            }
+        }
+        let score = score.min(100);
+        let level = if score >= self.file.deny_at {
+            Decision::Deny
+        } else if score >= self.file.ask_at {
+            Decision::Ask
+        } else {
+            Decision::Allow
+        };
+        for rule in risky {
+            v = v.merge(reason(
+                level,
+                rule,
+                rule.score,
+                format!("{} (+{}): `{shown}`", rule.description, rule.score),
+            ));
+        }
+        v.risk = v.risk.max(score);
+        for w in cmd.argv.iter().skip(1).chain(cmd.writes.iter()) {
+            if w.dynamic {
+                continue;
+            }
+            if let Some(pattern) = self.protected.matches(&paths.absolute(&w.text)) {
+                v = v.merge(Verdict::single(
+                    Decision::Ask,
+                    "protected-path",
+                    format!(
+                        "`{shown}` touches `{}`, protected by policy pattern `{pattern}`",
+                        w.text
+                    ),
+                ));
+            }
+        }
+        v
+    }
+}
+
+fn reason(decision: Decision, rule: &Rule, risk: u32, message: String) -> Verdict {
+    Verdict {
+        decision,
+        risk: if decision == Decision::Deny { 100 } else { 0 },
+        reasons: vec![Reason {
+            rule: rule.id.clone(),
+            decision,
+            risk,
+            message,
+        }],
+        commands: Vec::new(),
+    }
+}

@@ -1,0 +1,294 @@
+//! Paths and the workspace: the roots every file tool is confined to, the protected paths that
+//! stay untouchable inside them, and the lexical path reasoning rules use for `bash` arguments.
+
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// The workspace roots, canonicalised once at start.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    roots: Vec<PathBuf>,
+}
+
+/// Why a path was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    #[error("`{0}` is outside the workspace ({1}); use a path inside it")]
+    Outside(String, String),
+    #[error("`{0}` is a protected path (policy pattern `{1}`); pi-mcp never reads or edits it")]
+    Protected(String, String),
+    #[error("`{0}` does not exist")]
+    Missing(String),
+    #[error("cannot resolve `{0}`: {1}")]
+    Io(String, String),
+}
+
+impl Workspace {
+    /// Canonicalises the roots; each must be an existing directory.
+    pub fn new(roots: &[PathBuf]) -> Result<Workspace, String> {
+        let mut out = Vec::new();
+        for r in roots {
+            let c = r
+                .canonicalize()
+                .map_err(|e| format!("workspace root {}: {e}", r.display()))?;
+            if !c.is_dir() {
+                return Err(format!("workspace root {} is not a directory", r.display()));
+            }
+            out.push(c);
+        }
+        if out.is_empty() {
+            return Err("no workspace root given".into());
+        }
+        Ok(Workspace { roots: out })
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// The first root: where relative paths start and where `.pi-mcp/` lives.
+    pub fn primary(&self) -> &Path {
+        &self.roots[0]
+    }
+
+    fn describe(&self) -> String {
+        self.roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn contains(&self, p: &Path, allow_root: bool) -> bool {
+        self.roots
+            .iter()
+            .any(|r| p.starts_with(r) && (allow_root || p != r))
+    }
+
+    /// Resolves `path` (relative to the primary root) to a canonical path inside the workspace,
+    /// following symlinks. With `may_be_missing`, the file may not exist yet (its nearest
+    /// existing ancestor is resolved instead).
+    pub fn resolve(
+        &self,
+        path: &str,
+        may_be_missing: bool,
+        protected: &Protected,
+    ) -> Result<PathBuf, PathError> {
+        let given = Path::new(path);
+        let joined = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            self.primary().join(given)
+        };
+        if let Some(pattern) = protected.matches(&lexical(&joined)) {
+            return Err(PathError::Protected(path.to_string(), pattern));
+        }
+        let resolved = match joined.canonicalize() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !may_be_missing {
+                    let lex = lexical(&joined);
+                    if !self.contains(&lex, false) {
+                        return Err(PathError::Outside(path.to_string(), self.describe()));
+                    }
+                    return Err(PathError::Missing(path.to_string()));
+                }
+                resolve_missing(&joined).map_err(|e| PathError::Io(path.to_string(), e))?
+            }
+            Err(e) => return Err(PathError::Io(path.to_string(), e.to_string())),
+        };
+        if !self.contains(&resolved, false) {
+            return Err(PathError::Outside(path.to_string(), self.describe()));
+        }
+        if let Some(pattern) = protected.matches(&resolved) {
+            return Err(PathError::Protected(path.to_string(), pattern));
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves a working directory for `bash`: an existing directory inside (or equal to) a root.
+    pub fn resolve_dir(&self, path: Option<&str>) -> Result<PathBuf, PathError> {
+        let Some(path) = path else {
+            return Ok(self.primary().to_path_buf());
+        };
+        let given = Path::new(path);
+        let joined = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            self.primary().join(given)
+        };
+        let c = joined
+            .canonicalize()
+            .map_err(|_| PathError::Missing(path.to_string()))?;
+        if !self.contains(&c, true) {
+            return Err(PathError::Outside(path.to_string(), self.describe()));
+        }
+        if !c.is_dir() {
+            return Err(PathError::Io(path.to_string(), "not a directory".into()));
+        }
+        Ok(c)
+    }
+}
+
+/// Canonicalises the nearest existing ancestor and appends the rest, refusing `..` in the rest.
+fn resolve_missing(p: &Path) -> Result<PathBuf, String> {
+    let mut rest = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Ok(out);
+        }
+        match (cur.file_name(), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                if name == ".." {
+                    return Err("`..` after a missing directory".into());
+                }
+                rest.push(name.to_os_string());
+                cur = parent.to_path_buf();
+            }
+            _ => return Err("no existing ancestor".into()),
+        }
+    }
+}
+
+/// Normalises `.` and `..` without touching the file system.
+pub fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The protected-path patterns, compiled.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Protected {
+    /// Compiles patterns: `name` matches that name anywhere, `dir/` a directory anywhere,
+    /// `a/b` a path suffix, a leading `/` an absolute path.
+    pub fn new(patterns: &[String]) -> Result<Protected, (usize, String)> {
+        let mut b = GlobSetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let globs = if p.starts_with('/') {
+                vec![
+                    p.trim_end_matches('/').to_string(),
+                    format!("{}/**", p.trim_end_matches('/')),
+                ]
+            } else if let Some(dir) = p.strip_suffix('/') {
+                vec![format!("**/{dir}"), format!("**/{dir}/**")]
+            } else {
+                vec![format!("**/{p}"), format!("**/{p}/**")]
+            };
+            for g in globs {
+                let glob = GlobBuilder::new(&g)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| (i, e.to_string()))?;
+                b.add(glob);
+            }
+        }
+        let set = b.build().map_err(|e| (0, e.to_string()))?;
+        Ok(Protected {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+
+    /// The pattern that protects `path`, if any.
+    pub fn matches(&self, path: &Path) -> Option<String> {
+        self.set
+            .matches(path)
+            .first()
+            .map(|&i| self.patterns[i / 2].clone())
+    }
+}
+
+/// What rules need to reason about paths in a `bash` command: where it runs, the roots, home.
+#[derive(Debug, Clone)]
+pub struct PathContext {
+    pub cwd: PathBuf,
+    pub roots: Vec<PathBuf>,
+    pub home: PathBuf,
+}
+
+impl PathContext {
+    /// The absolute, lexically normalised form of a path argument (`~` is home).
+    pub fn absolute(&self, arg: &str) -> PathBuf {
+        let p = if arg == "~" {
+            self.home.clone()
+        } else if let Some(rest) = arg.strip_prefix("~/") {
+            self.home.join(rest)
+        } else if let Some(user) = arg.strip_prefix('~') {
+            Path::new("/home").join(user)
+        } else {
+            self.cwd.join(arg)
+        };
+        lexical(&p)
+    }
+
+    /// True when the argument names the filesystem root, a workspace root itself, an ancestor
+    /// of one, or anything outside every root.
+    pub fn outside(&self, arg: &str) -> bool {
+        let p = self.absolute(arg);
+        !self.roots.iter().any(|r| p.starts_with(r) && &p != r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_patterns_match_anywhere() {
+        let p = Protected::new(&[
+            ".env*".into(),
+            ".ssh/".into(),
+            ".aws/credentials".into(),
+            "*.pem".into(),
+        ])
+        .unwrap();
+        for path in [
+            "/w/.env",
+            "/w/app/.env.local",
+            "/h/.ssh/config",
+            "/h/.aws/credentials",
+            "/w/k.pem",
+        ] {
+            assert!(p.matches(Path::new(path)).is_some(), "{path}");
+        }
+        for path in ["/w/src/env.rs", "/w/.aws/config", "/w/README.md"] {
+            assert!(p.matches(Path::new(path)).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn lexical_paths_decide_outside() {
+        let c = PathContext {
+            cwd: "/w/sub".into(),
+            roots: vec!["/w".into()],
+            home: "/root".into(),
+        };
+        assert!(c.outside("/"));
+        assert!(c.outside("~"));
+        assert!(c.outside("../.."));
+        assert!(c.outside(".."));
+        assert!(!c.outside("build"));
+        assert!(!c.outside("../other"));
+        assert!(c.outside("/tmp/x"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The policy file (`policies/security.json`): its documented format, loading with precise
+//! errors (file, line, column, field), and the built-in default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::argv::FlagAliases;
+use super::rule::Match;
+
+/// The default policy shipped in the binary (a copy of `policies/security.json`).
+pub const DEFAULT_POLICY: &str = include_str!("../../policies/security.json");
+
+/// The policy format. Every field has a default, so `{}` is a valid (empty) policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Format version; currently 1.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Risk (0-100) at or above which a command needs human approval.
+    #[serde(default = "default_ask_at")]
+    pub ask_at: u32,
+    /// Risk at or above which a command is refused.
+    #[serde(default = "default_deny_at")]
+    pub deny_at: u32,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Paths `read`/`edit` never touch and `bash` arguments need approval for, even inside the
+    /// workspace. `name` matches that name anywhere, `dir/` a directory anywhere, `a/b` a path
+    /// suffix; `*` and `?` are globs.
+    #[serde(default)]
+    pub protected_paths: Vec<String>,
+    /// Environment variables removed from every `bash` child (globs allowed, e.g. `*_TOKEN`).
+    #[serde(default)]
+    pub env_deny: Vec<String>,
+    /// Per program, spellings of a flag that mean the same: `{"rm": {"--recursive": "-r"}}`.
+    #[serde(default)]
+    pub flag_aliases: FlagAliases,
+    /// Rules that refuse a command outright.
+    #[serde(default)]
+    pub block: Vec<RuleSpec>,
+    /// Rules that add risk points; the sum per command is compared with `ask_at` / `deny_at`.
+    #[serde(default)]
+    pub risk: Vec<RuleSpec>,
+    /// Free-form notes for humans.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub comments: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_ask_at() -> u32 {
+    50
+}
+fn default_deny_at() -> u32 {
+    90
+}
+
+/// Limits for `bash`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Timeout when the call gives none.
+    #[serde(default = "default_timeout")]
+    pub default_secs: u64,
+    /// Largest timeout a call may ask for.
+    #[serde(default = "max_timeout")]
+    pub max_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+fn max_timeout() -> u64 {
+    600
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            default_secs: default_timeout(),
+            max_secs: max_timeout(),
+        }
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique id, shown in every decision the rule takes part in.
+    pub id: String,
+    /// Why the rule exists, shown to the model and the user.
+    #[serde(default)]
+    pub description: String,
+    /// Risk points (risk rules only).
+    #[serde(default)]
+    pub score: Option<u32>,
+    /// What the rule matches; every given criterion must hold.
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    /// Commands this rule must match; checked when the policy loads.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// Commands this rule must not match; checked when the policy loads.
+    #[serde(default)]
+    pub counter_examples: Vec<String>,
+}
+
+/// A policy that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read the policy: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: field `{field}`: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{file}: rule `{rule}`, field `{field}`: {message}")]
+    Rule {
+        file: String,
+        rule: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// Where a policy came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub path: Option<PathBuf>,
+}
+
+impl PolicyFile {
+    /// Parses policy text; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<PolicyFile, PolicyError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed: Result<PolicyFile, _> = serde_path_to_error::deserialize(&mut de);
+        parsed.map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            PolicyError::Syntax {
+                file: name.to_string(),
+                line: inner.line(),
+                column: inner.column(),
+                field: if field.is_empty() {
+                    ".".to_string()
+                } else {
+                    field
+                },
+                message: inner
+                    .to_string()
+                    .split(" at line")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        })
+    }
+
+    /// Reads a policy from a file.
+    pub fn load(path: &Path) -> Result<PolicyFile, PolicyError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: name.clone(),
+            source,
+        })?;
+        Self::parse(&text, &name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_parses() {
+        let p = PolicyFile::parse(DEFAULT_POLICY, "default").unwrap();
+        assert!(!p.block.is_empty() && !p.risk.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_line_column_and_field() {
+        let err = PolicyFile::parse("{\n  \"ask_at\": \"high\"\n}", "p.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("p.json:2:"), "{msg}");
+        assert!(msg.contains("field `ask_at`"), "{msg}");
+        let err = PolicyFile::parse(
+            "{\"block\": [{\"id\": \"x\", \"match\": {\"programm\": []}}]}",
+            "p.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("block[0].match"), "{err}");
+    }
+}

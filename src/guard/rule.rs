@@ -1,0 +1,271 @@
+//! One policy rule: what it matches in a command (program, subcommands, flags, arguments,
+//! paths outside the workspace, written files, pipes) and how it is compiled and evaluated.
+//! A criterion that depends on a value computed at run time matches as [`Hit::Maybe`].
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::argv::{Shape, write_targets};
+use super::paths::PathContext;
+use super::shell::Command;
+
+/// Match criteria; all given criteria must hold. Globs use `*`, `?`, `[...]`, `**`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// Program basenames (globs), e.g. `["rm"]`, `["mkfs*"]`. Empty: any program.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub program: Vec<String>,
+    /// Positional words that must appear in this order (not necessarily adjacent), e.g.
+    /// `["rds", "delete-db-*"]` for `aws --region x rds delete-db-instance`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subcommands: Vec<String>,
+    /// Normalised flags that must all be present (see `flag_aliases`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags_all: Vec<String>,
+    /// Normalised flags of which at least one must be present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags_any: Vec<String>,
+    /// Globs of which at least one argument word must match (as written, quotes removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args_any: Vec<String>,
+    /// A regex that the arguments joined by spaces must match, e.g. `(?i)drop\s+database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_regex: Option<String>,
+    /// Some positional argument, read as a path, is the workspace root itself or outside it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_workspace: bool,
+    /// Globs of which some written file (redirection, tee, dd of=, ...) must match, on its
+    /// absolute path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes_to: Vec<String>,
+    /// Written files that do not count for `writes_to` (e.g. `/dev/null`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes_except: Vec<String>,
+    /// Programs (globs) of which the previous pipeline stage must be one (`curl ... | sh`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub piped_from: Vec<String>,
+}
+
+/// How a rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hit {
+    No,
+    /// It would match for some run-time value the guard cannot see.
+    Maybe,
+    Yes,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: String,
+    pub score: u32,
+    program: Vec<GlobMatcher>,
+    subcommands: Vec<GlobMatcher>,
+    flags_all: Vec<String>,
+    flags_any: Vec<String>,
+    args_any: Vec<GlobMatcher>,
+    args_regex: Option<Regex>,
+    outside_workspace: bool,
+    writes_to: Vec<GlobMatcher>,
+    writes_except: Vec<GlobMatcher>,
+    piped_from: Vec<GlobMatcher>,
+}
+
+/// A rule that does not compile: the field and why.
+#[derive(Debug)]
+pub struct CompileError {
+    pub field: String,
+    pub message: String,
+}
+
+fn globs(
+    field: &str,
+    patterns: &[String],
+    literal_separator: bool,
+) -> Result<Vec<GlobMatcher>, CompileError> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            GlobBuilder::new(p)
+                .literal_separator(literal_separator)
+                .backslash_escape(true)
+                .build()
+                .or_else(|_| Glob::new(&globset::escape(p)))
+                .map(|g| g.compile_matcher())
+                .map_err(|e| CompileError {
+                    field: format!("match.{field}[{i}]"),
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+impl Rule {
+    pub fn compile(
+        id: &str,
+        description: &str,
+        score: u32,
+        m: &Match,
+    ) -> Result<Rule, CompileError> {
+        if m.program.is_empty() && m.writes_to.is_empty() && m.piped_from.is_empty() {
+            return Err(CompileError {
+                field: "match".into(),
+                message: "give at least one of `program`, `writes_to` or `piped_from`".into(),
+            });
+        }
+        let args_regex = match &m.args_regex {
+            Some(r) => Some(Regex::new(r).map_err(|e| CompileError {
+                field: "match.args_regex".into(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(Rule {
+            id: id.to_string(),
+            description: description.to_string(),
+            score,
+            program: globs("program", &m.program, false)?,
+            subcommands: globs("subcommands", &m.subcommands, false)?,
+            flags_all: m.flags_all.clone(),
+            flags_any: m.flags_any.clone(),
+            args_any: globs("args_any", &m.args_any, false)?,
+            args_regex,
+            outside_workspace: m.outside_workspace,
+            writes_to: globs("writes_to", &m.writes_to, true)?,
+            writes_except: globs("writes_except", &m.writes_except, true)?,
+            piped_from: globs("piped_from", &m.piped_from, false)?,
+        })
+    }
+
+    /// Evaluates the rule on one command. Every criterion must hold; the weakest hit wins.
+    pub fn check(&self, cmd: &Command, shape: &Shape, paths: &PathContext) -> Hit {
+        let mut hit = Hit::Yes;
+        if !self.program.is_empty() {
+            need(
+                &mut hit,
+                bool_hit(self.program.iter().any(|g| g.is_match(cmd.program()))),
+            );
+        }
+        if hit == Hit::No {
+            return Hit::No;
+        }
+        let unknown = if shape.has_dynamic {
+            Hit::Maybe
+        } else {
+            Hit::No
+        };
+        if !self.subcommands.is_empty() {
+            let mut it = shape.positionals.iter().filter(|w| !w.dynamic);
+            let all = self
+                .subcommands
+                .iter()
+                .all(|g| it.any(|w| g.is_match(&w.text)));
+            need(&mut hit, if all { Hit::Yes } else { unknown });
+        }
+        if !self.flags_all.is_empty() {
+            let all = self.flags_all.iter().all(|f| shape.flags.contains(f));
+            need(&mut hit, if all { Hit::Yes } else { unknown });
+        }
+        if !self.flags_any.is_empty() {
+            let any = self.flags_any.iter().any(|f| shape.flags.contains(f));
+            need(&mut hit, if any { Hit::Yes } else { unknown });
+        }
+        if !self.args_any.is_empty() {
+            let args = &cmd.argv[1..];
+            // A dynamic word matches on its raw text too, so a policy can name `$HOME`.
+            need(
+                &mut hit,
+                if args
+                    .iter()
+                    .any(|w| self.args_any.iter().any(|g| g.is_match(&w.text)))
+                {
+                    Hit::Yes
+                } else if args.iter().any(|w| w.dynamic) {
+                    Hit::Maybe
+                } else {
+                    Hit::No
+                },
+            );
+        }
+        if let Some(re) = &self.args_regex {
+            let joined: Vec<&str> = cmd.argv[1..].iter().map(|w| w.text.as_str()).collect();
+            need(
+                &mut hit,
+                if re.is_match(&joined.join(" ")) {
+                    Hit::Yes
+                } else {
+                    unknown
+                },
+            );
+        }
+        if self.outside_workspace {
+            need(
+                &mut hit,
+                shape
+                    .positionals
+                    .iter()
+                    .map(|w| {
+                        if w.dynamic {
+                            Hit::Maybe
+                        } else {
+                            bool_hit(paths.outside(&w.text))
+                        }
+                    })
+                    .max()
+                    .unwrap_or(Hit::No),
+            );
+        }
+        if !self.writes_to.is_empty() {
+            need(
+                &mut hit,
+                write_targets(cmd, shape)
+                    .iter()
+                    .map(|w| {
+                        if w.dynamic {
+                            return Hit::Maybe;
+                        }
+                        let abs = paths.absolute(&w.text);
+                        let abs = abs.to_string_lossy();
+                        let excepted = self
+                            .writes_except
+                            .iter()
+                            .any(|g| g.is_match(abs.as_ref()) || g.is_match(&w.text));
+                        bool_hit(
+                            !excepted
+                                && self
+                                    .writes_to
+                                    .iter()
+                                    .any(|g| g.is_match(abs.as_ref()) || g.is_match(&w.text)),
+                        )
+                    })
+                    .max()
+                    .unwrap_or(Hit::No),
+            );
+        }
+        if !self.piped_from.is_empty() {
+            need(
+                &mut hit,
+                bool_hit(
+                    cmd.piped_from
+                        .as_deref()
+                        .is_some_and(|p| self.piped_from.iter().any(|g| g.is_match(p))),
+                ),
+            );
+        }
+        hit
+    }
+}
+
+fn need(hit: &mut Hit, h: Hit) {
+    *hit = (*hit).min(h);
+}
+
+fn bool_hit(b: bool) -> Hit {
+    if b { Hit::Yes } else { Hit::No }
+}

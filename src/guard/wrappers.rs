@@ -1,0 +1,474 @@
+//! Programs that run another program or a script: `sudo`, `env`, `timeout`, `xargs`,
+//! `find -exec`, `bash -c`, `eval`, ... The guard looks through them to what really runs.
+
+use super::words::Word;
+
+/// What a wrapper runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unwrapped {
+    /// Another command, given as argv.
+    Command {
+        wrapper: String,
+        argv: Vec<Word>,
+        /// The inner command also receives arguments read from stdin (`xargs`).
+        args_from_stdin: bool,
+    },
+    /// A shell script given as a string (`bash -c`, `eval`, `su -c`, `watch`, `ssh host cmd`).
+    Script { wrapper: String, script: Word },
+}
+
+/// Shells whose `-c` takes a script string.
+pub const SHELLS: &[&str] = &[
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "ash",
+    "fish",
+    "csh",
+    "tcsh",
+    "busybox-sh",
+    "rbash",
+];
+
+/// Interpreters that run code read from stdin when given no script.
+pub const STDIN_INTERPRETERS: &[&str] = &[
+    "python", "python2", "python3", "perl", "ruby", "node", "php", "lua", "Rscript",
+];
+
+/// The program's name as rules see it: the basename of argv[0].
+pub fn basename(program: &str) -> &str {
+    program.rsplit('/').next().unwrap_or(program)
+}
+
+/// True for `python3.11` and friends when `name` is `python3`.
+pub fn is_shell(name: &str) -> bool {
+    SHELLS.contains(&name)
+}
+
+/// Option spec of a wrapper: which options take a value (in the next word unless attached).
+struct Spec {
+    /// Short options (letters) that take a value.
+    short_with_value: &'static str,
+    /// Long options that take a value (without `--`).
+    long_with_value: &'static [&'static str],
+    /// Skip leading `NAME=value` words (env, sudo).
+    skip_assignments: bool,
+    /// Positional words to skip before the command (timeout's duration, chroot's dir, flock's file).
+    skip_positionals: usize,
+}
+
+fn spec(name: &str) -> Option<Spec> {
+    let s = |short: &'static str, long: &'static [&'static str], assign: bool, pos: usize| {
+        Some(Spec {
+            short_with_value: short,
+            long_with_value: long,
+            skip_assignments: assign,
+            skip_positionals: pos,
+        })
+    };
+    match name {
+        "sudo" => s(
+            "ugpChDrtUTR",
+            &[
+                "user",
+                "group",
+                "prompt",
+                "close-from",
+                "host",
+                "chdir",
+                "role",
+                "type",
+                "other-user",
+                "command-timeout",
+                "chroot",
+            ],
+            true,
+            0,
+        ),
+        "doas" => s("uC", &[], false, 0),
+        "env" => s(
+            "uCS",
+            &[
+                "unset",
+                "chdir",
+                "split-string",
+                "block-signal",
+                "default-signal",
+                "ignore-signal",
+            ],
+            true,
+            0,
+        ),
+        "command" | "builtin" | "nohup" | "busybox" | "exec" | "setsid" | "time" | "caffeinate" => {
+            s("af", &["format", "output"], false, 0)
+        }
+        "nice" => s("n", &["adjustment"], false, 0),
+        "ionice" => s("cnp", &["class", "classdata", "pid"], false, 0),
+        "timeout" => s("sk", &["signal", "kill-after"], false, 1),
+        "stdbuf" => s("ioe", &["input", "output", "error"], false, 0),
+        "chroot" => s("", &["userspec", "groups"], false, 1),
+        "flock" => s(
+            "wEc",
+            &["timeout", "conflict-exit-code", "command"],
+            false,
+            1,
+        ),
+        "runuser" | "su" => s(
+            "ugGcsw",
+            &[
+                "user",
+                "group",
+                "supp-group",
+                "command",
+                "shell",
+                "whitelist-environment",
+            ],
+            false,
+            0,
+        ),
+        "xargs" => s(
+            "IiLlnPsdEeaM",
+            &[
+                "replace",
+                "max-lines",
+                "max-args",
+                "max-procs",
+                "max-chars",
+                "delimiter",
+                "eof",
+                "arg-file",
+                "process-slot-var",
+            ],
+            false,
+            0,
+        ),
+        "watch" => s("nqd", &["interval", "differences", "equexit"], false, 0),
+        "strace" | "ltrace" => s("eoOpPsSuIbXa", &[], false, 0),
+        _ => None,
+    }
+}
+
+/// Splits a wrapper's argv at its command: returns the index of the first word of the command.
+fn command_start(name: &str, argv: &[Word], spec: &Spec) -> Option<usize> {
+    let mut i = 1;
+    let mut positionals = spec.skip_positionals;
+    while i < argv.len() {
+        let w = &argv[i].text;
+        if w == "--" {
+            i += 1;
+            break;
+        }
+        if let Some(long) = w.strip_prefix("--") {
+            let key = long.split('=').next().unwrap_or(long);
+            i += if !long.contains('=') && spec.long_with_value.contains(&key) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if w.starts_with('-') && w.len() > 1 && !(name == "nice" && w[1..].parse::<i64>().is_ok()) {
+            // A bundle like `-u root` or `-uroot`: a value-taking letter eats the rest or the next.
+            let letters: Vec<char> = w[1..].chars().collect();
+            let mut step = 1;
+            for (k, c) in letters.iter().enumerate() {
+                if spec.short_with_value.contains(*c) {
+                    if k + 1 == letters.len() {
+                        step = 2;
+                    }
+                    break;
+                }
+            }
+            i += step;
+            continue;
+        }
+        if w.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if spec.skip_assignments && is_assignment(w) {
+            i += 1;
+            continue;
+        }
+        if positionals > 0 {
+            positionals -= 1;
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    (i < argv.len()).then_some(i)
+}
+
+fn is_assignment(w: &str) -> bool {
+    match w.split_once('=') {
+        Some((name, _)) => {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Finds the value of a short option (`-c SCRIPT`, also bundled as `-lc SCRIPT`).
+fn short_option_value(argv: &[Word], letter: char) -> Option<&Word> {
+    let mut i = 1;
+    while i < argv.len() {
+        let w = &argv[i].text;
+        if w == "--" {
+            return None;
+        }
+        if w.starts_with('-') && !w.starts_with("--") && w[1..].contains(letter) {
+            return argv.get(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What `argv` runs inside itself, if it is a wrapper. Several results for `find` with
+/// several `-exec`s.
+pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
+    let Some(first) = argv.first() else {
+        return Vec::new();
+    };
+    let name = basename(&first.text);
+    let cmd = |wrapper: &str, rest: &[Word], from_stdin: bool| Unwrapped::Command {
+        wrapper: wrapper.to_string(),
+        argv: rest.to_vec(),
+        args_from_stdin: from_stdin,
+    };
+    let script = |wrapper: &str, w: Word| Unwrapped::Script {
+        wrapper: wrapper.to_string(),
+        script: w,
+    };
+    let joined = |words: &[Word]| Word {
+        text: words
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        dynamic: words.iter().any(|w| w.dynamic),
+    };
+    if is_shell(name) {
+        return short_option_value(argv, 'c')
+            .map(|w| vec![script(name, w.clone())])
+            .unwrap_or_default();
+    }
+    match name {
+        "eval" if argv.len() > 1 => return vec![script(name, joined(&argv[1..]))],
+        "trap" if argv.len() > 2 => return vec![script(name, argv[1].clone())],
+        "alias" => {
+            return argv[1..]
+                .iter()
+                .filter_map(|w| {
+                    w.text.split_once('=').map(|(_, v)| {
+                        script(
+                            name,
+                            Word {
+                                text: v.to_string(),
+                                dynamic: w.dynamic,
+                            },
+                        )
+                    })
+                })
+                .collect();
+        }
+        "find" => return unwrap_find(argv),
+        "ssh" => return unwrap_ssh(argv),
+        "kubectl" | "oc" => {
+            if argv.iter().any(|w| w.text == "exec")
+                && let Some(p) = argv.iter().position(|w| w.text == "--")
+                && p + 1 < argv.len()
+            {
+                return vec![cmd(name, &argv[p + 1..], false)];
+            }
+            return Vec::new();
+        }
+        "parallel" => {
+            let end = argv
+                .iter()
+                .position(|w| w.text.starts_with(":::"))
+                .unwrap_or(argv.len());
+            let start = argv[1..end]
+                .iter()
+                .position(|w| !w.text.starts_with('-'))
+                .map(|p| p + 1);
+            return match start {
+                Some(s) if s < end => vec![script(name, joined(&argv[s..end]))],
+                _ => Vec::new(),
+            };
+        }
+        _ => {}
+    }
+    let Some(spec) = spec(name) else {
+        return Vec::new();
+    };
+    if name == "env"
+        && let Some(s) = argv
+            .iter()
+            .position(|w| w.text == "-S" || w.text.starts_with("--split-string"))
+    {
+        let value = if let Some((_, v)) = argv[s].text.split_once('=') {
+            Some(Word {
+                text: v.to_string(),
+                dynamic: argv[s].dynamic,
+            })
+        } else {
+            argv.get(s + 1).cloned()
+        };
+        if let Some(v) = value {
+            let mut text = v.text;
+            for w in argv.iter().skip(s + 2) {
+                text.push(' ');
+                text.push_str(&w.text);
+            }
+            return vec![script(
+                name,
+                Word {
+                    text,
+                    dynamic: v.dynamic,
+                },
+            )];
+        }
+    }
+    if matches!(name, "su" | "runuser" | "flock") {
+        if let Some(w) = short_option_value(argv, 'c') {
+            return vec![script(name, w.clone())];
+        }
+        if let Some(w) = argv.iter().find_map(|w| {
+            w.text.strip_prefix("--command=").map(|t| Word {
+                text: t.to_string(),
+                dynamic: w.dynamic,
+            })
+        }) {
+            return vec![script(name, w)];
+        }
+        if name == "su" {
+            return Vec::new();
+        }
+    }
+    let Some(start) = command_start(name, argv, &spec) else {
+        return Vec::new();
+    };
+    let rest = &argv[start..];
+    match name {
+        "watch" if !argv.iter().any(|w| w.text == "-x" || w.text == "--exec") => {
+            vec![script(name, joined(rest))]
+        }
+        "xargs" => vec![cmd(name, rest, true)],
+        _ => vec![cmd(name, rest, false)],
+    }
+}
+
+fn unwrap_find(argv: &[Word]) -> Vec<Unwrapped> {
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < argv.len() {
+        if matches!(
+            argv[i].text.as_str(),
+            "-exec" | "-execdir" | "-ok" | "-okdir"
+        ) {
+            let start = i + 1;
+            let mut end = start;
+            while end < argv.len() && argv[end].text != ";" && argv[end].text != "+" {
+                end += 1;
+            }
+            if end > start {
+                let inner: Vec<Word> = argv[start..end]
+                    .iter()
+                    .map(|w| {
+                        if w.text.contains("{}") {
+                            Word {
+                                text: w.text.clone(),
+                                dynamic: true,
+                            }
+                        } else {
+                            w.clone()
+                        }
+                    })
+                    .collect();
+                out.push(Unwrapped::Command {
+                    wrapper: "find".to_string(),
+                    argv: inner,
+                    args_from_stdin: false,
+                });
+            }
+            i = end + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn unwrap_ssh(argv: &[Word]) -> Vec<Unwrapped> {
+    const WITH_VALUE: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+    let mut i = 1;
+    while i < argv.len() {
+        let w = &argv[i].text;
+        if w.starts_with('-') && w.len() > 1 {
+            let last = w.chars().last().unwrap_or('-');
+            i += if w.len() == 2 && WITH_VALUE.contains(last) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        break;
+    }
+    // argv[i] is the host; the rest is the remote command line.
+    let rest = argv.get(i + 1..).unwrap_or_default();
+    if rest.is_empty() {
+        return Vec::new();
+    }
+    vec![Unwrapped::Script {
+        wrapper: "ssh".to_string(),
+        script: Word {
+            text: rest
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            dynamic: rest.iter().any(|w| w.dynamic),
+        },
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<Word> {
+        s.split_whitespace().map(Word::literal).collect()
+    }
+
+    fn inner(s: &str) -> Vec<String> {
+        match unwrap(&words(s)).into_iter().next() {
+            Some(Unwrapped::Command { argv, .. }) => argv.into_iter().map(|w| w.text).collect(),
+            Some(Unwrapped::Script { script, .. }) => vec![format!("script:{}", script.text)],
+            None => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn looks_through_wrappers() {
+        assert_eq!(inner("sudo -u root rm -rf /"), ["rm", "-rf", "/"]);
+        assert_eq!(inner("env -i FOO=1 rm x"), ["rm", "x"]);
+        assert_eq!(inner("timeout -s KILL 10 rm x"), ["rm", "x"]);
+        assert_eq!(inner("nice -n 5 rm x"), ["rm", "x"]);
+        assert_eq!(inner("nice -5 rm x"), ["rm", "x"]);
+        assert_eq!(inner("xargs -n 1 rm"), ["rm"]);
+        assert_eq!(inner("find . -name x -exec rm -f {} ;"), ["rm", "-f", "{}"]);
+        assert_eq!(inner("bash -lc ls"), ["script:ls"]);
+        assert_eq!(inner("ssh -p 22 host rm -rf /"), ["script:rm -rf /"]);
+        assert_eq!(inner("kubectl exec pod -- rm -rf /"), ["rm", "-rf", "/"]);
+        assert!(inner("ls -la").is_empty());
+        assert!(inner("bash script.sh").is_empty());
+    }
+}

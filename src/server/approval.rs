@@ -1,0 +1,87 @@
+//! Human approval through MCP elicitation: when the client declared the capability, the user
+//! sees the command, its risk and the reasons, and approves or declines. Otherwise the call is
+//! refused with the reason (the full approval flow with Slack and the CLI comes later).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use rmcp::service::ElicitationError;
+use rmcp::{Peer, RoleServer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::{Approval, ApprovalRequest, Approver};
+
+/// How long a user has to answer an approval request.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The form the user fills in.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalForm {
+    /// Run this command?
+    pub approve: bool,
+}
+
+rmcp::elicit_safe!(ApprovalForm);
+
+/// Asks the connected MCP client's user.
+pub struct ElicitationApprover {
+    peer: Peer<RoleServer>,
+}
+
+impl ElicitationApprover {
+    pub fn new(peer: Peer<RoleServer>) -> Self {
+        ElicitationApprover { peer }
+    }
+}
+
+impl Approver for ElicitationApprover {
+    fn approve<'a>(
+        &'a self,
+        request: &'a ApprovalRequest,
+    ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
+        Box::pin(async move {
+            let can_elicit = self
+                .peer
+                .peer_info()
+                .is_some_and(|i| i.capabilities.elicitation.is_some());
+            if !can_elicit {
+                return Approval::Unavailable(
+                    "the MCP client does not support elicitation, so no one can be asked".into(),
+                );
+            }
+            let reasons: Vec<String> = request
+                .verdict
+                .deciding_reasons()
+                .map(|r| format!("- [{}] {}", r.rule, r.message))
+                .collect();
+            let message = format!(
+                "pi-mcp wants to run this {} command (risk {}/100) in {}:\n\n{}\n\nWhy it needs approval:\n{}\n\nApprove it?",
+                request.tool,
+                request.verdict.risk,
+                request.cwd.display(),
+                request.command,
+                reasons.join("\n")
+            );
+            match self
+                .peer
+                .elicit_with_timeout::<ApprovalForm>(message, Some(APPROVAL_TIMEOUT))
+                .await
+            {
+                Ok(Some(form)) if form.approve => Approval::Approved,
+                Ok(_) => Approval::Declined("the user did not approve it".into()),
+                Err(ElicitationError::UserDeclined) => {
+                    Approval::Declined("the user declined".into())
+                }
+                Err(ElicitationError::UserCancelled) => {
+                    Approval::Declined("the user dismissed the request".into())
+                }
+                Err(ElicitationError::CapabilityNotSupported) => {
+                    Approval::Unavailable("the MCP client does not support elicitation".into())
+                }
+                Err(e) => Approval::Unavailable(format!("asking the user failed: {e}")),
+            }
+        })
+    }
+}

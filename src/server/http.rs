@@ -1,0 +1,163 @@
+//! Streamable HTTP transport at `/mcp`: loopback by default, a bearer token required to bind
+//! anything else, 401 without the right token, Host and Origin checked against DNS rebinding,
+//! and a clean stop on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::PiServer;
+
+/// How the HTTP server is set up.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+    /// Extra `Host` names accepted besides loopback ones (for a non-loopback bind).
+    pub allowed_hosts: Vec<String>,
+    /// Extra browser origins accepted besides loopback ones.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Refuses an unsafe setup before binding.
+pub fn check(options: &HttpOptions) -> Result<(), String> {
+    if !options.addr.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "refusing to serve on the non-loopback address {} without a bearer token: set --token or PI_MCP_TOKEN",
+            options.addr
+        ));
+    }
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()> {
+    check(&options).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.addr))?;
+    let local = listener.local_addr()?;
+    let ct = CancellationToken::new();
+    let mut hosts: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        "[::1]".into(),
+    ];
+    if !local.ip().is_loopback() && !local.ip().is_unspecified() {
+        hosts.push(local.ip().to_string());
+    }
+    hosts.extend(options.allowed_hosts.iter().cloned());
+    let mut origins: Vec<String> = vec![
+        "http://localhost:*".into(),
+        "http://127.0.0.1:*".into(),
+        "http://[::1]:*".into(),
+    ];
+    origins.extend(options.allowed_origins.iter().cloned());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .with_cancellation_token(ct.child_token());
+    let audit = server.audit.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let token = Arc::new(options.token.clone().filter(|t| !t.is_empty()));
+    let app = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(token, require_token));
+    tracing::info!("listening on http://{local}/mcp");
+    let shutdown = ct.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        })
+        .await?;
+    audit.flush().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(
+    State(token): State<Arc<Option<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = token.as_ref() {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        if !given.is_some_and(|g| same(g.trim().as_bytes(), expected.as_bytes())) {
+            let mut response =
+                (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"pi-mcp\""),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_needs_a_token() {
+        let mut o = HttpOptions {
+            addr: "0.0.0.0:8080".parse().unwrap(),
+            token: None,
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+        };
+        assert!(check(&o).is_err());
+        o.token = Some("s3cret".into());
+        assert!(check(&o).is_ok());
+        o.addr = "127.0.0.1:8080".parse().unwrap();
+        o.token = None;
+        assert!(check(&o).is_ok());
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The MCP face of pi-mcp (rmcp): a thin handler that turns MCP requests into `tools::*` calls,
+//! serves the prompts and resources, and runs over stdio or Streamable HTTP.
+
+// MCP logging is deprecated by SEP-2577 but clients (and the conformance suite) still use it.
+#![allow(deprecated)]
+
+pub mod approval;
+pub mod http;
+pub mod prompts;
+pub mod resources;
+pub mod tool_calls;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SetLevelRequestParams, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+use crate::store::AuditLog;
+use crate::tools::ToolContext;
+
+/// Everything a server session needs; cheap to clone (one per HTTP session).
+#[derive(Clone)]
+pub struct PiServer {
+    pub tools: ToolContext,
+    pub audit: AuditLog,
+    pub prompts_dir: Option<PathBuf>,
+    pub reports_dir: PathBuf,
+    log_level: Arc<Mutex<LoggingLevel>>,
+}
+
+const INSTRUCTIONS: &str = "pi-mcp gives you guarded operations tools. `read` and `edit` work on files inside the \
+workspace; `bash` runs shell commands after a policy check. A refused command names the rule that refused it: \
+take another approach instead of rewording the same command. Prompts `sre` and `data_ghost` describe \
+how to investigate an incident and how to analyse a database.";
+
+impl PiServer {
+    pub fn new(
+        tools: ToolContext,
+        audit: AuditLog,
+        prompts_dir: Option<PathBuf>,
+        reports_dir: PathBuf,
+    ) -> Self {
+        PiServer {
+            tools,
+            audit,
+            prompts_dir,
+            reports_dir,
+            log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+        }
+    }
+
+    /// Serves one MCP session over stdin/stdout until stdin closes.
+    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+        let audit = self.audit.clone();
+        let running = self.serve(rmcp::transport::stdio()).await?;
+        let reason = running.waiting().await;
+        audit.flush().await;
+        tracing::info!("stdio session ended: {reason:?}");
+        Ok(())
+    }
+}
+
+impl ServerHandler for PiServer {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(tool_calls::definitions()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tool_calls::definitions()
+            .into_iter()
+            .find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        tool_calls::call(
+            self,
+            &request.name,
+            request.arguments.unwrap_or_default(),
+            context.peer,
+        )
+        .await
+        .map(Into::into)
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        #[allow(deprecated)]
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("pi-mcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("pi-mcp: guarded operations tools"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if let Ok(mut level) = self.log_level.lock() {
+            *level = request.level;
+        }
+        tracing::info!("client set the log level to {:?}", request.level);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = prompts::load_all(self.prompts_dir.as_deref())
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(ListPromptsResult::with_all_items(
+            prompts.iter().map(|p| p.to_mcp()).collect(),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let prompts = prompts::load_all(self.prompts_dir.as_deref())
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let Some(prompt) = prompts.iter().find(|p| p.name == request.name) else {
+            let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown prompt `{}`; available: {}",
+                    request.name,
+                    names.join(", ")
+                ),
+                None,
+            ));
+        };
+        let args = request.arguments.unwrap_or_default();
+        prompt
+            .render(&args)
+            .map(Into::into)
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list(self)))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(self, &request.uri).map(Into::into)
+    }
+}

@@ -1,0 +1,118 @@
+//! MCP resources: the policy in force (`pi-mcp://policy`) and every file under `reports/`
+//! (`file://` URIs), readable by URI.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rmcp::ErrorData;
+use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
+
+use super::PiServer;
+
+pub const POLICY_URI: &str = "pi-mcp://policy";
+/// Most report files listed.
+pub const MAX_LISTED_REPORTS: usize = 1000;
+
+fn mime_of(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "md" => "text/markdown",
+        "json" => "application/json",
+        "jsonl" => "application/x-ndjson",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "csv" => "text/csv",
+        "html" => "text/html",
+        _ => "text/plain",
+    }
+}
+
+fn report_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && p.file_name().is_some_and(|n| n != ".gitkeep") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out.truncate(MAX_LISTED_REPORTS);
+    out
+}
+
+fn file_uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+pub fn list(server: &PiServer) -> Vec<Resource> {
+    let mut out = vec![
+        Resource::new(POLICY_URI, "policy")
+            .with_title("Security policy in force")
+            .with_description(format!(
+                "The gatekeeper's policy, from {}",
+                server.tools.guard.source()
+            ))
+            .with_mime_type("application/json"),
+    ];
+    let base = &server.reports_dir;
+    for p in report_files(base) {
+        let name = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+        let size = std::fs::metadata(&p).map(|m| m.len()).ok();
+        let mut r = Resource::new(file_uri(&p), name)
+            .with_description("A pi-mcp report")
+            .with_mime_type(mime_of(&p));
+        r.size = size;
+        out.push(r);
+    }
+    out
+}
+
+pub fn read(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    if uri == POLICY_URI {
+        let text = serde_json::to_string_pretty(server.tools.guard.file())
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        return Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("application/json"),
+        ]));
+    }
+    let not_found = || {
+        ErrorData::resource_not_found(
+            format!("no resource `{uri}`; resources/list shows what exists"),
+            None,
+        )
+    };
+    let path = uri.strip_prefix("file://").ok_or_else(not_found)?;
+    let base = server.reports_dir.canonicalize().map_err(|_| not_found())?;
+    let real = Path::new(path).canonicalize().map_err(|_| not_found())?;
+    if !real.starts_with(&base) || !real.is_file() {
+        return Err(not_found());
+    }
+    let bytes = std::fs::read(&real).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let mime = mime_of(&real);
+    let contents = match String::from_utf8(bytes) {
+        Ok(text) if !mime.starts_with("image/") => {
+            ResourceContents::text(text, uri).with_mime_type(mime)
+        }
+        Ok(text) => ResourceContents::blob(
+            base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+            uri,
+        )
+        .with_mime_type(mime),
+        Err(e) => ResourceContents::blob(
+            base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+            uri,
+        )
+        .with_mime_type(mime),
+    };
+    Ok(ReadResourceResult::new(vec![contents]))
+}

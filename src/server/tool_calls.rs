@@ -1,0 +1,204 @@
+//! Tool definitions (names, descriptions, JSON Schemas from the parameter types) and the
+//! dispatch from an MCP `tools/call` to `tools::*`, with argument errors reported to the model
+//! and every call written to the audit log.
+
+use std::time::Instant;
+
+use base64::Engine;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::{ErrorData, Peer, RoleServer};
+use serde::de::DeserializeOwned;
+
+use super::PiServer;
+use super::approval::ElicitationApprover;
+use crate::guard::{Decision, Verdict, redact};
+use crate::store::AuditEntry;
+use crate::tools::ToolError;
+use crate::tools::bash::{self, BashParams};
+use crate::tools::edit::{self, EditParams};
+use crate::tools::read::{self, ReadOutput, ReadParams};
+
+const READ_DESCRIPTION: &str = "Read a file inside the workspace. Text comes back as lines (at most 2000 lines or 50 KiB; \
+use offset/limit to page, the reply says how to continue). PNG, JPEG, GIF and WebP files come back as images. \
+Protected files (.env, keys, credentials) are never readable.";
+const EDIT_DESCRIPTION: &str = "Edit a file inside the workspace by exact text replacement: old_text must occur exactly \
+once (add surrounding lines to make it unique). `edits` applies several replacements at once, all or nothing. \
+old_text \"\" with a path that does not exist creates the file. Keeps BOM, line endings and permissions; \
+returns a unified diff.";
+const BASH_DESCRIPTION: &str = "Run a shell command with `bash -c` inside the workspace. A policy judges the command \
+first: a refused command is not run and the reply names the rule (take another approach); a risky one needs a \
+human's approval. Output (stdout and stderr merged) keeps the last 2000 lines / 50 KiB; when cut, the whole \
+output is saved under .pi-mcp/ and named. Non-zero exit is an error. The default timeout is 120 s and kills \
+all child processes.";
+
+/// The tools this server offers.
+pub fn definitions() -> Vec<Tool> {
+    vec![
+        Tool::new(
+            "read",
+            READ_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<ReadParams>(),
+        )
+        .with_annotations(ToolAnnotations::with_title("Read a file").read_only(true)),
+        Tool::new(
+            "edit",
+            EDIT_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<EditParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Edit a file")
+                .read_only(false)
+                .destructive(true),
+        ),
+        Tool::new(
+            "bash",
+            BASH_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<BashParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Run a guarded shell command")
+                .read_only(false)
+                .destructive(true),
+        ),
+    ]
+}
+
+/// Parses arguments into a tool's parameter type, or explains exactly what is wrong.
+fn parse<T: DeserializeOwned>(tool: &str, args: &JsonObject) -> Result<T, String> {
+    let value = serde_json::Value::Object(args.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("invalid arguments for `{tool}`: {inner}. See the tool's input schema.")
+        } else {
+            format!("invalid argument `{path}` for `{tool}`: {inner}. See the tool's input schema.")
+        }
+    })
+}
+
+/// Runs one tool call and audits it.
+pub async fn call(
+    server: &PiServer,
+    name: &str,
+    args: JsonObject,
+    peer: Peer<RoleServer>,
+) -> Result<CallToolResult, ErrorData> {
+    let started = Instant::now();
+    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let client = peer
+        .peer_info()
+        .map(|i| i.client_info.name.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let ctx = &server.tools;
+    let (result, verdict, outcome): (CallToolResult, Verdict, String) = match name {
+        "read" => match parse::<ReadParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => match read::read(ctx, p).await {
+                Ok(ReadOutput::Text(t)) => (
+                    CallToolResult::success(vec![ContentBlock::text(t)]),
+                    Verdict::allow(),
+                    "ok".into(),
+                ),
+                Ok(ReadOutput::Image { mime, data }) => {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+                    (
+                        CallToolResult::success(vec![ContentBlock::image(b64, mime)]),
+                        Verdict::allow(),
+                        "ok (image)".into(),
+                    )
+                }
+                Err(e) => failed(e),
+            },
+        },
+        "edit" => match parse::<EditParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => match edit::edit(ctx, p).await {
+                Ok(diff) => (
+                    CallToolResult::success(vec![ContentBlock::text(diff)]),
+                    Verdict::allow(),
+                    "ok".into(),
+                ),
+                Err(e) => failed(e),
+            },
+        },
+        "bash" => match parse::<BashParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => {
+                let approver = ElicitationApprover::new(peer.clone());
+                match bash::run(ctx, p, &approver).await {
+                    Ok(r) => {
+                        let outcome = match (r.timed_out, r.exit_code) {
+                            (true, _) => "timeout".to_string(),
+                            (false, Some(c)) => format!("exit {c}"),
+                            (false, None) => "killed".to_string(),
+                        };
+                        let content = vec![ContentBlock::text(r.text.clone())];
+                        let result = if r.is_error() {
+                            CallToolResult::error(content)
+                        } else {
+                            CallToolResult::success(content)
+                        };
+                        (result, r.verdict, outcome)
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+        },
+        other => {
+            let names: Vec<String> = definitions()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{other}`; available tools: {}",
+                    names.join(", ")
+                ),
+                None,
+            ));
+        }
+    };
+    server.audit.record(AuditEntry {
+        id: 0,
+        ts,
+        tool: name.to_string(),
+        arguments: redact::json(&serde_json::Value::Object(args)),
+        decision: verdict.decision.to_string(),
+        risk: i64::from(verdict.risk),
+        reasons: serde_json::to_value(&verdict.reasons).unwrap_or_default(),
+        duration_ms: started.elapsed().as_millis() as i64,
+        outcome: redact::text(&outcome),
+        client,
+    });
+    Ok(result)
+}
+
+fn invalid(msg: String) -> (CallToolResult, Verdict, String) {
+    let outcome = format!("error: {msg}");
+    (
+        CallToolResult::error(vec![ContentBlock::text(msg)]),
+        Verdict::allow(),
+        outcome,
+    )
+}
+
+fn failed(e: ToolError) -> (CallToolResult, Verdict, String) {
+    let (verdict, outcome) = match e.verdict {
+        Some(v) if v.decision != Decision::Allow => {
+            let o = if v.decision == Decision::Deny {
+                "denied"
+            } else {
+                "not approved"
+            };
+            (v, o.to_string())
+        }
+        Some(v) => (v, format!("error: {}", e.message)),
+        None => (Verdict::allow(), format!("error: {}", e.message)),
+    };
+    (
+        CallToolResult::error(vec![ContentBlock::text(e.message)]),
+        verdict,
+        outcome,
+    )
+}

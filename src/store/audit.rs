@@ -1,0 +1,154 @@
+//! The audit log: every tool call with its time, tool, redacted arguments, decision, reasons,
+//! duration and outcome. Writes go through a background writer that batches them into
+//! transactions, so auditing never slows a call; `flush` waits until all are stored.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError};
+
+/// One audited call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    #[serde(default)]
+    pub id: i64,
+    /// RFC 3339 UTC time the call started.
+    pub ts: String,
+    pub tool: String,
+    /// Arguments with secrets redacted.
+    pub arguments: serde_json::Value,
+    pub decision: String,
+    pub risk: i64,
+    pub reasons: serde_json::Value,
+    pub duration_ms: i64,
+    /// `ok`, `error: ...`, `denied`, `exit N`, `timeout`.
+    pub outcome: String,
+    /// Who called: the MCP client's name, or `cli`.
+    pub client: String,
+}
+
+/// Most entries written in one transaction.
+const BATCH: usize = 256;
+
+enum Msg {
+    Entry(Box<AuditEntry>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle to the audit writer.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::UnboundedSender<Msg>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("audit message")
+    }
+}
+
+impl AuditLog {
+    /// Starts the background writer for `store`.
+    pub fn start(store: Store) -> AuditLog {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let writer_store = store.clone();
+        tokio::spawn(async move {
+            let mut batch: Vec<AuditEntry> = Vec::new();
+            let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Entry(e) => batch.push(*e),
+                        Msg::Flush(w) => waiters.push(w),
+                    }
+                    if batch.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(e) = insert_batch(&writer_store, &batch).await {
+                        tracing::error!("audit log: could not store {} entries: {e}", batch.len());
+                    }
+                    batch.clear();
+                }
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        });
+        AuditLog { tx, store }
+    }
+
+    /// Queues an entry; it is stored within milliseconds.
+    pub fn record(&self, entry: AuditEntry) {
+        if self.tx.send(Msg::Entry(Box::new(entry))).is_err() {
+            tracing::error!("audit log writer has stopped; an entry was not stored");
+        }
+    }
+
+    /// Waits until every queued entry is stored.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The newest `n` entries, oldest first.
+    pub async fn tail(&self, n: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        tail(&self.store, n).await
+    }
+}
+
+async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    for e in batch {
+        sqlx::query(
+            "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&e.ts)
+        .bind(&e.tool)
+        .bind(e.arguments.to_string())
+        .bind(&e.decision)
+        .bind(e.risk)
+        .bind(e.reasons.to_string())
+        .bind(e.duration_ms)
+        .bind(&e.outcome)
+        .bind(&e.client)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The newest `n` entries of the store's audit log, oldest first.
+pub async fn tail(store: &Store, n: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client \
+         FROM audit_log ORDER BY id DESC LIMIT $1",
+    )
+    .bind(n)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows.iter().rev() {
+        let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s));
+        out.push(AuditEntry {
+            id: r.try_get("id")?,
+            ts: r.try_get("ts")?,
+            tool: r.try_get("tool")?,
+            arguments: json(r.try_get("arguments")?),
+            decision: r.try_get("decision")?,
+            risk: r.try_get("risk")?,
+            reasons: json(r.try_get("reasons")?),
+            duration_ms: r.try_get("duration_ms")?,
+            outcome: r.try_get("outcome")?,
+            client: r.try_get("client")?,
+        });
+    }
+    Ok(out)
+}

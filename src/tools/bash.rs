@@ -1,0 +1,319 @@
+//! The `bash` tool: the command is judged by the guard first; an allowed (or approved) command
+//! runs under `bash -c` in its own process group inside the workspace, with a timeout that kills
+//! the whole group, a scrubbed environment, merged output whose tail is returned and whose whole
+//! is saved under `.pi-mcp/` when cut.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use super::output::{MAX_BYTES, MAX_LINES, tail};
+use super::{Approval, ApprovalRequest, Approver, ToolContext, ToolError};
+use crate::guard::{Decision, PathContext, Verdict};
+
+/// Largest full output saved to a file when the reply is cut.
+pub const MAX_SAVED_BYTES: u64 = 100 * 1024 * 1024;
+/// How long to wait for background children to close the output after bash exits.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// Parameters of `bash`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BashParams {
+    /// The command line, run with `bash -c`. The guard judges it first.
+    pub command: String,
+    /// Seconds before the command and all its children are killed (default and maximum set by
+    /// the policy, 120 and 600 by default).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Working directory, relative to the workspace root or absolute; must be inside the workspace.
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+/// What a finished (or timed-out) command produced.
+#[derive(Debug, Clone)]
+pub struct BashResult {
+    /// The reply text: output tail plus status lines.
+    pub text: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub saved_to: Option<PathBuf>,
+    pub verdict: Verdict,
+}
+
+impl BashResult {
+    pub fn is_error(&self) -> bool {
+        self.timed_out || self.exit_code != Some(0)
+    }
+}
+
+pub async fn run(
+    ctx: &ToolContext,
+    p: BashParams,
+    approver: &dyn Approver,
+) -> Result<BashResult, ToolError> {
+    if p.command.trim().is_empty() {
+        return Err(ToolError::new("command is empty"));
+    }
+    let cwd = ctx.workspace.resolve_dir(p.cwd.as_deref())?;
+    let limits = ctx.guard.timeouts();
+    let timeout = p.timeout_secs.unwrap_or(limits.default_secs);
+    if timeout == 0 || timeout > limits.max_secs {
+        return Err(ToolError::new(format!(
+            "timeout_secs must be between 1 and {} (the policy's maximum)",
+            limits.max_secs
+        )));
+    }
+    let paths = PathContext {
+        cwd: cwd.clone(),
+        roots: ctx.workspace.roots().to_vec(),
+        home: ctx.home.clone(),
+    };
+    let verdict = ctx.guard.judge_command(&p.command, &paths);
+    match verdict.decision {
+        Decision::Deny => {
+            return Err(ToolError::denied(
+                format!(
+                    "Command denied by policy and NOT run.\n{}\nTake another approach that does not need this command.",
+                    reasons_text(&verdict)
+                ),
+                verdict,
+            ));
+        }
+        Decision::Ask => {
+            let request = ApprovalRequest {
+                tool: "bash".into(),
+                command: p.command.clone(),
+                cwd: cwd.clone(),
+                verdict: verdict.clone(),
+            };
+            match approver.approve(&request).await {
+                Approval::Approved => {}
+                Approval::Declined(why) => {
+                    return Err(ToolError::denied(
+                        format!(
+                            "A human declined this command; it was NOT run ({why}).\n{}\nTake another approach.",
+                            reasons_text(&verdict)
+                        ),
+                        verdict,
+                    ));
+                }
+                Approval::Unavailable(why) => {
+                    return Err(ToolError::denied(
+                        format!(
+                            "This command needs human approval and was NOT run: {why}.\n{}\nUse a safer command, or ask the user to run it.",
+                            reasons_text(&verdict)
+                        ),
+                        verdict,
+                    ));
+                }
+            }
+        }
+        Decision::Allow => {}
+    }
+    execute(ctx, &p.command, &cwd, Duration::from_secs(timeout), verdict).await
+}
+
+fn reasons_text(v: &Verdict) -> String {
+    let lines: Vec<String> = v
+        .deciding_reasons()
+        .map(|r| format!("- rule `{}`: {}", r.rule, r.message))
+        .collect();
+    format!(
+        "Decision: {} (risk {}).\n{}",
+        v.decision,
+        v.risk,
+        lines.join("\n")
+    )
+}
+
+/// Kills the whole process group when dropped (also when the call is cancelled).
+struct GroupKiller(Option<Pid>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+async fn execute(
+    ctx: &ToolContext,
+    command: &str,
+    cwd: &std::path::Path,
+    timeout: Duration,
+    verdict: Verdict,
+) -> Result<BashResult, ToolError> {
+    let fail = |what: &str, e: std::io::Error| ToolError::new(format!("could not {what}: {e}"));
+    let (reader, writer) = std::io::pipe().map_err(|e| fail("create a pipe", e))?;
+    let writer2 = writer.try_clone().map_err(|e| fail("create a pipe", e))?;
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(OwnedFd::from(writer)))
+        .stderr(Stdio::from(OwnedFd::from(writer2)))
+        .process_group(0)
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if let Some(n) = name.to_str()
+            && ctx.guard.env_denied(n)
+        {
+            cmd.env_remove(n);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| fail("start bash", e))?;
+    // The parent's copies of the write end were moved into `cmd`; drop it so EOF can arrive.
+    drop(cmd);
+    let mut killer = GroupKiller(child.id().map(|id| Pid::from_raw(id as i32)));
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+        .map_err(|e| fail("read output", e))?;
+
+    let mut collected: Vec<u8> = Vec::new();
+    let mut spill: Option<(PathBuf, std::fs::File)> = None;
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut status = None;
+    let mut timed_out = false;
+    let mut exited_at: Option<tokio::time::Instant> = None;
+    loop {
+        let drain_deadline = exited_at.map(|t| t + DRAIN_AFTER_EXIT).unwrap_or(deadline);
+        tokio::select! {
+            n = pipe.read(&mut buf) => {
+                let n: usize = n.unwrap_or_default();
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                let chunk = &buf[..n];
+                if let Some((_, f)) = spill.as_mut()
+                    && total <= MAX_SAVED_BYTES {
+                        let _ = f.write_all(chunk);
+                    }
+                collected.extend_from_slice(chunk);
+                // Keep memory bounded: once the reply will surely be cut, stream to a file.
+                if spill.is_none() && collected.len() > 4 * MAX_BYTES {
+                    let (path, mut f) = open_spill(ctx)?;
+                    let _ = f.write_all(&collected);
+                    spill = Some((path, f));
+                }
+                if spill.is_some() && collected.len() > 8 * MAX_BYTES {
+                    let cut = collected.len() - 2 * MAX_BYTES;
+                    collected.drain(..cut);
+                }
+            }
+            s = child.wait(), if status.is_none() => {
+                status = s.ok();
+                exited_at = Some(tokio::time::Instant::now());
+            }
+            _ = tokio::time::sleep_until(drain_deadline) => {
+                if exited_at.is_none() {
+                    timed_out = true;
+                }
+                break;
+            }
+        }
+    }
+    // Whatever is left in the group (timeout, or background children holding the pipe) dies.
+    if let Some(pid) = killer.0.take() {
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    if status.is_none() {
+        status = child.wait().await.ok();
+    }
+    let elapsed = started.elapsed();
+    let already_spilled = spill.is_some();
+    let text_all = String::from_utf8_lossy(&collected).into_owned();
+    let (kept, dropped) = tail(&text_all);
+    let was_cut = dropped > 0 || already_spilled || kept.len() < text_all.len();
+    let saved_to = if was_cut {
+        let (path, mut f) = match spill.take() {
+            Some(s) => s,
+            None => open_spill(ctx)?,
+        };
+        if !already_spilled {
+            let _ = f.write_all(&collected);
+        }
+        Some(path)
+    } else {
+        None
+    };
+    let mut text = kept;
+    if text.is_empty() {
+        text.push_str("(no output)\n");
+    } else if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if let Some(path) = &saved_to {
+        let shown = path.strip_prefix(ctx.workspace.primary()).unwrap_or(path);
+        text = format!(
+            "[Output cut: showing the last {} lines / {} KiB of {total} bytes. The full output is saved in {} (read it with the read tool).]\n{text}",
+            MAX_LINES,
+            MAX_BYTES / 1024,
+            shown.display()
+        );
+    }
+    let exit_code = status.and_then(|s| s.code());
+    if timed_out {
+        text.push_str(&format!(
+            "\n[Timed out after {} s: the command and all its child processes were killed.]",
+            timeout.as_secs()
+        ));
+    } else {
+        match (exit_code, status) {
+            (Some(0), _) => {
+                text.push_str(&format!("\n[exit code 0, {:.1} s]", elapsed.as_secs_f64()))
+            }
+            (Some(c), _) => text.push_str(&format!(
+                "\n[exit code {c}, {:.1} s]",
+                elapsed.as_secs_f64()
+            )),
+            (None, Some(s)) => text.push_str(&format!("\n[killed by a signal: {s}]")),
+            (None, None) => text.push_str("\n[exit status unknown]"),
+        }
+    }
+    Ok(BashResult {
+        text,
+        exit_code,
+        timed_out,
+        saved_to,
+        verdict,
+    })
+}
+
+fn open_spill(ctx: &ToolContext) -> Result<(PathBuf, std::fs::File), ToolError> {
+    let dir = ctx
+        .state_dir()
+        .map(|d| d.join("bash-output"))
+        .map_err(|e| ToolError::new(format!("could not create .pi-mcp/: {e}")))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ToolError::new(format!("could not create {}: {e}", dir.display())))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{stamp}-{}-{seq}.log", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| {
+            ToolError::new(format!(
+                "could not save the output to {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok((path, file))
+}

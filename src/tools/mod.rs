@@ -1,0 +1,133 @@
+//! The guarded tools as plain async Rust: typed parameters in, typed results out, no MCP types.
+//! Every tool asks the guard before it touches anything.
+
+pub mod bash;
+pub mod edit;
+pub mod output;
+pub mod read;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::guard::{Guard, PathError, Verdict, Workspace};
+
+/// What every tool needs: where it may work and the policy that judges it.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub workspace: Workspace,
+    pub guard: Arc<Guard>,
+    /// The home directory `~` means in commands.
+    pub home: PathBuf,
+}
+
+impl ToolContext {
+    pub fn new(workspace: Workspace, guard: Arc<Guard>) -> Self {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/root"));
+        ToolContext {
+            workspace,
+            guard,
+            home,
+        }
+    }
+
+    /// The `.pi-mcp/` directory of the primary root, created on demand.
+    pub fn state_dir(&self) -> std::io::Result<PathBuf> {
+        let dir = self.workspace.primary().join(".pi-mcp");
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// A failed call, worded for the model so it can fix the call.
+#[derive(Debug, Clone)]
+pub struct ToolError {
+    pub message: String,
+    /// Set when the guard refused the call (the audit log records the verdict).
+    pub verdict: Option<Verdict>,
+}
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ToolError {
+            message: message.into(),
+            verdict: None,
+        }
+    }
+
+    pub fn denied(message: impl Into<String>, verdict: Verdict) -> Self {
+        ToolError {
+            message: message.into(),
+            verdict: Some(verdict),
+        }
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<PathError> for ToolError {
+    fn from(e: PathError) -> Self {
+        let verdict = match &e {
+            PathError::Outside(..) => Some(Verdict::single(
+                crate::guard::Decision::Deny,
+                "workspace",
+                e.to_string(),
+            )),
+            PathError::Protected(..) => Some(Verdict::single(
+                crate::guard::Decision::Deny,
+                "protected-path",
+                e.to_string(),
+            )),
+            _ => None,
+        };
+        ToolError {
+            message: e.to_string(),
+            verdict,
+        }
+    }
+}
+
+/// A request for a human to approve a command the guard rated `ask`.
+#[derive(Debug, Clone)]
+pub struct ApprovalRequest {
+    pub tool: String,
+    pub command: String,
+    pub cwd: PathBuf,
+    pub verdict: Verdict,
+}
+
+/// A human's answer, or why none could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved,
+    Declined(String),
+    /// No way to ask anyone (the client cannot elicit): the call is refused with this reason.
+    Unavailable(String),
+}
+
+/// Something that can ask a human (MCP elicitation today; Slack and the CLI later).
+pub trait Approver: Send + Sync {
+    fn approve<'a>(
+        &'a self,
+        request: &'a ApprovalRequest,
+    ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>>;
+}
+
+/// An approver for contexts with nobody to ask: every `ask` is refused.
+pub struct NoApprover;
+
+impl Approver for NoApprover {
+    fn approve<'a>(
+        &'a self,
+        _request: &'a ApprovalRequest,
+    ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
+        Box::pin(async { Approval::Unavailable("no human is reachable to approve it".into()) })
+    }
+}

@@ -1,0 +1,175 @@
+//! The `read` tool: a text file by line window (1-based `offset`, `limit`), capped at
+//! [`MAX_LINES`] lines or [`MAX_BYTES`] bytes with a hint on how to continue, or an image as
+//! image content.
+
+use std::io::{BufRead, BufReader, Read};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::output::{MAX_BYTES, MAX_LINES};
+use super::{ToolContext, ToolError};
+
+/// Largest image returned as image content.
+pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Parameters of `read`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadParams {
+    /// Path of the file, relative to the workspace root or absolute (must be inside the workspace).
+    pub path: String,
+    /// 1-based line number to start from (default 1).
+    #[serde(default)]
+    pub offset: Option<usize>,
+    /// Maximum number of lines to return (default and cap: 2000 lines or 50 KiB).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// What `read` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadOutput {
+    Text(String),
+    Image { mime: &'static str, data: Vec<u8> },
+}
+
+/// The MIME type of an image by its magic bytes.
+pub fn image_mime(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolError> {
+    let path = ctx
+        .workspace
+        .resolve(&p.path, false, ctx.guard.protected())?;
+    if p.offset == Some(0) {
+        return Err(ToolError::new(
+            "offset is 1-based: use offset=1 for the first line",
+        ));
+    }
+    if p.limit == Some(0) {
+        return Err(ToolError::new("limit must be at least 1"));
+    }
+    let shown = p.path.clone();
+    tokio::task::spawn_blocking(move || {
+        read_blocking(&path, &shown, p.offset.unwrap_or(1), p.limit)
+    })
+    .await
+    .map_err(|e| ToolError::new(format!("read failed: {e}")))?
+}
+
+fn read_blocking(
+    path: &std::path::Path,
+    shown: &str,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<ReadOutput, ToolError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+    if meta.is_dir() {
+        return Err(ToolError::new(format!(
+            "`{shown}` is a directory; use bash with `ls {shown}` to list it"
+        )));
+    }
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
+    let mut head = [0u8; 16];
+    let n = file
+        .read(&mut head)
+        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+    if let Some(mime) = image_mime(&head[..n]) {
+        if meta.len() > MAX_IMAGE_BYTES {
+            return Err(ToolError::new(format!(
+                "`{shown}` is an image of {} bytes; images over {MAX_IMAGE_BYTES} bytes are not returned",
+                meta.len()
+            )));
+        }
+        let data = std::fs::read(path)
+            .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+        return Ok(ReadOutput::Image { mime, data });
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
+    let mut reader = BufReader::new(file);
+    let want = limit.unwrap_or(MAX_LINES).min(MAX_LINES);
+    let mut line_no = 0usize;
+    let mut out = String::new();
+    let mut shown_lines = 0usize;
+    let mut cut_by_bytes = false;
+    let mut oversized_line: Option<(usize, usize)> = None;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line_no < offset || shown_lines == want || cut_by_bytes || oversized_line.is_some() {
+            continue;
+        }
+        let line = std::str::from_utf8(&buf).map_err(|_| {
+            ToolError::new(format!("`{shown}` is not UTF-8 text (line {line_no} has invalid bytes); it may be binary. Use bash (e.g. `file`, `xxd | head`) to inspect it"))
+        })?;
+        if line.contains('\0') {
+            return Err(ToolError::new(format!(
+                "`{shown}` looks binary (NUL byte on line {line_no}); use bash (e.g. `file`, `xxd | head`) to inspect it"
+            )));
+        }
+        if out.len() + line.len() > MAX_BYTES {
+            if shown_lines == 0 {
+                oversized_line = Some((line_no, line.len()));
+            } else {
+                cut_by_bytes = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        shown_lines += 1;
+    }
+    let total = line_no;
+    if total == 0 {
+        return Ok(ReadOutput::Text(format!("[`{shown}` is empty]")));
+    }
+    if offset > total {
+        return Err(ToolError::new(format!(
+            "offset {offset} is past the end of `{shown}`, which has {total} lines"
+        )));
+    }
+    if let Some((n, len)) = oversized_line {
+        return Ok(ReadOutput::Text(format!(
+            "[Line {n} is {} KiB, over the {} KiB limit. Use bash: sed -n '{n}p' {shown} | head -c {MAX_BYTES}]",
+            len / 1024,
+            MAX_BYTES / 1024
+        )));
+    }
+    let last = offset + shown_lines - 1;
+    if last < total {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let why = if cut_by_bytes {
+            format!(" ({} KiB limit)", MAX_BYTES / 1024)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "\n[Showing lines {offset}-{last} of {total}{why}. Use offset={} to continue.]",
+            last + 1
+        ));
+    }
+    Ok(ReadOutput::Text(out))
+}
