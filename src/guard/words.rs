@@ -57,17 +57,8 @@ pub fn evaluate(raw: &str, options: &ParserOptions) -> Evaluated {
         out.expands = true;
         dynamic = true;
     }
-    out.word = Some(if dynamic {
-        Word {
-            text: raw.to_string(),
-            dynamic: true,
-        }
-    } else {
-        Word {
-            text,
-            dynamic: false,
-        }
-    });
+    // A dynamic word keeps its expansions as written (`$HOME`, `$(cmd)`), quotes removed.
+    out.word = Some(Word { text, dynamic });
     out
 }
 
@@ -102,6 +93,7 @@ fn walk_pieces(
             WordPiece::ParameterExpansion(_) => {
                 *dynamic = true;
                 let src = raw.get(p.start_index..p.end_index).unwrap_or(raw);
+                text.push_str(src);
                 if src.contains("$(") || src.contains('`') || src.contains("<(") {
                     out.problems.push(format!(
                         "a command substitution inside the parameter expansion `{src}`"
@@ -110,10 +102,12 @@ fn walk_pieces(
             }
             WordPiece::CommandSubstitution(cmd) | WordPiece::BackquotedCommandSubstitution(cmd) => {
                 *dynamic = true;
+                text.push_str(raw.get(p.start_index..p.end_index).unwrap_or(cmd));
                 out.substitutions.push(cmd.clone());
             }
             WordPiece::ArithmeticExpression(expr) => {
                 *dynamic = true;
+                text.push_str(raw.get(p.start_index..p.end_index).unwrap_or(&expr.value));
                 collect_arithmetic(&expr.value, out);
             }
         }

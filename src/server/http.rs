@@ -76,11 +76,13 @@ pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()>
     let app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(token, require_token));
+    // Install the signal handlers before announcing the address, so an early SIGTERM is caught.
+    let stop = shutdown_signal()?;
     tracing::info!("listening on http://{local}/mcp");
     let shutdown = ct.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             shutdown.cancel();
         })
@@ -89,23 +91,17 @@ pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }
 
 /// Compares in time independent of where the strings differ.

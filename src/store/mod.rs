@@ -13,6 +13,9 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use audit::{AuditEntry, AuditLog};
 
+/// How long opening the store may take before it is reported as unreachable.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Which database the store lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -88,6 +91,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect(&connect_url)
             .await
             .map_err(connect_err)?;

@@ -1,0 +1,263 @@
+//! Shared helpers for the integration tests in `tests/` (each file does `mod support;`):
+//! service variables exported by `scripts/test` ([`require_service`]), temporary
+//! workspaces, an rmcp client over `pi-mcp serve --stdio`, and `pi-mcp serve --http`
+//! as a child process. Server output is forwarded to the test's stderr as `[pi-mcp] ...`
+//! lines (libtest shows them when a test fails, or with `--nocapture`).
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt as _, TokioChildProcess};
+use rmcp::{Peer, RoleClient, ServiceExt as _};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, Command};
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of the `pi-mcp` binary built by cargo for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pi-mcp")
+}
+
+/// The value of service variable `var`, or `None` (after one `skipped:` line on stderr).
+/// Panics instead when `PI_MCP_TEST_REQUIRE_SERVICES` is set, as `scripts/test` does.
+pub fn require_service(var: &str) -> Option<String> {
+    if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        return Some(value);
+    }
+    if std::env::var_os("PI_MCP_TEST_REQUIRE_SERVICES").is_some() {
+        panic!(
+            "{var} is not set but PI_MCP_TEST_REQUIRE_SERVICES is: \
+             the README test command (scripts/test) must provide {var}"
+        );
+    }
+    let test = std::thread::current().name().map(str::to_owned);
+    let test = test.as_deref().unwrap_or("test");
+    // Written to the real stderr (not libtest's capture) so that skips are visible.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test} needs {var} (run scripts/test)"
+    );
+    None
+}
+
+/// A temporary workspace directory, removed on drop.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pi-mcp-ws.")
+            .tempdir()
+            .expect("create temp workspace");
+        let root = dir.path().canonicalize().expect("canonicalize workspace");
+        Self { dir, root }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes `contents` to `rel` (creating parent directories); returns the full path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent directories");
+        }
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {rel}: {e}"));
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        // A server started in the workspace may still be exiting (and writing its state
+        // files) when a test drops this; retry briefly instead of leaking the directory.
+        for _ in 0..40 {
+            if std::fs::remove_dir_all(&self.root).is_ok() || !self.root.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Output of a child process, shared with the tasks that drain its pipes.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<String>>);
+
+impl Log {
+    fn push(&self, line: &str) {
+        eprintln!("[pi-mcp] {line}");
+        let mut text = self.0.lock().unwrap();
+        text.push_str(line);
+        text.push('\n');
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn drain<R: AsyncRead + Unpin>(mut lines: Lines<BufReader<R>>, log: Log) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push(&line);
+    }
+}
+
+fn server_command(ws: &Path) -> Command {
+    Command::new(bin()).configure(|cmd| {
+        cmd.arg("--workspace")
+            .arg(ws)
+            .current_dir(ws)
+            .env_remove("PI_MCP_STATE_URL")
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true);
+    })
+}
+
+/// Starts `pi-mcp --workspace <ws> serve --stdio <extra_args>` and initializes an MCP client.
+pub async fn spawn_stdio(
+    ws: &Path,
+    extra_args: &[&str],
+) -> anyhow::Result<RunningService<RoleClient, ()>> {
+    let cmd = server_command(ws).configure(|cmd| {
+        cmd.args(["serve", "--stdio"]).args(extra_args);
+    });
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn pi-mcp serve --stdio")?;
+    let log = Log::default();
+    if let Some(stderr) = stderr {
+        tokio::spawn(drain(BufReader::new(stderr).lines(), log.clone()));
+    }
+    let why = match tokio::time::timeout(STARTUP_TIMEOUT, ().serve(transport)).await {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {STARTUP_TIMEOUT:?}"),
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // let stderr arrive
+    bail!(
+        "MCP initialize over stdio failed: {why}\nstderr:\n{}",
+        log.text()
+    )
+}
+
+/// Calls `tool` with `args` (a JSON object, or null for none); panics on a protocol error.
+pub async fn call(
+    client: &Peer<RoleClient>,
+    tool: &str,
+    args: serde_json::Value,
+) -> CallToolResult {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = match args {
+        serde_json::Value::Object(map) => Some(map),
+        serde_json::Value::Null => None,
+        other => panic!("arguments for {tool} must be a JSON object, got {other}"),
+    };
+    client
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool} failed: {e}"))
+}
+
+/// The text contents of a tool result, joined with newlines.
+pub fn text_of(result: &CallToolResult) -> String {
+    let texts = result.content.iter().filter_map(|c| c.as_text());
+    texts
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `pi-mcp --workspace <ws> serve --http 127.0.0.1:0 [--token T]`, killed on drop.
+pub struct HttpServer {
+    child: Child,
+    url: String,
+    log: Log,
+}
+
+impl HttpServer {
+    /// Starts the server and waits (up to 30 s) for its `listening on http://` line.
+    pub async fn start(ws: &Path, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut cmd = server_command(ws);
+        cmd.args(["serve", "--http", "127.0.0.1:0"]);
+        if let Some(token) = token {
+            cmd.args(["--token", token]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("spawn pi-mcp serve --http")?;
+        let log = Log::default();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        tokio::spawn(drain(stdout, log.clone()));
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let found = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = stderr.next_line().await? {
+                log.push(&line);
+                if let Some(url) = parse_listen_url(&line) {
+                    return Ok(Some(url));
+                }
+            }
+            Ok::<_, std::io::Error>(None)
+        })
+        .await;
+        let why = match found {
+            Ok(Ok(Some(url))) => {
+                tokio::spawn(drain(stderr, log.clone()));
+                return Ok(Self { child, url, log });
+            }
+            Ok(Ok(None)) => match child.wait().await {
+                Ok(status) => format!("it exited ({status})"),
+                Err(e) => format!("it exited ({e})"),
+            },
+            Ok(Err(e)) => format!("reading its stderr failed: {e}"),
+            Err(_) => format!("no `listening on http://` line within {STARTUP_TIMEOUT:?}"),
+        };
+        bail!(
+            "pi-mcp serve --http did not start: {why}; output so far:\n{}",
+            log.text()
+        )
+    }
+
+    /// The MCP endpoint, e.g. `http://127.0.0.1:PORT/mcp`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Everything the server printed (stdout and stderr) so far.
+    pub fn output(&self) -> String {
+        self.log.text()
+    }
+}
+
+fn parse_listen_url(line: &str) -> Option<String> {
+    let start = line.find("listening on http://")? + "listening on ".len();
+    let url: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_graphic() && !"\"'`,;<>()".contains(*c))
+        .collect();
+    Some(url.trim_end_matches('.').to_owned())
+}
