@@ -18,6 +18,9 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, PolicyCommand};
 
+/// Stack of the thread that runs the async runtime (the shell parser recurses).
+const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -38,9 +41,17 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("pi_mcp=info,warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One MCP session over stdio is served best by one thread (no cross-thread wake-ups per
+    // message); HTTP serves many sessions, so it gets a worker per core.
+    let http = matches!(&cli.command, Command::Serve(a) if a.http.is_some());
+    let mut builder = if http {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    // The shell parser recurses; give deeply nested (but accepted) commands room.
+    let runtime = match builder
         .enable_all()
-        // The shell parser recurses; give deeply nested (but accepted) commands room.
         .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
@@ -50,7 +61,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The runtime's own thread gets a large stack, whatever `ulimit -s` says.
+    let outcome = std::thread::Builder::new()
+        .name("pi-mcp".into())
+        .stack_size(MAIN_STACK_BYTES)
+        .spawn(move || runtime.block_on(run(cli)))
+        .map_err(anyhow::Error::from)
+        .and_then(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!("internal error: the main thread panicked"))
+            })
+        });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pi-mcp: error: {e:#}");
@@ -149,7 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy(PolicyCommand::Validate { file }) => {
             let path = file.as_deref().or(cli.global.policy.as_deref());
-            let g = Guard::load(path)?;
+            let g = Guard::load_checked(path)?;
             let examples: usize = g
                 .file()
                 .block

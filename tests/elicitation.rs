@@ -10,10 +10,9 @@ use rmcp::model::{
     Implementation,
 };
 use rmcp::service::RequestContext;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData, RoleClient};
 use serde_json::json;
-use support::{Workspace, bin, call, text_of};
+use support::{Workspace, call, spawn_stdio_with, text_of};
 
 /// A client whose user answers every approval request with `approve`.
 #[derive(Clone)]
@@ -50,22 +49,15 @@ async fn client(
     rmcp::service::RunningService<RoleClient, Answering>,
     Arc<Mutex<Vec<String>>>,
 ) {
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.arg("--workspace")
-        .arg(ws.path())
-        .args(["serve", "--stdio"])
-        .current_dir(ws.path())
-        .env_remove("PI_MCP_STATE_URL");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let handler = Answering {
         approve,
         seen: seen.clone(),
     };
-    let running = handler
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap();
-    (running, seen)
+    (
+        spawn_stdio_with(ws.path(), &[], handler).await.unwrap(),
+        seen,
+    )
 }
 
 // `python3 -c` is rated `ask` (rule inline-code); the command itself is a harmless write.

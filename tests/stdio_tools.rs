@@ -259,6 +259,18 @@ async fn bash_runs_reports_exit_codes_times_out_and_saves_long_output() {
         .unwrap_or(false);
     assert!(!alive, "the sleep child {pid} survived the timeout");
 
+    // A background child that keeps the output open does not hold the call until the timeout.
+    let started = std::time::Instant::now();
+    let r = call(
+        &client,
+        "bash",
+        json!({"command": "sleep 30 & echo started", "timeout_secs": 20}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert!(text_of(&r).starts_with("started\n"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
     let r = call(&client, "bash", json!({"command": "seq 1 100000"})).await;
     let t = text_of(&r);
     assert_eq!(r.is_error, Some(false));
@@ -384,7 +396,8 @@ async fn bash_children_do_not_see_denied_environment_variables() {
         .current_dir(ws.path())
         .env_remove("PI_MCP_STATE_URL")
         .env("ANTHROPIC_API_KEY", "sk-test-secret")
-        .env("HARMLESS_VAR", "visible");
+        .env("HARMLESS_VAR", "visible")
+        .kill_on_drop(true);
     let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
     let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
     let r = call(

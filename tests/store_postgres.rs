@@ -41,7 +41,8 @@ async fn audit_log_lives_in_postgres_when_configured() {
         "serve",
         "--stdio",
     ])
-    .env("PI_MCP_STATE_URL", &url);
+    .env("PI_MCP_STATE_URL", &url)
+    .kill_on_drop(true);
     let client = rmcp::ServiceExt::serve((), rmcp::transport::TokioChildProcess::new(cmd).unwrap())
         .await
         .unwrap();

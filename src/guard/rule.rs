@@ -3,6 +3,23 @@
 //! A criterion that depends on a value computed at run time matches as [`Hit::Maybe`].
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
+
+/// A glob, or a plain string when it has no glob characters (most are: program names), which
+/// matches by equality and costs no compiled automaton.
+#[derive(Debug, Clone)]
+enum Pattern {
+    Literal(String),
+    Glob(GlobMatcher),
+}
+
+impl Pattern {
+    fn is_match(&self, s: &str) -> bool {
+        match self {
+            Pattern::Literal(l) => l == s,
+            Pattern::Glob(g) => g.is_match(s),
+        }
+    }
+}
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -64,16 +81,16 @@ pub struct Rule {
     pub id: String,
     pub description: String,
     pub score: u32,
-    program: Vec<GlobMatcher>,
-    subcommands: Vec<GlobMatcher>,
+    program: Vec<Pattern>,
+    subcommands: Vec<Pattern>,
     flags_all: Vec<String>,
     flags_any: Vec<String>,
-    args_any: Vec<GlobMatcher>,
+    args_any: Vec<Pattern>,
     args_regex: Option<Regex>,
     outside_workspace: bool,
-    writes_to: Vec<GlobMatcher>,
-    writes_except: Vec<GlobMatcher>,
-    piped_from: Vec<GlobMatcher>,
+    writes_to: Vec<Pattern>,
+    writes_except: Vec<Pattern>,
+    piped_from: Vec<Pattern>,
 }
 
 /// A rule that does not compile: the field and why.
@@ -87,17 +104,20 @@ fn globs(
     field: &str,
     patterns: &[String],
     literal_separator: bool,
-) -> Result<Vec<GlobMatcher>, CompileError> {
+) -> Result<Vec<Pattern>, CompileError> {
     patterns
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            if !p.contains(['*', '?', '[', '{', '\\']) {
+                return Ok(Pattern::Literal(p.clone()));
+            }
             GlobBuilder::new(p)
                 .literal_separator(literal_separator)
                 .backslash_escape(true)
                 .build()
                 .or_else(|_| Glob::new(&globset::escape(p)))
-                .map(|g| g.compile_matcher())
+                .map(|g| Pattern::Glob(g.compile_matcher()))
                 .map_err(|e| CompileError {
                     field: format!("match.{field}[{i}]"),
                     message: e.to_string(),

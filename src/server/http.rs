@@ -14,7 +14,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::PiServer;
+use super::{PiServer, shutdown_signal};
 
 /// How the HTTP server is set up.
 #[derive(Debug, Clone)]
@@ -89,19 +89,6 @@ pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()>
         .await?;
     audit.flush().await;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    })
 }
 
 /// Compares in time independent of where the strings differ.

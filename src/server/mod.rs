@@ -56,15 +56,69 @@ impl PiServer {
         }
     }
 
-    /// Serves one MCP session over stdin/stdout until stdin closes.
+    /// Serves one MCP session over stdin/stdout until stdin closes or SIGINT/SIGTERM arrives;
+    /// either way the audit log is flushed before returning.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
         let audit = self.audit.clone();
-        let running = self.serve(rmcp::transport::stdio()).await?;
-        let reason = running.waiting().await;
+        let stop = shutdown_signal()?;
+        let running = self.serve(stdio_pipes()).await?;
+        let token = running.cancellation_token();
+        let waiting = running.waiting();
+        tokio::pin!(waiting);
+        let reason = tokio::select! {
+            r = &mut waiting => r,
+            _ = stop => {
+                tracing::info!("shutting down on signal");
+                token.cancel();
+                waiting.await
+            }
+        };
         audit.flush().await;
         tracing::info!("stdio session ended: {reason:?}");
         Ok(())
     }
+}
+
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called, so a signal
+/// that arrives before the future is polled is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+type BoxedRead = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type BoxedWrite = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// Stdin and stdout as non-blocking pipes when they are pipes (how MCP hosts start servers), so
+/// a message does not take a trip through tokio's blocking thread pool; tokio's stdio otherwise
+/// (a terminal, a file).
+fn stdio_pipes() -> (BoxedRead, BoxedWrite) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let input: BoxedRead = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(pipe::Receiver::from_owned_fd)
+    {
+        Ok(Ok(r)) => Box::new(r),
+        _ => Box::new(tokio::io::stdin()),
+    };
+    let output: BoxedWrite = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(pipe::Sender::from_owned_fd)
+    {
+        Ok(Ok(w)) => Box::new(w),
+        _ => Box::new(tokio::io::stdout()),
+    };
+    (input, output)
 }
 
 impl ServerHandler for PiServer {

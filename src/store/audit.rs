@@ -30,6 +30,9 @@ pub struct AuditEntry {
 
 /// Most entries written in one transaction.
 const BATCH: usize = 256;
+/// How long the writer waits for more entries before committing, so that a burst of calls
+/// costs one transaction instead of one each.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Msg {
     Entry(Box<AuditEntry>),
@@ -58,6 +61,9 @@ impl AuditLog {
             let mut batch: Vec<AuditEntry> = Vec::new();
             let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
             while let Some(first) = rx.recv().await {
+                if matches!(first, Msg::Entry(_)) {
+                    tokio::time::sleep(LINGER).await;
+                }
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
@@ -103,26 +109,38 @@ impl AuditLog {
     }
 }
 
+/// Columns written per entry.
+const COLUMNS: usize = 9;
+
+/// Writes a batch with one multi-row INSERT (one round trip to the database). Placeholders are
+/// `$N`, which both SQLite and PostgreSQL accept through the Any driver.
 async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
+    let rows: Vec<String> = (0..batch.len())
+        .map(|r| {
+            let params: Vec<String> = (1..=COLUMNS)
+                .map(|c| format!("${}", r * COLUMNS + c))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in batch {
-        sqlx::query(
-            "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&e.ts)
-        .bind(&e.tool)
-        .bind(e.arguments.to_string())
-        .bind(&e.decision)
-        .bind(e.risk)
-        .bind(e.reasons.to_string())
-        .bind(e.duration_ms)
-        .bind(&e.outcome)
-        .bind(&e.client)
-        .execute(&mut *tx)
-        .await?;
+        q = q
+            .bind(e.ts.clone())
+            .bind(e.tool.clone())
+            .bind(e.arguments.to_string())
+            .bind(e.decision.clone())
+            .bind(e.risk)
+            .bind(e.reasons.to_string())
+            .bind(e.duration_ms)
+            .bind(e.outcome.clone())
+            .bind(e.client.clone());
     }
-    tx.commit().await
+    q.execute(store.pool()).await.map(|_| ())
 }
 
 /// The newest `n` entries of the store's audit log, oldest first.

@@ -85,12 +85,14 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(std::time::Duration::from_secs(10))
+                // The store holds small rows; a 512 KiB page cache per connection is plenty.
+                .pragma("cache_size", "-512")
                 .to_url_lossy()
                 .to_string(),
             Backend::Postgres => url.clone(),
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(if backend == Backend::Sqlite { 2 } else { 8 })
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect(&connect_url)
             .await

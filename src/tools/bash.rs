@@ -189,13 +189,17 @@ async fn execute(
     let mut status = None;
     let mut timed_out = false;
     let mut exited_at: Option<tokio::time::Instant> = None;
-    loop {
+    let mut output_closed = false;
+    // Runs until bash has exited and the output is closed (or background children kept it
+    // open past the drain time), or the timeout.
+    while !(output_closed && status.is_some()) {
         let drain_deadline = exited_at.map(|t| t + DRAIN_AFTER_EXIT).unwrap_or(deadline);
         tokio::select! {
-            n = pipe.read(&mut buf) => {
+            n = pipe.read(&mut buf), if !output_closed => {
                 let n: usize = n.unwrap_or_default();
                 if n == 0 {
-                    break;
+                    output_closed = true;
+                    continue;
                 }
                 total += n as u64;
                 let chunk = &buf[..n];

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::output::{MAX_BYTES, MAX_LINES};
 use super::{ToolContext, ToolError};
 
+/// Files up to this size are read without moving to the blocking thread pool.
+pub const INLINE_READ_BYTES: u64 = 256 * 1024;
+
 /// Largest image returned as image content.
 pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
 

@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt as _, TokioChildProcess};
-use rmcp::{Peer, RoleClient, ServiceExt as _};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, Command};
 
@@ -141,6 +141,15 @@ pub async fn spawn_stdio(
     ws: &Path,
     extra_args: &[&str],
 ) -> anyhow::Result<RunningService<RoleClient, ()>> {
+    spawn_stdio_with(ws, extra_args, ()).await
+}
+
+/// [`spawn_stdio`] with a custom client handler (e.g. one that answers elicitation).
+pub async fn spawn_stdio_with<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
     let cmd = server_command(ws).configure(|cmd| {
         cmd.args(["serve", "--stdio"]).args(extra_args);
     });
@@ -152,7 +161,7 @@ pub async fn spawn_stdio(
     if let Some(stderr) = stderr {
         tokio::spawn(drain(BufReader::new(stderr).lines(), log.clone()));
     }
-    let why = match tokio::time::timeout(STARTUP_TIMEOUT, ().serve(transport)).await {
+    let why = match tokio::time::timeout(STARTUP_TIMEOUT, handler.serve(transport)).await {
         Ok(Ok(client)) => return Ok(client),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {STARTUP_TIMEOUT:?}"),

