@@ -6,29 +6,15 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Workspace, bin};
+use support::{Workspace, bin, cli_ok};
 
 fn check(ws: &Workspace, command: &str) -> Value {
-    let out = Command::new(bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "policy",
-            "check",
-            "--json",
-            "--",
-            command,
-        ])
-        .env("HOME", "/home/agent")
-        .env_remove("PI_MCP_POLICY")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{command}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = cli_ok(
+        ws.path(),
+        &["policy", "check", "--json", "--", command],
+        &[("HOME", "/home/agent")],
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{command}: {e}"))
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{command}: {e}"))
 }
 
 /// (command, expected decision, a rule id expected among the reasons or "")

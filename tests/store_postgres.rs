@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Connection;
-use support::{Workspace, bin, call, require_service};
+use support::{Workspace, audit_entries, call, cli, require_service, spawn_stdio_env};
 
 async fn fresh_database(base: &str) -> String {
     let name = format!(
@@ -34,16 +34,7 @@ async fn audit_log_lives_in_postgres_when_configured() {
     let url = fresh_database(&base).await;
     let ws = Workspace::new();
     ws.write("a.txt", "a\n");
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.args([
-        "--workspace",
-        ws.path().to_str().unwrap(),
-        "serve",
-        "--stdio",
-    ])
-    .env("PI_MCP_STATE_URL", &url)
-    .kill_on_drop(true);
-    let client = rmcp::ServiceExt::serve((), rmcp::transport::TokioChildProcess::new(cmd).unwrap())
+    let client = spawn_stdio_env(ws.path(), &[("PI_MCP_STATE_URL", &url)])
         .await
         .unwrap();
     call(&client, "read", json!({"path": "a.txt"})).await;
@@ -51,22 +42,7 @@ async fn audit_log_lives_in_postgres_when_configured() {
     client.cancel().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let out = std::process::Command::new(bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "audit",
-            "--json",
-        ])
-        .env("PI_MCP_STATE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = audit_entries(ws.path(), &[("PI_MCP_STATE_URL", &url)]);
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[0]["tool"], "read");
     assert_eq!(entries[1]["decision"], "deny");
@@ -79,14 +55,14 @@ async fn audit_log_lives_in_postgres_when_configured() {
 #[tokio::test]
 async fn an_unreachable_state_store_is_a_clear_error() {
     let ws = Workspace::new();
-    let out = std::process::Command::new(bin())
-        .args(["--workspace", ws.path().to_str().unwrap(), "audit"])
-        .env(
+    let out = cli(
+        ws.path(),
+        &["audit"],
+        &[(
             "PI_MCP_STATE_URL",
             "postgres://nobody:secretpw@127.0.0.1:1/none",
-        )
-        .output()
-        .unwrap();
+        )],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -8,6 +8,7 @@ pub mod paths;
 pub mod policy;
 pub mod redact;
 pub mod rule;
+pub mod screen;
 pub mod shell;
 pub mod words;
 pub mod wrappers;
@@ -41,24 +42,24 @@ impl Guard {
     /// are checked here; the built-in default's are checked by the test suite (it is compiled
     /// in, so it cannot change after that), which keeps start-up fast.
     pub fn load(path: Option<&Path>) -> Result<Guard, PolicyError> {
-        match path {
-            Some(p) => Guard::new(PolicyFile::load(p)?, &p.display().to_string()),
-            None => Guard::compile(
-                PolicyFile::parse(policy::DEFAULT_POLICY, DEFAULT_SOURCE)?,
-                DEFAULT_SOURCE,
-            ),
-        }
+        Guard::load_inner(path, false)
     }
 
     /// Loads like [`Guard::load`] but always checks every rule's examples.
     pub fn load_checked(path: Option<&Path>) -> Result<Guard, PolicyError> {
-        match path {
-            Some(p) => Guard::new(PolicyFile::load(p)?, &p.display().to_string()),
-            None => Guard::new(
-                PolicyFile::parse(policy::DEFAULT_POLICY, DEFAULT_SOURCE)?,
-                DEFAULT_SOURCE,
-            ),
-        }
+        Guard::load_inner(path, true)
+    }
+
+    fn load_inner(path: Option<&Path>, check_default: bool) -> Result<Guard, PolicyError> {
+        let Some(p) = path else {
+            let file = PolicyFile::parse(policy::DEFAULT_POLICY, DEFAULT_SOURCE)?;
+            return if check_default {
+                Guard::new(file, DEFAULT_SOURCE)
+            } else {
+                Guard::compile(file, DEFAULT_SOURCE)
+            };
+        };
+        Guard::new(PolicyFile::load(p)?, &p.display().to_string())
     }
 
     /// Compiles a parsed policy and checks every rule's examples and counter-examples.

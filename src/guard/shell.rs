@@ -10,13 +10,10 @@ use brush_parser::ast::{
 };
 
 use super::decision::Decision;
+use super::screen::too_complex;
 use super::words::{self, Word};
 use super::wrappers::{self, Unwrapped, basename};
 
-/// Longest command line the guard will judge.
-pub const MAX_INPUT_BYTES: usize = 64 * 1024;
-/// Deepest nesting of brackets, substitutions and compound commands the guard will parse.
-pub const MAX_NESTING: usize = 64;
 /// Deepest chain of scripts inside scripts (`bash -c "eval '...'"`).
 pub const MAX_SCRIPT_DEPTH: usize = 8;
 /// Most simple commands one call may contain.
@@ -512,66 +509,6 @@ impl Walker<'_> {
         }
         innermost
     }
-}
-
-/// Cheap pre-parse check that keeps hostile input (deep nesting, huge size) away from the
-/// recursive parser. Returns why the input is refused.
-pub fn too_complex(src: &str) -> Option<String> {
-    if src.len() > MAX_INPUT_BYTES {
-        return Some(format!(
-            "the command is {} bytes; the guard judges at most {MAX_INPUT_BYTES}",
-            src.len()
-        ));
-    }
-    let mut depth: usize = 0;
-    let mut max_depth: usize = 0;
-    let bytes = src.as_bytes();
-    let mut word = String::new();
-    let flush = |word: &mut String, depth: &mut usize, max: &mut usize| {
-        match word.as_str() {
-            "if" | "case" | "do" | "while" | "until" | "for" | "select" | "function" => {
-                *depth += 1;
-                *max = (*max).max(*depth);
-            }
-            "fi" | "esac" | "done" => *depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        word.clear();
-    };
-    for &b in bytes {
-        match b {
-            b'(' | b'{' | b'[' => {
-                flush(&mut word, &mut depth, &mut max_depth);
-                depth += 1;
-                max_depth = max_depth.max(depth);
-            }
-            b')' | b'}' | b']' => {
-                flush(&mut word, &mut depth, &mut max_depth);
-                depth = depth.saturating_sub(1);
-            }
-            b'`' | b'<' => {
-                flush(&mut word, &mut depth, &mut max_depth);
-                max_depth = max_depth.max(depth + 1);
-            }
-            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' => {
-                flush(&mut word, &mut depth, &mut max_depth)
-            }
-            _ => word.push(b as char),
-        }
-        if max_depth > MAX_NESTING {
-            return Some(format!(
-                "the command nests deeper than {MAX_NESTING} levels"
-            ));
-        }
-    }
-    let backticks = bytes.iter().filter(|&&b| b == b'`').count();
-    if backticks > 2 * MAX_NESTING {
-        return Some(format!(
-            "the command has {backticks} backticks; the guard judges at most {}",
-            2 * MAX_NESTING
-        ));
-    }
-    None
 }
 
 #[cfg(test)]

@@ -125,12 +125,23 @@ async fn drain<R: AsyncRead + Unpin>(mut lines: Lines<BufReader<R>>, log: Log) {
     }
 }
 
+/// Settings a developer's shell may hold that would change what the tests see.
+const OUTER_SETTINGS: &[&str] = &[
+    "PI_MCP_STATE_URL",
+    "PI_MCP_POLICY",
+    "PI_MCP_PROMPTS",
+    "PI_MCP_REPORTS",
+    "PI_MCP_TOKEN",
+];
+
 fn server_command(ws: &Path) -> Command {
     Command::new(bin()).configure(|cmd| {
+        for var in OUTER_SETTINGS {
+            cmd.env_remove(var);
+        }
         cmd.arg("--workspace")
             .arg(ws)
             .current_dir(ws)
-            .env_remove("PI_MCP_STATE_URL")
             .env("NO_COLOR", "1")
             .kill_on_drop(true);
     })
@@ -150,8 +161,28 @@ pub async fn spawn_stdio_with<H: ClientHandler>(
     extra_args: &[&str],
     handler: H,
 ) -> anyhow::Result<RunningService<RoleClient, H>> {
+    spawn_stdio_full(ws, extra_args, &[], handler).await
+}
+
+/// [`spawn_stdio`] with extra environment variables for the server.
+pub async fn spawn_stdio_env(
+    ws: &Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<RunningService<RoleClient, ()>> {
+    spawn_stdio_full(ws, &[], env, ()).await
+}
+
+async fn spawn_stdio_full<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
     let cmd = server_command(ws).configure(|cmd| {
         cmd.args(["serve", "--stdio"]).args(extra_args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
     });
     let (transport, stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::piped())
@@ -171,6 +202,37 @@ pub async fn spawn_stdio_with<H: ClientHandler>(
         "MCP initialize over stdio failed: {why}\nstderr:\n{}",
         log.text()
     )
+}
+
+/// Runs `pi-mcp --workspace <ws> <args>` to the end with extra environment variables and
+/// returns its output (success or not).
+pub fn cli(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .env_remove("PI_MCP_STATE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pi-mcp")
+}
+
+/// Like [`cli`], but panics with its stderr unless it succeeds; returns stdout.
+pub fn cli_ok(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = cli(ws, args, env);
+    assert!(
+        out.status.success(),
+        "pi-mcp {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The audit log as `pi-mcp audit --json --tail 1000` prints it.
+pub fn audit_entries(ws: &Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let out = cli_ok(ws, &["audit", "--json", "--tail", "1000"], env);
+    serde_json::from_str(&out).expect("audit --json prints a JSON array")
 }
 
 /// Calls `tool` with `args` (a JSON object, or null for none); panics on a protocol error.

@@ -1,0 +1,230 @@
+//! The file tools over stdio, driven by rmcp's client: `read` paging, limits, images and
+//! errors; `edit` uniqueness, formats and atomicity; and paths that try to leave the workspace.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::json;
+use support::{Workspace, call, spawn_stdio, text_of};
+
+fn lines(n: usize) -> String {
+    (1..=n).map(|i| format!("line {i}\n")).collect()
+}
+
+#[tokio::test]
+async fn read_pages_large_files_and_explains_bad_paths() {
+    let ws = Workspace::new();
+    ws.write("big.log", lines(10_000));
+    ws.write("small.txt", "alpha\nbeta\ngamma\n");
+    ws.write("bin.dat", [0xff_u8, 0xfe, 0x00, 0x80, b'\n']);
+    std::fs::create_dir(ws.path().join("dir")).unwrap();
+    // A 1x1 PNG.
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89, 0, 0, 0, 0x0A, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9C, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0D, 0x0A, 0x2D, 0xB4, 0, 0, 0, 0,
+        0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+    ];
+    ws.write("reports/chart.png", png);
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+
+    let r = call(&client, "read", json!({"path": "big.log"})).await;
+    let t = text_of(&r);
+    assert_eq!(r.is_error, Some(false));
+    assert!(t.starts_with("line 1\n"));
+    assert!(t.contains("line 2000\n") && !t.contains("line 2001\n"));
+    assert!(
+        t.ends_with("[Showing lines 1-2000 of 10000. Use offset=2001 to continue.]"),
+        "{}",
+        &t[t.len() - 120..]
+    );
+
+    let r = call(
+        &client,
+        "read",
+        json!({"path": "big.log", "offset": 9990, "limit": 5}),
+    )
+    .await;
+    let t = text_of(&r);
+    assert!(
+        t.starts_with("line 9990\nline 9991\n")
+            && t.contains("line 9994\n")
+            && !t.contains("line 9995\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("[Showing lines 9990-9994 of 10000. Use offset=9995 to continue.]"),
+        "{t}"
+    );
+
+    let r = call(&client, "read", json!({"path": "big.log", "offset": 9999})).await;
+    assert_eq!(text_of(&r), "line 9999\nline 10000\n");
+
+    let r = call(&client, "read", json!({"path": "small.txt", "offset": 50})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("has 3 lines"), "{}", text_of(&r));
+
+    for (path, expect) in [
+        ("dir", "is a directory"),
+        ("bin.dat", "not UTF-8"),
+        ("nope.txt", "does not exist"),
+    ] {
+        let r = call(&client, "read", json!({"path": path})).await;
+        assert_eq!(r.is_error, Some(true), "{path}");
+        assert!(text_of(&r).contains(expect), "{path}: {}", text_of(&r));
+    }
+
+    let r = call(&client, "read", json!({"path": "reports/chart.png"})).await;
+    let image = r.content[0].as_image().expect("image content");
+    assert_eq!(image.mime_type, "image/png");
+
+    let r = call(&client, "read", json!({"path": 42})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("`path`"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn edit_replaces_exactly_once_keeps_format_and_is_atomic() {
+    let ws = Workspace::new();
+    ws.write("app.conf", "port = 80\nhost = a\nhost = a\n");
+    ws.write("win.ini", "\u{feff}[main]\r\nkey = old\r\nother = 1\r\n");
+    let script = ws.write("run.sh", "#!/bin/sh\necho old\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "app.conf", "old_text": "port = 80", "new_text": "port = 8080"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("-port = 80\n+port = 8080"),
+        "{}",
+        text_of(&r)
+    );
+    assert_eq!(ws.read("app.conf"), "port = 8080\nhost = a\nhost = a\n");
+
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "app.conf", "old_text": "port = 9", "new_text": "x"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("not found"), "{}", text_of(&r));
+
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "app.conf", "old_text": "host = a", "new_text": "host = b"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("matches 2 places") && text_of(&r).contains("surrounding lines"),
+        "{}",
+        text_of(&r)
+    );
+
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "win.ini", "old_text": "key = old\n", "new_text": "key = new\n"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(
+        ws.read("win.ini"),
+        "\u{feff}[main]\r\nkey = new\r\nother = 1\r\n"
+    );
+
+    // All or nothing: the second edit fails, so the first is not applied either.
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "run.sh", "edits": [{"old_text": "echo old", "new_text": "echo new"}, {"old_text": "missing", "new_text": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("edits[1]"), "{}", text_of(&r));
+    assert_eq!(ws.read("run.sh"), "#!/bin/sh\necho old\n");
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "run.sh", "edits": [{"old_text": "echo old", "new_text": "echo new"}, {"old_text": "#!/bin/sh", "new_text": "#!/bin/bash"}]}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("run.sh"), "#!/bin/bash\necho new\n");
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "permissions kept");
+
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "new/notes.md", "old_text": "", "new_text": "# Notes\n"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("new/notes.md"), "# Notes\n");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn paths_cannot_escape_the_workspace() {
+    let ws = Workspace::new();
+    ws.write(".env", "SECRET=1\n");
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), "outside\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("link.txt")).unwrap();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+
+    let outside_path = outside.path().to_str().unwrap();
+    for (tool, args, expect) in [
+        (
+            "read",
+            json!({"path": "../../etc/passwd"}),
+            "outside the workspace",
+        ),
+        (
+            "read",
+            json!({"path": outside_path}),
+            "outside the workspace",
+        ),
+        ("read", json!({"path": "link.txt"}), "outside the workspace"),
+        ("read", json!({"path": ".env"}), "protected path"),
+        (
+            "edit",
+            json!({"path": ".env", "old_text": "SECRET=1", "new_text": "SECRET=2"}),
+            "protected path",
+        ),
+        (
+            "edit",
+            json!({"path": "link.txt", "old_text": "outside", "new_text": "x"}),
+            "outside the workspace",
+        ),
+        (
+            "edit",
+            json!({"path": "../escape.txt", "old_text": "", "new_text": "x"}),
+            "outside the workspace",
+        ),
+    ] {
+        let r = call(&client, tool, args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{tool} {args}");
+        assert!(
+            text_of(&r).contains(expect),
+            "{tool} {args}: {}",
+            text_of(&r)
+        );
+    }
+    assert_eq!(ws.read(".env"), "SECRET=1\n");
+    assert_eq!(
+        std::fs::read_to_string(outside.path()).unwrap(),
+        "outside\n"
+    );
+    client.cancel().await.unwrap();
+}
