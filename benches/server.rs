@@ -181,8 +181,44 @@ fn main() {
         CORPUS.len(),
         worst.as_secs_f64() * 1e6
     );
+    // The same corpus with the example Rego policy added to the shipped policy.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/policies/security.json")).unwrap(),
+    )
+    .unwrap();
+    policy["rego"] = json!(["example.rego"]);
+    std::fs::write(ws.path().join("security.json"), policy.to_string()).unwrap();
+    std::fs::copy(
+        format!("{root}/policies/example.rego"),
+        ws.path().join("example.rego"),
+    )
+    .unwrap();
+    let with_rego = Guard::load(Some(&ws.path().join("security.json"))).unwrap();
+    let mut per_command = Vec::new();
+    for cmd in CORPUS {
+        let mut samples = Vec::new();
+        for _ in 0..500 {
+            let t = Instant::now();
+            std::hint::black_box(with_rego.judge_command(std::hint::black_box(cmd), &ctx));
+            samples.push(t.elapsed());
+        }
+        per_command.push(median(samples));
+    }
+    println!(
+        "policy decision per command with the example Rego policy: median {:.1} us (slowest command's median {:.1} us)",
+        median(per_command.clone()).as_secs_f64() * 1e6,
+        per_command
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e6
+    );
+
     let t = Instant::now();
-    let _ = Guard::load(None).unwrap();
+    let _ = Guard::load_checked(None).unwrap();
     println!(
         "policy load incl. checking every rule example: {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3

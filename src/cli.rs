@@ -40,6 +40,10 @@ pub struct Global {
     /// Directory of reports served as resources (default: <workspace>/reports).
     #[arg(long, global = true, env = "PI_MCP_REPORTS", value_name = "DIR")]
     pub reports: Option<PathBuf>,
+    /// OSV advisory database that package installs are checked against
+    /// (default: <workspace>/.pi-mcp/osv; `pi-mcp osv update` fills it).
+    #[arg(long, global = true, env = "PI_MCP_OSV_DB", value_name = "DIR")]
+    pub osv_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +55,12 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Print the audit log of tool calls.
     Audit(AuditArgs),
+    /// Manage the OSV advisory database that package installs are checked against.
+    #[command(subcommand)]
+    Osv(OsvCommand),
+    /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
+    #[command(name = "__sandbox-exec", hide = true)]
+    SandboxExec(SandboxExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,9 +92,13 @@ pub enum PolicyCommand {
         /// Directory the command would run in (default: the first workspace root).
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
+        /// Judge every line of FILE (`-` for stdin) instead: a line is a command, or a JSON
+        /// string for a command with newlines; prints one verdict per line.
+        #[arg(long, value_name = "FILE", conflicts_with = "command")]
+        batch: Option<PathBuf>,
         /// The command line (several words are joined with spaces).
         #[arg(
-            required = true,
+            required_unless_present = "batch",
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "COMMAND"
@@ -102,6 +116,17 @@ pub enum PolicyCommand {
     Schema,
 }
 
+/// Arguments of the hidden `__sandbox-exec` subcommand (see `pi_mcp::tools::sandbox`).
+#[derive(Debug, Args)]
+pub struct SandboxExecArgs {
+    /// What to enforce, as JSON (`pi_mcp::tools::sandbox::Spec`).
+    #[arg(long)]
+    pub spec: String,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// How many of the newest entries to print.
@@ -110,4 +135,25 @@ pub struct AuditArgs {
     /// Print JSON (an array of entries).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OsvCommand {
+    /// Download <base>/<Ecosystem>/all.zip for each ecosystem and unpack it into the database.
+    Update {
+        /// Where the archives are published.
+        #[arg(
+            long,
+            env = "PI_MCP_OSV_URL",
+            value_name = "URL",
+            default_value = pi_mcp::tools::osv_update::DEFAULT_BASE_URL
+        )]
+        base_url: String,
+        /// Ecosystem to download (repeatable; default: PyPI, npm, crates.io, Go, RubyGems).
+        #[arg(long = "ecosystem", value_name = "E")]
+        ecosystems: Vec<pi_mcp::guard::osv::Ecosystem>,
+        /// Database directory (default: --osv-db, else <workspace>/.pi-mcp/osv).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }

@@ -13,10 +13,10 @@ use pi_mcp::guard::{Guard, PathContext, PolicyFile, Workspace};
 use pi_mcp::server::PiServer;
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, audit};
-use pi_mcp::tools::ToolContext;
+use pi_mcp::tools::{ToolContext, sandbox};
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, PolicyCommand};
+use cli::{Cli, Command, OsvCommand, PolicyCommand};
 
 /// Stack of the thread that runs the async runtime (the shell parser recurses).
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
@@ -33,6 +33,15 @@ fn main() -> ExitCode {
             };
         }
     };
+    // The bash tool's sandboxed child: restrict this still single-threaded process, then exec.
+    if let Command::SandboxExec(args) = &cli.command {
+        let e = sandbox::exec(&args.spec, &args.command);
+        eprintln!("pi-mcp: sandbox: {e}");
+        return ExitCode::from(sandbox::SETUP_FAILED);
+    }
+    // A panic (the guard catches the shell parser's) is reported in one log line, not as a
+    // backtrace on stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!("internal error: {info}")));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -43,6 +52,17 @@ fn main() -> ExitCode {
         .init();
     // One MCP session over stdio is served best by one thread (no cross-thread wake-ups per
     // message); HTTP serves many sessions, so it gets a worker per core.
+    if !matches!(&cli.command, Command::Serve(_)) {
+        // One-shot commands print to stdout; when a reader like `head` closes the pipe, end
+        // quietly as Unix tools do instead of failing on the write.
+        // SAFETY: setting a signal disposition to the default has no preconditions.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let http = matches!(&cli.command, Command::Serve(a) if a.http.is_some());
     let mut builder = if http {
         tokio::runtime::Builder::new_multi_thread()
@@ -90,6 +110,14 @@ fn workspace(cli: &Cli) -> anyhow::Result<Workspace> {
     Workspace::new(&roots).map_err(anyhow::Error::msg)
 }
 
+/// The policy, checking package installs against the OSV advisories found at start.
+fn guard_with_osv(cli: &Cli, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
+    let advisories = pi_mcp::tools::osv_scanner::advisories_at_start(&osv_db_dir(cli, ws));
+    Ok(Arc::new(
+        Guard::load(cli.global.policy.as_deref())?.with_osv(advisories),
+    ))
+}
+
 fn guard(cli: &Cli) -> anyhow::Result<Arc<Guard>> {
     Ok(Arc::new(Guard::load(cli.global.policy.as_deref())?))
 }
@@ -98,13 +126,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve(args) => {
             let ws = workspace(&cli)?;
-            let guard = guard(&cli)?;
+            let guard = guard_with_osv(&cli, &ws)?;
             tracing::info!(
                 "policy: {} ({} block rules, {} risk rules)",
                 guard.source(),
                 guard.file().block.len(),
                 guard.file().risk.len()
             );
+            sandbox::check_at_start(guard.file())?;
             let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
             let audit = AuditLog::start(store);
             let prompts = cli.global.prompts.clone().or_else(|| {
@@ -131,9 +160,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy(PolicyCommand::Check { json, cwd, command }) => {
+        Command::Policy(PolicyCommand::Check {
+            json,
+            cwd,
+            batch,
+            command,
+        }) => {
             let ws = workspace(&cli)?;
-            let guard = guard(&cli)?;
+            let guard = guard_with_osv(&cli, &ws)?;
             let cwd = match cwd {
                 Some(c) => c
                     .canonicalize()
@@ -148,23 +182,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 roots: ws.roots().to_vec(),
                 home,
             };
-            let verdict = guard.judge_command(&command.join(" "), &ctx);
-            if *json {
-                println!("{}", serde_json::to_string(&verdict)?);
-            } else {
-                println!("decision: {} (risk {})", verdict.decision, verdict.risk);
-                if !verdict.reasons.is_empty() {
-                    println!("reasons:");
-                    for r in &verdict.reasons {
-                        println!(
-                            "  - [{}] {} (+{}): {}",
-                            r.rule, r.decision, r.risk, r.message
-                        );
+            match batch {
+                None => print_verdict(&guard.judge_command(&command.join(" "), &ctx), *json)?,
+                Some(file) => {
+                    for command in batch_commands(file)? {
+                        let verdict = guard.judge_command(&command, &ctx);
+                        if *json {
+                            let mut v = serde_json::to_value(&verdict)?;
+                            v["command"] = serde_json::Value::String(command);
+                            println!("{v}");
+                        } else {
+                            println!(
+                                "{:<5} {:>3}  {}",
+                                verdict.decision.as_str(),
+                                verdict.risk,
+                                command.replace('\n', "\\n")
+                            );
+                        }
                     }
-                }
-                println!("commands:");
-                for c in &verdict.commands {
-                    println!("  - {}", c.join(" "));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -199,6 +234,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::SandboxExec(_) => {
+            anyhow::bail!(
+                "internal error: {} runs before the runtime",
+                sandbox::EXEC_SUBCOMMAND
+            )
+        }
         Command::Audit(args) => {
             let ws = workspace(&cli)?;
             let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
@@ -210,7 +251,113 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Osv(OsvCommand::Update {
+            base_url,
+            ecosystems,
+            dir,
+        }) => osv_update(&cli, base_url, ecosystems, dir.as_deref()).await,
     }
+}
+
+/// The OSV database directory: `--osv-db`, else `<workspace>/.pi-mcp/osv`.
+fn osv_db_dir(cli: &Cli, ws: &Workspace) -> PathBuf {
+    cli.global
+        .osv_db
+        .clone()
+        .unwrap_or_else(|| ws.primary().join(".pi-mcp").join("osv"))
+}
+
+/// `pi-mcp osv update`: one line per ecosystem; fails when any ecosystem failed.
+async fn osv_update(
+    cli: &Cli,
+    base_url: &str,
+    ecosystems: &[pi_mcp::guard::osv::Ecosystem],
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use pi_mcp::tools::osv_update::{UpdateOptions, update};
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => osv_db_dir(cli, &workspace(cli)?),
+    };
+    let ecosystems = if ecosystems.is_empty() {
+        pi_mcp::guard::osv::Ecosystem::ALL.to_vec()
+    } else {
+        ecosystems.to_vec()
+    };
+    let options = UpdateOptions {
+        base_url: base_url.to_string(),
+        ecosystems,
+        dir: dir.clone(),
+    };
+    let mut failed = 0;
+    for (eco, result) in update(&options).await {
+        match result {
+            Ok(u) => println!(
+                "{eco}: {} records ({} bytes) from {}",
+                u.records, u.archive_bytes, u.url
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("pi-mcp: osv update: {eco}: {e}");
+            }
+        }
+    }
+    println!("OSV database: {}", dir.display());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_verdict(verdict: &pi_mcp::guard::Verdict, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(verdict)?);
+        return Ok(());
+    }
+    println!("decision: {} (risk {})", verdict.decision, verdict.risk);
+    if !verdict.reasons.is_empty() {
+        println!("reasons:");
+        for r in &verdict.reasons {
+            let from = r
+                .source
+                .as_deref()
+                .map(|f| format!(" in {f}"))
+                .unwrap_or_default();
+            println!(
+                "  - [{}{from}] {} (+{}): {}",
+                r.rule, r.decision, r.risk, r.message
+            );
+        }
+    }
+    println!("commands:");
+    for c in &verdict.commands {
+        println!("  - {}", c.join(" "));
+    }
+    Ok(())
+}
+
+/// The commands of a `policy check --batch` file: one per line, or a JSON string per line.
+fn batch_commands(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with('"') {
+            let cmd: String = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a JSON string", file.display(), i + 1))?;
+            out.push(cmd);
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    Ok(out)
 }
 
 fn print_audit(entries: &[audit::AuditEntry]) {

@@ -118,7 +118,11 @@ const TABLE: &[(&str, &str, &str)] = &[
         "deny",
         "terraform-destroy",
     ),
-    ("terraform apply -destroy", "deny", "terraform-destroy"),
+    (
+        "terraform apply -destroy",
+        "deny",
+        "terraform-apply-destroy",
+    ),
     (
         "kubectl delete namespace prod",
         "deny",

@@ -28,13 +28,35 @@ pub fn shape(cmd: &Command, aliases: &FlagAliases) -> Shape {
     let mut out = Shape::default();
     let mut after_dashdash = false;
     let add = |flag: String, out: &mut Shape| {
-        let flag = program_aliases
-            .and_then(|a| a.get(&flag))
-            .cloned()
-            .unwrap_or(flag);
-        out.flags.insert(flag);
+        let canonical = program_aliases.and_then(|a| {
+            a.get(&flag).or_else(|| {
+                // getopt_long accepts any unambiguous prefix: `--rec` is `--recursive`.
+                let mut prefixed = a.iter().filter(|(k, _)| {
+                    flag.len() > 3 && flag.starts_with("--") && k.starts_with(&flag)
+                });
+                match (prefixed.next(), prefixed.next()) {
+                    (Some((_, v)), None) => Some(v),
+                    _ => None,
+                }
+            })
+        });
+        out.flags.insert(canonical.cloned().unwrap_or(flag));
     };
+    // find's positional words are its start paths; the expression after them is options.
+    let is_find = program == "find";
+    let mut in_find_expression = false;
     for w in cmd.argv.iter().skip(1) {
+        if is_find && !w.dynamic && (w.text.starts_with('-') || w.text == "(" || w.text == "!") {
+            in_find_expression = true;
+        }
+        if in_find_expression {
+            if w.dynamic {
+                out.has_dynamic = true;
+            } else if w.text.starts_with('-') {
+                add(w.text.clone(), &mut out);
+            }
+            continue;
+        }
         if w.dynamic {
             out.has_dynamic = true;
             out.positionals.push(w.clone());
@@ -80,6 +102,10 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
             })
         })),
         "cp" | "mv" | "install" | "ln" | "rsync" => out.extend(pos.last().cloned()),
+        "curl" | "wget" => out.extend(option_values(
+            cmd,
+            &["-o", "--output", "-O", "--output-document"],
+        )),
         "sed" | "perl" if shape.flags.contains("-i") || shape.flags.contains("--in-place") => {
             out.extend(pos.iter().skip(1).cloned())
         }
@@ -88,10 +114,40 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
     out
 }
 
+/// Values of the given options, as `-o value`, `--opt value` or `--opt=value`.
+fn option_values(cmd: &Command, names: &[&str]) -> Vec<Word> {
+    let mut out = Vec::new();
+    let argv = &cmd.argv;
+    // A bundle of short flags ending in a value-taking one (`-so FILE`) takes the next word.
+    let bundle_ends_with = |t: &str| {
+        t.len() > 2
+            && t.starts_with('-')
+            && !t.starts_with("--")
+            && names
+                .iter()
+                .any(|n| n.len() == 2 && n.starts_with('-') && t.ends_with(&n[1..]))
+    };
+    for (i, w) in argv.iter().enumerate() {
+        if names.contains(&w.text.as_str()) || bundle_ends_with(&w.text) {
+            out.extend(argv.get(i + 1).cloned());
+        } else if let Some((_, v)) = w
+            .text
+            .split_once('=')
+            .filter(|(k, _)| names.contains(k) && k.starts_with("--"))
+        {
+            out.push(Word {
+                text: v.to_string(),
+                dynamic: w.dynamic,
+            });
+        }
+    }
+    out
+}
+
+/// A truncate/shred size such as `0`, `+1M`, `/4K`: digits after an optional prefix.
 fn looks_like_size(t: &str) -> bool {
-    t.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_digit() || "+-<>/%".contains(c))
+    let rest = t.strip_prefix(['+', '-', '<', '>', '/', '%']).unwrap_or(t);
+    rest.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

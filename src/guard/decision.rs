@@ -41,6 +41,9 @@ pub struct Reason {
     pub risk: u32,
     /// Human-readable explanation naming the command it is about.
     pub message: String,
+    /// The file the rule comes from (the policy file, a Rego file); absent for built-in checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl std::fmt::Display for Reason {
@@ -80,6 +83,7 @@ impl Verdict {
                 decision,
                 risk: 0,
                 message: message.into(),
+                source: None,
             }],
             commands: Vec::new(),
         }

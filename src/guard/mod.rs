@@ -4,12 +4,16 @@
 
 pub mod argv;
 pub mod decision;
+pub mod installs;
+pub mod osv;
 pub mod paths;
 pub mod policy;
 pub mod redact;
+pub mod rego;
 pub mod rule;
 pub mod screen;
 pub mod shell;
+pub mod versions;
 pub mod words;
 pub mod wrappers;
 
@@ -35,6 +39,10 @@ pub struct Guard {
     risk: Vec<Rule>,
     protected: Protected,
     env_deny: GlobSet,
+    /// Where package installs are checked for known vulnerabilities; `None`: nowhere.
+    osv: Option<std::sync::Arc<dyn osv::Advisories>>,
+    /// Rego files the policy names, evaluated after the JSON rules.
+    rego: Option<std::sync::Arc<rego::RegoPolicies>>,
 }
 
 impl Guard {
@@ -59,7 +67,15 @@ impl Guard {
                 Guard::compile(file, DEFAULT_SOURCE)
             };
         };
-        Guard::new(PolicyFile::load(p)?, &p.display().to_string())
+        let source = p.display().to_string();
+        let mut guard = Guard::compile(PolicyFile::load(p)?, &source)?;
+        if !guard.file.rego.is_empty() {
+            let base = p.parent().unwrap_or(Path::new("."));
+            let rego = rego::RegoPolicies::load(&guard.file.rego, base, &source)?;
+            guard.rego = Some(std::sync::Arc::new(rego));
+        }
+        guard.check_examples()?;
+        Ok(guard)
     }
 
     /// Compiles a parsed policy and checks every rule's examples and counter-examples.
@@ -141,9 +157,22 @@ impl Guard {
             risk,
             protected,
             env_deny,
+            osv: None,
+            rego: None,
         };
-        guard.check_examples()?;
         Ok(guard)
+    }
+
+    /// The same policy, checking package installs against `advisories` (see
+    /// [`installs::judge_installs`]); `None` makes every install need approval.
+    pub fn with_osv(mut self, advisories: Option<std::sync::Arc<dyn osv::Advisories>>) -> Guard {
+        self.osv = advisories;
+        self
+    }
+
+    /// Where package installs are checked, if anywhere.
+    pub fn osv(&self) -> Option<&dyn osv::Advisories> {
+        self.osv.as_deref()
     }
 
     /// Where the policy came from (a path or "built-in default policy").
@@ -218,32 +247,65 @@ impl Guard {
         for p in &analysis.problems {
             verdict = verdict.merge(Verdict::single(p.decision, p.id, p.message.clone()));
         }
-        for cmd in &analysis.commands {
-            verdict = verdict.merge(self.judge_simple(cmd, paths));
+        let shapes: Vec<argv::Shape> = analysis
+            .commands
+            .iter()
+            .map(|c| argv::shape(c, &self.file.flag_aliases))
+            .collect();
+        for (cmd, shape) in analysis.commands.iter().zip(&shapes) {
+            let judged = if cmd.cd.is_empty() {
+                self.judge_simple(cmd, shape, paths)
+            } else if let Some(moved) = paths.after_cd(&cmd.cd) {
+                self.judge_simple(cmd, shape, &moved)
+            } else {
+                // After `cd "$DIR"` a relative path could be anywhere.
+                let blurred = blur_relative_paths(cmd);
+                let blurred_shape = argv::shape(&blurred, &self.file.flag_aliases);
+                self.judge_simple(&blurred, &blurred_shape, paths)
+            };
+            verdict = verdict.merge(judged);
         }
+        verdict = verdict.merge(write_then_run(&analysis.commands, &shapes, paths));
         verdict.commands = analysis
             .commands
             .iter()
             .map(|c| c.argv.iter().map(|w| w.text.clone()).collect())
             .collect();
+        if let Some(rego) = &self.rego {
+            let input = serde_json::json!({
+                "command": command,
+                "commands": verdict.commands,
+                "cwd": paths.cwd,
+                "tool": "bash",
+                "risk": verdict.risk,
+            });
+            let commands = std::mem::take(&mut verdict.commands);
+            verdict = verdict.merge(rego.judge(&input));
+            verdict.commands = commands;
+        }
         if verdict.decision == Decision::Deny {
             verdict.risk = 100;
         }
         verdict
     }
 
-    fn judge_simple(&self, cmd: &shell::Command, paths: &PathContext) -> Verdict {
-        let shape = argv::shape(cmd, &self.file.flag_aliases);
+    fn judge_simple(
+        &self,
+        cmd: &shell::Command,
+        shape: &argv::Shape,
+        paths: &PathContext,
+    ) -> Verdict {
         let shown = cmd.display();
         let mut v = Verdict::allow();
         for rule in &self.block {
-            match rule.check(cmd, &shape, paths) {
+            match rule.check(cmd, shape, paths) {
                 Hit::Yes => {
                     v = v.merge(reason(
                         Decision::Deny,
                         rule,
                         100,
                         format!("{}: `{shown}`", rule.description),
+                        &self.source,
                     ))
                 }
                 Hit::Maybe => {
@@ -255,41 +317,67 @@ impl Guard {
                             "{} (could not rule it out: part of `{shown}` is computed at run time)",
                             rule.description
                         ),
+                        &self.source,
                     ))
                 }
                 Hit::No => {}
             }
         }
-        let mut score = 0;
+        let mut sure = 0;
+        let mut maybe = 0;
         let mut risky = Vec::new();
         for rule in &self.risk {
-            if rule.check(cmd, &shape, paths) != Hit::No {
-                score += rule.score;
-                risky.push(rule);
+            match rule.check(cmd, shape, paths) {
+                Hit::Yes => sure += rule.score,
+                Hit::Maybe => maybe += rule.score,
+                Hit::No => continue,
             }
+            risky.push(rule);
         }
-        let score = score.min(100);
-        let level = if score >= self.file.deny_at {
-            Decision::Deny
-        } else if score >= self.file.ask_at {
-            Decision::Ask
-        } else {
-            Decision::Allow
+        let level_of = |score: u32| {
+            if score >= self.file.deny_at {
+                Decision::Deny
+            } else if score >= self.file.ask_at {
+                Decision::Ask
+            } else {
+                Decision::Allow
+            }
         };
+        // Points from rules that only may match (a run-time value) can ask, never deny.
+        let score = (sure + maybe).min(100);
+        let level = level_of(sure.min(100)).max(level_of(score).min(Decision::Ask));
         for rule in risky {
             v = v.merge(reason(
                 level,
                 rule,
                 rule.score,
                 format!("{} (+{}): `{shown}`", rule.description, rule.score),
+                &self.source,
             ));
         }
         v.risk = v.risk.max(score);
-        for w in cmd.argv.iter().skip(1).chain(cmd.writes.iter()) {
+        for w in cmd
+            .argv
+            .iter()
+            .skip(1)
+            .chain(cmd.writes.iter())
+            .chain(cmd.reads.iter())
+        {
             if w.dynamic {
                 continue;
             }
-            if let Some(pattern) = self.protected.matches(&paths.absolute(&w.text)) {
+            // `curl -d @.env`, `--file=.env`, `-F f=@.env`: the path may follow `@` or `=`.
+            let candidates = [
+                Some(w.text.as_str()),
+                w.text.rsplit_once('@').map(|x| x.1),
+                w.text.rsplit_once('=').map(|x| x.1),
+            ];
+            let hit = candidates
+                .into_iter()
+                .flatten()
+                .filter(|t| !t.is_empty())
+                .find_map(|t| self.protected.matches(&paths.absolute(t)));
+            if let Some(pattern) = hit {
                 v = v.merge(Verdict::single(
                     Decision::Ask,
                     "protected-path",
@@ -300,11 +388,74 @@ impl Guard {
                 ));
             }
         }
+        for r in installs::judge_installs(
+            cmd,
+            &paths.cwd,
+            self.osv(),
+            self.file.allow_unpinned_installs,
+        ) {
+            v = v.merge(Verdict::single(r.decision, r.rule, r.message));
+        }
         v
     }
 }
 
-fn reason(decision: Decision, rule: &Rule, risk: u32, message: String) -> Verdict {
+/// The command with every relative path argument (and written file) marked as run-time
+/// dependent, for when the directory it runs in is not known.
+fn blur_relative_paths(cmd: &shell::Command) -> shell::Command {
+    let mut c = cmd.clone();
+    let relative = |w: &words::Word| !w.text.starts_with(['/', '~', '-']);
+    for w in c.argv.iter_mut().skip(1).chain(c.writes.iter_mut()) {
+        if relative(w) {
+            w.dynamic = true;
+        }
+    }
+    c
+}
+
+/// A file written by one command and run as a script or program by another in the same call
+/// (`echo ... > x.sh; bash x.sh`): the guard judged the writing, not what the file will hold.
+fn write_then_run(
+    commands: &[shell::Command],
+    shapes: &[argv::Shape],
+    paths: &PathContext,
+) -> Verdict {
+    let written: Vec<PathBuf> = commands
+        .iter()
+        .zip(shapes)
+        .flat_map(|(c, s)| argv::write_targets(c, s))
+        .filter(|w| !w.dynamic)
+        .map(|w| paths.absolute(&w.text))
+        .collect();
+    if written.is_empty() {
+        return Verdict::allow();
+    }
+    let mut v = Verdict::allow();
+    for (cmd, shape) in commands.iter().zip(shapes) {
+        let program = cmd.argv.first().filter(|w| w.text.contains('/'));
+        let script = if wrappers::runs_script_file(cmd.program()) {
+            shape.positionals.first()
+        } else {
+            None
+        };
+        for run in program.into_iter().chain(script) {
+            if !run.dynamic && written.contains(&paths.absolute(&run.text)) {
+                v = v.merge(Verdict::single(
+                    Decision::Ask,
+                    "write-then-run",
+                    format!(
+                        "`{}` runs `{}`, which this same command line writes first",
+                        cmd.display(),
+                        run.text
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn reason(decision: Decision, rule: &Rule, risk: u32, message: String, source: &str) -> Verdict {
     Verdict {
         decision,
         risk: if decision == Decision::Deny { 100 } else { 0 },
@@ -313,6 +464,7 @@ fn reason(decision: Decision, rule: &Rule, risk: u32, message: String) -> Verdic
             decision,
             risk,
             message,
+            source: Some(source.to_string()),
         }],
         commands: Vec::new(),
     }

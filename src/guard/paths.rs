@@ -227,6 +227,19 @@ pub struct PathContext {
 }
 
 impl PathContext {
+    /// The context after the `cd`s before a command. `None` when a target is only known at run
+    /// time (`cd "$DIR"`, `cd -`), so relative paths cannot be placed.
+    pub fn after_cd(&self, targets: &[super::words::Word]) -> Option<PathContext> {
+        let mut ctx = self.clone();
+        for t in targets {
+            if t.dynamic {
+                return None;
+            }
+            ctx.cwd = ctx.absolute(&t.text);
+        }
+        Some(ctx)
+    }
+
     /// The absolute, lexically normalised form of a path argument (`~` is home).
     pub fn absolute(&self, arg: &str) -> PathBuf {
         let p = if arg == "~" {

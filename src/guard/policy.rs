@@ -36,6 +36,26 @@ pub struct PolicyFile {
     /// Environment variables removed from every `bash` child (globs allowed, e.g. `*_TOKEN`).
     #[serde(default)]
     pub env_deny: Vec<String>,
+    /// OS sandbox of `bash` children (Landlock, `no_new_privs`, seccomp): `required` refuses to
+    /// start where the kernel lacks Landlock, `best_effort` runs without Landlock there, `off`
+    /// runs bash unconfined.
+    #[serde(default)]
+    pub sandbox: SandboxMode,
+    /// `deny` makes every socket but Unix-domain and netlink ones fail in `bash` children.
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Paths `bash` children may write besides the workspace roots and their temp directory
+    /// (`<workspace>/.pi-mcp/tmp`): absolute, `~/...`, or relative to the first root.
+    #[serde(default)]
+    pub writable_paths: Vec<String>,
+    /// Allow package installs without a pinned version (otherwise they are `ask`, because the
+    /// version that would be installed cannot be checked against OSV advisories).
+    #[serde(default)]
+    pub allow_unpinned_installs: bool,
+    /// Rego files (relative to this policy file's directory) evaluated after the JSON rules;
+    /// they may add or tighten decisions, never loosen them. See `policies/example.rego`.
+    #[serde(default)]
+    pub rego: Vec<String>,
     /// Per program, spellings of a flag that mean the same: `{"rm": {"--recursive": "-r"}}`.
     #[serde(default)]
     pub flag_aliases: FlagAliases,
@@ -48,6 +68,28 @@ pub struct PolicyFile {
     /// Free-form notes for humans.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub comments: BTreeMap<String, String>,
+}
+
+/// How strictly `bash` children are sandboxed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Landlock must be enforced: the server refuses to start without it.
+    Required,
+    /// Landlock where the kernel has it; otherwise only `no_new_privs` and the network filter.
+    #[default]
+    BestEffort,
+    /// No sandbox: bash runs directly.
+    Off,
+}
+
+/// Whether `bash` children may open network sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    #[default]
+    Allow,
+    Deny,
 }
 
 fn one() -> u32 {

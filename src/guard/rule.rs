@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::argv::{Shape, write_targets};
 use super::paths::PathContext;
 use super::shell::Command;
+use super::words::Word;
 
 /// Match criteria; all given criteria must hold. Globs use `*`, `?`, `[...]`, `**`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -54,6 +55,10 @@ pub struct Match {
     /// Some positional argument, read as a path, is the workspace root itself or outside it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside_workspace: bool,
+    /// Some written file (see `writes_to`) is outside every workspace root, and not one of
+    /// `writes_except`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub writes_outside_workspace: bool,
     /// Globs of which some written file (redirection, tee, dd of=, ...) must match, on its
     /// absolute path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -88,6 +93,7 @@ pub struct Rule {
     args_any: Vec<Pattern>,
     args_regex: Option<Regex>,
     outside_workspace: bool,
+    writes_outside_workspace: bool,
     writes_to: Vec<Pattern>,
     writes_except: Vec<Pattern>,
     piped_from: Vec<Pattern>,
@@ -133,10 +139,14 @@ impl Rule {
         score: u32,
         m: &Match,
     ) -> Result<Rule, CompileError> {
-        if m.program.is_empty() && m.writes_to.is_empty() && m.piped_from.is_empty() {
+        if m.program.is_empty()
+            && m.writes_to.is_empty()
+            && m.piped_from.is_empty()
+            && !m.writes_outside_workspace
+        {
             return Err(CompileError {
                 field: "match".into(),
-                message: "give at least one of `program`, `writes_to` or `piped_from`".into(),
+                message: "give at least one of `program`, `writes_to`, `writes_outside_workspace` or `piped_from`".into(),
             });
         }
         let args_regex = match &m.args_regex {
@@ -157,6 +167,7 @@ impl Rule {
             args_any: globs("args_any", &m.args_any, false)?,
             args_regex,
             outside_workspace: m.outside_workspace,
+            writes_outside_workspace: m.writes_outside_workspace,
             writes_to: globs("writes_to", &m.writes_to, true)?,
             writes_except: globs("writes_except", &m.writes_except, true)?,
             piped_from: globs("piped_from", &m.piped_from, false)?,
@@ -186,7 +197,18 @@ impl Rule {
                 .subcommands
                 .iter()
                 .all(|g| it.any(|w| g.is_match(&w.text)));
-            need(&mut hit, if all { Hit::Yes } else { unknown });
+            // Subcommands come first: a dynamic word later (`git add *.rs`) cannot be one.
+            let first_dynamic = shape.positionals.first().is_some_and(|w| w.dynamic);
+            need(
+                &mut hit,
+                if all {
+                    Hit::Yes
+                } else if first_dynamic {
+                    Hit::Maybe
+                } else {
+                    Hit::No
+                },
+            );
         }
         if !self.flags_all.is_empty() {
             let all = self.flags_all.iter().all(|f| shape.flags.contains(f));
@@ -199,14 +221,15 @@ impl Rule {
         if !self.args_any.is_empty() {
             let args = &cmd.argv[1..];
             // A dynamic word matches on its raw text too, so a policy can name `$HOME`.
+            let named = args
+                .iter()
+                .any(|w| self.args_any.iter().any(|g| g.is_match(&w.text)));
+            let unknown_value = args.iter().any(|w| w.dynamic && glob_stand_in(w).is_none());
             need(
                 &mut hit,
-                if args
-                    .iter()
-                    .any(|w| self.args_any.iter().any(|g| g.is_match(&w.text)))
-                {
+                if named {
                     Hit::Yes
-                } else if args.iter().any(|w| w.dynamic) {
+                } else if unknown_value {
                     Hit::Maybe
                 } else {
                     Hit::No
@@ -225,48 +248,30 @@ impl Rule {
             );
         }
         if self.outside_workspace {
+            let outside = shape
+                .positionals
+                .iter()
+                .map(|w| match path_of(w) {
+                    Some(p) => bool_hit(paths.outside(&p)),
+                    None => Hit::Maybe,
+                })
+                .max()
+                .unwrap_or(Hit::No);
+            need(&mut hit, outside);
+        }
+        if self.writes_outside_workspace {
             need(
                 &mut hit,
-                shape
-                    .positionals
-                    .iter()
-                    .map(|w| {
-                        if w.dynamic {
-                            Hit::Maybe
-                        } else {
-                            bool_hit(paths.outside(&w.text))
-                        }
-                    })
-                    .max()
-                    .unwrap_or(Hit::No),
+                self.written(cmd, shape, paths, |_, text| paths.outside(text)),
             );
         }
         if !self.writes_to.is_empty() {
-            need(
-                &mut hit,
-                write_targets(cmd, shape)
+            let listed = |abs: &str, text: &str| {
+                self.writes_to
                     .iter()
-                    .map(|w| {
-                        if w.dynamic {
-                            return Hit::Maybe;
-                        }
-                        let abs = paths.absolute(&w.text);
-                        let abs = abs.to_string_lossy();
-                        let excepted = self
-                            .writes_except
-                            .iter()
-                            .any(|g| g.is_match(abs.as_ref()) || g.is_match(&w.text));
-                        bool_hit(
-                            !excepted
-                                && self
-                                    .writes_to
-                                    .iter()
-                                    .any(|g| g.is_match(abs.as_ref()) || g.is_match(&w.text)),
-                        )
-                    })
-                    .max()
-                    .unwrap_or(Hit::No),
-            );
+                    .any(|g| g.is_match(abs) || g.is_match(text))
+            };
+            need(&mut hit, self.written(cmd, shape, paths, listed));
         }
         if !self.piped_from.is_empty() {
             need(
@@ -280,6 +285,63 @@ impl Rule {
         }
         hit
     }
+}
+
+impl Rule {
+    /// How some file `cmd` writes, not in `writes_except`, satisfies `test(absolute, as written)`.
+    fn written(
+        &self,
+        cmd: &Command,
+        shape: &Shape,
+        paths: &PathContext,
+        test: impl Fn(&str, &str) -> bool,
+    ) -> Hit {
+        write_targets(cmd, shape)
+            .iter()
+            .map(|w| {
+                let Some(text) = path_of(w) else {
+                    return Hit::Maybe;
+                };
+                let abs = paths.absolute(&text);
+                let abs = abs.to_string_lossy();
+                let excepted = self
+                    .writes_except
+                    .iter()
+                    .any(|g| g.is_match(abs.as_ref()) || g.is_match(&text));
+                bool_hit(!excepted && test(abs.as_ref(), &text))
+            })
+            .max()
+            .unwrap_or(Hit::No)
+    }
+}
+
+/// The path a word stands for: itself when literal, a stand-in for a glob, `None` when unknown.
+fn path_of(w: &Word) -> Option<String> {
+    if w.dynamic {
+        glob_stand_in(w)
+    } else {
+        Some(w.text.clone())
+    }
+}
+
+/// For a word that is dynamic only through glob or brace expansion (`build/*`, `*.yaml`),
+/// a path standing for what it expands to: its literal prefix plus a file name. `None` for a
+/// word with variables or substitutions, whose value is unknown.
+fn glob_stand_in(w: &Word) -> Option<String> {
+    if !w.dynamic || w.text.contains(['$', '`', '<']) {
+        return None;
+    }
+    let t = &w.text;
+    let brace = t.find('{').filter(|&i| {
+        t[i..]
+            .find('}')
+            .is_some_and(|j| t[i..i + j].contains([',', '.']))
+    });
+    let end = [t.find(['*', '?', '[']), brace]
+        .into_iter()
+        .flatten()
+        .min()?;
+    Some(format!("{}x", &t[..end]))
 }
 
 fn need(hit: &mut Hit, h: Hit) {

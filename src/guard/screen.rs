@@ -6,6 +6,9 @@
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
 /// Deepest nesting of brackets, substitutions and compound commands the guard will parse.
 pub const MAX_NESTING: usize = 64;
+/// Deepest nesting of parentheses (subshells, `$(`, `<(`): the parser backtracks
+/// exponentially on unclosed ones, so they get a tighter bound.
+pub const MAX_PAREN_NESTING: usize = 16;
 
 /// Cheap pre-parse check that keeps hostile input (deep nesting, huge size) away from the
 /// recursive parser. Returns why the input is refused.
@@ -18,6 +21,7 @@ pub fn too_complex(src: &str) -> Option<String> {
     }
     let mut depth: usize = 0;
     let mut max_depth: usize = 0;
+    let mut parens: usize = 0;
     let bytes = src.as_bytes();
     let mut word = String::new();
     let flush = |word: &mut String, depth: &mut usize, max: &mut usize| {
@@ -37,10 +41,21 @@ pub fn too_complex(src: &str) -> Option<String> {
                 flush(&mut word, &mut depth, &mut max_depth);
                 depth += 1;
                 max_depth = max_depth.max(depth);
+                if b == b'(' {
+                    parens += 1;
+                    if parens > MAX_PAREN_NESTING {
+                        return Some(format!(
+                            "the command nests parentheses deeper than {MAX_PAREN_NESTING} levels"
+                        ));
+                    }
+                }
             }
             b')' | b'}' | b']' => {
                 flush(&mut word, &mut depth, &mut max_depth);
                 depth = depth.saturating_sub(1);
+                if b == b')' {
+                    parens = parens.saturating_sub(1);
+                }
             }
             b'`' | b'<' => {
                 flush(&mut word, &mut depth, &mut max_depth);
@@ -76,8 +91,11 @@ mod tests {
         assert!(too_complex(&"x".repeat(MAX_INPUT_BYTES + 1)).is_some());
         assert!(too_complex(&"x".repeat(MAX_INPUT_BYTES)).is_none());
         let nested = |n: usize| "(".repeat(n) + &")".repeat(n);
-        assert!(too_complex(&nested(MAX_NESTING)).is_none());
-        assert!(too_complex(&nested(MAX_NESTING + 1)).is_some());
+        assert!(too_complex(&nested(MAX_PAREN_NESTING)).is_none());
+        assert!(too_complex(&nested(MAX_PAREN_NESTING + 1)).is_some());
+        let braces = |n: usize| "{ ".repeat(n) + &"}".repeat(n);
+        assert!(too_complex(&braces(MAX_NESTING)).is_none());
+        assert!(too_complex(&braces(MAX_NESTING + 1)).is_some());
         let ifs = |n: usize| "if a; then ".repeat(n) + &"fi; ".repeat(n);
         assert!(too_complex(&ifs(MAX_NESTING)).is_none());
         assert!(too_complex(&ifs(MAX_NESTING + 1)).is_some());

@@ -140,7 +140,8 @@ fn tilde_text(t: &TildeExpr) -> String {
 fn has_unquoted_expansion(pieces: &[WordPieceWithSource], options: &ParserOptions) -> bool {
     pieces.iter().any(|p| match &p.piece {
         WordPiece::Text(t) => {
-            t.contains(['*', '?', '['])
+            t.contains(['*', '?'])
+                || t.find('[').is_some_and(|i| t[i + 1..].contains(']'))
                 || (t.contains('{')
                     && matches!(word::parse_brace_expansions(t, options), Ok(Some(parts))
                         if parts.iter().any(|x| matches!(x, word::BraceExpressionOrText::Expr(_)))))

@@ -38,6 +38,75 @@ pub const STDIN_INTERPRETERS: &[&str] = &[
     "python", "python2", "python3", "perl", "ruby", "node", "php", "lua", "Rscript",
 ];
 
+/// Environment variables that make programs run extra code, load libraries or change what
+/// runs (`LD_PRELOAD=x ls`, `BASH_ENV=x bash`, `GIT_SSH_COMMAND=...`, `TF_CLI_ARGS=-destroy`).
+pub const INJECTING_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "BASH_ENV",
+    "ENV",
+    "PROMPT_COMMAND",
+    "PS4",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "IFS",
+    "PATH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH",
+    "GIT_EXEC_PATH",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_EDITOR",
+    "GIT_ASKPASS",
+    "GIT_CONFIG_*",
+    "PAGER",
+    "EDITOR",
+    "VISUAL",
+    "TF_CLI_ARGS*",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONINSPECT",
+    "NODE_OPTIONS",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+];
+
+/// Database and data-store clients that execute statements read from stdin.
+pub const STDIN_SQL_CLIENTS: &[&str] = &[
+    "psql",
+    "mysql",
+    "mariadb",
+    "sqlite3",
+    "clickhouse-client",
+    "cockroach",
+    "duckdb",
+    "redis-cli",
+    "mongo",
+    "mongosh",
+    "cqlsh",
+];
+
+/// Options of those clients that give the statements on the command line or in a file.
+pub const SQL_CLIENT_INLINE: &[&str] = &[
+    "-c",
+    "--command",
+    "-e",
+    "--execute",
+    "-f",
+    "--file",
+    "--eval",
+];
+
+/// True for programs that run a script file given as their first argument (`bash x.sh`,
+/// `source x`, `python3 x.py`).
+pub fn runs_script_file(name: &str) -> bool {
+    is_shell(name) || STDIN_INTERPRETERS.contains(&name) || name == "source" || name == "."
+}
+
 /// The program's name as rules see it: the basename of argv[0].
 pub fn basename(program: &str) -> &str {
     program.rsplit('/').next().unwrap_or(program)
@@ -298,8 +367,19 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
                 .iter()
                 .position(|w| !w.text.starts_with('-'))
                 .map(|p| p + 1);
+            // The command template runs once per input; the inputs after `:::` become its
+            // arguments, so they are judged as arguments of the template.
+            let inputs: Vec<Word> = argv[end..]
+                .iter()
+                .filter(|w| !w.text.starts_with(":::"))
+                .cloned()
+                .collect();
             return match start {
-                Some(s) if s < end => vec![script(name, joined(&argv[s..end]))],
+                Some(s) if s < end => {
+                    let mut words = argv[s..end].to_vec();
+                    words.extend(inputs);
+                    vec![script(name, joined(&words))]
+                }
                 _ => Vec::new(),
             };
         }

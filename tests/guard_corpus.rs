@@ -1,0 +1,118 @@
+//! The guard against a corpus of disguised destructive commands (every evasion class the
+//! gatekeeper must see through: quoting, computed names, paths, flags, wrappers, nested shells,
+//! functions, interpreters, remote payloads, redirections, databases and clouds, git history,
+//! host disruption, exfiltration, hostile input) and of everyday commands that must stay
+//! allowed. Decisions only, through `pi-mcp policy check --batch`: nothing is run.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use support::{Workspace, cli_ok};
+
+const CORPUS: &str = "tests/data/guard_corpus.jsonl";
+
+fn corpus() -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
+    std::fs::read_to_string(path)
+        .expect("corpus file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+        .collect()
+}
+
+#[test]
+fn disguised_commands_are_never_allowed_and_everyday_ones_are() {
+    let entries = corpus();
+    let disguised = entries.iter().filter(|e| e["class"] != "safe").count();
+    let safe = entries.len() - disguised;
+    assert!(
+        disguised >= 150 && safe >= 50,
+        "{disguised} disguised, {safe} safe"
+    );
+
+    let ws = Workspace::new();
+    let batch = ws.write(
+        "batch.txt",
+        entries
+            .iter()
+            .map(|e| format!("{}\n", e["command"]))
+            .collect::<String>(),
+    );
+    let out = cli_ok(
+        ws.path(),
+        &[
+            "policy",
+            "check",
+            "--json",
+            "--batch",
+            batch.to_str().unwrap(),
+        ],
+        &[("HOME", "/home/agent")],
+    );
+    let verdicts: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(verdicts.len(), entries.len());
+
+    let mut failures = Vec::new();
+    let mut by_class: BTreeMap<String, usize> = BTreeMap::new();
+    for (e, v) in entries.iter().zip(&verdicts) {
+        let class = e["class"].as_str().unwrap();
+        *by_class.entry(class.to_string()).or_default() += 1;
+        let got = v["decision"].as_str().unwrap();
+        let want = e["expect"].as_str().unwrap();
+        let never_allowed = class != "safe" && got == "allow";
+        if got != want || never_allowed {
+            let rules: Vec<&str> = v["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["rule"].as_str().unwrap())
+                .collect();
+            failures.push(format!(
+                "[{class}] {:?}: want {want}, got {got} {rules:?}",
+                e["command"].as_str().unwrap()
+            ));
+        }
+        if class == "safe" {
+            assert_eq!(want, "allow", "a safe corpus entry must expect allow");
+        } else {
+            assert_ne!(
+                want, "allow",
+                "a disguised corpus entry must not expect allow"
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} wrong:\n{}",
+        failures.len(),
+        entries.len(),
+        failures.join("\n")
+    );
+    for class in [
+        "quoting",
+        "computed-name",
+        "paths",
+        "flags",
+        "wrappers",
+        "nested-shells",
+        "functions-aliases",
+        "interpreters",
+        "remote",
+        "redirections",
+        "db-cloud",
+        "git",
+        "host",
+        "exfiltration",
+        "hostile",
+    ] {
+        assert!(
+            by_class.get(class).is_some_and(|n| *n >= 3),
+            "class {class} has too few commands"
+        );
+    }
+}
