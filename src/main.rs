@@ -133,7 +133,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 guard.file().block.len(),
                 guard.file().risk.len()
             );
-            sandbox::check_at_start(guard.file())?;
+            if guard.file().sandbox == pi_mcp::guard::policy::SandboxMode::Required {
+                sandbox::check_at_start(guard.file())?;
+            } else {
+                // Only a log line depends on the probe: keep it off the path to `initialize`.
+                let policy = guard.file().clone();
+                std::thread::spawn(move || sandbox::check_at_start(&policy));
+            }
             let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
             let audit = AuditLog::start(store);
             let prompts = cli.global.prompts.clone().or_else(|| {

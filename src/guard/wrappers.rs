@@ -161,19 +161,19 @@ fn spec(name: &str) -> Option<Spec> {
         "env" => s(
             "uCS",
             &[
+                // --block-signal and friends take an optional `=SIG` only.
                 "unset",
                 "chdir",
                 "split-string",
-                "block-signal",
-                "default-signal",
-                "ignore-signal",
             ],
             true,
             0,
         ),
-        "command" | "builtin" | "nohup" | "busybox" | "exec" | "setsid" | "time" | "caffeinate" => {
-            s("af", &["format", "output"], false, 0)
+        "command" | "builtin" | "nohup" | "busybox" | "setsid" | "caffeinate" => {
+            s("", &[], false, 0)
         }
+        "exec" => s("a", &[], false, 0),
+        "time" => s("fo", &["format", "output"], false, 0),
         "nice" => s("n", &["adjustment"], false, 0),
         "ionice" => s("cnp", &["class", "classdata", "pid"], false, 0),
         "timeout" => s("sk", &["signal", "kill-after"], false, 1),
@@ -292,11 +292,26 @@ fn short_option_value(argv: &[Word], letter: char) -> Option<&Word> {
             return None;
         }
         if w.starts_with('-') && !w.starts_with("--") && w[1..].contains(letter) {
-            return argv.get(i + 1);
+            // `bash -c -- 'script'`: the script follows the end-of-options marker.
+            return argv
+                .get(i + 1)
+                .filter(|n| n.text != "--")
+                .or_else(|| argv.get(i + 2));
         }
         i += 1;
     }
     None
+}
+
+/// A shell started with a script further inside an unknown launcher's argv (`docker exec web
+/// sh -c '...'`, `systemd-run bash -c '...'`, `nsenter -t 1 -m sh -c '...'`): the script.
+pub fn embedded_shell_script(argv: &[Word]) -> Option<Word> {
+    let at = argv
+        .iter()
+        .skip(1)
+        .position(|w| is_shell(basename(&w.text)))?
+        + 1;
+    short_option_value(&argv[at..], 'c').cloned()
 }
 
 /// What `argv` runs inside itself, if it is a wrapper. Several results for `find` with
@@ -330,7 +345,13 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
     }
     match name {
         "eval" if argv.len() > 1 => return vec![script(name, joined(&argv[1..]))],
-        "trap" if argv.len() > 2 => return vec![script(name, argv[1].clone())],
+        "trap" if argv.len() > 2 => {
+            let first = if argv[1].text == "--" { 2 } else { 1 };
+            return argv
+                .get(first)
+                .map(|w| vec![script(name, w.clone())])
+                .unwrap_or_default();
+        }
         "alias" => {
             return argv[1..]
                 .iter()
@@ -389,9 +410,11 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
         return Vec::new();
     };
     if name == "env"
-        && let Some(s) = argv
-            .iter()
-            .position(|w| w.text == "-S" || w.text.starts_with("--split-string"))
+        && let Some(s) = argv.iter().position(|w| {
+            // `-S`, a bundle ending in it (`-iS`), or `--split-string[=...]`.
+            (w.text.starts_with('-') && !w.text.starts_with("--") && w.text.ends_with('S'))
+                || w.text.starts_with("--split-string")
+        })
     {
         let value = if let Some((_, v)) = argv[s].text.split_once('=') {
             Some(Word {
@@ -427,6 +450,13 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
             })
         }) {
             return vec![script(name, w)];
+        }
+        if let Some(w) = argv
+            .iter()
+            .position(|w| w.text == "--command")
+            .and_then(|i| argv.get(i + 1))
+        {
+            return vec![script(name, w.clone())];
         }
         if name == "su" {
             return Vec::new();
@@ -502,8 +532,11 @@ fn unwrap_ssh(argv: &[Word]) -> Vec<Unwrapped> {
         }
         break;
     }
-    // argv[i] is the host; the rest is the remote command line.
-    let rest = argv.get(i + 1..).unwrap_or_default();
+    // argv[i] is the host; the rest (after an optional `--`) is the remote command line.
+    let mut rest = argv.get(i + 1..).unwrap_or_default();
+    if rest.first().is_some_and(|w| w.text == "--") {
+        rest = &rest[1..];
+    }
     if rest.is_empty() {
         return Vec::new();
     }

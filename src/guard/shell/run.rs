@@ -35,7 +35,15 @@ impl Walker<'_> {
             );
             return name;
         }
-        let inner = wrappers::unwrap(&argv);
+        let mut inner = wrappers::unwrap(&argv);
+        if inner.is_empty()
+            && let Some(script) = wrappers::embedded_shell_script(&argv)
+        {
+            inner.push(Unwrapped::Script {
+                wrapper: name.clone(),
+                script,
+            });
+        }
         let script = argv[1..]
             .iter()
             .find(|w| !w.text.starts_with('-') || w.dynamic);
