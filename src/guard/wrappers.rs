@@ -303,6 +303,43 @@ fn short_option_value(argv: &[Word], letter: char) -> Option<&Word> {
     None
 }
 
+/// True when a shell or interpreter given no inline script reads its program from stdin:
+/// no script operand (option values such as `-o errexit` skipped), `-s`, or `-` / `/dev/stdin`.
+pub fn script_from_stdin(name: &str, argv: &[Word]) -> bool {
+    const STDIN: &[&str] = &["-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"];
+    let shell = is_shell(name);
+    let mut i = 1;
+    while i < argv.len() {
+        let w = argv[i].text.as_str();
+        if w == "--" {
+            return argv
+                .get(i + 1)
+                .is_none_or(|n| STDIN.contains(&n.text.as_str()));
+        }
+        if STDIN.contains(&w) || (shell && w == "-s") {
+            return true;
+        }
+        if w.starts_with('-') || (shell && w.starts_with('+')) {
+            let takes_value = if shell {
+                matches!(w, "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file")
+            } else {
+                // `python -m mod`, `-W arg`, `-X opt`; `node -r mod`; `perl -I dir`.
+                matches!(
+                    w,
+                    "-m" | "-W" | "-X" | "-r" | "--require" | "-I" | "--import"
+                )
+            };
+            if w == "-m" && !shell {
+                return false;
+            }
+            i += if takes_value { 2 } else { 1 };
+            continue;
+        }
+        return false;
+    }
+    true
+}
+
 /// A shell started with a script further inside an unknown launcher's argv (`docker exec web
 /// sh -c '...'`, `systemd-run bash -c '...'`, `nsenter -t 1 -m sh -c '...'`): the script.
 pub fn embedded_shell_script(argv: &[Word]) -> Option<Word> {

@@ -133,9 +133,7 @@ impl Walker<'_> {
         let reads_stdin = (wrappers::is_shell(&name)
             || wrappers::STDIN_INTERPRETERS.contains(&name.as_str()))
             && !wraps
-            && argv[1..]
-                .iter()
-                .all(|w| w.text.starts_with('-') && w.text != "-c");
+            && wrappers::script_from_stdin(&name, &argv);
         let sql_from_stdin = wrappers::STDIN_SQL_CLIENTS.contains(&name.as_str())
             && !argv[1..].iter().any(|w| {
                 wrappers::SQL_CLIENT_INLINE
