@@ -55,6 +55,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Print the audit log of tool calls.
     Audit(AuditArgs),
+    /// List, inspect, approve or deny commands waiting for a human's approval.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Manage the OSV advisory database that package installs are checked against.
     #[command(subcommand)]
     Osv(OsvCommand),
@@ -155,5 +158,34 @@ pub enum OsvCommand {
         /// Database directory (default: --osv-db, else <workspace>/.pi-mcp/osv).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// The newest approvals (pending first in importance: check their status column).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One approval in full, as JSON.
+    Show { id: String },
+    /// Approve a pending command: it runs once when the agent calls bash with it again.
+    Approve {
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a pending command.
+    Deny {
+        id: String,
+        /// Why (shown to the agent and recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }

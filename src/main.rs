@@ -12,11 +12,13 @@ use clap::Parser;
 use pi_mcp::guard::{Guard, PathContext, PolicyFile, Workspace};
 use pi_mcp::server::PiServer;
 use pi_mcp::server::http::{self, HttpOptions};
-use pi_mcp::store::{AuditLog, Store, audit};
+use pi_mcp::store::{AuditLog, Store, approvals, audit};
+use pi_mcp::tools::approvals::ApprovalQueue;
 use pi_mcp::tools::{ToolContext, sandbox};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, OsvCommand, PolicyCommand};
+use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};
 
 /// Stack of the thread that runs the async runtime (the shell parser recurses).
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
@@ -141,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::thread::spawn(move || sandbox::check_at_start(&policy));
             }
             let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
-            let audit = AuditLog::start(store);
+            let audit = AuditLog::start(store.clone());
             let prompts = cli.global.prompts.clone().or_else(|| {
                 let p = ws.primary().join("prompts");
                 p.is_dir().then_some(p)
@@ -151,7 +153,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .reports
                 .clone()
                 .unwrap_or_else(|| ws.primary().join("reports"));
-            let server = PiServer::new(ToolContext::new(ws, guard), audit, prompts, reports);
+            let queue = ApprovalQueue::new(
+                store.clone(),
+                Duration::from_secs(guard.file().approval_ttl_secs),
+                Duration::from_secs(guard.file().approval_wait_secs),
+                std::env::var("SLACK_WEBHOOK_URL").ok(),
+            );
+            let tools = ToolContext::new(ws, guard).with_approvals(queue);
+            let server = PiServer::new(tools, audit, prompts, reports);
             match args.http {
                 Some(addr) => {
                     let options = HttpOptions {
@@ -245,6 +254,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "internal error: {} runs before the runtime",
                 sandbox::EXEC_SUBCOMMAND
             )
+        }
+        Command::Approvals(cmd) => {
+            let ws = workspace(&cli)?;
+            let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
+            approvals_cli(&store, cmd).await
         }
         Command::Audit(args) => {
             let ws = workspace(&cli)?;
@@ -364,6 +378,56 @@ fn batch_commands(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// `pi-mcp approvals ...`: every decision is written to the audit log too.
+async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ApprovalsCommand::List { json, limit } => {
+            let all = approvals::list(store, (*limit).max(0)).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("(no approvals)");
+            } else {
+                for a in &all {
+                    println!(
+                        "{}  {:<8} risk {:>3}  {}  {}",
+                        a.id,
+                        a.status,
+                        a.risk,
+                        a.created_at,
+                        a.command.replace('\n', "\\n")
+                    );
+                }
+            }
+        }
+        ApprovalsCommand::Show { id } => match approvals::get(store, id).await? {
+            Some(a) => println!("{}", serde_json::to_string_pretty(&a)?),
+            None => anyhow::bail!("no approval `{id}`; `pi-mcp approvals list` shows them"),
+        },
+        ApprovalsCommand::Approve { id, reason } | ApprovalsCommand::Deny { id, reason } => {
+            let approve = matches!(cmd, ApprovalsCommand::Approve { .. });
+            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let a = approvals::decide(store, id, approve, &by, reason.as_deref()).await?;
+            let log = AuditLog::start(store.clone());
+            log.record(audit::AuditEntry {
+                id: 0,
+                ts: approvals::timestamp(chrono::Utc::now()),
+                tool: "approval".into(),
+                arguments: serde_json::json!({"id": a.id, "command": pi_mcp::guard::redact::text(&a.command)}),
+                decision: if approve { "allow" } else { "deny" }.into(),
+                risk: a.risk,
+                reasons: a.reasons.clone(),
+                duration_ms: 0,
+                outcome: format!("{} by {by}{}", a.status, reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
+                client: "cli".into(),
+            });
+            log.flush().await;
+            println!("{} `{}`: {}", a.status, a.id, a.command);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_audit(entries: &[audit::AuditEntry]) {

@@ -48,6 +48,13 @@ pub struct PolicyFile {
     /// (`<workspace>/.pi-mcp/tmp`): absolute, `~/...`, or relative to the first root.
     #[serde(default)]
     pub writable_paths: Vec<String>,
+    /// How long a `bash` call waits for a human to approve a pending command before it returns
+    /// the approval id (0: return at once).
+    #[serde(default)]
+    pub approval_wait_secs: u64,
+    /// How long a pending or approved (unused) approval stays valid.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
     /// Allow package installs without a pinned version (otherwise they are `ask`, because the
     /// version that would be installed cannot be checked against OSV advisories).
     #[serde(default)]
@@ -90,6 +97,10 @@ pub enum NetworkMode {
     #[default]
     Allow,
     Deny,
+}
+
+fn default_approval_ttl() -> u64 {
+    3600
 }
 
 fn one() -> u32 {

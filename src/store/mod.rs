@@ -2,6 +2,7 @@
 //! PostgreSQL when the state URL is `postgres://`, with migrations per backend. It holds the
 //! audit log now; alert state, schema snapshots and approvals join it later.
 
+pub mod approvals;
 pub mod audit;
 
 use std::path::Path;

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use super::approvals::Queued;
 use super::output::{MAX_BYTES, MAX_LINES, tail};
 use super::{Approval, ApprovalRequest, Approver, ToolContext, ToolError};
 use crate::guard::{Decision, PathContext, Verdict};
@@ -103,21 +104,78 @@ pub async fn run(
                 cwd: cwd.clone(),
                 verdict: verdict.clone(),
             };
-            match approver.approve(&request).await {
+            let cwd_text = cwd.display().to_string();
+            let queue = ctx.approvals.as_deref();
+            let earlier = match queue {
+                Some(q) => q.approved_before("bash", &p.command, &cwd_text).await,
+                None => None,
+            };
+            let answer = match earlier {
+                Some(id) => {
+                    tracing::info!("running `{}` with approval {id}", p.command);
+                    Approval::Approved
+                }
+                None => approver.approve(&request).await,
+            };
+            match answer {
                 Approval::Approved => {}
+                Approval::Unavailable(why) => {
+                    let Some(q) = queue else {
+                        return Err(ToolError::denied(
+                            format!(
+                                "This command needs human approval and was NOT run: {why}.\n{}\nUse a safer command, or ask the user to run it.",
+                                reasons_text(&verdict)
+                            ),
+                            verdict,
+                        ));
+                    };
+                    match q.request("bash", &p.command, &cwd_text, &verdict).await {
+                        Ok(Queued::Approved(id)) => {
+                            tracing::info!("running `{}` with approval {id}", p.command)
+                        }
+                        Ok(Queued::Denied(a)) => {
+                            return Err(ToolError::denied(
+                                format!(
+                                    "A human denied approval `{}`; the command was NOT run{}.\n{}\nTake another approach.",
+                                    a.id,
+                                    a.note
+                                        .as_deref()
+                                        .map(|n| format!(" ({n})"))
+                                        .unwrap_or_default(),
+                                    reasons_text(&verdict)
+                                ),
+                                verdict,
+                            ));
+                        }
+                        Ok(Queued::Pending(a)) => {
+                            return Err(ToolError::denied(
+                                format!(
+                                    "This command needs human approval and was NOT run. It is pending as approval `{}` (expires {}). \
+                                     Ask the user to run `pi-mcp approvals approve {}`; once approved, call bash again with exactly the same \
+                                     command and cwd and it will run once.\n{}",
+                                    a.id,
+                                    a.expires_at,
+                                    a.id,
+                                    reasons_text(&verdict)
+                                ),
+                                verdict,
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(ToolError::denied(
+                                format!(
+                                    "This command needs human approval and was NOT run: {e}.\n{}",
+                                    reasons_text(&verdict)
+                                ),
+                                verdict,
+                            ));
+                        }
+                    }
+                }
                 Approval::Declined(why) => {
                     return Err(ToolError::denied(
                         format!(
                             "A human declined this command; it was NOT run ({why}).\n{}\nTake another approach.",
-                            reasons_text(&verdict)
-                        ),
-                        verdict,
-                    ));
-                }
-                Approval::Unavailable(why) => {
-                    return Err(ToolError::denied(
-                        format!(
-                            "This command needs human approval and was NOT run: {why}.\n{}\nUse a safer command, or ask the user to run it.",
                             reasons_text(&verdict)
                         ),
                         verdict,

@@ -1,6 +1,7 @@
 //! The guarded tools as plain async Rust: typed parameters in, typed results out, no MCP types.
 //! Every tool asks the guard before it touches anything.
 
+pub mod approvals;
 pub mod bash;
 pub mod edit;
 pub mod osv_scanner;
@@ -23,6 +24,8 @@ pub struct ToolContext {
     pub guard: Arc<Guard>,
     /// The home directory `~` means in commands.
     pub home: PathBuf,
+    /// Where `ask` decisions wait for a human when the client cannot be asked.
+    pub approvals: Option<Arc<approvals::ApprovalQueue>>,
 }
 
 impl ToolContext {
@@ -34,7 +37,14 @@ impl ToolContext {
             workspace,
             guard,
             home,
+            approvals: None,
         }
+    }
+
+    /// Lets `ask` decisions wait in `queue` when no one can be asked on the spot.
+    pub fn with_approvals(mut self, queue: approvals::ApprovalQueue) -> Self {
+        self.approvals = Some(Arc::new(queue));
+        self
     }
 
     /// The `.pi-mcp/` directory of the primary root, created on demand.

@@ -1,0 +1,198 @@
+//! Pending approvals: a command the guard rated `ask` that no one could approve on the spot
+//! waits here until a human approves or denies it (`pi-mcp approvals`), or it expires. An
+//! approved command is used exactly once, and only for the exact text and directory approved.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One approval request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Approval {
+    pub id: String,
+    pub tool: String,
+    pub command: String,
+    pub cwd: String,
+    pub risk: i64,
+    pub reasons: serde_json::Value,
+    /// `pending`, `approved`, `denied`, `used` or `expired`.
+    pub status: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    pub note: Option<String>,
+    pub used_at: Option<String>,
+}
+
+/// Why a decision could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval `{0}`; `pi-mcp approvals list` shows them")]
+    NotFound(String),
+    #[error("approval `{0}` is {1}, not pending")]
+    NotPending(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Times are stored in one fixed UTC format so that text comparison orders them.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn now() -> String {
+    timestamp(chrono::Utc::now())
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 6];
+    if getrandom::fill(&mut bytes).is_err() {
+        let n = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64
+            ^ u64::from(std::process::id());
+        bytes.copy_from_slice(&n.to_le_bytes()[..6]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const COLUMNS: &str = "id, tool, command, cwd, risk, reasons, status, created_at, expires_at, decided_at, decided_by, note, used_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
+    let reasons: String = r.try_get("reasons")?;
+    let mut a = Approval {
+        id: r.try_get("id")?,
+        tool: r.try_get("tool")?,
+        command: r.try_get("command")?,
+        cwd: r.try_get("cwd")?,
+        risk: r.try_get("risk")?,
+        reasons: serde_json::from_str(&reasons).unwrap_or(serde_json::Value::String(reasons)),
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        decided_at: r.try_get("decided_at")?,
+        decided_by: r.try_get("decided_by")?,
+        note: r.try_get("note")?,
+        used_at: r.try_get("used_at")?,
+    };
+    if matches!(a.status.as_str(), "pending" | "approved") && a.expires_at <= now() {
+        a.status = "expired".into();
+    }
+    Ok(a)
+}
+
+/// Records a new pending approval that expires after `ttl`.
+pub async fn create(
+    store: &Store,
+    tool: &str,
+    command: &str,
+    cwd: &str,
+    risk: i64,
+    reasons: &serde_json::Value,
+    ttl: std::time::Duration,
+) -> Result<Approval, StoreError> {
+    let created = chrono::Utc::now();
+    let expires = created + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO approvals (id, tool, command, cwd, risk, reasons, status, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+    )
+    .bind(id.clone())
+    .bind(tool.to_string())
+    .bind(command.to_string())
+    .bind(cwd.to_string())
+    .bind(risk)
+    .bind(reasons.to_string())
+    .bind(timestamp(created))
+    .bind(timestamp(expires))
+    .execute(store.pool())
+    .await?;
+    get(store, &id)
+        .await?
+        .ok_or_else(|| StoreError::Query(sqlx::Error::RowNotFound))
+}
+
+pub async fn get(store: &Store, id: &str) -> Result<Option<Approval>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| from_row(&r)).transpose()?)
+}
+
+/// The newest `limit` approvals, newest first.
+pub async fn list(store: &Store, limit: i64) -> Result<Vec<Approval>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals ORDER BY created_at DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// Approves or denies a pending, unexpired approval.
+pub async fn decide(
+    store: &Store,
+    id: &str,
+    approve: bool,
+    by: &str,
+    note: Option<&str>,
+) -> Result<Approval, DecideError> {
+    let at = now();
+    let done = sqlx::query(
+        "UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, note = $4 \
+         WHERE id = $5 AND status = 'pending' AND expires_at > $6",
+    )
+    .bind(if approve { "approved" } else { "denied" })
+    .bind(at.clone())
+    .bind(by.to_string())
+    .bind(note.map(str::to_string))
+    .bind(id.to_string())
+    .bind(at)
+    .execute(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let current = get(store, id)
+        .await?
+        .ok_or_else(|| DecideError::NotFound(id.to_string()))?;
+    if done.rows_affected() == 0 {
+        return Err(DecideError::NotPending(id.to_string(), current.status));
+    }
+    Ok(current)
+}
+
+/// Uses an approved, unused, unexpired approval for exactly this command in this directory;
+/// returns its id. Each approval is used at most once, even by racing calls.
+pub async fn consume(
+    store: &Store,
+    tool: &str,
+    command: &str,
+    cwd: &str,
+) -> Result<Option<String>, StoreError> {
+    let at = now();
+    let candidates = sqlx::query(
+        "SELECT id FROM approvals WHERE tool = $1 AND command = $2 AND cwd = $3 AND status = 'approved' AND expires_at > $4",
+    )
+    .bind(tool.to_string())
+    .bind(command.to_string())
+    .bind(cwd.to_string())
+    .bind(at.clone())
+    .fetch_all(store.pool())
+    .await?;
+    for row in candidates {
+        let id: String = row.try_get("id")?;
+        let used = sqlx::query("UPDATE approvals SET status = 'used', used_at = $1 WHERE id = $2 AND status = 'approved'")
+            .bind(at.clone())
+            .bind(id.clone())
+            .execute(store.pool())
+            .await?;
+        if used.rows_affected() == 1 {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}

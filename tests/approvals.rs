@@ -1,0 +1,209 @@
+//! Approvals when the client cannot be asked: an `ask` becomes a pending approval in the state
+//! store, is announced on Slack, and is approved or denied with `pi-mcp approvals`; an approved
+//! command runs exactly once, for its exact text; approvals expire; every decision is audited.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Workspace, audit_entries, call, cli, cli_ok, spawn_stdio, spawn_stdio_env, text_of};
+
+// Rated `ask` by the default policy (inline-code); harmless when it runs.
+const ASKING: &str = "python3 -c 'open(\"made.txt\", \"a\").write(\"x\")'";
+
+fn pending_id(text: &str) -> String {
+    let start = text.find("approval `").expect("an approval id") + "approval `".len();
+    text[start..].split('`').next().unwrap().to_string()
+}
+
+/// The shipped policy with some fields changed, written into the workspace.
+fn policy_with(ws: &Workspace, changes: Value) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/policies/security.json")).unwrap(),
+    )
+    .unwrap();
+    for (k, v) in changes.as_object().unwrap() {
+        policy[k] = v.clone();
+    }
+    ws.write("policy.json", policy.to_string())
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_approved_command_runs_once_and_only_as_approved() {
+    let ws = Workspace::new();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(
+        text.contains("pending") && text.contains("pi-mcp approvals approve"),
+        "{text}"
+    );
+    assert!(!ws.path().join("made.txt").exists());
+    let id = pending_id(&text);
+
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"], "pending");
+    assert_eq!(listed[0]["command"], ASKING);
+
+    cli_ok(
+        ws.path(),
+        &["approvals", "approve", &id, "--reason", "looks fine"],
+        &[],
+    );
+    // Different text is not covered by the approval.
+    let r = call(&client, "bash", json!({ "command": format!("{ASKING} ") })).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(!ws.path().join("made.txt").exists());
+    // The exact text runs, once.
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("made.txt"), "x");
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    assert_eq!(r.is_error, Some(true), "an approval is used once");
+    assert_eq!(ws.read("made.txt"), "x");
+    client.cancel().await.unwrap();
+
+    let shown: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "show", &id], &[])).unwrap();
+    assert_eq!(shown["status"], "used");
+    let again = cli(ws.path(), &["approvals", "approve", &id], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not pending"));
+    let audit = audit_entries(ws.path(), &[]);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["tool"] == "approval"
+                && e["outcome"].as_str().unwrap().contains("looks fine")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_command_is_reported_and_does_not_run() {
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({"approval_wait_secs": 20}));
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { call(&peer, "bash", json!({ "command": ASKING })).await }
+    });
+    // Deny it from the CLI while the call waits.
+    let id = loop {
+        let listed: Vec<Value> =
+            serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[]))
+                .unwrap();
+        if let Some(a) = listed.first() {
+            break a["id"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    cli_ok(
+        ws.path(),
+        &["approvals", "deny", &id, "--reason", "not in prod hours"],
+        &[],
+    );
+    let r = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("denied") && text_of(&r).contains("not in prod hours"),
+        "{}",
+        text_of(&r)
+    );
+    assert!(!ws.path().join("made.txt").exists());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it() {
+    // A Slack incoming-webhook stand-in that records what it receives.
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let received = received.clone();
+            move |body: String| async move {
+                received
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({"approval_wait_secs": 20}));
+    std::fs::rename(&policy, ws.path().join("p.json")).unwrap();
+    let policy = ws.path().join("p.json");
+    let client = spawn_stdio_env(
+        ws.path(),
+        &[
+            ("SLACK_WEBHOOK_URL", &hook),
+            ("PI_MCP_POLICY", policy.to_str().unwrap()),
+        ],
+    )
+    .await
+    .unwrap();
+    let waiting = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { call(&peer, "bash", json!({ "command": ASKING })).await }
+    });
+    let id = loop {
+        let msgs = received.lock().unwrap().clone();
+        if let Some(m) = msgs.first() {
+            let text = m["text"].as_str().unwrap().to_string();
+            assert!(
+                text.contains(ASKING) && text.contains("pi-mcp approvals approve"),
+                "{text}"
+            );
+            break text.split('`').nth(1).unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    cli_ok(ws.path(), &["approvals", "approve", &id], &[]);
+    let r = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("made.txt"), "x");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn approvals_expire() {
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({"approval_ttl_secs": 1}));
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    let id = pending_id(&text_of(&r));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = cli(ws.path(), &["approvals", "approve", &id], &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client.cancel().await.unwrap();
+}
