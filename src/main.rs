@@ -158,6 +158,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(guard.file().approval_ttl_secs),
                 Duration::from_secs(guard.file().approval_wait_secs),
                 std::env::var("SLACK_WEBHOOK_URL").ok(),
+            )
+            .with_slack_buttons(
+                args.http.is_some()
+                    && std::env::var("SLACK_SIGNING_SECRET").is_ok_and(|s| !s.is_empty()),
             );
             let tools = ToolContext::new(ws, guard).with_approvals(queue);
             let server = PiServer::new(tools, audit, prompts, reports);
@@ -168,8 +172,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         token: args.token.clone(),
                         allowed_hosts: args.allowed_hosts.clone(),
                         allowed_origins: args.allowed_origins.clone(),
+                        slack_signing_secret: std::env::var("SLACK_SIGNING_SECRET").ok(),
                     };
-                    http::serve(server, options).await?;
+                    http::serve(server, store, options).await?;
                 }
                 None => server.serve_stdio().await?,
             }
@@ -411,18 +416,13 @@ async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
             let a = approvals::decide(store, id, approve, &by, reason.as_deref()).await?;
             let log = AuditLog::start(store.clone());
-            log.record(audit::AuditEntry {
-                id: 0,
-                ts: approvals::timestamp(chrono::Utc::now()),
-                tool: "approval".into(),
-                arguments: serde_json::json!({"id": a.id, "command": pi_mcp::guard::redact::text(&a.command)}),
-                decision: if approve { "allow" } else { "deny" }.into(),
-                risk: a.risk,
-                reasons: a.reasons.clone(),
-                duration_ms: 0,
-                outcome: format!("{} by {by}{}", a.status, reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
-                client: "cli".into(),
-            });
+            log.record(approvals::decision_audit_entry(
+                &a,
+                approve,
+                &by,
+                reason.as_deref(),
+                "cli",
+            ));
             log.flush().await;
             println!("{} `{}`: {}", a.status, a.id, a.command);
         }

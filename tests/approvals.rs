@@ -207,3 +207,89 @@ async fn approvals_expire() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn slack_buttons_approve_with_a_valid_signature_only() {
+    use hmac::{Hmac, KeyInit, Mac};
+    use tokio::io::AsyncBufReadExt;
+    const SECRET: &str = "slack-signing-secret";
+    let ws = Workspace::new();
+    let mut child = tokio::process::Command::new(support::bin())
+        .args([
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env_remove("PI_MCP_TOKEN")
+        .env_remove("PI_MCP_POLICY")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next_line().await.unwrap().expect("server output");
+        if let Some(at) = line.find("listening on ") {
+            break line[at + "listening on ".len()..].trim().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = url.trim_end_matches("/mcp").to_string();
+
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
+    let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    let id = pending_id(&text_of(&r));
+
+    let post = |body: String, ts: i64, secret: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+        reqwest::Client::new()
+            .post(format!("{base}/slack/interactive"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", sig)
+            .body(body)
+            .send()
+    };
+    let payload = json!({"type": "block_actions", "user": {"username": "oncall"}, "actions": [{"action_id": "approve", "value": format!("approve:{id}")}]});
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        post(body.clone(), now, "wrong-secret")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        post(body.clone(), now - 600, SECRET)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let shown: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "show", &id], &[])).unwrap();
+    assert_eq!(
+        shown["status"], "pending",
+        "refused requests change nothing"
+    );
+
+    let ok = post(body, now, SECRET).await.unwrap();
+    assert!(ok.status().is_success());
+    let shown: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "show", &id], &[])).unwrap();
+    assert_eq!(shown["status"], "approved");
+    assert_eq!(shown["decided_by"], "oncall");
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("made.txt"), "x");
+    client.cancel().await.unwrap();
+}

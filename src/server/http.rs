@@ -25,6 +25,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Extra browser origins accepted besides loopback ones.
     pub allowed_origins: Vec<String>,
+    /// Slack app signing secret: enables the interactive approvals endpoint.
+    pub slack_signing_secret: Option<String>,
 }
 
 /// Refuses an unsafe setup before binding.
@@ -39,7 +41,11 @@ pub fn check(options: &HttpOptions) -> Result<(), String> {
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()> {
+pub async fn serve(
+    server: PiServer,
+    store: crate::store::Store,
+    options: HttpOptions,
+) -> anyhow::Result<()> {
     check(&options).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
@@ -73,9 +79,18 @@ pub async fn serve(server: PiServer, options: HttpOptions) -> anyhow::Result<()>
         config,
     );
     let token = Arc::new(options.token.clone().filter(|t| !t.is_empty()));
-    let app = Router::new()
+    let mut app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(token, require_token));
+    // Slack cannot send the bearer token; its requests are authenticated by their signature.
+    if let Some(secret) = options
+        .slack_signing_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+    {
+        app = app.merge(super::slack::router(store, audit.clone(), secret));
+        tracing::info!("Slack interactive approvals at {}", super::slack::PATH);
+    }
     // Install the signal handlers before announcing the address, so an early SIGTERM is caught.
     let stop = shutdown_signal()?;
     tracing::info!("listening on http://{local}/mcp");
@@ -134,6 +149,7 @@ mod tests {
             token: None,
             allowed_hosts: vec![],
             allowed_origins: vec![],
+            slack_signing_secret: None,
         };
         assert!(check(&o).is_err());
         o.token = Some("s3cret".into());

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod http;
 pub mod prompts;
 pub mod resources;
+pub mod slack;
 pub mod tool_calls;
 
 use std::path::PathBuf;

@@ -196,3 +196,29 @@ pub async fn consume(
     }
     Ok(None)
 }
+
+/// The audit entry of a human's decision (`who`: the deciding user, `client`: cli or slack).
+pub fn decision_audit_entry(
+    a: &Approval,
+    approve: bool,
+    who: &str,
+    reason: Option<&str>,
+    client: &str,
+) -> super::AuditEntry {
+    super::AuditEntry {
+        id: 0,
+        ts: now(),
+        tool: "approval".into(),
+        arguments: serde_json::json!({"id": a.id, "command": crate::guard::redact::text(&a.command)}),
+        decision: if approve { "allow" } else { "deny" }.into(),
+        risk: a.risk,
+        reasons: a.reasons.clone(),
+        duration_ms: 0,
+        outcome: format!(
+            "{} by {who}{}",
+            a.status,
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ),
+        client: client.into(),
+    }
+}

@@ -22,6 +22,8 @@ pub struct ApprovalQueue {
     ttl: Duration,
     wait: Duration,
     slack_webhook: Option<String>,
+    /// Add Approve/Deny buttons (the HTTP server answers Slack's interactive requests).
+    slack_buttons: bool,
 }
 
 /// What became of a command that needed approval.
@@ -42,7 +44,14 @@ impl ApprovalQueue {
             ttl,
             wait,
             slack_webhook: slack_webhook.filter(|u| !u.is_empty()),
+            slack_buttons: false,
         }
+    }
+
+    /// Adds Approve/Deny buttons to announcements (when Slack interactivity is set up).
+    pub fn with_slack_buttons(mut self, on: bool) -> Self {
+        self.slack_buttons = on;
+        self
     }
 
     /// Uses an earlier approval of exactly this command in this directory, if there is one.
@@ -121,10 +130,13 @@ impl ApprovalQueue {
             a.id,
             a.expires_at
         );
-        let body = serde_json::json!({
-            "text": text,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-        });
+        let mut blocks =
+            vec![serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
+        if self.slack_buttons {
+            let button = |label: &str, verb: &str, style: &str| serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": label}, "style": style, "action_id": verb, "value": format!("{verb}:{}", a.id)});
+            blocks.push(serde_json::json!({"type": "actions", "elements": [button("Approve", "approve", "primary"), button("Deny", "deny", "danger")]}));
+        }
+        let body = serde_json::json!({ "text": text, "blocks": blocks });
         let sent = reqwest::Client::new()
             .post(url)
             .timeout(SLACK_TIMEOUT)
