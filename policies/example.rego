@@ -52,6 +52,13 @@ trusted_target(cmd) if {
 	startswith(arg, sprintf("https://%s/", [host]))
 }
 
+# Runbooks are for humans to change: the agent may read them, never edit them.
+deny_reasons contains msg if {
+	input.tool == "edit"
+	contains(input.command, "/runbooks/")
+	msg := "runbooks are edited by humans only"
+}
+
 decision := "deny" if count(deny_reasons) > 0
 
 decision := "ask" if {

@@ -134,3 +134,36 @@ async fn the_bash_tool_refuses_what_rego_denies() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn rego_also_judges_the_file_tools() {
+    let ws = Workspace::new();
+    let policy = policy_with_example(&ws);
+    ws.write("runbooks/db.md", "restart the primary\n");
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let r = call(&client, "read", json!({"path": "runbooks/db.md"})).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "runbooks/db.md", "old_text": "primary", "new_text": "replica"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("runbooks are edited by humans only"),
+        "{}",
+        text_of(&r)
+    );
+    assert_eq!(ws.read("runbooks/db.md"), "restart the primary\n");
+    client.cancel().await.unwrap();
+    let audit = support::audit_entries(ws.path(), &[]);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["tool"] == "edit" && e["decision"] == "deny"),
+        "{audit:?}"
+    );
+}

@@ -289,6 +289,24 @@ impl Guard {
         verdict
     }
 
+    /// Judges a file tool's access to an already confined path (`read`, `edit`) with the
+    /// policy's Rego files, given `{command: path, commands: [[tool, path]], cwd, tool, risk}`.
+    /// Without Rego files every confined path is allowed.
+    pub fn judge_access(&self, tool: &str, path: &Path, cwd: &Path) -> Verdict {
+        let Some(rego) = &self.rego else {
+            return Verdict::allow();
+        };
+        let shown = path.display().to_string();
+        let input = serde_json::json!({
+            "command": shown,
+            "commands": [[tool, shown]],
+            "cwd": cwd,
+            "tool": tool,
+            "risk": 0,
+        });
+        rego.judge(&input)
+    }
+
     fn judge_simple(
         &self,
         cmd: &shell::Command,

@@ -65,6 +65,7 @@ pub async fn edit(ctx: &ToolContext, p: EditParams) -> Result<String, ToolError>
     let path = ctx
         .workspace
         .resolve(&p.path, true, ctx.guard.protected())?;
+    ctx.check_access("edit", &path)?;
     let shown = p.path;
     tokio::task::spawn_blocking(move || apply(&path, &shown, &edits))
         .await

@@ -47,6 +47,28 @@ impl ToolContext {
         self
     }
 
+    /// Refuses a file tool's access that the policy's Rego files do not allow.
+    pub fn check_access(&self, tool: &str, path: &std::path::Path) -> Result<(), ToolError> {
+        let verdict = self
+            .guard
+            .judge_access(tool, path, self.workspace.primary());
+        if verdict.decision == crate::guard::Decision::Allow {
+            return Ok(());
+        }
+        let reasons: Vec<String> = verdict
+            .deciding_reasons()
+            .map(|r| format!("[{}] {}", r.rule, r.message))
+            .collect();
+        Err(ToolError::denied(
+            format!(
+                "The policy does not allow `{tool}` on `{}`: {}",
+                path.display(),
+                reasons.join("; ")
+            ),
+            verdict,
+        ))
+    }
+
     /// The `.pi-mcp/` directory of the primary root, created on demand.
     pub fn state_dir(&self) -> std::io::Result<PathBuf> {
         let dir = self.workspace.primary().join(".pi-mcp");

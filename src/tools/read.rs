@@ -56,6 +56,7 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
     let path = ctx
         .workspace
         .resolve(&p.path, false, ctx.guard.protected())?;
+    ctx.check_access("read", &path)?;
     if p.offset == Some(0) {
         return Err(ToolError::new(
             "offset is 1-based: use offset=1 for the first line",
