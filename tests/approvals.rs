@@ -13,6 +13,14 @@ use support::{Workspace, audit_entries, call, cli, cli_ok, spawn_stdio, spawn_st
 // Rated `ask` by the default policy (inline-code); harmless when it runs.
 const ASKING: &str = "python3 -c 'open(\"made.txt\", \"a\").write(\"x\")'";
 
+/// Calls bash with [`ASKING`] in the background (the call waits for a decision).
+fn ask_in_background(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
+    let peer = client.peer().clone();
+    tokio::spawn(async move { call(&peer, "bash", json!({ "command": ASKING })).await })
+}
+
 fn pending_id(text: &str) -> String {
     let start = text.find("approval `").expect("an approval id") + "approval `".len();
     text[start..].split('`').next().unwrap().to_string()
@@ -95,10 +103,7 @@ async fn a_denied_command_is_reported_and_does_not_run() {
     let client = spawn_stdio(ws.path(), &["--policy", &policy])
         .await
         .unwrap();
-    let waiting = tokio::spawn({
-        let peer = client.peer().clone();
-        async move { call(&peer, "bash", json!({ "command": ASKING })).await }
-    });
+    let waiting = ask_in_background(&client);
     // Deny it from the CLI while the call waits.
     let id = loop {
         let listed: Vec<Value> =
@@ -162,10 +167,7 @@ async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it(
     )
     .await
     .unwrap();
-    let waiting = tokio::spawn({
-        let peer = client.peer().clone();
-        async move { call(&peer, "bash", json!({ "command": ASKING })).await }
-    });
+    let waiting = ask_in_background(&client);
     let id = loop {
         let msgs = received.lock().unwrap().clone();
         if let Some(m) = msgs.first() {
@@ -211,32 +213,13 @@ async fn approvals_expire() {
 #[tokio::test]
 async fn slack_buttons_approve_with_a_valid_signature_only() {
     use hmac::{Hmac, KeyInit, Mac};
-    use tokio::io::AsyncBufReadExt;
     const SECRET: &str = "slack-signing-secret";
     let ws = Workspace::new();
-    let mut child = tokio::process::Command::new(support::bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .env("SLACK_SIGNING_SECRET", SECRET)
-        .env_remove("PI_MCP_TOKEN")
-        .env_remove("PI_MCP_POLICY")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next_line().await.unwrap().expect("server output");
-        if let Some(at) = line.find("listening on ") {
-            break line[at + "listening on ".len()..].trim().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let server =
+        support::HttpServer::start_with_env(ws.path(), None, &[("SLACK_SIGNING_SECRET", SECRET)])
+            .await
+            .unwrap();
+    let url = server.url().to_string();
     let base = url.trim_end_matches("/mcp").to_string();
 
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());

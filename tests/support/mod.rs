@@ -272,8 +272,20 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts the server and waits (up to 30 s) for its `listening on http://` line.
     pub async fn start(ws: &Path, token: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with_env(ws, token, &[]).await
+    }
+
+    /// [`HttpServer::start`] with extra environment variables for the server.
+    pub async fn start_with_env(
+        ws: &Path,
+        token: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = server_command(ws);
         cmd.args(["serve", "--http", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(token) = token {
             cmd.args(["--token", token]);
         }
