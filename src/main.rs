@@ -112,16 +112,15 @@ fn workspace(cli: &Cli) -> anyhow::Result<Workspace> {
     Workspace::new(&roots).map_err(anyhow::Error::msg)
 }
 
+/// The policy in force (`--policy`, or the built-in default).
+fn guard(cli: &Cli) -> anyhow::Result<Guard> {
+    Ok(Guard::load(cli.global.policy.as_deref())?)
+}
+
 /// The policy, checking package installs against the OSV advisories found at start.
 fn guard_with_osv(cli: &Cli, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
     let advisories = pi_mcp::tools::osv_scanner::advisories_at_start(&osv_db_dir(cli, ws));
-    Ok(Arc::new(
-        Guard::load(cli.global.policy.as_deref())?.with_osv(advisories),
-    ))
-}
-
-fn guard(cli: &Cli) -> anyhow::Result<Arc<Guard>> {
-    Ok(Arc::new(Guard::load(cli.global.policy.as_deref())?))
+    Ok(Arc::new(guard(cli)?.with_osv(advisories)))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -8,7 +8,6 @@ pub mod installs;
 pub mod osv;
 pub mod paths;
 pub mod policy;
-pub mod redact;
 pub mod rego;
 pub mod rule;
 pub mod screen;

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 
 use super::PiServer;
 use super::approval::ElicitationApprover;
-use crate::guard::{Decision, Verdict, redact};
+use crate::guard::{Decision, Verdict};
+use crate::redact;
 use crate::store::AuditEntry;
 use crate::tools::ToolError;
 use crate::tools::bash::{self, BashParams};

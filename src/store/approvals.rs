@@ -209,7 +209,7 @@ pub fn decision_audit_entry(
         id: 0,
         ts: now(),
         tool: "approval".into(),
-        arguments: serde_json::json!({"id": a.id, "command": crate::guard::redact::text(&a.command)}),
+        arguments: serde_json::json!({"id": a.id, "command": crate::redact::text(&a.command)}),
         decision: if approve { "allow" } else { "deny" }.into(),
         risk: a.risk,
         reasons: a.reasons.clone(),

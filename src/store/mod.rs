@@ -63,7 +63,7 @@ impl Store {
                 (u.to_string(), Backend::Postgres)
             }
             Some(u) if u.starts_with("sqlite:") => (u.to_string(), Backend::Sqlite),
-            Some(u) => return Err(StoreError::Scheme(crate::guard::redact::text(u))),
+            Some(u) => return Err(StoreError::Scheme(crate::redact::text(u))),
             None => {
                 let dir = workspace.join(".pi-mcp");
                 std::fs::create_dir_all(&dir)
@@ -74,7 +74,7 @@ impl Store {
                 )
             }
         };
-        let url_shown = crate::guard::redact::text(&url);
+        let url_shown = crate::redact::text(&url);
         let connect_err = |source| StoreError::Connect {
             url: url_shown.clone(),
             source,

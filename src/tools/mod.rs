@@ -147,22 +147,11 @@ pub enum Approval {
     Unavailable(String),
 }
 
-/// Something that can ask a human (MCP elicitation today; Slack and the CLI later).
+/// Something that can ask a human on the spot (MCP elicitation); when it cannot, the
+/// [`approvals::ApprovalQueue`] keeps the request for `pi-mcp approvals` and Slack.
 pub trait Approver: Send + Sync {
     fn approve<'a>(
         &'a self,
         request: &'a ApprovalRequest,
     ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>>;
-}
-
-/// An approver for contexts with nobody to ask: every `ask` is refused.
-pub struct NoApprover;
-
-impl Approver for NoApprover {
-    fn approve<'a>(
-        &'a self,
-        _request: &'a ApprovalRequest,
-    ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
-        Box::pin(async { Approval::Unavailable("no human is reachable to approve it".into()) })
-    }
 }

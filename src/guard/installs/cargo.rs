@@ -4,8 +4,8 @@
 //! version, the one named, is the one checked.
 
 use super::{
-    COMPUTED, Install, Origin, Style, dynamic, elsewhere, exact_semver, flag_value, positionals,
-    subcommand, unresolved,
+    Install, Origin, Style, dynamic, elsewhere, exact_semver, flag_value, positionals, requirement,
+    subcommand,
 };
 use crate::guard::osv::Ecosystem;
 use crate::guard::words::Word;
@@ -57,14 +57,12 @@ pub(super) fn cargo(args: &[&Word], out: &mut Vec<Install>) {
             Some((n, r)) => (n, Some(r.to_string())),
             None => (w.text.as_str(), None),
         };
-        let req = match (req, &version_flag) {
-            (Some(r), _) => Some(r),
-            (None, Some(v)) if v.dynamic => {
-                out.push(unresolved(CRATES, &w.text, super::COMMAND_LINE, COMPUTED));
+        let req = match requirement(CRATES, &w.text, req, &version_flag) {
+            Ok(r) => r,
+            Err(install) => {
+                out.push(*install);
                 continue;
             }
-            (None, Some(v)) => Some(v.text.clone()),
-            (None, None) => None,
         };
         let valid = !name.is_empty()
             && name

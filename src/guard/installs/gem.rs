@@ -2,8 +2,8 @@
 //! `= 7.0.4`) pins; a requirement (`~> 7.0`, `>= 6`) does not.
 
 use super::{
-    COMMAND_LINE, COMPUTED, Install, Origin, Style, dynamic, elsewhere, flag_value, path_or_url,
-    positionals, subcommand, unresolved,
+    Install, Origin, Style, dynamic, elsewhere, flag_value, path_or_url, positionals, requirement,
+    subcommand,
 };
 use crate::guard::osv::Ecosystem;
 use crate::guard::versions::GemVersion;
@@ -41,14 +41,12 @@ pub(super) fn gem(args: &[&Word], out: &mut Vec<Install>) {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (spec, None),
         };
-        let req = match (req, &version_flag) {
-            (Some(r), _) => Some(r),
-            (None, Some(v)) if v.dynamic => {
-                out.push(unresolved(GEMS, spec, COMMAND_LINE, COMPUTED));
+        let req = match requirement(GEMS, spec, req, &version_flag) {
+            Ok(r) => r,
+            Err(install) => {
+                out.push(*install);
                 continue;
             }
-            (None, Some(v)) => Some(v.text.clone()),
-            (None, None) => None,
         };
         let valid = !name.is_empty()
             && name

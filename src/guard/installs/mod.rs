@@ -192,6 +192,24 @@ fn subcommand<'a, 'b>(
     None
 }
 
+/// A package's version requirement: the one written in its spec (`name@1.2`), else the version
+/// flag's value. `Err` holds the install to report when that value is computed at run time.
+fn requirement(
+    eco: Ecosystem,
+    spec: &str,
+    in_spec: Option<String>,
+    flag: &Option<Word>,
+) -> Result<Option<String>, Box<Install>> {
+    match (in_spec, flag) {
+        (Some(r), _) => Ok(Some(r)),
+        (None, Some(v)) if v.dynamic => {
+            Err(Box::new(unresolved(eco, spec, COMMAND_LINE, COMPUTED)))
+        }
+        (None, Some(v)) => Ok(Some(v.text.clone())),
+        (None, None) => Ok(None),
+    }
+}
+
 fn unresolved(eco: Ecosystem, spec: &str, source: &str, why: &str) -> Install {
     Install {
         ecosystem: eco,

@@ -1,6 +1,7 @@
-//! Removes secrets from what is written to the audit log: values of secret-looking JSON keys,
-//! `password=...` style assignments, bearer tokens, credentials in URLs and well-known key
-//! formats (AWS access keys, Slack, GitHub, OpenAI/Anthropic style keys).
+//! Removes secrets from what is written to the audit log and to messages: values of
+//! secret-looking JSON keys, `password=...` style assignments, bearer tokens, credentials in
+//! URLs and well-known key formats (AWS access keys, Slack, GitHub, OpenAI/Anthropic style
+//! keys). A shared utility: the store, the server and the CLI all use it.
 
 use std::sync::LazyLock;
 
