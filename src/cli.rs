@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use pi_mcp::app::Globals;
 
 /// A guarded MCP server and operations daemon: bash, read and edit behind a policy-as-code
 /// gatekeeper, with every decision audited.
@@ -11,39 +12,9 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "pi-mcp", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub global: Globals,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every subcommand understands.
-#[derive(Debug, Args)]
-pub struct Global {
-    /// Workspace root the tools are confined to (repeatable; default: the current directory).
-    #[arg(long = "workspace", short = 'w', global = true, value_name = "DIR")]
-    pub workspaces: Vec<PathBuf>,
-    /// Policy file (default: the built-in policy, identical to policies/security.json).
-    #[arg(long, global = true, env = "PI_MCP_POLICY", value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// State store URL: sqlite://PATH or postgres://... (default: <workspace>/.pi-mcp/state.db).
-    #[arg(
-        long,
-        global = true,
-        env = "PI_MCP_STATE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub state_url: Option<String>,
-    /// Directory of prompt templates (default: <workspace>/prompts if present, else built-in).
-    #[arg(long, global = true, env = "PI_MCP_PROMPTS", value_name = "DIR")]
-    pub prompts: Option<PathBuf>,
-    /// Directory of reports served as resources (default: <workspace>/reports).
-    #[arg(long, global = true, env = "PI_MCP_REPORTS", value_name = "DIR")]
-    pub reports: Option<PathBuf>,
-    /// OSV advisory database that package installs are checked against
-    /// (default: <workspace>/.pi-mcp/osv; `pi-mcp osv update` fills it).
-    #[arg(long, global = true, env = "PI_MCP_OSV_DB", value_name = "DIR")]
-    pub osv_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

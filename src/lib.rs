@@ -1,8 +1,10 @@
 //! pi-mcp: a guarded MCP server and autonomous operations daemon. See ARCHITECTURE in the
 //! README: faces (server) call tools, tools ask the guard, state lives in the store.
 
+pub mod app;
 pub mod guard;
 pub mod redact;
 pub mod server;
+pub mod severity;
 pub mod store;
 pub mod tools;

@@ -5,17 +5,14 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use pi_mcp::guard::{Guard, PathContext, PolicyFile, Workspace};
-use pi_mcp::server::PiServer;
+use pi_mcp::app::App;
+use pi_mcp::guard::{Guard, PathContext, PolicyFile};
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
-use pi_mcp::tools::approvals::ApprovalQueue;
-use pi_mcp::tools::{ToolContext, sandbox};
-use std::time::Duration;
+use pi_mcp::tools::sandbox;
 use tracing_subscriber::EnvFilter;
 
 use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};
@@ -103,31 +100,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace(cli: &Cli) -> anyhow::Result<Workspace> {
-    let roots = if cli.global.workspaces.is_empty() {
-        vec![std::env::current_dir().context("cannot read the current directory")?]
-    } else {
-        cli.global.workspaces.clone()
-    };
-    Workspace::new(&roots).map_err(anyhow::Error::msg)
-}
-
-/// The policy in force (`--policy`, or the built-in default).
-fn guard(cli: &Cli) -> anyhow::Result<Guard> {
-    Ok(Guard::load(cli.global.policy.as_deref())?)
-}
-
-/// The policy, checking package installs against the OSV advisories found at start.
-fn guard_with_osv(cli: &Cli, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
-    let advisories = pi_mcp::tools::osv_scanner::advisories_at_start(&osv_db_dir(cli, ws));
-    Ok(Arc::new(guard(cli)?.with_osv(advisories)))
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve(args) => {
-            let ws = workspace(&cli)?;
-            let guard = guard_with_osv(&cli, &ws)?;
+            let slack_buttons = args.http.is_some()
+                && std::env::var("SLACK_SIGNING_SECRET").is_ok_and(|s| !s.is_empty());
+            let app = App::open(&cli.global, slack_buttons).await?;
+            let guard = app.guard();
             tracing::info!(
                 "policy: {} ({} block rules, {} risk rules)",
                 guard.source(),
@@ -141,29 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let policy = guard.file().clone();
                 std::thread::spawn(move || sandbox::check_at_start(&policy));
             }
-            let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
-            let audit = AuditLog::start(store.clone());
-            let prompts = cli.global.prompts.clone().or_else(|| {
-                let p = ws.primary().join("prompts");
-                p.is_dir().then_some(p)
-            });
-            let reports = cli
-                .global
-                .reports
-                .clone()
-                .unwrap_or_else(|| ws.primary().join("reports"));
-            let queue = ApprovalQueue::new(
-                store.clone(),
-                Duration::from_secs(guard.file().approval_ttl_secs),
-                Duration::from_secs(guard.file().approval_wait_secs),
-                std::env::var("SLACK_WEBHOOK_URL").ok(),
-            )
-            .with_slack_buttons(
-                args.http.is_some()
-                    && std::env::var("SLACK_SIGNING_SECRET").is_ok_and(|s| !s.is_empty()),
-            );
-            let tools = ToolContext::new(ws, guard).with_approvals(queue);
-            let server = PiServer::new(tools, audit, prompts, reports);
+            let server = app.server();
+            let store = app.store.clone();
             match args.http {
                 Some(addr) => {
                     let options = HttpOptions {
@@ -185,8 +143,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch,
             command,
         }) => {
-            let ws = workspace(&cli)?;
-            let guard = guard_with_osv(&cli, &ws)?;
+            let ws = cli.global.workspace()?;
+            let guard = cli.global.guard_with_osv(&ws)?;
             let cwd = match cwd {
                 Some(c) => c
                     .canonicalize()
@@ -242,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::Show) => {
-            let g = guard(&cli)?;
+            let g = cli.global.guard()?;
             println!("{}", serde_json::to_string_pretty(g.file())?);
             Ok(ExitCode::SUCCESS)
         }
@@ -260,13 +218,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Approvals(cmd) => {
-            let ws = workspace(&cli)?;
-            let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
+            let ws = cli.global.workspace()?;
+            let store = cli.global.open_store(&ws).await?;
             approvals_cli(&store, cmd).await
         }
         Command::Audit(args) => {
-            let ws = workspace(&cli)?;
-            let store = Store::open(cli.global.state_url.as_deref(), ws.primary()).await?;
+            let ws = cli.global.workspace()?;
+            let store = cli.global.open_store(&ws).await?;
             let entries = audit::tail(&store, args.tail.max(0)).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -283,14 +241,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The OSV database directory: `--osv-db`, else `<workspace>/.pi-mcp/osv`.
-fn osv_db_dir(cli: &Cli, ws: &Workspace) -> PathBuf {
-    cli.global
-        .osv_db
-        .clone()
-        .unwrap_or_else(|| ws.primary().join(".pi-mcp").join("osv"))
-}
-
 /// `pi-mcp osv update`: one line per ecosystem; fails when any ecosystem failed.
 async fn osv_update(
     cli: &Cli,
@@ -301,7 +251,7 @@ async fn osv_update(
     use pi_mcp::tools::osv_update::{UpdateOptions, update};
     let dir = match dir {
         Some(d) => d.to_path_buf(),
-        None => osv_db_dir(cli, &workspace(cli)?),
+        None => cli.global.osv_db_dir(&cli.global.workspace()?),
     };
     let ecosystems = if ecosystems.is_empty() {
         pi_mcp::guard::osv::Ecosystem::ALL.to_vec()
