@@ -171,9 +171,21 @@ impl super::Guard {
         }
         let rules = &self.notify;
         let (globs, field, candidate) = match channel {
-            "slack" => (&rules.slack, "notify.slack_webhooks", normalized_url(destination)),
-            "webhook" => (&rules.webhook, "notify.webhook_urls", normalized_url(destination)),
-            _ => (&rules.email, "notify.email_recipients", email_address(destination)),
+            "slack" => (
+                &rules.slack,
+                "notify.slack_webhooks",
+                normalized_url(destination),
+            ),
+            "webhook" => (
+                &rules.webhook,
+                "notify.webhook_urls",
+                normalized_url(destination),
+            ),
+            _ => (
+                &rules.email,
+                "notify.email_recipients",
+                email_address(destination),
+            ),
         };
         let mut verdict = match candidate {
             Err(why) => self.notify_deny(RULE_DESTINATION, why),
@@ -214,7 +226,9 @@ fn email_address(addr: &str) -> Result<String, String> {
     if valid {
         Ok(a.to_ascii_lowercase())
     } else {
-        Err(format!("`{addr}` is not a plain email address (user@domain)"))
+        Err(format!(
+            "`{addr}` is not a plain email address (user@domain)"
+        ))
     }
 }
 
@@ -241,10 +255,21 @@ mod tests {
         assert!(ok("webhook", "https://alerts.example.com/in?x=1"));
         assert!(ok("email", "Ops@Example.com"));
         let v = g.judge_notify("slack", "https://evil.example/services/T0");
-        assert_eq!((v.decision, rule_of(&v)), (Decision::Deny, RULE_DESTINATION));
-        assert!(v.summary().contains("notify.slack_webhooks"), "{}", v.summary());
+        assert_eq!(
+            (v.decision, rule_of(&v)),
+            (Decision::Deny, RULE_DESTINATION)
+        );
+        assert!(
+            v.summary().contains("notify.slack_webhooks"),
+            "{}",
+            v.summary()
+        );
         let v = g.judge_notify("webhook", "http://127.0.0.1:9/hook");
-        assert_eq!(v.decision, Decision::Deny, "plain http is not in the default");
+        assert_eq!(
+            v.decision,
+            Decision::Deny,
+            "plain http is not in the default"
+        );
     }
 
     #[test]
@@ -252,7 +277,11 @@ mod tests {
         let g = guard(r#"{"channels": ["slack"]}"#);
         let v = g.judge_notify("sms", "+123");
         assert_eq!((v.decision, rule_of(&v)), (Decision::Deny, RULE_CHANNEL));
-        assert!(v.summary().contains("slack, email, webhook"), "{}", v.summary());
+        assert!(
+            v.summary().contains("slack, email, webhook"),
+            "{}",
+            v.summary()
+        );
         let v = g.judge_notify("email", "a@b.c");
         assert_eq!((v.decision, rule_of(&v)), (Decision::Deny, RULE_CHANNEL));
         assert!(v.summary().contains("does not enable"), "{}", v.summary());
@@ -268,7 +297,10 @@ mod tests {
         );
         let deny = |c: &str, d: &str| g.judge_notify(c, d).decision == Decision::Deny;
         // User info cannot smuggle another host past the glob.
-        assert!(deny("slack", "https://hooks.slack.com@evil.example/services/x"));
+        assert!(deny(
+            "slack",
+            "https://hooks.slack.com@evil.example/services/x"
+        ));
         assert!(!deny("slack", "HTTPS://HOOKS.SLACK.COM/services/x"));
         assert!(!deny("webhook", "http://127.0.0.1:8080/hook?sig=1"));
         assert!(deny("webhook", "http://127.0.0.2:8080/hook"));
@@ -283,11 +315,18 @@ mod tests {
     fn bad_sections_are_reported_with_their_field() {
         let text = r#"{"notify": {"channels": ["slack", "pager"]}}"#;
         let file = PolicyFile::parse(text, "p.json").expect("parses");
-        let err = Guard::new(file, "p.json").expect_err("unknown channel").to_string();
-        assert!(err.contains("notify.channels[1]") && err.contains("pager"), "{err}");
+        let err = Guard::new(file, "p.json")
+            .expect_err("unknown channel")
+            .to_string();
+        assert!(
+            err.contains("notify.channels[1]") && err.contains("pager"),
+            "{err}"
+        );
         let text = r#"{"notify": {"webhook_urls": ["https://[x"]}}"#;
         let file = PolicyFile::parse(text, "p.json").expect("parses");
-        let err = Guard::new(file, "p.json").expect_err("bad glob").to_string();
+        let err = Guard::new(file, "p.json")
+            .expect_err("bad glob")
+            .to_string();
         assert!(err.contains("notify.webhook_urls[0]"), "{err}");
     }
 }

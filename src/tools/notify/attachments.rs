@@ -101,6 +101,10 @@ mod tests {
         let file = std::fs::File::create(&big).expect("create");
         file.set_len(MAX_ATTACHMENT_BYTES + 1).expect("sparse file");
         let err = load(&guard, &[big]).await.expect_err("too big");
-        assert!(err.message.contains("20 MiB") && !err.transient, "{}", err.message);
+        assert!(
+            err.message.contains("20 MiB") && !err.transient,
+            "{}",
+            err.message
+        );
     }
 }

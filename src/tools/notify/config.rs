@@ -38,7 +38,11 @@ impl ChannelConfig {
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
-        let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         ChannelConfig {
             slack_webhook_url: var(SLACK_WEBHOOK_URL),
             smtp_url: var(SMTP_URL),

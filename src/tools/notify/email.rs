@@ -50,8 +50,11 @@ impl SmtpServer {
     /// Parses `SMTP_URL`; errors say what to write instead.
     pub fn parse(url: &str) -> Result<SmtpServer, String> {
         let bad = |why: String| format!("{SMTP_URL} is not usable: {why}");
-        let parsed = reqwest::Url::parse(url.trim())
-            .map_err(|e| bad(format!("not a URL ({e}); e.g. smtp://user:pass@mail.example.com:587")))?;
+        let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
+            bad(format!(
+                "not a URL ({e}); e.g. smtp://user:pass@mail.example.com:587"
+            ))
+        })?;
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
@@ -169,9 +172,11 @@ pub fn build(
     msg: &Message,
     attachments: &[Attachment],
 ) -> Result<lettre::Message, Failure> {
-    let from: Mailbox = from
-        .parse()
-        .map_err(|e| Failure::permanent(format!("{ALERT_EMAIL_FROM} `{from}` is not an address: {e}")))?;
+    let from: Mailbox = from.parse().map_err(|e| {
+        Failure::permanent(format!(
+            "{ALERT_EMAIL_FROM} `{from}` is not an address: {e}"
+        ))
+    })?;
     let subject = msg.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
     let subject = match msg.severity {
         Some(s) => format!("[{}] {subject}", s.as_str().to_uppercase()),
@@ -180,7 +185,9 @@ pub fn build(
     let mut builder = lettre::Message::builder().from(from).subject(subject);
     for addr in to {
         let mailbox: Mailbox = addr.parse().map_err(|e| {
-            Failure::permanent(format!("{ALERT_EMAIL_TO} holds `{addr}`, which is not an address: {e}"))
+            Failure::permanent(format!(
+                "{ALERT_EMAIL_TO} holds `{addr}`, which is not an address: {e}"
+            ))
         })?;
         builder = builder.to(mailbox);
     }
@@ -192,7 +199,8 @@ pub fn build(
         for a in attachments {
             let mime = ContentType::parse(a.mime)
                 .map_err(|e| Failure::permanent(format!("bad MIME type {}: {e}", a.mime)))?;
-            parts = parts.singlepart(MimeAttachment::new(a.name.clone()).body(a.bytes.clone(), mime));
+            parts =
+                parts.singlepart(MimeAttachment::new(a.name.clone()).body(a.bytes.clone(), mime));
         }
         builder.multipart(parts)
     };
@@ -203,10 +211,7 @@ pub fn build(
 pub async fn deliver(server: &SmtpServer, email: lettre::Message) -> Result<String, Failure> {
     let transport = server.transport()?;
     match transport.send(email).await {
-        Ok(response) => Ok(format!(
-            "SMTP {}",
-            response.code()
-        )),
+        Ok(response) => Ok(format!("SMTP {}", response.code())),
         Err(e) => Err(classify(server, &e)),
     }
 }
@@ -245,7 +250,11 @@ mod tests {
         assert!(SmtpServer::parse("smtp://u:p@localhost:25?tls=none").is_ok());
         let e = SmtpServer::parse("http://mail.example.com").unwrap_err();
         assert!(e.starts_with("SMTP_URL") && e.contains("smtp://"), "{e}");
-        assert!(SmtpServer::parse("smtp://h?tls=maybe").unwrap_err().contains("tls=none"));
+        assert!(
+            SmtpServer::parse("smtp://h?tls=maybe")
+                .unwrap_err()
+                .contains("tls=none")
+        );
     }
 
     #[test]
@@ -263,7 +272,10 @@ mod tests {
         let email = build("pi@example.com", &["ops@example.com".into()], &msg, &[att]).unwrap();
         let raw = String::from_utf8_lossy(&email.formatted()).into_owned();
         assert!(raw.contains("Subject: [CRITICAL] Disk full"), "{raw}");
-        assert!(raw.contains("text/markdown") && raw.contains("filename=\"r.md\""), "{raw}");
+        assert!(
+            raw.contains("text/markdown") && raw.contains("filename=\"r.md\""),
+            "{raw}"
+        );
         let e = build("not an address", &[], &msg, &[]).unwrap_err();
         assert!(e.message.starts_with(ALERT_EMAIL_FROM), "{}", e.message);
     }

@@ -100,11 +100,7 @@ impl Answer {
 
     /// The failure this (unsuccessful) answer means, from `who` (e.g. "Slack").
     pub fn failure(&self, who: &str) -> Failure {
-        let message = format!(
-            "{who} answered HTTP {}{}",
-            self.status,
-            snippet(&self.body)
-        );
+        let message = format!("{who} answered HTTP {}{}", self.status, snippet(&self.body));
         let transient = matches!(self.status, 408 | 429) || self.status >= 500;
         Failure {
             message,
@@ -159,7 +155,10 @@ mod tests {
             assert!(!f.transient && f.retry_after.is_none(), "{s}");
             assert_eq!(f.message, format!("Slack answered HTTP {s}: no_service"));
         }
-        assert_eq!(answer(429, "").failure("X").retry_after, Some(Duration::from_secs(1)));
+        assert_eq!(
+            answer(429, "").failure("X").retry_after,
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -153,9 +153,18 @@ pub struct Notifier {
 
 /// Where one message goes, resolved from the configuration and judged.
 enum Route {
-    Slack { url: String },
-    Email { server: email::SmtpServer, from: String, to: Vec<String> },
-    Webhook { url: String, headers: reqwest::header::HeaderMap },
+    Slack {
+        url: String,
+    },
+    Email {
+        server: email::SmtpServer,
+        from: String,
+        to: Vec<String>,
+    },
+    Webhook {
+        url: String,
+        headers: reqwest::header::HeaderMap,
+    },
 }
 
 impl Notifier {
@@ -200,9 +209,8 @@ impl Notifier {
                 .await
             }
             Route::Email { server, from, to } => {
-                let email = email::build(from, to, msg, &files).map_err(|f| {
-                    NotifyError::permanent(f.message)
-                })?;
+                let email = email::build(from, to, msg, &files)
+                    .map_err(|f| NotifyError::permanent(f.message))?;
                 retry::run(policy, &what, || email::deliver(server, email.clone())).await
             }
         };
@@ -357,7 +365,10 @@ mod tests {
             shown_url("https://hooks.slack.com/services/T0/B0/secret"),
             "https://hooks.slack.com/services/…"
         );
-        assert_eq!(shown_url("http://u:pw@127.0.0.1:8080/hook?sig=x"), "http://127.0.0.1:8080/hook");
+        assert_eq!(
+            shown_url("http://u:pw@127.0.0.1:8080/hook?sig=x"),
+            "http://127.0.0.1:8080/hook"
+        );
         assert_eq!(shown_url("https://example.com"), "https://example.com");
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(clip("abc", 3), "abc");
@@ -366,16 +377,33 @@ mod tests {
     #[tokio::test]
     async fn missing_configuration_and_denials_are_reported_before_any_io() {
         let guard = Arc::new(Guard::load(None).expect("built-in policy"));
-        let n = Notifier::new(guard.clone(), ChannelConfig::default(), RetryPolicy::default());
-        let e = n.send(&Message::new(Channel::Email, "x")).await.unwrap_err();
-        assert!(e.message.starts_with("SMTP_URL is not set") && e.verdict.is_none(), "{e}");
+        let n = Notifier::new(
+            guard.clone(),
+            ChannelConfig::default(),
+            RetryPolicy::default(),
+        );
+        let e = n
+            .send(&Message::new(Channel::Email, "x"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("SMTP_URL is not set") && e.verdict.is_none(),
+            "{e}"
+        );
         let cfg = ChannelConfig {
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
             ..ChannelConfig::default()
         };
         let n = Notifier::new(guard, cfg, RetryPolicy::default());
-        let e = n.send(&Message::new(Channel::Webhook, "x")).await.unwrap_err();
-        let rule = e.verdict.as_ref().and_then(|v| v.reasons.first()).map(|r| r.rule.clone());
+        let e = n
+            .send(&Message::new(Channel::Webhook, "x"))
+            .await
+            .unwrap_err();
+        let rule = e
+            .verdict
+            .as_ref()
+            .and_then(|v| v.reasons.first())
+            .map(|r| r.rule.clone());
         assert_eq!(rule.as_deref(), Some("notify-destination"), "{e}");
     }
 }

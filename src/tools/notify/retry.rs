@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn env_base_raises_the_cap_when_needed() {
         let p = RetryPolicy::default().with_base(Some(Duration::from_secs(20)));
-        assert_eq!((p.base, p.cap), (Duration::from_secs(20), Duration::from_secs(20)));
+        assert_eq!(
+            (p.base, p.cap),
+            (Duration::from_secs(20), Duration::from_secs(20))
+        );
         assert_eq!(RetryPolicy::default().once().attempts, 1);
     }
 

@@ -7,9 +7,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::Message;
+use super::clip;
 use super::http::{Answer, post_json, snippet};
 use super::retry::Failure;
-use super::clip;
 
 /// Longest header block text Slack accepts.
 pub const HEADER_MAX_CHARS: usize = 150;
@@ -25,7 +25,9 @@ pub const TEXT_MAX_CHARS: usize = 40_000;
 /// The webhook payload for `msg`; `attachments` are file names (incoming webhooks cannot
 /// carry files, so they are only named).
 pub fn payload(msg: &Message, attachments: &[String]) -> Value {
-    let severity = msg.severity.map(|s| format!("[{}] ", s.as_str().to_uppercase()));
+    let severity = msg
+        .severity
+        .map(|s| format!("[{}] ", s.as_str().to_uppercase()));
     let severity = severity.unwrap_or_default();
     let fallback = match &msg.subject {
         Some(s) => format!("{severity}{s}: {}", msg.text),
@@ -63,7 +65,10 @@ pub fn payload(msg: &Message, attachments: &[String]) -> Value {
         context.push(format!("severity: *{s}*"));
     }
     if !attachments.is_empty() {
-        context.push(format!("attachments (not uploaded): {}", attachments.join(", ")));
+        context.push(format!(
+            "attachments (not uploaded): {}",
+            attachments.join(", ")
+        ));
     }
     if !context.is_empty() {
         blocks.push(json!({
@@ -105,8 +110,9 @@ mod tests {
 
     #[test]
     fn blocks_respect_slacks_limits() {
-        let data: serde_json::Map<String, Value> =
-            (0..15).map(|i| (format!("k{i}"), json!("v".repeat(3000)))).collect();
+        let data: serde_json::Map<String, Value> = (0..15)
+            .map(|i| (format!("k{i}"), json!("v".repeat(3000))))
+            .collect();
         let msg = Message {
             subject: Some("s".repeat(400)),
             text: "t".repeat(TEXT_MAX_CHARS + 10),
@@ -117,13 +123,24 @@ mod tests {
         let p = payload(&msg, &["report.png".into()]);
         let chars = |v: &Value| v.as_str().map(|s| s.chars().count()).unwrap_or(0);
         assert_eq!(chars(&p["text"]), TEXT_MAX_CHARS);
-        assert!(p["text"].as_str().unwrap_or("").starts_with("[CRITICAL] sss"));
+        assert!(
+            p["text"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("[CRITICAL] sss")
+        );
         assert_eq!(chars(&p["blocks"][0]["text"]["text"]), HEADER_MAX_CHARS);
         assert_eq!(chars(&p["blocks"][1]["text"]["text"]), SECTION_MAX_CHARS);
-        let fields = p["blocks"][2]["fields"].as_array().cloned().unwrap_or_default();
+        let fields = p["blocks"][2]["fields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(fields.len(), MAX_FIELDS);
         assert_eq!(chars(&fields[0]["text"]), FIELD_MAX_CHARS);
         let context = p["blocks"][3]["elements"][0]["text"].as_str().unwrap_or("");
-        assert!(context.contains("critical") && context.contains("report.png"), "{context}");
+        assert!(
+            context.contains("critical") && context.contains("report.png"),
+            "{context}"
+        );
     }
 }

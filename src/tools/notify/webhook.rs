@@ -18,7 +18,11 @@ pub const SIGNATURE_HEADER: &str = "X-Pi-Signature";
 
 /// The JSON body: the message's `data` object merged in first (a non-object `data` goes under
 /// `data`), so its keys cannot override the core fields.
-pub fn body(msg: &Message, attachments: &[String], sent_at: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn body(
+    msg: &Message,
+    attachments: &[String],
+    sent_at: chrono::DateTime<chrono::Utc>,
+) -> Value {
     let mut out = Map::new();
     match &msg.data {
         Some(Value::Object(data)) => out.extend(data.clone()),
@@ -79,8 +83,9 @@ pub fn parse_headers(spec: &str) -> Result<HeaderMap, String> {
     for (k, v) in pairs {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("{ALERT_WEBHOOK_HEADERS}: `{k}` is not a valid header name"))?;
-        let value = HeaderValue::from_str(&v)
-            .map_err(|_| format!("{ALERT_WEBHOOK_HEADERS}: the value of `{k}` is not a valid header value"))?;
+        let value = HeaderValue::from_str(&v).map_err(|_| {
+            format!("{ALERT_WEBHOOK_HEADERS}: the value of `{k}` is not a valid header value")
+        })?;
         headers.insert(name, value);
     }
     Ok(headers)
@@ -121,10 +126,20 @@ mod tests {
         assert_eq!(h["x-team"], "ops");
         assert_eq!(h["authorization"], "Bearer abc");
         let h = parse_headers(r#"{"X-Env": "prod", "X-N": 3}"#).unwrap();
-        assert_eq!((h["x-env"].to_str().ok(), h["x-n"].to_str().ok()), (Some("prod"), Some("3")));
+        assert_eq!(
+            (h["x-env"].to_str().ok(), h["x-n"].to_str().ok()),
+            (Some("prod"), Some("3"))
+        );
         let e = parse_headers("no colon here").unwrap_err();
-        assert!(e.starts_with(ALERT_WEBHOOK_HEADERS) && e.contains("Name: value"), "{e}");
-        assert!(parse_headers("Bad Name: x").unwrap_err().contains("header name"));
+        assert!(
+            e.starts_with(ALERT_WEBHOOK_HEADERS) && e.contains("Name: value"),
+            "{e}"
+        );
+        assert!(
+            parse_headers("Bad Name: x")
+                .unwrap_err()
+                .contains("header name")
+        );
     }
 
     #[test]
@@ -135,8 +150,18 @@ mod tests {
             ..Message::new(Channel::Webhook, "real")
         };
         let b = body(&msg, &[], chrono::Utc::now());
-        assert_eq!((b["rule"].as_str(), b["text"].as_str()), (Some("r1"), Some("real")));
-        let b = body(&Message { data: Some(json!([1, 2])), ..msg }, &[], chrono::Utc::now());
+        assert_eq!(
+            (b["rule"].as_str(), b["text"].as_str()),
+            (Some("r1"), Some("real"))
+        );
+        let b = body(
+            &Message {
+                data: Some(json!([1, 2])),
+                ..msg
+            },
+            &[],
+            chrono::Utc::now(),
+        );
         assert_eq!(b["data"], json!([1, 2]));
     }
 
