@@ -134,6 +134,24 @@ pub fn normalized_url(url: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{host}{port}{}", uri.path()))
 }
 
+/// `scheme://host[:port]/first-segment/…`: webhook URLs carry their secret in the path
+/// (Slack's `T…/B…/token`) or the query, so only the start is shown.
+pub fn shown_url(url: &str) -> String {
+    let Ok(normal) = normalized_url(url) else {
+        return "[unparsable URL]".into();
+    };
+    let (origin, path) = match normal.match_indices('/').nth(2) {
+        Some((i, _)) => normal.split_at(i),
+        None => (normal.as_str(), ""),
+    };
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    match (segments.next(), segments.next()) {
+        (None, _) => origin.to_string(),
+        (Some(first), None) => format!("{origin}/{first}"),
+        (Some(first), Some(_)) => format!("{origin}/{first}/…"),
+    }
+}
+
 impl super::Guard {
     /// Judges whether `channel` may be used at all: unknown or not enabled by the policy's
     /// `notify.channels` → deny (`notify-channel`).
@@ -190,10 +208,13 @@ impl super::Guard {
         let mut verdict = match candidate {
             Err(why) => self.notify_deny(RULE_DESTINATION, why),
             Ok(c) if globs.is_match(&c) => Verdict::allow(),
-            Ok(c) => self.notify_deny(
-                RULE_DESTINATION,
-                format!("`{c}` is not in the policy's {field} allow-list for `{channel}`"),
-            ),
+            Ok(c) => {
+                let shown = if channel == "email" { c } else { shown_url(&c) };
+                self.notify_deny(
+                    RULE_DESTINATION,
+                    format!("`{shown}` is not in the policy's {field} allow-list for `{channel}`"),
+                )
+            }
         };
         if let Some(rego) = &self.rego {
             let input = serde_json::json!({
@@ -309,6 +330,42 @@ mod tests {
         assert!(!deny("email", "Ops@EXAMPLE.com"));
         assert!(deny("email", "ops@example.com.evil.example"));
         assert!(deny("email", "a@example.com, b@evil.example"));
+    }
+
+    #[test]
+    fn denials_do_not_show_the_secret_part_of_a_url() {
+        let g = Guard::load(None).expect("built-in policy");
+        let v = g.judge_notify("slack", "https://evil.example/services/T0/B0/secret-token");
+        assert!(!v.summary().contains("secret-token"), "{}", v.summary());
+        assert!(
+            v.summary().contains("https://evil.example/services/…"),
+            "{}",
+            v.summary()
+        );
+    }
+
+    #[test]
+    fn rego_files_see_notifications() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("n.rego"),
+            "package pimcp\nimport rego.v1\n\
+             decision := \"deny\" if { input.tool == \"notify\"; input.commands[0][1] == \"webhook\" }\n\
+             reasons contains \"no webhooks on weekends\" if { decision == \"deny\" }\n",
+        )
+        .expect("write rego");
+        let policy = dir.path().join("p.json");
+        std::fs::write(&policy, r#"{"rego": ["n.rego"]}"#).expect("write policy");
+        let g = Guard::load(Some(&policy)).expect("policy with rego");
+        let v = g.judge_notify("webhook", "https://alerts.example.com/in");
+        assert_eq!(v.decision, Decision::Deny);
+        assert!(
+            v.summary().contains("no webhooks on weekends"),
+            "{}",
+            v.summary()
+        );
+        let v = g.judge_notify("slack", "https://hooks.slack.com/services/T0/B0/x");
+        assert_eq!(v.decision, Decision::Allow, "{}", v.summary());
     }
 
     #[test]

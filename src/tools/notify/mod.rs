@@ -19,6 +19,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::guard::notify::shown_url;
 use crate::guard::{Decision, Guard, Verdict};
 use crate::severity::Severity;
 
@@ -316,24 +317,6 @@ impl Route {
             Route::Slack { url } | Route::Webhook { url, .. } => shown_url(url),
             Route::Email { server, to, .. } => format!("{} via {}", to.join(", "), server.shown()),
         }
-    }
-}
-
-/// `scheme://host[:port]/first-segment/…`: webhook URLs carry their secret in the path
-/// (Slack's `T…/B…/token`) or the query, so only the start is shown.
-pub fn shown_url(url: &str) -> String {
-    let Ok(normal) = crate::guard::notify::normalized_url(url) else {
-        return "[unparsable URL]".into();
-    };
-    let (origin, path) = match normal.match_indices('/').nth(2) {
-        Some((i, _)) => normal.split_at(i),
-        None => (normal.as_str(), ""),
-    };
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    match (segments.next(), segments.next()) {
-        (None, _) => origin.to_string(),
-        (Some(first), None) => format!("{origin}/{first}"),
-        (Some(first), Some(_)) => format!("{origin}/{first}/…"),
     }
 }
 
