@@ -66,6 +66,9 @@ pub struct PolicyFile {
     /// Per program, spellings of a flag that mean the same: `{"rm": {"--recursive": "-r"}}`.
     #[serde(default)]
     pub flag_aliases: FlagAliases,
+    /// The `sql` tool: named databases, row and time limits (see README, "The sql tool").
+    #[serde(default)]
+    pub sql: super::sql::SqlPolicy,
     /// Rules that refuse a command outright.
     #[serde(default)]
     pub block: Vec<RuleSpec>,
