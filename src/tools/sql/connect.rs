@@ -126,6 +126,12 @@ fn unreachable_error(shown: &str, why: &str) -> ToolError {
 
 /// A connection failure in the user's terms.
 fn connect_error(shown: &str, e: &sqlx::Error) -> ToolError {
+    if shown.starts_with("sqlite:") {
+        return ToolError::new(format!(
+            "cannot open the SQLite database `{shown}`: {e}; check that the file exists and is \
+             readable (it is opened read-only and never created)"
+        ));
+    }
     if let sqlx::Error::Database(db) = e {
         let code = db.code().unwrap_or_default();
         return ToolError::new(match code.as_ref() {
@@ -145,10 +151,6 @@ fn connect_error(shown: &str, e: &sqlx::Error) -> ToolError {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
             unreachable_error(shown, &e.to_string())
         }
-        _ if shown.starts_with("sqlite:") => ToolError::new(format!(
-            "cannot open the SQLite database `{shown}`: {e}; check that the file exists (it is \
-             opened read-only and never created)"
-        )),
         _ => ToolError::new(format!("cannot connect to `{shown}`: {e}")),
     }
 }
