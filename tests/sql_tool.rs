@@ -3,9 +3,9 @@
 //! unchanged, types map faithfully, rows stop at max_rows, slow queries time out, every call is
 //! audited, and configuration mistakes get messages that say what to fix.
 
-mod support;
 #[path = "sql_tool/postgres.rs"]
 mod postgres;
+mod support;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -35,7 +35,9 @@ pub async fn start(ws: &Workspace, env: &[(&str, &str)]) -> Client {
     if !env.iter().any(|(k, _)| *k == "DATABASE_URL") {
         all.push(("DATABASE_URL", ""));
     }
-    spawn_stdio_env(ws.path(), &all).await.expect("start pi-mcp")
+    spawn_stdio_env(ws.path(), &all)
+        .await
+        .expect("start pi-mcp")
 }
 
 pub async fn sql(client: &Client, args: Value) -> CallToolResult {
@@ -50,7 +52,12 @@ pub fn ok(r: &CallToolResult) -> Value {
 
 /// Asserts the call failed; returns its message.
 pub fn refused(r: &CallToolResult, what: &str) -> String {
-    assert_eq!(r.is_error, Some(true), "{what} was not refused: {}", text_of(r));
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "{what} was not refused: {}",
+        text_of(r)
+    );
     text_of(r)
 }
 
@@ -138,13 +145,27 @@ async fn sqlite_write_attempts_are_refused_and_change_nothing() {
             msg.contains("read-only") || msg.contains("one statement"),
             "{attempt}: {msg}"
         );
-        assert!(file_bytes(&path) == before, "{attempt} changed the database file");
+        assert!(
+            file_bytes(&path) == before,
+            "{attempt} changed the database file"
+        );
     }
-    for leftover in ["/tmp/pi-mcp-sql-attach.db", "/tmp/pi-mcp-sql-vacuum.db", "/tmp/pi-mcp-sql-writefile"] {
-        assert!(!std::path::Path::new(leftover).exists(), "{leftover} was created");
+    for leftover in [
+        "/tmp/pi-mcp-sql-attach.db",
+        "/tmp/pi-mcp-sql-vacuum.db",
+        "/tmp/pi-mcp-sql-writefile",
+    ] {
+        assert!(
+            !std::path::Path::new(leftover).exists(),
+            "{leftover} was created"
+        );
     }
     // Re-read through the tool: the rows are all there.
-    let v = ok(&sql(&client, json!({ "query": "SELECT count(*) AS n FROM users" })).await);
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT count(*) AS n FROM users" }),
+    )
+    .await);
     assert_eq!(v["rows"], json!([[3]]));
     client.cancel().await.unwrap();
 }
@@ -160,7 +181,10 @@ async fn sqlite_types_truncation_and_reading_pragmas() {
     )
     .await;
     let v = ok(&r);
-    assert_eq!(v["columns"], json!(["id", "name", "score", "active", "avatar", "joined"]));
+    assert_eq!(
+        v["columns"],
+        json!(["id", "name", "score", "active", "avatar", "joined"])
+    );
     assert_eq!(
         v["rows"],
         json!([
@@ -173,14 +197,29 @@ async fn sqlite_types_truncation_and_reading_pragmas() {
     assert!(v["elapsed_ms"].is_u64());
     let text = text_of(&r);
     assert!(text.starts_with("id | name"), "{text}");
-    assert!(text.contains("NULL") && text.contains("3 rows in"), "{text}");
+    assert!(
+        text.contains("NULL") && text.contains("3 rows in"),
+        "{text}"
+    );
 
-    let v = ok(&sql(&client, json!({ "query": "SELECT id FROM events ORDER BY id", "max_rows": 10 })).await);
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT id FROM events ORDER BY id", "max_rows": 10 }),
+    )
+    .await);
     assert_eq!(v["rows"].as_array().map(Vec::len), Some(10));
     assert_eq!(v["truncated"], json!(true));
     let v = ok(&sql(&client, json!({ "query": "SELECT id FROM events" })).await);
-    assert_eq!(v["rows"].as_array().map(Vec::len), Some(200), "default max_rows");
-    let r = sql(&client, json!({ "query": "SELECT id FROM events", "max_rows": 5000 })).await;
+    assert_eq!(
+        v["rows"].as_array().map(Vec::len),
+        Some(200),
+        "default max_rows"
+    );
+    let r = sql(
+        &client,
+        json!({ "query": "SELECT id FROM events", "max_rows": 5000 }),
+    )
+    .await;
     let v = ok(&r);
     assert_eq!(v["rows"].as_array().map(Vec::len), Some(1000), "policy cap");
     assert!(text_of(&r).contains("lowered to the policy's cap 1000"));
@@ -188,7 +227,11 @@ async fn sqlite_types_truncation_and_reading_pragmas() {
     let v = ok(&sql(&client, json!({ "query": "PRAGMA table_info('users')" })).await);
     assert_eq!(v["rows"].as_array().map(Vec::len), Some(6));
     let v = ok(&sql(&client, json!({ "query": "PRAGMA query_only" })).await);
-    assert_eq!(v["rows"], json!([[1]]), "the connection itself is query-only");
+    assert_eq!(
+        v["rows"],
+        json!([[1]]),
+        "the connection itself is query-only"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -208,7 +251,11 @@ async fn sqlite_slow_recursive_query_times_out() {
     .await;
     let msg = refused(&r, "endless recursive CTE");
     assert!(msg.contains("timed out after 1 s"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     // The server is still usable afterwards.
     ok(&sql(&client, json!({ "query": "SELECT 1" })).await);
     client.cancel().await.unwrap();
@@ -220,20 +267,32 @@ async fn sql_calls_are_audited_with_their_decision() {
     let (_path, url) = sqlite_fixture(&ws).await;
     let client = start(&ws, &[("DATABASE_URL", &url)]).await;
     ok(&sql(&client, json!({ "query": "SELECT name FROM users" })).await);
-    refused(&sql(&client, json!({ "query": "DROP TABLE users" })).await, "drop");
-    refused(&sql(&client, json!({ "query": "SELECT load_extension('x')" })).await, "ext");
+    refused(
+        &sql(&client, json!({ "query": "DROP TABLE users" })).await,
+        "drop",
+    );
+    refused(
+        &sql(&client, json!({ "query": "SELECT load_extension('x')" })).await,
+        "ext",
+    );
     client.cancel().await.unwrap();
     let entries = audit_entries(ws.path(), &[]);
     let sql_entries: Vec<&Value> = entries.iter().filter(|e| e["tool"] == "sql").collect();
     assert_eq!(sql_entries.len(), 3, "{entries:?}");
-    let decisions: Vec<&str> = sql_entries.iter().filter_map(|e| e["decision"].as_str()).collect();
+    let decisions: Vec<&str> = sql_entries
+        .iter()
+        .filter_map(|e| e["decision"].as_str())
+        .collect();
     assert_eq!(decisions, ["allow", "deny", "deny"], "{sql_entries:?}");
     let rules: Vec<&str> = sql_entries
         .iter()
         .filter_map(|e| e["reasons"][0]["rule"].as_str())
         .collect();
     assert_eq!(rules, ["sql-read-only", "sql-read-only", "sql-function"]);
-    assert_eq!(sql_entries[0]["arguments"]["query"], "SELECT name FROM users");
+    assert_eq!(
+        sql_entries[0]["arguments"]["query"],
+        "SELECT name FROM users"
+    );
 }
 
 #[tokio::test]
@@ -258,35 +317,66 @@ async fn configuration_mistakes_say_what_to_fix() {
     let policy = policy.display().to_string();
     let client = start(&ws, &[("PI_MCP_POLICY", &policy)]).await;
 
-    let msg = refused(&sql(&client, json!({ "query": "SELECT 1" })).await, "no DATABASE_URL");
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT 1" })).await,
+        "no DATABASE_URL",
+    );
     assert!(msg.contains("set DATABASE_URL"), "{msg}");
     let msg = refused(
         &sql(&client, json!({ "query": "SELECT 1", "database": "nope" })).await,
         "unknown database",
     );
-    assert!(msg.contains("unknown database `nope`") && msg.contains("analytics, local"), "{msg}");
+    assert!(
+        msg.contains("unknown database `nope`") && msg.contains("analytics, local"),
+        "{msg}"
+    );
     let msg = refused(
-        &sql(&client, json!({ "query": "SELECT 1", "database": "analytics" })).await,
+        &sql(
+            &client,
+            json!({ "query": "SELECT 1", "database": "analytics" }),
+        )
+        .await,
         "unset url_env",
     );
     assert!(msg.contains("set ANALYTICS_URL"), "{msg}");
-    let v = ok(&sql(&client, json!({ "query": "SELECT id FROM events", "database": "local", "max_rows": 500 })).await);
-    assert_eq!(v["rows"].as_array().map(Vec::len), Some(50), "this policy's cap");
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT id FROM events", "database": "local", "max_rows": 500 }),
+    )
+    .await);
+    assert_eq!(
+        v["rows"].as_array().map(Vec::len),
+        Some(50),
+        "this policy's cap"
+    );
     assert_eq!(v["database"], "local");
     let msg = refused(
-        &sql(&client, json!({ "query": "SELECT 1", "max_rows": 0, "database": "local" })).await,
+        &sql(
+            &client,
+            json!({ "query": "SELECT 1", "max_rows": 0, "database": "local" }),
+        )
+        .await,
         "max_rows 0",
     );
     assert!(msg.contains("max_rows must be at least 1"), "{msg}");
-    let msg = refused(&sql(&client, json!({ "quer": "SELECT 1" })).await, "misspelt argument");
+    let msg = refused(
+        &sql(&client, json!({ "quer": "SELECT 1" })).await,
+        "misspelt argument",
+    );
     assert!(msg.contains("quer"), "{msg}");
     client.cancel().await.unwrap();
 
     let missing = format!("sqlite://{}", ws.path().join("missing.db").display());
     let client = start(&ws, &[("DATABASE_URL", &missing)]).await;
-    let msg = refused(&sql(&client, json!({ "query": "SELECT 1" })).await, "missing file");
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT 1" })).await,
+        "missing file",
+    );
     assert!(msg.contains("check that the file exists"), "{msg}");
-    assert!(!ws.path().join("missing.db").exists(), "the tool never creates a database");
+    assert!(
+        !ws.path().join("missing.db").exists(),
+        "the tool never creates a database"
+    );
     client.cancel().await.unwrap();
 
     let client = start(&ws, &[("DATABASE_URL", "mysql://localhost/x")]).await;
@@ -300,7 +390,10 @@ async fn the_tool_is_listed_as_read_only_unless_a_database_allows_writes() {
     let ws = Workspace::new();
     let client = start(&ws, &[]).await;
     let tools = client.list_all_tools().await.unwrap();
-    let tool = tools.iter().find(|t| t.name == "sql").expect("sql tool listed");
+    let tool = tools
+        .iter()
+        .find(|t| t.name == "sql")
+        .expect("sql tool listed");
     let ann = tool.annotations.clone().expect("annotations");
     assert_eq!(ann.read_only_hint, Some(true));
     let schema = serde_json::to_value(&*tool.input_schema).unwrap();
@@ -315,7 +408,13 @@ async fn the_tool_is_listed_as_read_only_unless_a_database_allows_writes() {
     let policy = policy.display().to_string();
     let client = start(&ws, &[("PI_MCP_POLICY", &policy)]).await;
     let tools = client.list_all_tools().await.unwrap();
-    let tool = tools.iter().find(|t| t.name == "sql").expect("sql tool listed");
-    assert_eq!(tool.annotations.clone().and_then(|a| a.read_only_hint), Some(false));
+    let tool = tools
+        .iter()
+        .find(|t| t.name == "sql")
+        .expect("sql tool listed");
+    assert_eq!(
+        tool.annotations.clone().and_then(|a| a.read_only_hint),
+        Some(false)
+    );
     client.cancel().await.unwrap();
 }

@@ -128,9 +128,9 @@ impl ServerHandler for PiServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tool_calls::definitions_for(
-            &self.tools.guard,
-        )))
+        Ok(ListToolsResult::with_all_items(
+            tool_calls::definitions_for(&self.tools.guard),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -186,7 +186,11 @@ pub async fn call(
                     let outcome = format!(
                         "ok: {} rows{}",
                         out.rows.rows.len(),
-                        if out.rows.truncated { " (truncated)" } else { "" }
+                        if out.rows.truncated {
+                            " (truncated)"
+                        } else {
+                            ""
+                        }
                     );
                     let mut result = CallToolResult::success(vec![ContentBlock::text(out.text())]);
                     result.structured_content = Some(out.json());

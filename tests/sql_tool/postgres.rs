@@ -18,7 +18,9 @@ struct PgDb {
 impl PgDb {
     async fn create(base: &str) -> PgDb {
         let name = unique("pimcp_sql");
-        let mut admin = PgConnection::connect(base).await.expect("connect to PI_MCP_TEST_PG_URL");
+        let mut admin = PgConnection::connect(base)
+            .await
+            .expect("connect to PI_MCP_TEST_PG_URL");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
@@ -71,12 +73,16 @@ impl Drop for PgDb {
         let name = self.name.clone();
         // Best effort, on a separate thread with its own runtime (Drop cannot await).
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(mut c) = PgConnection::connect(&admin).await {
                         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut c).await;
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                            .execute(&mut c)
+                            .await;
                     }
                 });
             }
@@ -86,7 +92,9 @@ impl Drop for PgDb {
 }
 
 fn with_database(base: &str, name: &str) -> String {
-    let (head, query) = base.split_once('?').map_or((base, None), |(h, q)| (h, Some(q)));
+    let (head, query) = base
+        .split_once('?')
+        .map_or((base, None), |(h, q)| (h, Some(q)));
     let root = head.rsplit_once('/').map_or(head, |(r, _)| r);
     match query {
         Some(q) => format!("{root}/{name}?{q}"),
@@ -161,17 +169,37 @@ async fn postgres_write_attempts_are_refused_and_change_nothing() {
             msg.contains("read-only") || msg.contains("one statement"),
             "{attempt}: {msg}"
         );
-        assert_eq!(db.snapshot().await, before, "{attempt} changed the database");
+        assert_eq!(
+            db.snapshot().await,
+            before,
+            "{attempt} changed the database"
+        );
     }
     for leftover in ["/tmp/pi-mcp-sql-copy-program", "/tmp/pi-mcp-sql-copy"] {
-        assert!(!std::path::Path::new(leftover).exists(), "{leftover} was created");
+        assert!(
+            !std::path::Path::new(leftover).exists(),
+            "{leftover} was created"
+        );
     }
     // The view hides a volatile function from the parser: the read-only transaction stops it.
-    let msg = refused(&sql(&client, json!({ "query": "SELECT * FROM sneaky" })).await, "view");
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT * FROM sneaky" })).await,
+        "view",
+    );
     assert!(msg.contains("the database is read-only"), "{msg}");
-    let msg = refused(&sql(&client, json!({ "query": "SELECT audit_me()" })).await, "udf");
-    assert!(msg.contains("volatile user-defined function") && msg.contains("audit_me"), "{msg}");
-    let v = ok(&sql(&client, json!({ "query": "SELECT count(*) AS n FROM users" })).await);
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT audit_me()" })).await,
+        "udf",
+    );
+    assert!(
+        msg.contains("volatile user-defined function") && msg.contains("audit_me"),
+        "{msg}"
+    );
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT count(*) AS n FROM users" }),
+    )
+    .await);
     assert_eq!(v["rows"], json!([[2]]));
     client.cancel().await.unwrap();
 }
@@ -229,20 +257,43 @@ async fn postgres_types_map_faithfully() {
     assert_eq!(by_name("net"), json!("10.0.0.0/8"));
     assert_eq!(by_name("m"), json!("happy"));
     let pt = by_name("pt");
-    assert!(pt.as_str().is_some_and(|s| s.starts_with("<point value, not decoded")), "{pt}");
+    assert!(
+        pt.as_str()
+            .is_some_and(|s| s.starts_with("<point value, not decoded")),
+        "{pt}"
+    );
     assert_eq!(v["column_types"][6], json!("numeric"));
 
     // Rows of a table, and an empty result still has its columns.
-    let v = ok(&sql(&client, json!({ "query": "SELECT * FROM users ORDER BY id" })).await);
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT * FROM users ORDER BY id" }),
+    )
+    .await);
     assert_eq!(
         v["rows"],
-        json!([[1, "ada", "9.50", "happy", "2024-02-29T13:45:06Z"], [2, "bob", null, "sad", null]])
+        json!([
+            [1, "ada", "9.50", "happy", "2024-02-29T13:45:06Z"],
+            [2, "bob", null, "sad", null]
+        ])
     );
-    let v = ok(&sql(&client, json!({ "query": "SELECT id, name FROM users WHERE false" })).await);
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT id, name FROM users WHERE false" }),
+    )
+    .await);
     assert_eq!(v["columns"], json!(["id", "name"]));
     assert_eq!(v["rows"], json!([]));
-    let v = ok(&sql(&client, json!({ "query": "SHOW default_transaction_read_only" })).await);
-    assert_eq!(v["rows"], json!([["on"]]), "the session itself is read-only");
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SHOW default_transaction_read_only" }),
+    )
+    .await);
+    assert_eq!(
+        v["rows"],
+        json!([["on"]]),
+        "the session itself is read-only"
+    );
     ok(&sql(&client, json!({ "query": "EXPLAIN SELECT * FROM users" })).await);
     client.cancel().await.unwrap();
 }
@@ -264,13 +315,25 @@ async fn postgres_truncation_and_timeout() {
     assert_eq!(v["rows"].as_array().map(Vec::len), Some(10));
     assert_eq!(v["rows"][9], json!([10]));
     assert_eq!(v["truncated"], json!(true));
-    assert!(text_of(&r).contains("truncated at max_rows=10"), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("truncated at max_rows=10"),
+        "{}",
+        text_of(&r)
+    );
 
     let started = Instant::now();
-    let r = sql(&client, json!({ "query": "SELECT pg_sleep(5)", "timeout_secs": 1 })).await;
+    let r = sql(
+        &client,
+        json!({ "query": "SELECT pg_sleep(5)", "timeout_secs": 1 }),
+    )
+    .await;
     let msg = refused(&r, "pg_sleep(5)");
     assert!(msg.contains("timed out after 1 s"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     ok(&sql(&client, json!({ "query": "SELECT 1" })).await);
     client.cancel().await.unwrap();
 }
@@ -281,9 +344,16 @@ async fn postgres_connection_problems_are_explained() {
         return;
     };
     let ws = Workspace::new();
-    let client = start(&ws, &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")]).await;
+    let client = start(
+        &ws,
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")],
+    )
+    .await;
     let started = Instant::now();
-    let msg = refused(&sql(&client, json!({ "query": "SELECT 1" })).await, "unreachable");
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT 1" })).await,
+        "unreachable",
+    );
     assert!(msg.contains("cannot reach the database"), "{msg}");
     assert!(started.elapsed() < Duration::from_secs(10));
     client.cancel().await.unwrap();
@@ -297,7 +367,10 @@ async fn postgres_connection_problems_are_explained() {
         _ => bad_user,
     };
     let client = start(&ws, &[("DATABASE_URL", &bad_user)]).await;
-    let msg = refused(&sql(&client, json!({ "query": "SELECT 1" })).await, "bad credentials");
+    let msg = refused(
+        &sql(&client, json!({ "query": "SELECT 1" })).await,
+        "bad credentials",
+    );
     assert!(msg.contains("authentication failed"), "{msg}");
     assert!(!msg.contains("wrong"), "the password is not shown: {msg}");
     client.cancel().await.unwrap();

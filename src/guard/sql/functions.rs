@@ -101,8 +101,8 @@ pub fn denied_function(name: &str, dialect: SqlDialect) -> Option<&'static str> 
 /// in a read means the syntax tree hid a write (or the parser and the server disagree).
 const WRITE_WORDS: &[&str] = &[
     "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "INTO", "COPY", "ATTACH", "DETACH",
-    "VACUUM", "GRANT", "REVOKE", "ALTER", "DROP", "CREATE", "CALL", "NOTIFY", "LISTEN",
-    "UNLISTEN", "REINDEX", "CLUSTER", "REFRESH", "SHARE", "UPSERT", "REPLACE",
+    "VACUUM", "GRANT", "REVOKE", "ALTER", "DROP", "CREATE", "CALL", "NOTIFY", "LISTEN", "UNLISTEN",
+    "REINDEX", "CLUSTER", "REFRESH", "SHARE", "UPSERT", "REPLACE",
 ];
 
 /// The tokens of a statement that matter, whitespace and comments left out.

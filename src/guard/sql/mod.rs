@@ -376,11 +376,7 @@ fn classify(
         | Statement::ShowViews { .. }
         | Statement::ShowFunctions { .. }
         | Statement::ShowCreate { .. } => Ok(Kind::Read),
-        Statement::Pragma {
-            name,
-            value,
-            is_eq,
-        } => {
+        Statement::Pragma { name, value, is_eq } => {
             let pragma = name
                 .to_string()
                 .rsplit('.')
@@ -467,7 +463,11 @@ fn set_expr_kind(body: &SetExpr, allow_writes: bool) -> Result<Kind, SqlJudgemen
             Ok(set_expr_kind(left, allow_writes)?.max(set_expr_kind(right, allow_writes)?))
         }
         SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
-            write_found(allow_writes, rules::MODIFYING_CTE, "the query modifies data")
+            write_found(
+                allow_writes,
+                rules::MODIFYING_CTE,
+                "the query modifies data",
+            )
         }
     }
 }

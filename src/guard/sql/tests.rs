@@ -76,14 +76,26 @@ const PG_REFUSED: &[(&str, &str)] = &[
     ("SELECT pg_try_advisory_xact_lock(1)", rules::FUNCTION),
     ("SELECT nextval('s')", rules::FUNCTION),
     ("SELECT setval('s', 1)", rules::FUNCTION),
-    ("SELECT set_config('default_transaction_read_only', 'off', false)", rules::FUNCTION),
+    (
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        rules::FUNCTION,
+    ),
     ("SELECT pg_notify('c', 'x')", rules::FUNCTION),
-    ("SELECT * FROM dblink('host=x', 'DELETE FROM t') AS t(a int)", rules::FUNCTION),
+    (
+        "SELECT * FROM dblink('host=x', 'DELETE FROM t') AS t(a int)",
+        rules::FUNCTION,
+    ),
     ("SELECT pg_read_file('/etc/passwd')", rules::FUNCTION),
     ("SELECT * FROM pg_ls_dir('.')", rules::FUNCTION),
-    ("SELECT query_to_xml('DELETE FROM users', true, true, '')", rules::FUNCTION),
+    (
+        "SELECT query_to_xml('DELETE FROM users', true, true, '')",
+        rules::FUNCTION,
+    ),
     ("SELECT txid_current()", rules::FUNCTION),
-    ("SELECT x FROM (SELECT pg_terminate_backend(pid) AS x FROM pg_stat_activity) s", rules::FUNCTION),
+    (
+        "SELECT x FROM (SELECT pg_terminate_backend(pid) AS x FROM pg_stat_activity) s",
+        rules::FUNCTION,
+    ),
     ("COPY users TO PROGRAM 'rm -rf /'", rules::UTILITY),
     ("COPY users TO '/tmp/x'", rules::UTILITY),
     ("ALTER SYSTEM SET work_mem = '1GB'", rules::PARSE),
@@ -108,7 +120,12 @@ const PG_REFUSED: &[(&str, &str)] = &[
 fn postgres_reads_pass() {
     for sql in PG_READS {
         let j = judge_sql(sql, SqlDialect::Postgres, false);
-        assert_eq!(j.verdict.decision, Decision::Allow, "{sql}: {}", j.verdict.summary());
+        assert_eq!(
+            j.verdict.decision,
+            Decision::Allow,
+            "{sql}: {}",
+            j.verdict.summary()
+        );
         assert!(!j.writes, "{sql}");
     }
 }
@@ -151,7 +168,12 @@ const SQLITE_REFUSED: &[(&str, &str)] = &[
 fn sqlite_reads_pass_and_writes_are_refused() {
     for sql in SQLITE_READS {
         let j = judge_sql(sql, SqlDialect::Sqlite, false);
-        assert_eq!(j.verdict.decision, Decision::Allow, "{sql}: {}", j.verdict.summary());
+        assert_eq!(
+            j.verdict.decision,
+            Decision::Allow,
+            "{sql}: {}",
+            j.verdict.summary()
+        );
     }
     assert_refused(SQLITE_REFUSED, SqlDialect::Sqlite);
 }
@@ -165,7 +187,12 @@ fn writable_databases_accept_single_writes_but_never_utilities_or_side_effects()
         "CREATE TABLE x (a int)",
     ] {
         let j = judge_sql(sql, SqlDialect::Postgres, true);
-        assert_eq!(j.verdict.decision, Decision::Allow, "{sql}: {}", j.verdict.summary());
+        assert_eq!(
+            j.verdict.decision,
+            Decision::Allow,
+            "{sql}: {}",
+            j.verdict.summary()
+        );
         assert!(j.writes, "{sql}");
     }
     for sql in [
@@ -195,7 +222,10 @@ fn the_size_limit_is_enforced_before_parsing() {
     let big = format!("SELECT '{}'", "x".repeat(MAX_QUERY_BYTES));
     assert_eq!(rule_of(&big, SqlDialect::Postgres, false).1, rules::SIZE);
     let fits = format!("SELECT '{}'", "x".repeat(MAX_QUERY_BYTES - 20));
-    assert_eq!(rule_of(&fits, SqlDialect::Postgres, false).0, Decision::Allow);
+    assert_eq!(
+        rule_of(&fits, SqlDialect::Postgres, false).0,
+        Decision::Allow
+    );
 }
 
 #[test]
@@ -205,14 +235,20 @@ fn deep_nesting_is_refused_quickly() {
     assert_eq!(rule_of(&deep, SqlDialect::Postgres, false).1, rules::PARSE);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
     let nested_ok = format!("SELECT {}1{}", "(".repeat(10), ")".repeat(10));
-    assert_eq!(rule_of(&nested_ok, SqlDialect::Postgres, false).0, Decision::Allow);
+    assert_eq!(
+        rule_of(&nested_ok, SqlDialect::Postgres, false).0,
+        Decision::Allow
+    );
 }
 
 #[test]
 fn parse_errors_tell_the_model_what_to_fix() {
     let j = judge_sql("SELEC 1", SqlDialect::Postgres, false);
     let msg = &j.verdict.reasons[0].message;
-    assert!(msg.contains("could not be parsed as PostgreSQL SQL"), "{msg}");
+    assert!(
+        msg.contains("could not be parsed as PostgreSQL SQL"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -228,10 +264,18 @@ fn the_policy_section_is_validated() {
         },
     );
     let msg = p.validate("p.json").unwrap_err().to_string();
-    assert!(msg.contains("sql.databases.both") && msg.contains("exactly one"), "{msg}");
+    assert!(
+        msg.contains("sql.databases.both") && msg.contains("exactly one"),
+        "{msg}"
+    );
     let p = SqlPolicy {
         default_max_rows: 5000,
         ..SqlPolicy::default()
     };
-    assert!(p.validate("p.json").unwrap_err().to_string().contains("default_max_rows"));
+    assert!(
+        p.validate("p.json")
+            .unwrap_err()
+            .to_string()
+            .contains("default_max_rows")
+    );
 }

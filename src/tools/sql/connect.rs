@@ -61,7 +61,9 @@ pub(super) async fn open(
     match SqlDialect::from_url(url) {
         Some(SqlDialect::Postgres) => {
             let mut options = PgConnectOptions::from_str(url)
-                .map_err(|e| ToolError::new(format!("the database URL `{shown}` is not valid: {e}")))?
+                .map_err(|e| {
+                    ToolError::new(format!("the database URL `{shown}` is not valid: {e}"))
+                })?
                 .application_name("pi-mcp sql");
             let millis = timeout.as_millis().to_string();
             let mut settings = vec![
@@ -85,7 +87,9 @@ pub(super) async fn open(
         }
         Some(SqlDialect::Sqlite) => {
             let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| ToolError::new(format!("the database URL `{shown}` is not valid: {e}")))?
+                .map_err(|e| {
+                    ToolError::new(format!("the database URL `{shown}` is not valid: {e}"))
+                })?
                 .create_if_missing(false)
                 .read_only(!writable)
                 .pragma("query_only", if writable { "0" } else { "1" });
@@ -152,5 +156,61 @@ fn connect_error(shown: &str, e: &sqlx::Error) -> ToolError {
             unreachable_error(shown, &e.to_string())
         }
         _ => ToolError::new(format!("cannot connect to `{shown}`: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Executor;
+
+    /// The second layer alone: writes sent straight to a read-only pool (no judge) fail.
+    #[tokio::test]
+    async fn a_read_only_sqlite_pool_refuses_writes_the_judge_never_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}", file.display());
+        let setup = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new().connect_with(setup).await.unwrap();
+        pool.execute("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let ReadOnlyDb::Sqlite(ro) = open_read_only(&url, Duration::from_secs(5)).await.unwrap()
+        else {
+            panic!("not SQLite")
+        };
+        let copy = dir.path().join("copy.db");
+        for write in [
+            "DELETE FROM t".to_string(),
+            "CREATE TABLE u (b)".to_string(),
+            "PRAGMA user_version = 3".to_string(),
+            format!("VACUUM INTO '{}'", copy.display()),
+        ] {
+            let r = ro.execute(sqlx::AssertSqlSafe(write.clone())).await;
+            assert!(r.is_err(), "{write} succeeded on a read-only pool");
+        }
+        // SQLite still creates VACUUM INTO's target (empty) before refusing: the judge, which
+        // refuses VACUUM outright, is what keeps even that from happening through the tool.
+        let copied = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(copied, 0, "VACUUM INTO wrote data");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&ro)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn unreachable_postgres_fails_within_the_connect_timeout() {
+        let started = Instant::now();
+        let err = open_read_only("postgres://u@127.0.0.1:1/x", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("cannot reach"), "{}", err.message);
+        assert!(started.elapsed() <= CONNECT_TIMEOUT + Duration::from_secs(1));
     }
 }

@@ -78,9 +78,15 @@ async fn postgres(
         conn.execute("COMMIT").await?;
         return Ok(affected(done.rows_affected()));
     }
-    let statement = (&mut **conn).prepare(AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    let statement = (&mut **conn)
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await?;
     let mut rows = Rows {
-        columns: statement.columns().iter().map(|c| c.name().to_string()).collect(),
+        columns: statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
         types: statement
             .columns()
             .iter()
@@ -119,14 +125,20 @@ async fn sqlite(
             .await?;
         return Ok(affected(done.rows_affected()));
     }
-    let statement = (&mut **conn).prepare(AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    let statement = (&mut **conn)
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await?;
     let declared: Vec<String> = statement
         .columns()
         .iter()
         .map(|c| c.type_info().name().to_string())
         .collect();
     let mut rows = Rows {
-        columns: statement.columns().iter().map(|c| c.name().to_string()).collect(),
+        columns: statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
         types: declared.iter().map(|t| t.to_ascii_lowercase()).collect(),
         ..Rows::default()
     };
@@ -177,8 +189,7 @@ fn query_error(e: &sqlx::Error, timeout: Duration) -> ToolError {
     if code == "57014" || code == "9" || lower.contains("interrupted") {
         return timeout_error(timeout);
     }
-    if code == "25006" || code == "8" || lower.contains("read-only") || lower.contains("readonly")
-    {
+    if code == "25006" || code == "8" || lower.contains("read-only") || lower.contains("readonly") {
         return ToolError::new(format!(
             "the database is read-only: the statement tried to write ({message}); only reads are \
              allowed here"

@@ -196,7 +196,10 @@ impl SqlOutput {
             ));
         }
         if self.capped {
-            footer.push_str(&format!("; max_rows lowered to the policy's cap {}", self.max_rows));
+            footer.push_str(&format!(
+                "; max_rows lowered to the policy's cap {}",
+                self.max_rows
+            ));
         }
         table::render(&self.rows.columns, &self.rows.rows, &footer)
     }

@@ -30,10 +30,7 @@ fn cell(v: &Value) -> String {
 
 /// Renders `rows` under `columns` with a footer line.
 pub fn render(columns: &[String], rows: &[Vec<Value>], footer: &str) -> String {
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(cell).collect())
-        .collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell).collect()).collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {

@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(numeric(2, 0, 0, 2, &[12, 5000]), "12.50");
         assert_eq!(numeric(2, 1, 0x4000, 0, &[1, 2345]), "-12345");
         assert_eq!(numeric(1, -1, 0, 4, &[5]), "0.0005");
-        assert_eq!(numeric(1, -2, 0, 6, &[7]), "0.000007");
+        assert_eq!(numeric(1, -2, 0, 6, &[700]), "0.000007");
         assert_eq!(numeric(0, 0, 0, 0, &[]), "0");
         assert_eq!(numeric(0, 0, 0xC000, 0, &[]), "NaN");
     }
@@ -348,7 +348,10 @@ mod tests {
     fn intervals_and_times_are_iso() {
         assert_eq!(interval_text(3_723_500_000, 2, 14), "P1Y2M2DT1H2M3.5S");
         assert_eq!(interval_text(0, 0, 0), "PT0S");
-        assert_eq!(timestamp_text(0, "Z").as_deref(), Some("2000-01-01T00:00:00Z"));
+        assert_eq!(
+            timestamp_text(0, "Z").as_deref(),
+            Some("2000-01-01T00:00:00Z")
+        );
         assert_eq!(date_text(-1).as_deref(), Some("1999-12-31"));
         assert_eq!(offset_text(-5 * 3600 - 1800), "-05:30");
     }
