@@ -348,3 +348,6 @@ fn number(v: &Value) -> Option<Option<f64>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
