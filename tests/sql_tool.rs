@@ -418,3 +418,37 @@ async fn the_tool_is_listed_as_read_only_unless_a_database_allows_writes() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_writable_database_takes_one_write_but_still_no_utilities() {
+    let ws = Workspace::new();
+    let (_path, url) = sqlite_fixture(&ws).await;
+    let policy = ws.write(
+        "policy.json",
+        json!({"sql": {"databases": {"scratch": {"url": url, "allow_writes": true}}}}).to_string(),
+    );
+    let policy = policy.display().to_string();
+    let client = start(&ws, &[("PI_MCP_POLICY", &policy)]).await;
+    let write =
+        json!({ "query": "UPDATE users SET name = 'ada2' WHERE id = 1", "database": "scratch" });
+    let v = ok(&sql(&client, write).await);
+    assert_eq!(v["rows_affected"], json!(1));
+    for attempt in [
+        "ATTACH DATABASE '/tmp/pi-mcp-sql-attach-w.db' AS x",
+        "VACUUM",
+        "SELECT load_extension('x')",
+        "DELETE FROM users; DELETE FROM events",
+    ] {
+        refused(
+            &sql(&client, json!({ "query": attempt, "database": "scratch" })).await,
+            attempt,
+        );
+    }
+    let v = ok(&sql(
+        &client,
+        json!({ "query": "SELECT name FROM users ORDER BY id", "database": "scratch" }),
+    )
+    .await);
+    assert_eq!(v["rows"], json!([["ada2"], ["bob"], ["cy"]]));
+    client.cancel().await.unwrap();
+}
