@@ -4,7 +4,7 @@
 //! recorded in the transcript.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
@@ -47,6 +47,8 @@ pub struct CallRunner<'a> {
     pub evidence: Evidence,
     /// Calls that actually ran.
     pub executed: u32,
+    /// Wall time spent waiting for tool calls to run.
+    pub exec_time: Duration,
 }
 
 /// What to do with one call.
@@ -70,6 +72,7 @@ impl<'a> CallRunner<'a> {
             cache: HashMap::new(),
             evidence: Evidence::default(),
             executed: 0,
+            exec_time: Duration::ZERO,
         }
     }
 
@@ -100,7 +103,9 @@ impl<'a> CallRunner<'a> {
             });
             plans.push(plan);
         }
+        let started = Instant::now();
         let outcomes = self.execute(&plans).await;
+        self.exec_time += started.elapsed();
         // A state-changing call makes earlier results stale.
         let changed = plans.iter().any(|p| {
             matches!(
@@ -122,7 +127,7 @@ impl<'a> CallRunner<'a> {
                         text: text.clone(),
                         is_error: *is_error,
                     },
-                    0,
+                    0.0,
                 ),
                 (Plan::Run { key, read_only, .. }, Some((outcome, ms))) => {
                     self.executed += 1;
@@ -144,7 +149,7 @@ impl<'a> CallRunner<'a> {
                             .into(),
                         is_error: true,
                     },
-                    0,
+                    0.0,
                 ),
             };
             let (text, truncated) = truncate_result(&outcome.text, self.settings.max_result_chars);
@@ -299,7 +304,7 @@ impl<'a> CallRunner<'a> {
     }
 
     /// Runs the planned calls; returns (outcome, elapsed ms) by call index.
-    async fn execute(&self, plans: &[Plan]) -> HashMap<usize, (CallOutcome, u64)> {
+    async fn execute(&self, plans: &[Plan]) -> HashMap<usize, (CallOutcome, f64)> {
         let mut out = HashMap::new();
         let runs = plans.iter().enumerate().filter_map(|(i, p)| match p {
             Plan::Run {
@@ -311,7 +316,7 @@ impl<'a> CallRunner<'a> {
             for (i, caller, args) in runs {
                 let started = Instant::now();
                 let outcome = caller.call(args).await;
-                out.insert(i, (outcome, started.elapsed().as_millis() as u64));
+                out.insert(i, (outcome, millis(started)));
             }
             return out;
         }
@@ -320,7 +325,7 @@ impl<'a> CallRunner<'a> {
             set.spawn(async move {
                 let started = Instant::now();
                 let outcome = caller.call(args).await;
-                (i, outcome, started.elapsed().as_millis() as u64)
+                (i, outcome, millis(started))
             });
         }
         while let Some(joined) = set.join_next().await {
@@ -333,6 +338,11 @@ impl<'a> CallRunner<'a> {
         }
         out
     }
+}
+
+/// Milliseconds since `started`, to the microsecond.
+pub fn millis(started: Instant) -> f64 {
+    (started.elapsed().as_micros() as f64) / 1000.0
 }
 
 /// The index of the first call in `calls` identical to call `i`.

@@ -34,7 +34,7 @@ pub enum Event<'a> {
         tool_calls: Vec<Value>,
         stop: &'a str,
         usage: Usage,
-        elapsed_ms: u64,
+        elapsed_ms: f64,
     },
     ToolCall {
         step: u32,
@@ -51,7 +51,7 @@ pub enum Event<'a> {
         is_error: bool,
         text: &'a str,
         truncated: bool,
-        elapsed_ms: u64,
+        elapsed_ms: f64,
     },
     /// Something the loop did on its own (a retry, a nudge, a limit).
     Note { step: u32, text: &'a str },
@@ -60,6 +60,8 @@ pub enum Event<'a> {
         steps: u32,
         usage: Usage,
         verification_reported: Option<bool>,
+        /// Time of the loop itself: the run less model API waits and tool calls.
+        loop_overhead_ms: f64,
         final_answer: &'a str,
     },
 }
@@ -144,7 +146,7 @@ fn markdown_of(event: &Event<'_>) -> String {
             elapsed_ms,
         } => {
             let mut s = format!(
-                "## Step {step}\n\nModel ({stop}, {} in / {} out tokens, {elapsed_ms} ms):\n\n",
+                "## Step {step}\n\nModel ({stop}, {} in / {} out tokens, {elapsed_ms:.1} ms):\n\n",
                 usage.input_tokens, usage.output_tokens
             );
             if !text.trim().is_empty() {
@@ -177,7 +179,7 @@ fn markdown_of(event: &Event<'_>) -> String {
                 ""
             };
             format!(
-                "Result of `{tool}`{}{} ({elapsed_ms} ms):\n\n```\n{shown}{more}\n```\n\n",
+                "Result of `{tool}`{}{} ({elapsed_ms:.1} ms):\n\n```\n{shown}{more}\n```\n\n",
                 if *is_error { " (error)" } else { "" },
                 if *truncated {
                     " (truncated for the model)"
@@ -193,6 +195,7 @@ fn markdown_of(event: &Event<'_>) -> String {
             usage,
             verification_reported,
             final_answer,
+            ..
         } => {
             let verification = match verification_reported {
                 Some(true) => "\n- verification: reported",

@@ -77,8 +77,12 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         usage: Usage::default(),
         step: 0,
         deadline,
+        wire_time: Duration::ZERO,
     };
+    let started = Instant::now();
     let (stop, answer, verification) = run.drive().await;
+    let waited = run.wire_time + run.calls.exec_time;
+    let loop_overhead_ms = (started.elapsed().saturating_sub(waited).as_micros() as f64) / 1000.0;
     let steps = run.step;
     let usage = run.usage;
     drop(run);
@@ -87,6 +91,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         steps,
         usage,
         verification_reported: verification,
+        loop_overhead_ms,
         final_answer: &answer,
     });
     toolbox.close().await;
@@ -114,6 +119,8 @@ struct Run<'a> {
     usage: Usage,
     step: u32,
     deadline: Option<tokio::time::Instant>,
+    /// Time spent waiting on the model API.
+    wire_time: Duration,
 }
 
 /// (why it ended, the final answer, verification reported — for modes that enforce it).
@@ -270,6 +277,7 @@ impl Run<'_> {
             }
         };
         self.usage.add(reply.usage);
+        self.wire_time += reply.wire_time;
         let calls: Vec<serde_json::Value> = reply
             .tool_calls
             .iter()
@@ -281,7 +289,7 @@ impl Run<'_> {
             tool_calls: calls,
             stop: stop_name(reply.stop),
             usage: reply.usage,
-            elapsed_ms: started.elapsed().as_millis() as u64,
+            elapsed_ms: super::calls::millis(started),
         });
         Ok(reply)
     }

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
 use serde_json::{Value, json};
 
 /// One scripted answer.
@@ -90,6 +91,10 @@ impl FakeLlm {
             .await
             .expect("bind the fake LLM");
         let addr = listener.local_addr().expect("local address");
+        // Answer without Nagle's delay, as real API front ends do.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -117,7 +122,12 @@ impl Drop for FakeLlm {
     }
 }
 
-async fn answer(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     shared.recorded.lock().unwrap().push(Recorded {
         path: uri.path().to_string(),
@@ -204,6 +214,9 @@ pub mod openai {
             .iter()
             .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
             .collect();
-        completion(json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls")
+        completion(
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            "tool_calls",
+        )
     }
 }

@@ -134,6 +134,10 @@ pub struct ModelReply {
     pub tool_calls: Vec<ToolCall>,
     pub stop: StopKind,
     pub usage: Usage,
+    /// Time spent waiting on the API (HTTP round trips and retry waits), not building or
+    /// reading the messages.
+    #[serde(skip)]
+    pub wire_time: Duration,
 }
 
 /// One request to the model.
@@ -220,11 +224,15 @@ impl Provider {
             ProviderKind::Anthropic => anthropic::build(&self.config, request),
             ProviderKind::Openai => openai::build(&self.config, request),
         };
+        let started = std::time::Instant::now();
         let value = retry::post_json(&self.http, &url, &headers, &body, on_retry).await?;
-        match self.config.kind {
+        let wire_time = started.elapsed();
+        let mut reply = match self.config.kind {
             ProviderKind::Anthropic => anthropic::parse(&url, &value),
             ProviderKind::Openai => openai::parse(&url, &value),
-        }
+        }?;
+        reply.wire_time = wire_time;
+        Ok(reply)
     }
 }
 

@@ -126,6 +126,7 @@ pub fn parse(url: &str, value: &Value) -> Result<ModelReply, ProviderError> {
             .unwrap_or(0)
     };
     Ok(ModelReply {
+        wire_time: std::time::Duration::ZERO,
         text,
         tool_calls,
         stop,
