@@ -86,7 +86,7 @@ impl<'a> CallRunner<'a> {
         let mut plans = Vec::with_capacity(calls.len());
         let mut keys_this_turn: HashMap<String, usize> = HashMap::new();
         for (i, call) in calls.iter().enumerate() {
-            let plan = self.plan(step, call, &keys_this_turn).await;
+            let plan = self.plan(call, &keys_this_turn).await;
             if let Plan::Run { key, .. } = &plan {
                 keys_this_turn.insert(key.clone(), i);
             }
@@ -184,7 +184,7 @@ impl<'a> CallRunner<'a> {
         results
     }
 
-    async fn plan(&self, step: u32, call: &ToolCall, this_turn: &HashMap<String, usize>) -> Plan {
+    async fn plan(&self, call: &ToolCall, this_turn: &HashMap<String, usize>) -> Plan {
         let arguments = match &call.arguments {
             Ok(a) => a.clone(),
             Err(why) => {
@@ -236,10 +236,11 @@ impl<'a> CallRunner<'a> {
                 "refused_dry_run",
             );
         }
-        if !tool.read_only && self.settings.read_only_asks {
-            if let Err(why) = self.approval(step, tool, &arguments).await {
-                return Plan::Answer(why, true, "approval");
-            }
+        if !tool.read_only
+            && self.settings.read_only_asks
+            && let Err(why) = self.approval(tool, &arguments).await
+        {
+            return Plan::Answer(why, true, "approval");
         }
         let Some(caller) = self.toolbox.caller(tool) else {
             return Plan::Answer(
@@ -257,12 +258,7 @@ impl<'a> CallRunner<'a> {
     }
 
     /// `remediate: false`: a state-changing call runs only with a human's approval.
-    async fn approval(
-        &self,
-        _step: u32,
-        tool: &AgentTool,
-        args: &Map<String, Value>,
-    ) -> Result<(), String> {
+    async fn approval(&self, tool: &AgentTool, args: &Map<String, Value>) -> Result<(), String> {
         let Some(queue) = self.app.tools.approvals.as_deref() else {
             return Err(format!(
                 "`{}` changes state and this run may not change anything without a human's approval, but no \

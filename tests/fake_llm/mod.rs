@@ -4,6 +4,9 @@
 //! (path, headers, JSON body) for the tests to inspect.
 #![allow(dead_code)]
 
+pub mod run;
+pub mod wire;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
