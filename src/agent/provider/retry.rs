@@ -38,7 +38,7 @@ pub async fn post_json(
         .adjust(|e: &ProviderError, delay| match (e.retry_after(), delay) {
             // `None` means the backoff is exhausted: stop even if the server asked to wait.
             (_, None) => None,
-            (Some(after), Some(d)) => Some(after.min(MAX_RETRY_AFTER).max(d.min(after))),
+            (Some(after), Some(_)) => Some(after.min(MAX_RETRY_AFTER)),
             (None, d) => d,
         })
         .notify(|e, delay| on_retry(e, delay))
