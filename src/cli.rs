@@ -32,6 +32,8 @@ pub enum Command {
     /// Manage the OSV advisory database that package installs are checked against.
     #[command(subcommand)]
     Osv(OsvCommand),
+    /// Run the built-in Pi agent once: the model drives pi-mcp's own tools until it answers.
+    Agent(pi_mcp::agent::command::AgentArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(SandboxExecArgs),
