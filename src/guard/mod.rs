@@ -3,6 +3,7 @@
 //! paths to the workspace, and says `allow`, `ask` or `deny` with the reasons.
 
 pub mod argv;
+pub mod cloudwatch;
 pub mod decision;
 pub mod installs;
 pub mod osv;
@@ -42,6 +43,8 @@ pub struct Guard {
     osv: Option<std::sync::Arc<dyn osv::Advisories>>,
     /// Rego files the policy names, evaluated after the JSON rules.
     rego: Option<std::sync::Arc<rego::RegoPolicies>>,
+    /// What the `cloudwatch` tool may read.
+    cloudwatch: cloudwatch::CloudWatchScope,
 }
 
 impl Guard {
@@ -149,6 +152,7 @@ impl Guard {
         let env_deny = env
             .build()
             .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
+        let cloudwatch = cloudwatch::CloudWatchScope::compile(&file.cloudwatch, source)?;
         let guard = Guard {
             file,
             source: source.to_string(),
@@ -158,6 +162,7 @@ impl Guard {
             env_deny,
             osv: None,
             rego: None,
+            cloudwatch,
         };
         Ok(guard)
     }

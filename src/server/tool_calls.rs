@@ -16,6 +16,7 @@ use crate::redact;
 use crate::store::AuditEntry;
 use crate::tools::ToolError;
 use crate::tools::bash::{self, BashParams};
+use crate::tools::cloudwatch::{self, CloudWatchParams};
 use crate::tools::edit::{self, EditParams};
 use crate::tools::read::{self, ReadOutput, ReadParams};
 
@@ -31,6 +32,13 @@ first: a refused command is not run and the reply names the rule (take another a
 human's approval. Output (stdout and stderr merged) keeps the last 2000 lines / 50 KiB; when cut, the whole \
 output is saved under .pi-mcp/ and named. Non-zero exit is an error. The default timeout is 120 s and kills \
 all child processes.";
+
+const CLOUDWATCH_DESCRIPTION: &str = "Read AWS CloudWatch (read-only): `action` list_metrics (find exact \
+names and dimensions), get_metric_data (several metrics at once, one statistic each), get_metric_statistics \
+(several statistics of one metric), filter_log_events (search a log group with a filter pattern), \
+describe_alarms. Times are ISO-8601 or relative (`now`, `-30m`, `-2h`, `-1d`); the default window is the \
+last hour. Returns a compact summary plus the full result as structured JSON. The policy limits which \
+namespaces and log groups may be read.";
 
 /// The tools this server offers.
 pub fn definitions() -> Vec<Tool> {
@@ -60,6 +68,17 @@ pub fn definitions() -> Vec<Tool> {
             ToolAnnotations::with_title("Run a guarded shell command")
                 .read_only(false)
                 .destructive(true),
+        ),
+        Tool::new(
+            "cloudwatch",
+            CLOUDWATCH_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<CloudWatchParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Read AWS CloudWatch metrics, logs and alarms")
+                .read_only(true)
+                .destructive(false)
+                .open_world(true),
         ),
     ]
 }
@@ -141,6 +160,21 @@ pub async fn call(
                             CallToolResult::success(content)
                         };
                         (result, r.verdict, outcome)
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+        },
+        "cloudwatch" => match parse::<CloudWatchParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => {
+                let action = p.action();
+                match Box::pin(cloudwatch::run(ctx, p)).await {
+                    Ok(out) => {
+                        let mut result =
+                            CallToolResult::success(vec![ContentBlock::text(out.text)]);
+                        result.structured_content = Some(out.structured);
+                        (result, Verdict::allow(), format!("ok ({action})"))
                     }
                     Err(e) => failed(e),
                 }

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod bash;
+pub mod cloudwatch;
 pub mod edit;
 pub mod osv_scanner;
 pub mod osv_update;
