@@ -168,7 +168,7 @@ pub async fn call(
         "cloudwatch" => match parse::<CloudWatchParams>(name, &args) {
             Err(msg) => invalid(msg),
             Ok(p) => {
-                let action = p.action();
+                let action = p.action.as_str();
                 match Box::pin(cloudwatch::run(ctx, p)).await {
                     Ok(out) => {
                         let mut result =

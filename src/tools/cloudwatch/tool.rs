@@ -35,85 +35,181 @@ fn default_statistics() -> Vec<String> {
     vec![default_stat()]
 }
 
-/// Parameters of `cloudwatch`: pick an `action`; the other fields depend on it.
+/// Which CloudWatch API a `cloudwatch` call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// List the metrics that exist (find exact names and dimensions). Uses `namespace?`,
+    /// `metric_name?`, `dimensions?`.
+    ListMetrics,
+    /// Datapoints of one or more metrics at once. Uses `queries`, `start`, `end`.
+    GetMetricData,
+    /// Several statistics of one metric per period. Uses `namespace`, `metric_name`,
+    /// `dimensions?`, `statistics?`, `period?`, `start`, `end`.
+    GetMetricStatistics,
+    /// Search a log group. Uses `log_group`, `pattern?`, `start`, `end`, `limit?`.
+    FilterLogEvents,
+    /// Alarms and their states. Uses `state?`.
+    DescribeAlarms,
+}
+
+impl Action {
+    /// The action as the model writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ListMetrics => "list_metrics",
+            Action::GetMetricData => "get_metric_data",
+            Action::GetMetricStatistics => "get_metric_statistics",
+            Action::FilterLogEvents => "filter_log_events",
+            Action::DescribeAlarms => "describe_alarms",
+        }
+    }
+}
+
+/// Parameters of `cloudwatch`: an `action` and the fields it uses (see each action).
 /// Times (`start`, `end`) are ISO-8601 (`2024-05-01T12:00:00Z`) or relative to now
 /// (`now`, `-30m`, `-2h`, `-1d`); the default window is the last hour.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(tag = "action", rename_all = "snake_case")]
-#[schemars(extend("type" = "object"))]
-pub enum CloudWatchParams {
-    /// List the metrics that exist (use it to find exact names and dimensions).
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchParams {
+    /// `list_metrics`, `get_metric_data`, `get_metric_statistics`, `filter_log_events` or
+    /// `describe_alarms`.
+    pub action: Action,
+    /// Metric namespace, e.g. `AWS/EC2` or `MyApp` (list_metrics: optional filter;
+    /// get_metric_statistics: required).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Metric name, e.g. `CPUUtilization` (list_metrics: optional filter;
+    /// get_metric_statistics: required).
+    #[serde(default)]
+    pub metric_name: Option<String>,
+    /// Dimensions, e.g. `{"InstanceId": "i-123"}` (list_metrics: an empty value matches any
+    /// value; get_metric_statistics: the metric must have exactly these).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// get_metric_data: the metrics to fetch, each with one statistic (500 per request).
+    #[serde(default)]
+    pub queries: Vec<QueryParams>,
+    /// get_metric_statistics: `Average`, `Maximum`, `Minimum`, `Sum`, `SampleCount` or
+    /// percentiles like `p99` (default `["Average"]`).
+    #[serde(default)]
+    pub statistics: Option<Vec<String>>,
+    /// get_metric_statistics: seconds per datapoint, 60, 300, 3600, ... (1, 5, 10, 30 for
+    /// high resolution; default 300).
+    #[serde(default)]
+    pub period: Option<i32>,
+    /// filter_log_events: log group name, e.g. `/aws/lambda/my-function`.
+    #[serde(default)]
+    pub log_group: Option<String>,
+    /// filter_log_events: CloudWatch Logs filter pattern: terms that must all appear
+    /// (`ERROR timeout`), a quoted phrase (`"connection refused"`), or a JSON pattern.
+    /// Omit for all events.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// filter_log_events: most events to return (default 100; the policy caps it, 1000 by
+    /// default).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// describe_alarms: only alarms in this state.
+    #[serde(default)]
+    pub state: Option<AlarmState>,
+    /// Window start (default `-1h`).
+    #[serde(default = "default_start")]
+    pub start: String,
+    /// Window end (default `now`).
+    #[serde(default = "default_end")]
+    pub end: String,
+}
+
+/// A `cloudwatch` call with what its action needs, checked.
+#[derive(Debug, Clone)]
+pub enum CloudWatchRequest {
     ListMetrics {
-        /// Only this namespace, e.g. `AWS/EC2` or `MyApp`.
-        #[serde(default)]
         namespace: Option<String>,
-        /// Only this metric name, e.g. `CPUUtilization`.
-        #[serde(default)]
         metric_name: Option<String>,
-        /// Only metrics with these dimensions (`{"InstanceId": "i-123"}`; an empty value
-        /// matches any value of that dimension).
-        #[serde(default)]
         dimensions: BTreeMap<String, String>,
     },
-    /// Fetch datapoints of one or more metrics at once (one API request per 500 queries).
     GetMetricData {
-        /// The metrics to fetch, each with one statistic.
         queries: Vec<QueryParams>,
-        /// Window start (default `-1h`).
-        #[serde(default = "default_start")]
         start: String,
-        /// Window end (default `now`).
-        #[serde(default = "default_end")]
         end: String,
     },
-    /// Several statistics of one metric per period (GetMetricStatistics).
     GetMetricStatistics {
-        /// Namespace, e.g. `AWS/EC2`.
         namespace: String,
-        /// Metric name, e.g. `CPUUtilization`.
         metric_name: String,
-        /// Dimensions the metric must have exactly (`{"InstanceId": "i-123"}`).
-        #[serde(default)]
         dimensions: BTreeMap<String, String>,
-        /// `Average`, `Maximum`, `Minimum`, `Sum`, `SampleCount` or percentiles like `p99`
-        /// (default `["Average"]`).
-        #[serde(default = "default_statistics")]
         statistics: Vec<String>,
-        /// Seconds per datapoint: 60, 300, 3600, ... (1, 5, 10, 30 for high resolution;
-        /// default 300).
-        #[serde(default = "default_period")]
         period: i32,
-        /// Window start (default `-1h`).
-        #[serde(default = "default_start")]
         start: String,
-        /// Window end (default `now`).
-        #[serde(default = "default_end")]
         end: String,
     },
-    /// Search a CloudWatch Logs log group (FilterLogEvents), oldest first.
     FilterLogEvents {
-        /// Log group name, e.g. `/aws/lambda/my-function`.
         log_group: String,
-        /// CloudWatch Logs filter pattern: terms that must all appear (`ERROR timeout`),
-        /// a quoted phrase (`"connection refused"`), or a JSON pattern. Omit for all events.
-        #[serde(default)]
         pattern: Option<String>,
-        /// Window start (default `-1h`).
-        #[serde(default = "default_start")]
         start: String,
-        /// Window end (default `now`).
-        #[serde(default = "default_end")]
         end: String,
-        /// Most events to return (default 100; the policy caps it, 1000 by default).
-        #[serde(default)]
         limit: Option<usize>,
     },
-    /// List CloudWatch alarms and their states.
     DescribeAlarms {
-        /// Only alarms in this state.
-        #[serde(default)]
         state: Option<AlarmState>,
     },
+}
+
+fn required(value: Option<String>, field: &str, action: &str) -> Result<String, ToolError> {
+    value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        ToolError::new(format!(
+            "`{field}` is required for action {action} (use list_metrics to find names)"
+        ))
+    })
+}
+
+impl CloudWatchParams {
+    /// The request the action describes, or which field is missing.
+    pub fn into_request(self) -> Result<CloudWatchRequest, ToolError> {
+        let p = self;
+        Ok(match p.action {
+            Action::ListMetrics => CloudWatchRequest::ListMetrics {
+                namespace: p.namespace,
+                metric_name: p.metric_name,
+                dimensions: p.dimensions,
+            },
+            Action::GetMetricData => {
+                if p.queries.is_empty() {
+                    return Err(ToolError::new(
+                        "`queries` is required for action get_metric_data: give at least one \
+                         {namespace, metric_name, stat, period}",
+                    ));
+                }
+                CloudWatchRequest::GetMetricData {
+                    queries: p.queries,
+                    start: p.start,
+                    end: p.end,
+                }
+            }
+            Action::GetMetricStatistics => CloudWatchRequest::GetMetricStatistics {
+                namespace: required(p.namespace, "namespace", "get_metric_statistics")?,
+                metric_name: required(p.metric_name, "metric_name", "get_metric_statistics")?,
+                dimensions: p.dimensions,
+                statistics: p.statistics.unwrap_or_else(default_statistics),
+                period: p.period.unwrap_or(DEFAULT_PERIOD),
+                start: p.start,
+                end: p.end,
+            },
+            Action::FilterLogEvents => CloudWatchRequest::FilterLogEvents {
+                log_group: p
+                    .log_group
+                    .filter(|g| !g.trim().is_empty())
+                    .ok_or_else(|| {
+                        ToolError::new("`log_group` is required for action filter_log_events")
+                    })?,
+                pattern: p.pattern,
+                start: p.start,
+                end: p.end,
+                limit: p.limit,
+            },
+            Action::DescribeAlarms => CloudWatchRequest::DescribeAlarms { state: p.state },
+        })
+    }
 }
 
 /// One metric query of `get_metric_data`.
@@ -145,42 +241,42 @@ pub struct CloudWatchOutput {
     pub structured: serde_json::Value,
 }
 
-impl CloudWatchParams {
+impl CloudWatchRequest {
     /// The action's name as the model wrote it.
     pub fn action(&self) -> &'static str {
         match self {
-            CloudWatchParams::ListMetrics { .. } => "list_metrics",
-            CloudWatchParams::GetMetricData { .. } => "get_metric_data",
-            CloudWatchParams::GetMetricStatistics { .. } => "get_metric_statistics",
-            CloudWatchParams::FilterLogEvents { .. } => "filter_log_events",
-            CloudWatchParams::DescribeAlarms { .. } => "describe_alarms",
+            CloudWatchRequest::ListMetrics { .. } => "list_metrics",
+            CloudWatchRequest::GetMetricData { .. } => "get_metric_data",
+            CloudWatchRequest::GetMetricStatistics { .. } => "get_metric_statistics",
+            CloudWatchRequest::FilterLogEvents { .. } => "filter_log_events",
+            CloudWatchRequest::DescribeAlarms { .. } => "describe_alarms",
         }
     }
 }
 
 /// The guard's verdict on a call: every namespace or log group it reaches, and its size.
-pub fn judge(guard: &Guard, params: &CloudWatchParams) -> Verdict {
+pub fn judge(guard: &Guard, params: &CloudWatchRequest) -> Verdict {
     let action = params.action();
     match params {
-        CloudWatchParams::ListMetrics { namespace, .. } => match namespace {
+        CloudWatchRequest::ListMetrics { namespace, .. } => match namespace {
             Some(n) => guard.judge_cloudwatch(action, CloudWatchTarget::Namespace(n)),
             None => guard.judge_cloudwatch(action, CloudWatchTarget::Account),
         },
-        CloudWatchParams::GetMetricData { queries, .. } => queries.iter().fold(
+        CloudWatchRequest::GetMetricData { queries, .. } => queries.iter().fold(
             guard.judge_cloudwatch_size(action, queries.len(), 0),
             |v, q| {
                 v.merge(guard.judge_cloudwatch(action, CloudWatchTarget::Namespace(&q.namespace)))
             },
         ),
-        CloudWatchParams::GetMetricStatistics { namespace, .. } => {
+        CloudWatchRequest::GetMetricStatistics { namespace, .. } => {
             guard.judge_cloudwatch(action, CloudWatchTarget::Namespace(namespace))
         }
-        CloudWatchParams::FilterLogEvents {
+        CloudWatchRequest::FilterLogEvents {
             log_group, limit, ..
         } => guard
             .judge_cloudwatch_size(action, 0, limit.unwrap_or(DEFAULT_LOG_EVENTS))
             .merge(guard.judge_cloudwatch(action, CloudWatchTarget::LogGroup(log_group))),
-        CloudWatchParams::DescribeAlarms { .. } => {
+        CloudWatchRequest::DescribeAlarms { .. } => {
             guard.judge_cloudwatch(action, CloudWatchTarget::Account)
         }
     }
@@ -210,6 +306,7 @@ pub async fn run(
     ctx: &ToolContext,
     params: CloudWatchParams,
 ) -> Result<CloudWatchOutput, ToolError> {
+    let params = params.into_request()?;
     let verdict = judge(&ctx.guard, &params);
     if verdict.decision != Decision::Allow {
         let reasons: Vec<String> = verdict.deciding_reasons().map(|r| r.to_string()).collect();
@@ -232,11 +329,11 @@ pub async fn run(
 pub async fn run_with(
     cw: &CloudWatch,
     guard: &Guard,
-    params: CloudWatchParams,
+    params: CloudWatchRequest,
 ) -> Result<CloudWatchOutput, ToolError> {
     let failed = |e: super::CloudWatchError| ToolError::new(e.to_string());
     match params {
-        CloudWatchParams::ListMetrics {
+        CloudWatchRequest::ListMetrics {
             namespace,
             metric_name,
             dimensions,
@@ -255,16 +352,11 @@ pub async fn run_with(
                 structured: json!({"action": "list_metrics", "metrics": metrics, "truncated": more}),
             })
         }
-        CloudWatchParams::GetMetricData {
+        CloudWatchRequest::GetMetricData {
             queries,
             start,
             end,
         } => {
-            if queries.is_empty() {
-                return Err(ToolError::new(
-                    "queries is empty: give at least one {namespace, metric_name, stat, period}",
-                ));
-            }
             let (s, e) = window(&start, &end)?;
             let queries: Vec<MetricQuery> = queries
                 .into_iter()
@@ -287,7 +379,7 @@ pub async fn run_with(
                 }),
             })
         }
-        CloudWatchParams::GetMetricStatistics {
+        CloudWatchRequest::GetMetricStatistics {
             namespace,
             metric_name,
             dimensions,
@@ -323,7 +415,7 @@ pub async fn run_with(
                 }),
             })
         }
-        CloudWatchParams::FilterLogEvents {
+        CloudWatchRequest::FilterLogEvents {
             log_group,
             pattern,
             start,
@@ -344,7 +436,7 @@ pub async fn run_with(
                 }),
             })
         }
-        CloudWatchParams::DescribeAlarms { state } => {
+        CloudWatchRequest::DescribeAlarms { state } => {
             let (mut alarms, more) = cw.describe_alarms(state).await.map_err(failed)?;
             alarms.retain(|a| match &a.namespace {
                 Some(n) => guard.cloudwatch_namespace_allowed(n),
