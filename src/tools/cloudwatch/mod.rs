@@ -45,6 +45,28 @@ pub struct CloudWatch {
     metrics: aws_sdk_cloudwatch::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     calls: Arc<CallCounter>,
+    retry: RetryPolicy,
+}
+
+/// How throttled (or AWS-side failed) requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first one included (1: no retry).
+    pub attempts: usize,
+    /// Pause before the first retry; it doubles each time, with jitter.
+    pub first_delay: Duration,
+    /// Longest pause.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: MAX_ATTEMPTS,
+            first_delay: FIRST_RETRY_DELAY,
+            max_delay: MAX_RETRY_DELAY,
+        }
+    }
 }
 
 /// Requests made, in total and per API operation.
@@ -93,7 +115,14 @@ impl CloudWatch {
             metrics: aws_sdk_cloudwatch::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             calls: Arc::new(CallCounter::default()),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// The same client retrying as `retry` says (the daemon may prefer fewer, shorter pauses).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> CloudWatch {
+        self.retry = retry;
+        self
     }
 
     /// The process-wide client, created on first use from the environment ([`Self::from_env`]).
@@ -131,10 +160,11 @@ impl CloudWatch {
             self.calls.count(operation);
             attempt()
         };
+        let attempts = self.retry.attempts.max(1);
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(FIRST_RETRY_DELAY)
-            .with_max_delay(MAX_RETRY_DELAY)
-            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_min_delay(self.retry.first_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(attempts - 1)
             .with_jitter();
         // Boxed: the SDK's futures are deep, and callers nest this in their own async code.
         let retried = counted
@@ -147,7 +177,7 @@ impl CloudWatch {
                 operation, detail, ..
             } => CloudWatchError::Throttled {
                 operation,
-                attempts: MAX_ATTEMPTS,
+                attempts,
                 detail,
             },
             other => other,
@@ -185,4 +215,74 @@ where
     request
         .await
         .map_err(|e| CloudWatchError::from_sdk(operation, e, log_group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> CloudWatch {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        CloudWatch::from_sdk_config(&config)
+            .unwrap()
+            .with_retry(RetryPolicy {
+                attempts: 3,
+                first_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            })
+    }
+
+    fn throttled() -> CloudWatchError {
+        CloudWatchError::Throttled {
+            operation: "GetMetricData",
+            attempts: 1,
+            detail: "Rate exceeded".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_and_every_attempt_counted() {
+        let cw = client();
+        let mut left = 2;
+        let got = cw
+            .send("GetMetricData", || {
+                left -= 1;
+                let result = if left >= 0 { Err(throttled()) } else { Ok(7) };
+                async move { result }
+            })
+            .await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(cw.api_calls(), 3);
+        assert_eq!(cw.api_calls_by_operation().get("GetMetricData"), Some(&3));
+    }
+
+    #[tokio::test]
+    async fn throttling_gives_up_after_the_last_attempt_and_says_so() {
+        let cw = client();
+        let err = cw
+            .send("GetMetricData", || async { Err::<(), _>(throttled()) })
+            .await
+            .unwrap_err();
+        assert_eq!(cw.api_calls(), 3);
+        assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let cw = client();
+        let err = cw
+            .send("ListMetrics", || async {
+                Err::<(), _>(CloudWatchError::AccessDenied {
+                    operation: "ListMetrics",
+                    detail: "no".into(),
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(cw.api_calls(), 1);
+        assert!(matches!(err, CloudWatchError::AccessDenied { .. }));
+    }
 }
