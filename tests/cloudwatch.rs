@@ -256,9 +256,11 @@ async fn log_events_are_filtered_by_term_and_limited() {
         .unwrap();
 
     let ws = Workspace::new();
-    let client = spawn_stdio_env(ws.path(), &aws_env("http://127.0.0.1:9", &moto))
-        .await
-        .unwrap();
+    // The generic AWS_ENDPOINT_URL reaches Logs when no per-service variable is set.
+    let mut env = aws_env("http://127.0.0.1:9", &moto);
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS");
+    env.push(("AWS_ENDPOINT_URL", &moto));
+    let client = spawn_stdio_env(ws.path(), &env).await.unwrap();
     let r = call(
         &client,
         "cloudwatch",
@@ -526,4 +528,20 @@ async fn a_configuration_without_a_region_is_refused() {
     let err = CloudWatch::from_sdk_config(&config).unwrap_err();
     assert!(matches!(err, CloudWatchError::NoRegion));
     assert!(err.to_string().contains("AWS_REGION"));
+}
+
+#[tokio::test]
+async fn missing_credentials_are_named_before_any_request() {
+    let config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let cw = CloudWatch::from_sdk_config(&config).unwrap();
+    let err = cw.list_metrics(None, None, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, CloudWatchError::NoCredentials { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
 }
