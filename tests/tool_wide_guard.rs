@@ -69,7 +69,11 @@ async fn every_tool_is_judged_and_every_decision_audited() {
             "{tool} {args}: expected `{expected}` in: {text}"
         );
     }
-    assert_eq!(ws.read(".env"), "DB_PASSWORD=hunter2\n", "edit left .env alone");
+    assert_eq!(
+        ws.read(".env"),
+        "DB_PASSWORD=hunter2\n",
+        "edit left .env alone"
+    );
     client.cancel().await.expect("server stops");
 
     let audit = audit_entries(ws.path(), &[]);
