@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod guard;
+pub mod heartbeat;
+pub mod monitor;
 pub mod redact;
 pub mod server;
 pub mod severity;
