@@ -181,8 +181,8 @@ pub async fn deliver(
     for r in &rows {
         let channel: String = r.try_get("channel")?;
         let payload: String = r.try_get("payload")?;
-        let (Some(ch), Ok(notice)) = (
-            Channel::parse(&channel),
+        let (Ok(ch), Ok(notice)) = (
+            channel.parse::<Channel>(),
             serde_json::from_str::<Notice>(&payload),
         ) else {
             tracing::error!(

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::severity::Severity;
 
+/// The notify tool's channels (slack, email, webhook).
+pub use crate::tools::notify::Channel;
+
 /// The rules file: `{"rules": [...]}` (a bare array of rules is accepted too).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -176,38 +179,6 @@ impl Field {
             Field::Count => "count",
             Field::Last => "last",
             Field::Value => "value",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Slack incoming webhook (`SLACK_WEBHOOK_URL`).
-    Slack,
-    /// SMTP (`SMTP_URL`, `ALERT_EMAIL_FROM`, `ALERT_EMAIL_TO`).
-    Email,
-    /// Generic JSON webhook (`ALERT_WEBHOOK_URL`).
-    Webhook,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Slack => "slack",
-            Channel::Email => "email",
-            Channel::Webhook => "webhook",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Channel> {
-        match s {
-            "slack" => Some(Channel::Slack),
-            "email" => Some(Channel::Email),
-            "webhook" => Some(Channel::Webhook),
-            _ => None,
         }
     }
 }
