@@ -303,3 +303,51 @@ async fn email_notice_arrives_on_the_smtp_sink() {
     );
     assert!(mail.contains("app-alive"), "{mail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_states_are_mcp_resources_and_feed_the_sre_prompt() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    ws.write(
+        "configs/alerts.json",
+        json!({"rules": [alive_rule(json!({}))]}).to_string(),
+    );
+    let mut env_default = env.clone();
+    env_default.retain(|(k, _)| k != "PI_MCP_ALERTS");
+    let out = cli_ok(ws.path(), &["monitor"], &as_refs(&env_default));
+    assert!(out.contains("app-alive") && out.contains("firing"), "{out}");
+    let client = support::spawn_stdio_env(ws.path(), &as_refs(&env_default))
+        .await
+        .unwrap();
+    let resources = client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(uris.contains(&"pi-mcp://alerts"), "{uris:?}");
+    assert!(uris.contains(&"pi-mcp://alerts/app-alive"), "{uris:?}");
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "pi-mcp://alerts/app-alive",
+        ))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&read).unwrap();
+    assert!(text.contains("\\\"state\\\": \\\"firing\\\""), "{text}");
+    let missing = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "pi-mcp://alerts/nope",
+        ))
+        .await;
+    assert!(missing.is_err());
+    let mut params = rmcp::model::GetPromptRequestParams::new("sre");
+    let mut args = serde_json::Map::new();
+    args.insert("rule".into(), "app-alive".into());
+    params.arguments = Some(args);
+    let got = client.get_prompt(params).await.unwrap();
+    let text = serde_json::to_string(&got.messages).unwrap();
+    assert!(text.contains("Incident: alert rule `app-alive`"), "{text}");
+    assert!(text.contains("Current state: firing"), "{text}");
+    assert!(text.contains("Recent values"), "{text}");
+    assert!(text.contains("runbooks.example"), "{text}");
+    client.cancel().await.unwrap();
+}

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod evaluate;
+pub mod mcp;
 pub mod outbox;
 pub mod rules;
 pub mod sources;
