@@ -36,6 +36,8 @@ pub enum Command {
     Monitor(pi_mcp::monitor::command::MonitorArgs),
     /// The daemon: evaluate the alert rules every interval and deliver notifications.
     Heartbeat(pi_mcp::heartbeat::HeartbeatArgs),
+    /// Run the built-in Pi agent once: the model drives pi-mcp's own tools until it answers.
+    Agent(pi_mcp::agent::command::AgentArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(SandboxExecArgs),

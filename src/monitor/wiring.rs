@@ -3,20 +3,26 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use crate::app::App;
+use crate::tools::ToolContext;
 use crate::tools::notify::{Message, Notifier};
 
 use super::evaluate::{DEFAULT_CONCURRENCY, Monitor};
 use super::outbox::{Notice, NoticeSender, SendError};
 use super::rules::Channel;
-use super::sources::{BoxFuture, Sources};
+use super::sources::{BoxFuture, DbSource, Sources};
 
 /// A monitor over `app`'s store, audit log and tools; `client` names it in the audit log.
 pub async fn monitor(app: &App, client: &str) -> Monitor {
     Monitor {
         store: app.store.clone(),
         audit: app.audit.clone(),
-        sources: Sources::default(),
+        sources: Sources {
+            db: Some(Arc::new(SqlSource(app.tools.clone()))),
+            ..Sources::default()
+        },
         sender: Some(Arc::new(NotifySender(Notifier::from_env(
             app.guard().clone(),
         )))),
@@ -48,6 +54,24 @@ impl NoticeSender for NotifySender {
                 message: e.message,
                 transient: e.transient,
             })
+        })
+    }
+}
+
+/// `db_query` rules run through the sql tool: its configured databases, read-only, judged.
+struct SqlSource(ToolContext);
+
+impl DbSource for SqlSource {
+    fn query_scalar<'a>(
+        &'a self,
+        database: Option<&'a str>,
+        query: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<f64>, String>> {
+        Box::pin(async move {
+            crate::tools::sql::query_scalar(&self.0, database, query, timeout)
+                .await
+                .map_err(|e| e.message)
         })
     }
 }
