@@ -351,3 +351,81 @@ async fn rules_and_states_are_mcp_resources_and_feed_the_sre_prompt() {
     assert!(text.contains("runbooks.example"), "{text}");
     client.cancel().await.unwrap();
 }
+
+fn orders_rule() -> Value {
+    json!({
+        "id": "orders-stuck", "type": "db_query",
+        "params": {"query": "SELECT count(*) FROM orders WHERE status = 'pending'"},
+        "condition": {"operator": "gt", "threshold": 2}, "channels": ["webhook"]
+    })
+}
+
+/// Fires and resolves a db_query rule against `url`, whose `orders` table `exec` can change.
+async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    env.push(("DATABASE_URL".into(), url.into()));
+    write_rules(&ws, &[orders_rule()]);
+    sqlx::query("CREATE TABLE orders (id INTEGER, status TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO orders VALUES (1, 'pending'), (2, 'pending'), (3, 'pending')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "firing", "{v}");
+    assert_eq!(v["rules"][0]["value"], 3.0);
+    sqlx::query("UPDATE orders SET status = 'done'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "ok", "{v}");
+    assert_eq!(kinds(&hook), ["firing", "resolved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_query_rules_on_sqlite() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/shop.db?mode=rwc", dir.path().display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let plain = format!("sqlite://{}/shop.db", dir.path().display());
+    db_rule_fires_and_resolves(&plain, pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
+    let Some(base) = support::require_service("PI_MCP_TEST_PG_URL") else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    let name = format!("monitor_{}", std::process::id());
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&admin)
+        .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("PI_MCP_TEST_PG_URL has no database part: {base}"),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    db_rule_fires_and_resolves(&url, pool).await;
+
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    env.push(("DATABASE_URL".into(), "postgres://postgres@127.0.0.1:1/none".into()));
+    write_rules(&ws, &[orders_rule()]);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "error", "{v}");
+    assert!(v["rules"][0]["problem"].as_str().is_some());
+    assert!(hook.bodies().is_empty());
+}
