@@ -405,9 +405,11 @@ async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
     sqlx::any::install_default_drivers();
     let admin = sqlx::AnyPool::connect(&base).await.unwrap();
     let name = format!("monitor_{}", std::process::id());
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .execute(&admin)
-        .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&admin)
+    .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
         .await
@@ -422,7 +424,10 @@ async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
     let ws = Workspace::new();
     let hook = HookReceiver::start().await;
     let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
-    env.push(("DATABASE_URL".into(), "postgres://postgres@127.0.0.1:1/none".into()));
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://postgres@127.0.0.1:1/none".into(),
+    ));
     write_rules(&ws, &[orders_rule()]);
     let v = monitor_json(&ws, &env, &[]);
     assert_eq!(state_of(&v, "orders-stuck"), "error", "{v}");

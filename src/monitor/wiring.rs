@@ -12,16 +12,29 @@ use crate::tools::notify::{Message, Notifier};
 use super::evaluate::{DEFAULT_CONCURRENCY, Monitor};
 use super::outbox::{Notice, NoticeSender, SendError};
 use super::rules::Channel;
-use super::sources::{BoxFuture, DbSource, Sources};
+use super::sources::{
+    BoxFuture, DbSource, LogGroupSource, MetricQuery, MetricSeries, MetricSource, Sources,
+};
+use crate::tools::cloudwatch::CloudWatch;
 
 /// A monitor over `app`'s store, audit log and tools; `client` names it in the audit log.
+/// CloudWatch comes from the standard AWS chain; when it cannot be set up, metric and log
+/// group rules evaluate to an error saying so.
 pub async fn monitor(app: &App, client: &str) -> Monitor {
+    let cloudwatch = match CloudWatch::from_env().await {
+        Ok(cw) => Some(Arc::new(CloudWatchSource(cw))),
+        Err(e) => {
+            tracing::debug!("CloudWatch unavailable to the monitor: {e}");
+            None
+        }
+    };
     Monitor {
         store: app.store.clone(),
         audit: app.audit.clone(),
         sources: Sources {
             db: Some(Arc::new(SqlSource(app.tools.clone()))),
-            ..Sources::default()
+            metrics: cloudwatch.clone().map(|c| c as Arc<dyn MetricSource>),
+            log_groups: cloudwatch.map(|c| c as Arc<dyn LogGroupSource>),
         },
         sender: Some(Arc::new(NotifySender(Notifier::from_env(
             app.guard().clone(),
@@ -72,6 +85,43 @@ impl DbSource for SqlSource {
             crate::tools::sql::query_scalar(&self.0, database, query, timeout)
                 .await
                 .map_err(|e| e.message)
+        })
+    }
+}
+
+/// Metric and log-group rules through the cloudwatch tool.
+struct CloudWatchSource(CloudWatch);
+
+impl MetricSource for CloudWatchSource {
+    fn get_metric_data<'a>(
+        &'a self,
+        queries: &'a [MetricQuery],
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<Vec<MetricSeries>, String>> {
+        Box::pin(async move {
+            self.0
+                .get_metric_data(queries, start, end)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl LogGroupSource for CloudWatchSource {
+    fn count_log_events<'a>(
+        &'a self,
+        log_group: &'a str,
+        pattern: &'a str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move {
+            let pattern = (!pattern.is_empty()).then_some(pattern);
+            self.0
+                .count_log_events(log_group, pattern, start, end)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }

@@ -65,7 +65,7 @@ pub async fn evaluate(
             metric_name: p.metric_name.clone(),
             dimensions: p.all_dimensions(),
             stat: stat_for(rule.field).to_string(),
-            period: p.period,
+            period: i32::try_from(p.period).unwrap_or(i32::MAX),
         };
         by_window
             .entry(p.window_minutes)
@@ -111,6 +111,7 @@ mod tests {
                 .map(|i| t0 - Duration::minutes(i as i64))
                 .collect(),
             values: values.to_vec(),
+            status: "Complete".into(),
         }
     }
 

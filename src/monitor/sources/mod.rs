@@ -17,26 +17,8 @@ use chrono::{DateTime, Utc};
 /// A boxed, sendable future (the traits are used as trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One statistic of one metric, as GetMetricData takes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricQuery {
-    /// Unique within a call; starts with a lowercase letter.
-    pub id: String,
-    pub namespace: String,
-    pub metric_name: String,
-    pub dimensions: Vec<(String, String)>,
-    /// `Average`, `Minimum`, `Maximum`, `Sum` or `SampleCount`.
-    pub stat: String,
-    pub period: u32,
-}
-
-/// The datapoints returned for one query.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MetricSeries {
-    pub id: String,
-    pub timestamps: Vec<DateTime<Utc>>,
-    pub values: Vec<f64>,
-}
+/// The cloudwatch tool's query and series types.
+pub use crate::tools::cloudwatch::{MetricQuery, MetricSeries};
 
 /// CloudWatch metrics (GetMetricData).
 pub trait MetricSource: Send + Sync {
