@@ -4,6 +4,8 @@
 pub mod agent;
 pub mod app;
 pub mod guard;
+pub mod heartbeat;
+pub mod monitor;
 pub mod redact;
 pub mod server;
 pub mod severity;
