@@ -280,7 +280,7 @@ async fn email_notice_arrives_on_the_smtp_sink() {
     let ws = Workspace::new();
     let mut env = env_for(&loopback_notify_policy(&ws), "");
     let marker = format!("mail-{}", std::process::id());
-    env.push(("SMTP_URL".into(), format!("smtp://{addr}")));
+    env.push(("SMTP_URL".into(), format!("smtp://{addr}?tls=none")));
     env.push(("ALERT_EMAIL_FROM".into(), "pi-mcp@example.test".into()));
     env.push(("ALERT_EMAIL_TO".into(), "oncall@example.test".into()));
     ws.write("app.log", "quiet\n");
@@ -298,7 +298,7 @@ async fn email_notice_arrives_on_the_smtp_sink() {
         .find(|m| m.contains(&marker));
     let mail = found.expect("the alert email is in the maildir");
     assert!(
-        mail.contains(&format!("Subject: [FIRING] {marker}")),
+        mail.contains(&format!("Subject: [WARNING] [FIRING] {marker}")),
         "{mail}"
     );
     assert!(mail.contains("app-alive"), "{mail}");
