@@ -33,8 +33,10 @@ pub enum Mode {
     DataGhost,
     /// A plain question.
     Ask,
-    /// An investigation started by a firing heartbeat rule (the `sre` prompt, verification
-    /// enforced, plus the workspace's standing instructions).
+    /// The heartbeat's periodic check against the workspace's standing instructions
+    /// (`HEARTBEAT.md`): the `sre` prompt, verification enforced for anything it changes; an
+    /// answer of just `HEARTBEAT_OK` means nothing needs attention. (Investigations of firing
+    /// rules run in `Sre` mode.)
     Heartbeat,
 }
 
