@@ -180,10 +180,7 @@ impl Run<'_> {
                     self.note("the model sent empty replies; the run stops");
                     return (StopReason::EmptyAnswer, last_text, verified_flag(false));
                 }
-                // A heartbeat check that found nothing (HEARTBEAT_OK) changed nothing to verify.
-                let verified = verify::is_verified(&reply.text, self.calls.evidence)
-                    || (self.request.mode == super::Mode::Heartbeat
-                        && verify::is_all_clear(&reply.text));
+                let verified = verify::is_verified(&reply.text, self.calls.evidence);
                 if enforce && !verified && !verification_asked {
                     verification_asked = true;
                     self.note(

@@ -25,15 +25,6 @@ static COULD_NOT_FIX: LazyLock<Regex> = LazyLock::new(|| {
         .expect("the verification pattern is a valid regex")
 });
 
-/// The whole answer of a heartbeat check that found nothing to report.
-pub const ALL_CLEAR: &str = "HEARTBEAT_OK";
-
-/// Whether `answer` is just [`ALL_CLEAR`] (surrounding whitespace, backticks and a final
-/// period allowed): a heartbeat check that changed nothing has nothing to verify.
-pub fn is_all_clear(answer: &str) -> bool {
-    answer.trim().trim_matches('`').trim_end_matches('.').trim() == ALL_CLEAR
-}
-
 /// What the run has done that counts as evidence of a check.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Evidence {
@@ -83,13 +74,5 @@ mod tests {
             "I was unable to resolve it because...",
             Evidence::default()
         ));
-    }
-
-    #[test]
-    fn only_a_bare_heartbeat_ok_is_all_clear() {
-        assert!(is_all_clear("HEARTBEAT_OK"));
-        assert!(is_all_clear("  `HEARTBEAT_OK`.\n"));
-        assert!(!is_all_clear("HEARTBEAT_OK, but the disk is 95% full"));
-        assert!(!is_all_clear("heartbeat ok"));
     }
 }

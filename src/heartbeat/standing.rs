@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::runs::Runs;
-use crate::agent::{self, Limits, Mode, RunRequest, StopReason, verify};
+use crate::agent::{self, Limits, Mode, RunRequest, StopReason};
 use crate::severity::Severity;
 use crate::tools::notify::Channel;
 use crate::tools::notify::config::ChannelConfig;
@@ -28,6 +28,15 @@ pub const CHECK_MAX_STEPS: u32 = 20;
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Comma-separated channels a check's answer goes to.
 pub const CHANNELS_VAR: &str = "HEARTBEAT_CHANNELS";
+
+/// The whole answer of a check that found nothing to report.
+pub const ALL_CLEAR: &str = "HEARTBEAT_OK";
+
+/// Whether `answer` is just [`ALL_CLEAR`] (surrounding whitespace, backticks and a final
+/// period allowed).
+pub fn is_all_clear(answer: &str) -> bool {
+    answer.trim().trim_end_matches('.').trim_matches('`').trim() == ALL_CLEAR
+}
 
 /// The task every check is given (the instructions themselves are the standing instructions).
 const CHECK_TASK: &str = "Periodic heartbeat check. Follow the standing instructions below, using the tools \
@@ -117,7 +126,7 @@ impl StandingCheck {
             };
             let transcript = outcome.transcript_markdown.display().to_string();
             let all_clear = outcome.stop_reason == StopReason::FinalAnswer
-                && verify::is_all_clear(&outcome.final_answer);
+                && is_all_clear(&outcome.final_answer);
             let verdict = if all_clear {
                 "all clear".to_string()
             } else {
@@ -159,7 +168,7 @@ impl StandingCheck {
 
     /// Counts a heartbeat; true when a check is due on it.
     fn tick(&mut self) -> bool {
-        let due = self.beats % self.every == 0;
+        let due = self.beats.is_multiple_of(self.every);
         self.beats += 1;
         due
     }
@@ -229,6 +238,14 @@ pub fn configured_channels(config: &ChannelConfig) -> Vec<Channel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_bare_heartbeat_ok_is_all_clear() {
+        assert!(is_all_clear("HEARTBEAT_OK"));
+        assert!(is_all_clear("  `HEARTBEAT_OK`.\n"));
+        assert!(!is_all_clear("HEARTBEAT_OK, but the disk is 95% full"));
+        assert!(!is_all_clear("heartbeat ok"));
+    }
 
     #[test]
     fn channels_parse_and_default_to_the_configured_ones() {
