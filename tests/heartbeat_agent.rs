@@ -283,3 +283,57 @@ fn the_investigation_cap_is_bounded() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("max-investigations"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn investigations_above_the_cap_wait_for_a_slot() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    ws.write("app.log", "ERROR one\nFATAL two\n");
+    let rule = |id: &str, keyword: &str| {
+        json!({
+            "id": id, "type": "log_keyword",
+            "params": {"path": "app.log", "keyword": keyword, "window_minutes": 60},
+            "condition": {"operator": "gt", "threshold": 0}, "channels": ["webhook"],
+            "on_fire": {"investigate": true}
+        })
+    };
+    ws.write(
+        "alerts.json",
+        json!({"rules": [rule("errors", "ERROR"), rule("fatals", "FATAL")]}).to_string(),
+    );
+    let answer = "Could not fix: nothing to change from here.";
+    let fake = FakeLlm::start(vec![
+        anthropic::text(answer).delayed(Duration::from_millis(1500)),
+        anthropic::text(answer),
+    ])
+    .await;
+    let out = heartbeat(&ws, &fake, &hook, &["--once", "--max-investigations", "1"])
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("run pi-mcp heartbeat --once");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("[heartbeat --once]\n{stderr}");
+    assert!(out.status.success());
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = |needle: &str| -> Vec<usize> {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let started = at("investigation of `");
+    let started: Vec<usize> = started
+        .into_iter()
+        .filter(|&i| lines[i].contains("` started"))
+        .collect();
+    let ended: Vec<usize> = at("` ended (");
+    assert_eq!((started.len(), ended.len()), (2, 2), "{stderr}");
+    assert!(
+        started[1] > ended[0],
+        "the second run started only after the first ended:\n{stderr}"
+    );
+    assert_eq!(bodies_of(&hook, "investigation").len(), 2);
+}

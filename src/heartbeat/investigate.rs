@@ -1,7 +1,7 @@
 //! Alert investigations: when a rule with `on_fire.investigate` turns `firing` in a heartbeat,
 //! an SRE agent run starts with the alert as its incident (rule, value, threshold, recent
 //! values, runbook), within the rule's own step and time budget, at most one per rule at a time
-//! and at most [`Investigations::max`] at once (later ones wait for a slot). With
+//! and at most `--max-investigations` at once (later ones wait for a slot). With
 //! `remediate: false` its state-changing calls become pending approvals. Its summary goes to the
 //! rule's channels; its start and end are in the audit log.
 
@@ -33,7 +33,6 @@ pub struct Investigations {
     /// Rules with an investigation running or waiting for a slot.
     busy: Arc<Mutex<HashSet<String>>>,
     slots: Arc<Semaphore>,
-    max: usize,
 }
 
 impl Investigations {
@@ -42,13 +41,7 @@ impl Investigations {
         Investigations {
             busy: Arc::default(),
             slots: Arc::new(Semaphore::new(max)),
-            max,
         }
-    }
-
-    /// The global cap.
-    pub fn max(&self) -> usize {
-        self.max
     }
 
     /// Starts an investigation for each rule of `evaluation` that has just turned `firing` and

@@ -97,10 +97,6 @@ impl Runs {
         }
     }
 
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
     /// The context for a run of `what`, or `None` (reported once) when no model is configured.
     pub fn context(&mut self, what: &str) -> Option<RunContext> {
         match &self.provider {
@@ -126,11 +122,6 @@ impl Runs {
             log_join(done);
         }
         self.tasks.spawn(run);
-    }
-
-    /// Runs still going (started and not yet reaped).
-    pub fn in_flight(&self) -> usize {
-        self.tasks.len()
     }
 
     /// Waits for every run to end on its own (`--once`).
