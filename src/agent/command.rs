@@ -100,8 +100,25 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The provider settings from the flags and the environment.
 pub fn provider_config(args: &AgentArgs) -> anyhow::Result<ProviderConfig> {
+    provider_from_env(
+        args.provider,
+        args.model.clone(),
+        args.max_tokens,
+        args.temperature,
+    )
+}
+
+/// The provider settings for `kind` (default: whichever API key is set) and `model` (default:
+/// the provider's current default), with base URL and key from the environment. The heartbeat
+/// uses this too.
+pub fn provider_from_env(
+    kind: Option<ProviderKind>,
+    model: Option<String>,
+    max_tokens: u32,
+    temperature: Option<f32>,
+) -> anyhow::Result<ProviderConfig> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let kind = match args.provider {
+    let kind = match kind {
         Some(k) => k,
         None if env("ANTHROPIC_API_KEY").is_some() => ProviderKind::Anthropic,
         None if env("OPENAI_API_KEY").is_some() || env("OPENAI_BASE_URL").is_some() => {
@@ -136,14 +153,11 @@ pub fn provider_config(args: &AgentArgs) -> anyhow::Result<ProviderConfig> {
     }
     Ok(ProviderConfig {
         kind,
-        model: args
-            .model
-            .clone()
-            .unwrap_or_else(|| default_model.to_string()),
+        model: model.unwrap_or_else(|| default_model.to_string()),
         base_url,
         api_key,
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
+        max_tokens,
+        temperature,
         request_timeout: MODEL_REQUEST_TIMEOUT,
     })
 }

@@ -33,8 +33,10 @@ pub enum Mode {
     DataGhost,
     /// A plain question.
     Ask,
-    /// An investigation started by a firing heartbeat rule (the `sre` prompt, verification
-    /// enforced, plus the workspace's standing instructions).
+    /// The heartbeat's periodic check against the workspace's standing instructions
+    /// (`HEARTBEAT.md`): the `sre` prompt; an answer of just `HEARTBEAT_OK` means nothing needs
+    /// attention. It may not change anything on its own (its state-changing calls become
+    /// approvals), so there is no fix to verify. Investigations of firing rules run in `Sre`.
     Heartbeat,
 }
 
@@ -50,7 +52,7 @@ impl Mode {
 
     /// Whether the run must report a post-fix verification before it may finish.
     pub fn enforces_verification(self) -> bool {
-        matches!(self, Mode::Sre | Mode::Heartbeat)
+        matches!(self, Mode::Sre)
     }
 }
 

@@ -2,10 +2,16 @@
 //! evaluates the rules, delivers the outbox and logs one line; it keeps beating through
 //! failing sources, channels and stores (each problem reported once per change), stops on
 //! SIGTERM/SIGINT only between heartbeats (so in-flight notifications finish), and can serve
-//! `/healthz` and Prometheus `/metrics`. `--once` runs a single heartbeat.
+//! `/healthz` and Prometheus `/metrics`. `--once` runs a single heartbeat (and waits for the
+//! agent runs it started). Beside the beat run the autonomous parts: investigations of rules
+//! that fire with `on_fire.investigate` ([`investigate`]) and the `HEARTBEAT.md` check
+//! ([`standing`]), as background runs ([`runs`]) that SIGTERM interrupts cleanly.
 
+pub mod investigate;
 pub mod metrics;
 pub mod reload;
+pub mod runs;
+pub mod standing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,16 +21,22 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use crate::agent::{ProviderConfig, ProviderKind};
 use crate::app::{App, Globals};
 use crate::monitor::state::StateKind;
-use crate::monitor::{Monitor, outbox};
+use crate::monitor::{Evaluation, Monitor, Rule, outbox};
+use investigate::{DEFAULT_MAX_INVESTIGATIONS, Investigations};
 use metrics::Metrics;
 use reload::RulesWatcher;
+use runs::Runs;
+use standing::StandingCheck;
 
 /// Default interval between heartbeats, in minutes.
 pub const DEFAULT_INTERVAL_MINUTES: f64 = 5.0;
 /// Shortest interval accepted (a faster loop would only hammer the sources).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// Highest `--max-investigations` accepted (each run holds a model conversation and tools).
+pub const MAX_INVESTIGATIONS_CAP: i64 = 64;
 
 #[derive(Debug, Args)]
 pub struct HeartbeatArgs {
@@ -40,6 +52,21 @@ pub struct HeartbeatArgs {
     /// Serve GET /healthz and GET /metrics (Prometheus) on ADDR, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Model API of the agent runs (investigations, HEARTBEAT.md): anthropic or openai.
+    /// Default: whichever API key is set; without one, no agent runs start.
+    #[arg(long, value_enum, env = "PI_PROVIDER")]
+    pub provider: Option<ProviderKind>,
+    /// Model of the agent runs (default: PI_MODEL, else the provider's default).
+    #[arg(long, env = "PI_MODEL")]
+    pub model: Option<String>,
+    /// Investigations running at once (more wait for a slot).
+    #[arg(long, env = "PI_HEARTBEAT_MAX_INVESTIGATIONS", default_value_t = DEFAULT_MAX_INVESTIGATIONS,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_INVESTIGATIONS_CAP))]
+    pub max_investigations: u16,
+    /// Run the HEARTBEAT.md check on the first heartbeat and then every N heartbeats.
+    #[arg(long, env = "PI_HEARTBEAT_CHECK_EVERY", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub check_every: u64,
 }
 
 /// `5` (minutes), `0.5`, `30s`, `5m`, `1h`.
@@ -78,6 +105,10 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
         let bound = metrics::serve(addr, metrics.clone()).await?;
         tracing::info!("heartbeat: health and metrics listening on http://{bound}");
     }
+    let channels = standing::channels_from_env().map_err(anyhow::Error::msg)?;
+    let mut runs = Runs::new(app.clone(), provider(args));
+    let investigations = Investigations::new(usize::from(args.max_investigations));
+    let mut check = StandingCheck::new(app.tools.workspace.primary(), args.check_every, channels);
     let stop = crate::server::shutdown_signal()?;
     tokio::pin!(stop);
     let mut watcher = RulesWatcher::new(path.clone());
@@ -93,7 +124,10 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
         let started = Instant::now();
         // A signal during a beat is noticed after it: in-flight notifications finish.
         match beat(&monitor, &mut watcher, &metrics, started).await {
-            Ok(()) => {
+            Ok((rules, evaluation)) => {
+                investigations
+                    .on_evaluation(&mut runs, &rules, &evaluation)
+                    .await;
                 if last_failure.take().is_some() {
                     tracing::info!("heartbeat: recovered");
                 }
@@ -108,7 +142,16 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
                 code = ExitCode::FAILURE;
             }
         }
+        check.on_beat(&mut runs);
         if args.once {
+            // The runs this heartbeat started finish before the process exits (or stop on a signal).
+            tokio::select! {
+                _ = runs.finish() => {}
+                _ = &mut stop => {
+                    tracing::info!("heartbeat: stopping on signal");
+                    runs.stop().await;
+                }
+            }
             break;
         }
         code = ExitCode::SUCCESS;
@@ -117,6 +160,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => {
                 tracing::info!("heartbeat: stopping on signal");
+                runs.stop().await;
                 break;
             }
         }
@@ -125,12 +169,24 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     Ok(code)
 }
 
+/// The model settings of the agent runs, or why there are none.
+fn provider(args: &HeartbeatArgs) -> Result<ProviderConfig, String> {
+    crate::agent::command::provider_from_env(
+        args.provider,
+        args.model.clone(),
+        crate::agent::limits::DEFAULT_MAX_TOKENS,
+        None,
+    )
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// One heartbeat; returns the rules in force and their evaluation.
 async fn beat(
     monitor: &Monitor,
     watcher: &mut RulesWatcher,
     metrics: &Metrics,
     started: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Arc<Vec<Rule>>, Evaluation)> {
     let rules = watcher.refresh();
     let evaluation = monitor.evaluate(&rules, false).await?;
     let delivery = monitor.deliver().await?;
@@ -151,7 +207,7 @@ async fn beat(
         pending,
         seconds * 1000.0
     );
-    Ok(())
+    Ok((rules, evaluation))
 }
 
 #[cfg(test)]

@@ -206,6 +206,12 @@ pub struct OnFire {
     /// Let that run change things (false: its non-read-only calls need approval).
     #[serde(default)]
     pub remediate: bool,
+    /// Model turns of that run before it must summarise (default: the heartbeat's, 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    /// Wall-clock limit of that run in minutes (default: the heartbeat's, 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u64>,
 }
 
 /// `params` of a `metric` rule.

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::rules::{
-    DbQueryParams, Field, LogKeywordParams, MetricParams, Params, Rule, RuleSpec, RuleType,
+    DbQueryParams, Field, LogKeywordParams, MetricParams, OnFire, Params, Rule, RuleSpec, RuleType,
 };
 
 /// Largest rules file read (a larger one is refused as a whole).
@@ -22,6 +22,10 @@ pub const MAX_EVALUATION_PERIODS: u32 = 64;
 pub const MAX_DIMENSIONS: usize = 30;
 /// Longest db_query timeout.
 pub const MAX_QUERY_TIMEOUT_SECS: u64 = 300;
+/// Most model turns an `on_fire` investigation may be given.
+pub const MAX_INVESTIGATION_STEPS: u32 = 200;
+/// Longest an `on_fire` investigation may run, in minutes (one day).
+pub const MAX_INVESTIGATION_MINUTES: u64 = 24 * 60;
 
 /// One problem found in a rules file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -334,11 +338,34 @@ fn check_rule(src: &Source, raw: &RawValue) -> Result<Rule, Problem> {
             "must be at least 1 (leave it out to never repeat)".into(),
         ));
     }
+    check_on_fire(&spec.on_fire)
+        .map_err(|(field, m)| fail(at(field), &format!("on_fire.{field}"), m))?;
     Ok(Rule {
         spec,
         params,
         field,
     })
+}
+
+/// The investigation budget of `on_fire`: (field, problem) when out of bounds.
+fn check_on_fire(on_fire: &OnFire) -> Result<(), (&'static str, String)> {
+    if let Some(n) = on_fire.max_steps
+        && !(1..=MAX_INVESTIGATION_STEPS).contains(&n)
+    {
+        return Err((
+            "max_steps",
+            format!("must be between 1 and {MAX_INVESTIGATION_STEPS} (got {n})"),
+        ));
+    }
+    if let Some(m) = on_fire.timeout_minutes
+        && !(1..=MAX_INVESTIGATION_MINUTES).contains(&m)
+    {
+        return Err((
+            "timeout_minutes",
+            format!("must be between 1 and {MAX_INVESTIGATION_MINUTES} (got {m})"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_field(kind: RuleType, field: Option<Field>) -> Result<Field, String> {
@@ -550,5 +577,45 @@ mod tests {
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(MAX_RULES_FILE_BYTES + 1).unwrap();
         assert!(load(&path).unwrap_err().message.contains("limit"));
+    }
+
+    #[test]
+    fn investigation_budgets_are_bounded() {
+        let rule = |on_fire: &str| {
+            format!(
+                "[{{\"id\": \"r\", \"type\": \"db_query\", \"params\": {{\"query\": \"q\"}}, \"condition\": {{\"operator\": \"gt\", \"threshold\": 1}}, \"on_fire\": {on_fire}}}]"
+            )
+        };
+        let ok = rule(&format!(
+            "{{\"investigate\": true, \"max_steps\": {MAX_INVESTIGATION_STEPS}, \"timeout_minutes\": {MAX_INVESTIGATION_MINUTES}}}"
+        ));
+        let loaded = parse(&ok, "f").unwrap();
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(
+            loaded.rules[0].spec.on_fire.max_steps,
+            Some(MAX_INVESTIGATION_STEPS)
+        );
+        for (on_fire, field) in [
+            (
+                format!("{{\"max_steps\": {}}}", MAX_INVESTIGATION_STEPS + 1),
+                "on_fire.max_steps",
+            ),
+            ("{\"max_steps\": 0}".to_string(), "on_fire.max_steps"),
+            (
+                format!("{{\"timeout_minutes\": {}}}", MAX_INVESTIGATION_MINUTES + 1),
+                "on_fire.timeout_minutes",
+            ),
+            (
+                "{\"timeout_minutes\": 0}".to_string(),
+                "on_fire.timeout_minutes",
+            ),
+        ] {
+            let loaded = parse(&rule(&on_fire), "f").unwrap();
+            assert_eq!(
+                loaded.problems[0].field.as_deref(),
+                Some(field),
+                "{on_fire}"
+            );
+        }
     }
 }
