@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("pi_mcp=info,warn")),
+                .unwrap_or_else(|_| EnvFilter::new("pi_mcp=info,warn,aws_config=error")),
         )
         .init();
     // One MCP session over stdio is served best by one thread (no cross-thread wake-ups per
