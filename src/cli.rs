@@ -32,6 +32,8 @@ pub enum Command {
     /// Manage the OSV advisory database that package installs are checked against.
     #[command(subcommand)]
     Osv(OsvCommand),
+    /// The Data Ghost: schema diff, data profiling and anomaly report for a database.
+    Ghost(pi_mcp::ghost::command::GhostArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(SandboxExecArgs),

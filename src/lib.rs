@@ -2,6 +2,7 @@
 //! README: faces (server) call tools, tools ask the guard, state lives in the store.
 
 pub mod app;
+pub mod ghost;
 pub mod guard;
 pub mod redact;
 pub mod server;
