@@ -206,7 +206,10 @@ fn freshness(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding
 
 fn columns(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding>) {
     for col in &current.columns {
-        let earlier: Vec<_> = past.iter().filter_map(|p| p.profile.column(&col.name)).collect();
+        let earlier: Vec<_> = past
+            .iter()
+            .filter_map(|p| p.profile.column(&col.name))
+            .collect();
         if col.kind == super::profile::ColumnKind::Other && earlier.is_empty() {
             out.push(finding(
                 Severity::Info,

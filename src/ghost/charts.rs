@@ -53,7 +53,11 @@ fn label(s: &str) -> String {
 }
 
 /// Row count of `table` over runs: `points` are `(run label, rows)`, oldest first.
-pub fn row_count_history(path: &Path, table: &str, points: &[(String, i64)]) -> Result<(), ChartError> {
+pub fn row_count_history(
+    path: &Path,
+    table: &str,
+    points: &[(String, i64)],
+) -> Result<(), ChartError> {
     draw_row_counts(path, table, points).map_err(err(path))
 }
 
@@ -101,7 +105,11 @@ fn draw_row_counts(path: &Path, table: &str, points: &[(String, i64)]) -> Result
 }
 
 /// Null rates of `table`'s columns before (usual) and now: `(column, before, now)` in 0..=1.
-pub fn null_rates(path: &Path, table: &str, columns: &[(String, f64, f64)]) -> Result<(), ChartError> {
+pub fn null_rates(
+    path: &Path,
+    table: &str,
+    columns: &[(String, f64, f64)],
+) -> Result<(), ChartError> {
     let bars: Vec<(String, Vec<(f64, RGBColor)>)> = columns
         .iter()
         .take(MAX_BARS)
@@ -181,8 +189,8 @@ fn draw_bars(
     let area = chart.plotting_area();
     for (i, name) in names.iter().enumerate() {
         let (x, y) = area.map_coordinate(&(i as f64 + 0.5, 0.0));
-        let style = TextStyle::from((FONT, 12).into_font())
-            .pos(plotters::style::text_anchor::Pos::new(
+        let style =
+            TextStyle::from((FONT, 12).into_font()).pos(plotters::style::text_anchor::Pos::new(
                 plotters::style::text_anchor::HPos::Center,
                 plotters::style::text_anchor::VPos::Top,
             ));

@@ -47,7 +47,12 @@ pub struct GhostArgs {
     #[arg(long, env = "GHOST_STATEMENT_TIMEOUT_SECS", default_value_t = super::DEFAULT_STATEMENT_TIMEOUT.as_secs(), value_name = "SECS")]
     pub timeout_secs: u64,
     /// Deliver runs with a change or finding at least this severe (info, warning, critical).
-    #[arg(long, env = "GHOST_DELIVER_AT", default_value = "warning", value_name = "SEVERITY")]
+    #[arg(
+        long,
+        env = "GHOST_DELIVER_AT",
+        default_value = "warning",
+        value_name = "SEVERITY"
+    )]
     pub deliver_at: Severity,
     /// Deliver runs with nothing at that level too.
     #[arg(long, env = "GHOST_DELIVER_QUIET")]
@@ -139,6 +144,7 @@ pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> 
         );
     }
     let busy = Arc::new(tokio::sync::Mutex::new(()));
+    let running = busy.clone();
     let job = Job::new_async(cron, move |_id, _scheduler| {
         let (app, opts, busy) = (app.clone(), opts.clone(), busy.clone());
         Box::pin(async move {
@@ -171,8 +177,14 @@ pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> 
     let mut scheduler = JobScheduler::new()
         .await
         .context("cannot start the scheduler")?;
-    scheduler.add(job).await.context("cannot schedule the ghost")?;
-    scheduler.start().await.context("cannot start the scheduler")?;
+    scheduler
+        .add(job)
+        .await
+        .context("cannot schedule the ghost")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the scheduler")?;
     tracing::info!("ghost heartbeat on `{cron}`; stop with SIGINT or SIGTERM");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
@@ -182,5 +194,7 @@ pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> 
     }
     tracing::info!("ghost heartbeat stopping");
     let _ = scheduler.shutdown().await;
+    // A run in progress finishes its report and history first.
+    let _ = running.lock().await;
     Ok(())
 }

@@ -87,7 +87,10 @@ pub fn plan(run: &GhostRun, markdown: &str, policy: &DeliveryPolicy) -> Vec<Mess
         slack.push_str(&format!("• [{s}] {m}\n"));
     }
     if items.len() > SLACK_TOP_FINDINGS {
-        slack.push_str(&format!("… and {} more\n", items.len() - SLACK_TOP_FINDINGS));
+        slack.push_str(&format!(
+            "… and {} more\n",
+            items.len() - SLACK_TOP_FINDINGS
+        ));
     }
     slack.push_str(&format!("Report: {report}"));
     let mut attachments = vec![run.report_path.clone()];
@@ -206,6 +209,10 @@ mod tests {
             min_severity: Severity::Critical,
             ..DeliveryPolicy::default()
         };
-        assert!(plan(&r, "", &critical_only)[0].subject.starts_with("Data Ghost: 1 item"));
+        assert!(
+            plan(&r, "", &critical_only)[0]
+                .subject
+                .starts_with("Data Ghost: 1 item")
+        );
     }
 }

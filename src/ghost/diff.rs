@@ -11,19 +11,66 @@ use crate::severity::Severity;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SchemaChange {
-    TableAdded { table: String },
-    TableDropped { table: String },
-    ColumnAdded { table: String, column: String, data_type: String },
-    ColumnDropped { table: String, column: String },
-    ColumnRenamed { table: String, from: String, to: String },
-    TypeChanged { table: String, column: String, from: String, to: String },
-    NullabilityChanged { table: String, column: String, nullable: bool },
-    DefaultChanged { table: String, column: String, from: Option<String>, to: Option<String> },
-    PrimaryKeyChanged { table: String, from: Vec<String>, to: Vec<String> },
-    ForeignKeyAdded { table: String, name: String, definition: String },
-    ForeignKeyDropped { table: String, name: String },
-    IndexAdded { table: String, index: String, definition: String },
-    IndexDropped { table: String, index: String },
+    TableAdded {
+        table: String,
+    },
+    TableDropped {
+        table: String,
+    },
+    ColumnAdded {
+        table: String,
+        column: String,
+        data_type: String,
+    },
+    ColumnDropped {
+        table: String,
+        column: String,
+    },
+    ColumnRenamed {
+        table: String,
+        from: String,
+        to: String,
+    },
+    TypeChanged {
+        table: String,
+        column: String,
+        from: String,
+        to: String,
+    },
+    NullabilityChanged {
+        table: String,
+        column: String,
+        nullable: bool,
+    },
+    DefaultChanged {
+        table: String,
+        column: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    PrimaryKeyChanged {
+        table: String,
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+    ForeignKeyAdded {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    ForeignKeyDropped {
+        table: String,
+        name: String,
+    },
+    IndexAdded {
+        table: String,
+        index: String,
+        definition: String,
+    },
+    IndexDropped {
+        table: String,
+        index: String,
+    },
 }
 
 impl SchemaChange {

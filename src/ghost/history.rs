@@ -77,9 +77,8 @@ pub async fn record(
     snapshot: &SchemaSnapshot,
     profiles: &[TableProfile],
 ) -> Result<(), StoreError> {
-    let snapshot = serde_json::to_string(snapshot).map_err(|e| {
-        StoreError::Query(sqlx::Error::Encode(Box::new(e)))
-    })?;
+    let snapshot = serde_json::to_string(snapshot)
+        .map_err(|e| StoreError::Query(sqlx::Error::Encode(Box::new(e))))?;
     let mut tx = store.pool().begin().await?;
     sqlx::query(
         "INSERT INTO ghost_runs (id, database_name, taken_at, report_path, snapshot)

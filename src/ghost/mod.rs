@@ -104,7 +104,11 @@ pub async fn run_once(app: &App, opts: &GhostOptions) -> Result<GhostRun, GhostE
     let now = chrono::Utc::now();
     let database = source::database_name(&opts.database_url);
     let mut run = GhostRun {
-        run_id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), std::process::id()),
+        run_id: format!(
+            "{}-{}",
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ),
         database: database.clone(),
         backend: None,
         taken_at: crate::store::approvals::timestamp(now),

@@ -17,7 +17,8 @@ use super::source::Source;
 pub const SAMPLE_TARGET_ROWS: f64 = 100_000.0;
 /// Default row estimate above which PostgreSQL tables are sampled.
 pub const DEFAULT_SAMPLE_ABOVE_ROWS: u64 = 1_000_000;
-/// Columns with at most this many distinct values get value counts (and new-value detection).
+/// Text-like columns with at most this many distinct values get value counts (and new-value
+/// detection).
 pub const TOP_VALUES_MAX_DISTINCT: i64 = 20;
 /// Longest value kept in value counts (longer ones are cut).
 pub const VALUE_MAX_CHARS: usize = 80;
@@ -135,10 +136,13 @@ pub fn kind_of(source: &Source, data_type: &str) -> ColumnKind {
     }
 }
 
+/// `col` as text; SQLite blobs become `x` + hex (they need not be UTF-8).
 fn text_expr(source: &Source, col: &str) -> String {
     match source {
         Source::Postgres(_) => format!("({col})::text"),
-        Source::Sqlite(_) => format!("CAST({col} AS TEXT)"),
+        Source::Sqlite(_) => format!(
+            "(CASE typeof({col}) WHEN 'blob' THEN 'x' || hex({col}) ELSE CAST({col} AS TEXT) END)"
+        ),
     }
 }
 
@@ -216,7 +220,9 @@ pub async fn profile_table(
             );
             let sql = format!("SELECT count(*)::int8 AS n, {fresh} AS fresh FROM {ident}");
             if let Source::Postgres(pool) = source {
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(pool)
+                    .await?;
                 row_count = Some(row.try_get::<i64, _>("n")?);
                 freshness_value = row.try_get::<Option<String>, _>("fresh")?;
             }
@@ -236,11 +242,15 @@ pub async fn profile_table(
     let sql = format!("SELECT {} FROM {from}", select.join(", "));
     let mut columns = match source {
         Source::Postgres(pool) => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?;
             read_statistics(&row, table, &kinds)?
         }
         Source::Sqlite(pool) => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?;
             read_statistics(&row, table, &kinds)?
         }
     };
@@ -251,9 +261,11 @@ pub async fn profile_table(
         freshness_value = freshness.and_then(|i| column_profiles[i].max.clone());
     }
 
+    // Categories: text-like columns with few values (numbers and times are judged by range).
     let low_cardinality: Vec<usize> = column_profiles
         .iter()
         .enumerate()
+        .filter(|(_, c)| matches!(c.kind, ColumnKind::Text | ColumnKind::Other))
         .filter(|(_, c)| c.distinct > 0 && c.distinct <= TOP_VALUES_MAX_DISTINCT)
         .map(|(i, _)| i)
         .collect();
@@ -308,7 +320,9 @@ async fn value_counts(
                  WHERE x.v IS NOT NULL GROUP BY x.k, x.v",
                 values.join(", ")
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get("k")?, r.try_get("v")?, r.try_get("n")?)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
@@ -317,7 +331,7 @@ async fn value_counts(
             let keys: Vec<String> = which.iter().map(|i| format!("SELECT {i} AS k")).collect();
             let cases: Vec<String> = which
                 .iter()
-                .map(|i| format!("WHEN {i} THEN CAST({} AS TEXT)", cols[*i]))
+                .map(|i| format!("WHEN {i} THEN {}", text_expr(source, &cols[*i])))
                 .collect();
             // CROSS JOIN keeps the table as the outer loop in SQLite: one scan.
             let sql = format!(
@@ -326,7 +340,9 @@ async fn value_counts(
                 cases.join(" "),
                 keys.join(" UNION ALL ")
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get("k")?, r.try_get("v")?, r.try_get("n")?)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?

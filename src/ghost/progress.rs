@@ -28,7 +28,8 @@ pub struct RunProgress {
 impl ProgressSink {
     pub fn start(&self, total: usize, database: &str) -> RunProgress {
         let bar = (self.terminal_bar && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             if let Ok(style) =
                 ProgressStyle::with_template("ghost {prefix} [{bar:30}] {pos}/{len} {msg}")
             {

@@ -48,7 +48,13 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
 /// A file-name-safe form of a table or column name.
 fn file_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(60)
         .collect()
 }
@@ -76,9 +82,7 @@ pub fn write(
     let report_path = dir.join("report.md");
     std::fs::write(&report_path, &report).map_err(io(&report_path))?;
     let latest = render(run, past, &chart_links, &format!("{dir_name}/"));
-    let latest = format!(
-        "> Latest run: [{dir_name}/report.md]({dir_name}/report.md)\n\n{latest}"
-    );
+    let latest = format!("> Latest run: [{dir_name}/report.md]({dir_name}/report.md)\n\n{latest}");
     let latest_path = base.join("latest.md");
     let tmp = base.join(".latest.md.tmp");
     std::fs::write(&tmp, latest).map_err(io(&tmp))?;
@@ -94,7 +98,11 @@ pub fn write(
 /// Chart links by (table, column or "" for the row chart, kind), files and drawing problems.
 type ChartLinks = Vec<(String, Option<String>, &'static str, String)>;
 
-fn draw_charts(dir: &Path, run: &GhostRun, past: &History) -> (ChartLinks, Vec<PathBuf>, Vec<String>) {
+fn draw_charts(
+    dir: &Path,
+    run: &GhostRun,
+    past: &History,
+) -> (ChartLinks, Vec<PathBuf>, Vec<String>) {
     let mut links = ChartLinks::new();
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -143,7 +151,11 @@ fn draw_charts(dir: &Path, run: &GhostRun, past: &History) -> (ChartLinks, Vec<P
             record(result, file, (p.table.clone(), None, "nulls"));
         }
     }
-    for f in run.findings.iter().filter(|f| f.kind == FindingKind::NewValues) {
+    for f in run
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::NewValues)
+    {
         let (Some(col), Some(p)) = (&f.column, run.profiles.iter().find(|p| p.table == f.table))
         else {
             continue;
@@ -179,7 +191,9 @@ fn link_with(
 
 fn short_time(taken_at: &str) -> String {
     // "2026-01-02T03:04:05.678Z" -> "01-02 03:04"
-    taken_at.get(5..16).map_or_else(|| taken_at.to_string(), |s| s.replace('T', " "))
+    taken_at
+        .get(5..16)
+        .map_or_else(|| taken_at.to_string(), |s| s.replace('T', " "))
 }
 
 fn chart_for<'a>(
@@ -230,7 +244,9 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
         run.elapsed_ms as f64 / 1000.0
     );
     md.push_str("## Summary\n\n");
-    let highest = run.max_severity().map_or("none".to_string(), |s| s.to_string());
+    let highest = run
+        .max_severity()
+        .map_or("none".to_string(), |s| s.to_string());
     let _ = writeln!(md, "- Highest severity: **{highest}**");
     let change_sev: Vec<Severity> = run.schema_changes.iter().map(|c| c.severity()).collect();
     let _ = writeln!(
@@ -270,7 +286,11 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
         .schema_changes
         .iter()
         .map(|c| (c.severity(), c.describe()))
-        .chain(run.findings.iter().map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))))
+        .chain(
+            run.findings
+                .iter()
+                .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
+        )
         .filter(|(s, _)| *s > Severity::Info)
         .take(SUMMARY_TOP_FINDINGS)
         .map(|(s, m)| format!("  - **{s}** {m}"))
@@ -290,7 +310,12 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
         let mut changes: Vec<_> = run.schema_changes.iter().collect();
         changes.sort_by_key(|c| std::cmp::Reverse(c.severity()));
         for c in changes {
-            let _ = writeln!(md, "| {} | {} |", c.severity(), c.describe().replace('|', "\\|"));
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                c.severity(),
+                c.describe().replace('|', "\\|")
+            );
         }
     }
     md.push_str("\n## Findings\n\n");
@@ -323,7 +348,9 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
             let change = past
                 .get(&p.table)
                 .and_then(|h| h.last())
-                .map_or("new".to_string(), |h| format!("{:+}", p.row_count - h.profile.row_count));
+                .map_or("new".to_string(), |h| {
+                    format!("{:+}", p.row_count - h.profile.row_count)
+                });
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {} | {} | {} | {} | {} ms |",

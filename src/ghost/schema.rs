@@ -160,7 +160,11 @@ async fn snapshot_postgres(pool: &sqlx::PgPool) -> Result<SchemaSnapshot, sqlx::
     Ok(snap)
 }
 
-fn table_entry(snap: &mut SchemaSnapshot, schema: Option<String>, name: String) -> &mut TableSchema {
+fn table_entry(
+    snap: &mut SchemaSnapshot,
+    schema: Option<String>,
+    name: String,
+) -> &mut TableSchema {
     let table = TableSchema {
         schema,
         name,

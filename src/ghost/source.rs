@@ -151,7 +151,10 @@ mod tests {
         );
         assert_eq!(database_name("postgresql://h"), "postgres");
         assert_eq!(database_name("sqlite:///tmp/x/demo.db"), "demo");
-        assert_eq!(database_name("sqlite://rel/my shop.sqlite?mode=ro"), "my_shop");
+        assert_eq!(
+            database_name("sqlite://rel/my shop.sqlite?mode=ro"),
+            "my_shop"
+        );
         assert_eq!(database_name("sqlite://../..db"), "database");
         assert_eq!(database_name("postgres://h/a%2F..%2Fb"), "a_2F.._2Fb");
         let long = format!("postgres://h/{}", "x".repeat(200));
