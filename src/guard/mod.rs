@@ -5,6 +5,7 @@
 pub mod argv;
 pub mod decision;
 pub mod installs;
+pub mod notify;
 pub mod osv;
 pub mod paths;
 pub mod policy;
@@ -42,6 +43,8 @@ pub struct Guard {
     osv: Option<std::sync::Arc<dyn osv::Advisories>>,
     /// Rego files the policy names, evaluated after the JSON rules.
     rego: Option<std::sync::Arc<rego::RegoPolicies>>,
+    /// The `notify` allow-lists.
+    notify: notify::NotifyRules,
 }
 
 impl Guard {
@@ -149,7 +152,9 @@ impl Guard {
         let env_deny = env
             .build()
             .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
+        let notify = notify::NotifyRules::compile(&file.notify, source)?;
         let guard = Guard {
+            notify,
             file,
             source: source.to_string(),
             block,

@@ -66,6 +66,9 @@ pub struct PolicyFile {
     /// Per program, spellings of a flag that mean the same: `{"rm": {"--recursive": "-r"}}`.
     #[serde(default)]
     pub flag_aliases: FlagAliases,
+    /// Which notification channels and destinations the `notify` tool and the daemons may use.
+    #[serde(default)]
+    pub notify: super::notify::NotifyPolicy,
     /// Rules that refuse a command outright.
     #[serde(default)]
     pub block: Vec<RuleSpec>,

@@ -17,6 +17,7 @@ use crate::store::AuditEntry;
 use crate::tools::ToolError;
 use crate::tools::bash::{self, BashParams};
 use crate::tools::edit::{self, EditParams};
+use crate::tools::notify::tool::{self as notify, NotifyParams};
 use crate::tools::read::{self, ReadOutput, ReadParams};
 
 const READ_DESCRIPTION: &str = "Read a file inside the workspace. Text comes back as lines (at most 2000 lines or 50 KiB; \
@@ -31,6 +32,11 @@ first: a refused command is not run and the reply names the rule (take another a
 human's approval. Output (stdout and stderr merged) keeps the last 2000 lines / 50 KiB; when cut, the whole \
 output is saved under .pi-mcp/ and named. Non-zero exit is an error. The default timeout is 120 s and kills \
 all child processes.";
+
+const NOTIFY_DESCRIPTION: &str = "Send a notification on Slack, email or a webhook configured on the server \
+(SLACK_WEBHOOK_URL; SMTP_URL + ALERT_EMAIL_FROM/ALERT_EMAIL_TO; ALERT_WEBHOOK_URL). The policy allow-lists \
+channels and destinations; a refused one is not sent. Attachments are workspace files (email attaches them). \
+Transient failures are retried; the reply names the channel, the destination and the attempts.";
 
 /// The tools this server offers.
 pub fn definitions() -> Vec<Tool> {
@@ -60,6 +66,17 @@ pub fn definitions() -> Vec<Tool> {
             ToolAnnotations::with_title("Run a guarded shell command")
                 .read_only(false)
                 .destructive(true),
+        ),
+        Tool::new(
+            "notify",
+            NOTIFY_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<NotifyParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Send a notification")
+                .read_only(false)
+                .destructive(false)
+                .open_world(true),
         ),
     ]
 }
@@ -145,6 +162,17 @@ pub async fn call(
                     Err(e) => failed(e),
                 }
             }
+        },
+        "notify" => match parse::<NotifyParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => match notify::run(ctx, p).await {
+                Ok(d) => (
+                    CallToolResult::success(vec![ContentBlock::text(d.to_string())]),
+                    Verdict::allow(),
+                    format!("delivered ({} attempts)", d.attempts),
+                ),
+                Err(e) => failed(e),
+            },
         },
         other => {
             let names: Vec<String> = definitions()

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod bash;
 pub mod edit;
+pub mod notify;
 pub mod osv_scanner;
 pub mod osv_update;
 pub mod output;
