@@ -1,37 +1,66 @@
-//! Delivery of a run, as data: which messages a run produces for the notify channels (a Slack
-//! summary with the top findings, an email with the Markdown and the charts attached, a webhook
-//! with JSON). Nothing is produced when no change or finding reaches the configured severity,
-//! unless quiet runs are configured to be delivered too. Sending is the notify tool's job.
-
-use std::path::PathBuf;
+//! Delivery of a run through `tools::notify`: a Slack summary with the top findings, an email
+//! with the Markdown and the charts attached, a webhook with the run as JSON, on the channels
+//! that are configured. Nothing is sent when no change or finding reaches the configured
+//! severity, unless quiet runs are configured to be delivered too. [`plan`] is pure data;
+//! [`send`] hands the messages to the [`Notifier`].
 
 use serde::Serialize;
 use serde_json::json;
 
 use super::GhostRun;
 use crate::severity::Severity;
+use crate::tools::notify::config::ChannelConfig;
+use crate::tools::notify::{Channel, Message, Notifier};
 
 /// Findings listed in the Slack summary.
 pub const SLACK_TOP_FINDINGS: usize = 5;
 
-/// A notify channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Slack,
-    Email,
-    Webhook,
-}
-
-/// One message to send.
+/// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Message {
+pub struct DeliveryOutcome {
     pub channel: Channel,
     pub subject: String,
-    pub text: String,
-    pub severity: Severity,
-    pub attachments: Vec<PathBuf>,
-    pub data: Option<serde_json::Value>,
+    pub attachments: usize,
+    pub delivered: bool,
+    /// The receiver's acknowledgement, or why it failed.
+    pub detail: String,
+}
+
+/// The channels `config` has settings for.
+pub fn configured_channels(config: &ChannelConfig) -> Vec<Channel> {
+    let mut out = Vec::new();
+    if config.slack_webhook_url.is_some() {
+        out.push(Channel::Slack);
+    }
+    if config.smtp_url.is_some() && config.email_from.is_some() && !config.email_to.is_empty() {
+        out.push(Channel::Email);
+    }
+    if config.webhook_url.is_some() {
+        out.push(Channel::Webhook);
+    }
+    out
+}
+
+/// Sends `messages`; a failed channel does not stop the others.
+pub async fn send(notifier: &Notifier, messages: &[Message]) -> Vec<DeliveryOutcome> {
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        let (delivered, detail) = match notifier.send(m).await {
+            Ok(d) => (true, d.to_string()),
+            Err(e) => {
+                tracing::warn!("ghost: delivery on {} failed: {e}", m.channel);
+                (false, e.to_string())
+            }
+        };
+        out.push(DeliveryOutcome {
+            channel: m.channel,
+            subject: m.subject.clone().unwrap_or_default(),
+            attachments: m.attachments.len(),
+            delivered,
+            detail,
+        });
+    }
+    out
 }
 
 /// Which runs are delivered.
@@ -52,8 +81,14 @@ impl Default for DeliveryPolicy {
     }
 }
 
-/// The messages `run` produces under `policy`; `markdown` is the report's text.
-pub fn plan(run: &GhostRun, markdown: &str, policy: &DeliveryPolicy) -> Vec<Message> {
+/// The messages `run` produces under `policy` on the `channels` given; `markdown` is the
+/// report's text.
+pub fn plan(
+    run: &GhostRun,
+    markdown: &str,
+    policy: &DeliveryPolicy,
+    channels: &[Channel],
+) -> Vec<Message> {
     let mut items: Vec<(Severity, String)> = run
         .schema_changes
         .iter()
@@ -108,38 +143,31 @@ pub fn plan(run: &GhostRun, markdown: &str, policy: &DeliveryPolicy) -> Vec<Mess
         "findings": run.findings,
         "errors": run.errors,
     });
-    vec![
-        Message {
-            channel: Channel::Slack,
-            subject: subject.clone(),
-            text: slack,
-            severity,
-            attachments: Vec::new(),
-            data: None,
-        },
-        Message {
-            channel: Channel::Email,
-            subject: subject.clone(),
-            text: markdown.to_string(),
-            severity,
-            attachments,
-            data: None,
-        },
-        Message {
-            channel: Channel::Webhook,
-            subject,
-            text: String::new(),
-            severity,
-            attachments: Vec::new(),
-            data: Some(data),
-        },
-    ]
+    channels
+        .iter()
+        .map(|channel| {
+            let (text, attachments, data) = match channel {
+                Channel::Slack => (slack.clone(), Vec::new(), None),
+                Channel::Email => (markdown.to_string(), attachments.clone(), None),
+                Channel::Webhook => (subject.clone(), Vec::new(), Some(data.clone())),
+            };
+            Message {
+                channel: *channel,
+                subject: Some(subject.clone()),
+                text,
+                severity: Some(severity),
+                attachments,
+                data,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ghost::anomaly::{Finding, FindingKind};
+    use std::path::PathBuf;
 
     fn run(findings: Vec<Finding>) -> GhostRun {
         GhostRun {
@@ -158,7 +186,7 @@ mod tests {
             report_path: PathBuf::from("/r/shop/x/report.md"),
             latest_path: PathBuf::from("/r/shop/latest.md"),
             charts: vec![PathBuf::from("/r/shop/x/rows-orders.png")],
-            messages: Vec::new(),
+            deliveries: Vec::new(),
         }
     }
 
@@ -175,14 +203,14 @@ mod tests {
     #[test]
     fn quiet_runs_deliver_nothing_unless_configured() {
         let quiet = run(vec![finding(Severity::Info, "steady")]);
-        assert!(plan(&quiet, "# r", &DeliveryPolicy::default()).is_empty());
+        assert!(plan(&quiet, "# r", &DeliveryPolicy::default(), &Channel::ALL).is_empty());
         let always = DeliveryPolicy {
             deliver_quiet_runs: true,
             ..DeliveryPolicy::default()
         };
-        let msgs = plan(&quiet, "# r", &always);
+        let msgs = plan(&quiet, "# r", &always, &Channel::ALL);
         assert_eq!(msgs.len(), 3);
-        assert!(msgs[0].subject.contains("nothing new"));
+        assert!(msgs[0].subject.as_deref().unwrap().contains("nothing new"));
     }
 
     #[test]
@@ -191,10 +219,10 @@ mod tests {
             finding(Severity::Warning, "rose a bit"),
             finding(Severity::Critical, "fell from 100 to 5"),
         ]);
-        let msgs = plan(&r, "# report", &DeliveryPolicy::default());
+        let msgs = plan(&r, "# report", &DeliveryPolicy::default(), &Channel::ALL);
         let channels: Vec<Channel> = msgs.iter().map(|m| m.channel).collect();
         assert_eq!(channels, [Channel::Slack, Channel::Email, Channel::Webhook]);
-        assert!(msgs.iter().all(|m| m.severity == Severity::Critical));
+        assert!(msgs.iter().all(|m| m.severity == Some(Severity::Critical)));
         // Slack lists the most severe first.
         let slack = &msgs[0].text;
         assert!(slack.find("fell from").unwrap() < slack.find("rose a bit").unwrap());
@@ -209,9 +237,13 @@ mod tests {
             min_severity: Severity::Critical,
             ..DeliveryPolicy::default()
         };
+        let msgs = plan(&r, "", &critical_only, &[Channel::Webhook]);
+        assert_eq!(msgs.len(), 1, "only the configured channels");
         assert!(
-            plan(&r, "", &critical_only)[0]
+            msgs[0]
                 .subject
+                .as_deref()
+                .unwrap()
                 .starts_with("Data Ghost: 1 item")
         );
     }

@@ -68,8 +68,8 @@ pub struct GhostRun {
     pub report_path: PathBuf,
     pub latest_path: PathBuf,
     pub charts: Vec<PathBuf>,
-    /// Messages this run would deliver under the configured policy.
-    pub messages: Vec<deliver::Message>,
+    /// What was delivered through the notify channels (empty when nothing reached the bar).
+    pub deliveries: Vec<deliver::DeliveryOutcome>,
 }
 
 impl GhostRun {
@@ -123,7 +123,7 @@ pub async fn run_once(app: &App, opts: &GhostOptions) -> Result<GhostRun, GhostE
         report_path: PathBuf::new(),
         latest_path: PathBuf::new(),
         charts: Vec::new(),
-        messages: Vec::new(),
+        deliveries: Vec::new(),
     };
     let observed = match Source::open(&opts.database_url, opts.statement_timeout).await {
         Err(e) => {
@@ -157,7 +157,13 @@ pub async fn run_once(app: &App, opts: &GhostOptions) -> Result<GhostRun, GhostE
         )
         .await?;
     }
-    run.messages = deliver::plan(&run, &written.markdown, &opts.delivery);
+    let config = crate::tools::notify::config::ChannelConfig::from_env();
+    let channels = deliver::configured_channels(&config);
+    let messages = deliver::plan(&run, &written.markdown, &opts.delivery, &channels);
+    if !messages.is_empty() {
+        let notifier = crate::tools::notify::Notifier::from_env(app.guard().clone());
+        run.deliveries = deliver::send(&notifier, &messages).await;
+    }
     Ok(run)
 }
 

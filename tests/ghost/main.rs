@@ -7,6 +7,7 @@ mod support;
 
 mod anomalies;
 mod bad_input;
+mod delivery;
 mod entry_points;
 mod schema_diff;
 
@@ -93,9 +94,20 @@ pub async fn sqlite_db(ws: &Path, name: &str) -> (TestDb, String) {
 
 /// `pi-mcp ghost --database URL --json <extra>`: the run as JSON (panics with stderr on failure).
 pub fn ghost(ws: &Path, url: &str, extra: &[&str]) -> Value {
+    // No notify channel unless a test configures one.
+    let quiet = [
+        ("SLACK_WEBHOOK_URL", ""),
+        ("SMTP_URL", ""),
+        ("ALERT_WEBHOOK_URL", ""),
+    ];
+    ghost_env(ws, url, extra, &quiet)
+}
+
+/// [`ghost`] with extra environment variables.
+pub fn ghost_env(ws: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let mut args = vec!["ghost", "--database", url, "--json"];
     args.extend_from_slice(extra);
-    let out = support::cli(ws, &args, &[]);
+    let out = support::cli(ws, &args, env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pi-mcp ghost failed: {stderr}");
     serde_json::from_slice(&out.stdout)
