@@ -34,6 +34,8 @@ pub enum Command {
     Osv(OsvCommand),
     /// The Data Ghost: schema diff, data profiling and anomaly report for a database.
     Ghost(pi_mcp::ghost::command::GhostArgs),
+    /// Run the built-in Pi agent once: the model drives pi-mcp's own tools until it answers.
+    Agent(pi_mcp::agent::command::AgentArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(SandboxExecArgs),

@@ -1,6 +1,7 @@
 //! pi-mcp: a guarded MCP server and autonomous operations daemon. See ARCHITECTURE in the
 //! README: faces (server) call tools, tools ask the guard, state lives in the store.
 
+pub mod agent;
 pub mod app;
 pub mod ghost;
 pub mod guard;

@@ -234,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agent(args) => pi_mcp::agent::command::run(&cli.global, args).await,
         Command::Osv(OsvCommand::Update {
             base_url,
             ecosystems,

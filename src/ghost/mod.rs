@@ -125,13 +125,13 @@ pub async fn run_once(app: &App, opts: &GhostOptions) -> Result<GhostRun, GhostE
         charts: Vec::new(),
         deliveries: Vec::new(),
     };
-    let observed = match Source::open(&opts.database_url, opts.statement_timeout).await {
+    let observed = match source::open(&opts.database_url, opts.statement_timeout).await {
         Err(e) => {
             run.errors.push(e.to_string());
             None
         }
         Ok(source) => {
-            run.backend = Some(source.backend_name().to_string());
+            run.backend = Some(source::backend_name(&source).to_string());
             let snap = observe(app, opts, &source, &mut run).await?;
             source.close().await;
             snap

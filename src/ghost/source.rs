@@ -1,96 +1,29 @@
-//! The database the Data Ghost watches, opened read-only. This is the one place ghost touches a
-//! connection: PostgreSQL with `default_transaction_read_only=on` and a `statement_timeout`,
-//! SQLite opened read-only with `query_only`. (When `tools::sql` lands, this module becomes a thin
-//! adapter over its read-only connections.)
+//! The database the Data Ghost watches, opened read-only through `tools::sql` (PostgreSQL with
+//! `default_transaction_read_only=on` and a `statement_timeout`, SQLite opened read-only with
+//! `query_only`), so ghost owns no second copy of connection code. Also: the database's name
+//! for report paths.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, SqlitePool};
+pub use crate::tools::sql::ReadOnlyDb as Source;
 
-/// Connections the profiler keeps open (tables are profiled one after another).
-pub const MAX_CONNECTIONS: u32 = 2;
-
-/// A read-only connection pool to the watched database.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
-}
-
-/// Why the watched database could not be opened.
+/// Why the watched database could not be opened (worded by `tools::sql`: what to fix).
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(
-        "database URL `{0}` is not supported: use postgres://USER:PASS@HOST/DB or sqlite://PATH"
-    )]
-    Scheme(String),
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Opens `url` read-only; every statement is cut off after `timeout`.
+pub async fn open(url: &str, timeout: Duration) -> Result<Source, SourceError> {
+    crate::tools::sql::open_read_only(url, timeout)
+        .await
+        .map_err(|e| SourceError(e.message))
 }
 
-impl Source {
-    /// Opens `url` read-only; every statement is cut off after `timeout`.
-    pub async fn open(url: &str, timeout: Duration) -> Result<Source, SourceError> {
-        let shown = crate::redact::text(url);
-        let connect = |source| SourceError::Connect {
-            url: shown.clone(),
-            source,
-        };
-        if is_postgres(url) {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(connect)?
-                .options([
-                    ("default_transaction_read_only", "on".to_string()),
-                    ("statement_timeout", timeout.as_millis().to_string()),
-                ])
-                .application_name("pi-mcp-ghost");
-            let pool = PgPoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .acquire_timeout(timeout.min(crate::store::CONNECT_TIMEOUT * 2))
-                .connect_with(options)
-                .await
-                .map_err(connect)?;
-            Ok(Source::Postgres(pool))
-        } else if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(connect)?
-                .read_only(true)
-                .create_if_missing(false)
-                .pragma("query_only", "ON")
-                .busy_timeout(timeout);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .acquire_timeout(timeout)
-                .connect_with(options)
-                .await
-                .map_err(connect)?;
-            Ok(Source::Sqlite(pool))
-        } else {
-            Err(SourceError::Scheme(shown))
-        }
-    }
-
-    /// `postgresql` or `sqlite`, for messages and the report.
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Source::Postgres(_) => "postgresql",
-            Source::Sqlite(_) => "sqlite",
-        }
-    }
-
-    /// Closes the pool (waits for connections to be returned).
-    pub async fn close(&self) {
-        match self {
-            Source::Postgres(p) => p.close().await,
-            Source::Sqlite(p) => p.close().await,
-        }
+/// `postgresql` or `sqlite`, for messages and the report.
+pub fn backend_name(source: &Source) -> &'static str {
+    match source {
+        Source::Postgres(_) => "postgresql",
+        Source::Sqlite(_) => "sqlite",
     }
 }
 

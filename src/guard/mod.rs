@@ -13,6 +13,7 @@ pub mod rego;
 pub mod rule;
 pub mod screen;
 pub mod shell;
+pub mod sql;
 pub mod versions;
 pub mod words;
 pub mod wrappers;
@@ -141,6 +142,7 @@ impl Guard {
                 "need ask_at <= deny_at <= 100".into(),
             ));
         }
+        file.sql.validate(source)?;
         let protected = Protected::new(&file.protected_paths)
             .map_err(|(i, m)| rule_err("-", format!("protected_paths[{i}]"), m))?;
         let mut env = GlobSetBuilder::new();

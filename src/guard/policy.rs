@@ -69,6 +69,9 @@ pub struct PolicyFile {
     /// Which notification channels and destinations the `notify` tool and the daemons may use.
     #[serde(default)]
     pub notify: super::notify::NotifyPolicy,
+    /// The `sql` tool: named databases, row and time limits (see README, "The sql tool").
+    #[serde(default)]
+    pub sql: super::sql::SqlPolicy,
     /// Rules that refuse a command outright.
     #[serde(default)]
     pub block: Vec<RuleSpec>,

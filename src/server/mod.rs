@@ -128,11 +128,13 @@ impl ServerHandler for PiServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tool_calls::definitions()))
+        Ok(ListToolsResult::with_all_items(
+            tool_calls::definitions_for(&self.tools.guard),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tool_calls::definitions()
+        tool_calls::definitions_for(&self.tools.guard)
             .into_iter()
             .find(|t| t.name == name)
     }

@@ -19,6 +19,7 @@ use crate::tools::bash::{self, BashParams};
 use crate::tools::edit::{self, EditParams};
 use crate::tools::notify::tool::{self as notify, NotifyParams};
 use crate::tools::read::{self, ReadOutput, ReadParams};
+use crate::tools::sql::{self, SqlParams};
 
 const READ_DESCRIPTION: &str = "Read a file inside the workspace. Text comes back as lines (at most 2000 lines or 50 KiB; \
 use offset/limit to page, the reply says how to continue). PNG, JPEG, GIF and WebP files come back as images. \
@@ -38,7 +39,33 @@ const NOTIFY_DESCRIPTION: &str = "Send a notification on Slack, email or a webho
 channels and destinations; a refused one is not sent. Attachments are workspace files (email attaches them). \
 Transient failures are retried; the reply names the channel, the destination and the attempts.";
 
-/// The tools this server offers.
+const SQL_DESCRIPTION: &str = "Run one SQL statement on DATABASE_URL or a database named in the policy \
+(PostgreSQL or SQLite; use that dialect). Read-only: one SELECT, WITH ... SELECT, EXPLAIN, SHOW or reading \
+PRAGMA per call; writes, side-effecting functions and utility statements are refused (unless the policy \
+marks the database writable). Returns a text table plus structured JSON {columns, rows, truncated, \
+elapsed_ms}; rows stop at max_rows (default 200). Aggregate in SQL rather than fetching many rows.";
+
+/// The tools this server offers under `guard`'s policy: `sql` loses its read-only annotation
+/// when the policy has a writable database.
+pub fn definitions_for(guard: &crate::guard::Guard) -> Vec<Tool> {
+    let writable = guard.file().sql.any_writable();
+    definitions()
+        .into_iter()
+        .map(|t| {
+            if t.name == "sql" && writable {
+                t.with_annotations(
+                    ToolAnnotations::with_title("Query a database")
+                        .read_only(false)
+                        .destructive(true),
+                )
+            } else {
+                t
+            }
+        })
+        .collect()
+}
+
+/// The tools this server offers (annotations as under a policy without writable databases).
 pub fn definitions() -> Vec<Tool> {
     vec![
         Tool::new(
@@ -78,6 +105,12 @@ pub fn definitions() -> Vec<Tool> {
                 .destructive(false)
                 .open_world(true),
         ),
+        Tool::new(
+            "sql",
+            SQL_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<SqlParams>(),
+        )
+        .with_annotations(ToolAnnotations::with_title("Query a database").read_only(true)),
     ]
 }
 
@@ -171,6 +204,26 @@ pub async fn call(
                     Verdict::allow(),
                     format!("delivered ({} attempts)", d.attempts),
                 ),
+                Err(e) => failed(e),
+            },
+        },
+        "sql" => match parse::<SqlParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => match sql::run(ctx, p).await {
+                Ok(out) => {
+                    let outcome = format!(
+                        "ok: {} rows{}",
+                        out.rows.rows.len(),
+                        if out.rows.truncated {
+                            " (truncated)"
+                        } else {
+                            ""
+                        }
+                    );
+                    let mut result = CallToolResult::success(vec![ContentBlock::text(out.text())]);
+                    result.structured_content = Some(out.json());
+                    (result, out.verdict, outcome)
+                }
                 Err(e) => failed(e),
             },
         },

@@ -10,6 +10,7 @@ pub mod osv_update;
 pub mod output;
 pub mod read;
 pub mod sandbox;
+pub mod sql;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,0 +1,386 @@
+//! One turn's tool calls: each is checked (arguments, tool name, dry run, approvals for
+//! `remediate: false` runs), answered from an identical earlier call when there is one, run
+//! (in parallel unless configured sequential), truncated to the per-result budget, and
+//! recorded in the transcript.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+
+use super::limits::truncate_result;
+use super::mcp_client::{AgentTool, CallOutcome, Caller, ToolBox};
+use super::provider::{ToolCall, ToolResult};
+use super::transcript::{Event, Transcript};
+use super::verify::Evidence;
+use crate::app::App;
+use crate::guard::{Decision, Verdict};
+use crate::tools::approvals::Queued;
+
+/// The rule name approvals of `remediate: false` runs carry.
+pub const REMEDIATE_FALSE_RULE: &str = "agent-remediate-false";
+
+/// How a turn's calls are run.
+#[derive(Debug, Clone, Copy)]
+pub struct CallSettings {
+    pub dry_run: bool,
+    pub read_only_asks: bool,
+    pub sequential: bool,
+    pub max_result_chars: usize,
+}
+
+/// A result kept for identical later calls.
+#[derive(Debug, Clone)]
+struct Cached {
+    step: u32,
+    outcome: CallOutcome,
+}
+
+/// Runs tool calls for the loop, remembering results across turns.
+pub struct CallRunner<'a> {
+    app: &'a App,
+    toolbox: &'a ToolBox,
+    settings: CallSettings,
+    cache: HashMap<String, Cached>,
+    /// What counts as a post-change check (for SRE verification).
+    pub evidence: Evidence,
+    /// Calls that actually ran.
+    pub executed: u32,
+    /// Wall time spent waiting for tool calls to run.
+    pub exec_time: Duration,
+}
+
+/// What to do with one call.
+enum Plan {
+    /// Answered without running: (text, is_error, decision).
+    Answer(String, bool, &'static str),
+    Run {
+        caller: Caller,
+        arguments: Map<String, Value>,
+        key: String,
+        read_only: bool,
+    },
+}
+
+impl<'a> CallRunner<'a> {
+    pub fn new(app: &'a App, toolbox: &'a ToolBox, settings: CallSettings) -> Self {
+        CallRunner {
+            app,
+            toolbox,
+            settings,
+            cache: HashMap::new(),
+            evidence: Evidence::default(),
+            executed: 0,
+            exec_time: Duration::ZERO,
+        }
+    }
+
+    /// Runs one turn's calls and returns their results in the order of `calls`.
+    pub async fn run_turn(
+        &mut self,
+        step: u32,
+        calls: &[ToolCall],
+        transcript: &mut Transcript,
+    ) -> Vec<ToolResult> {
+        let mut plans = Vec::with_capacity(calls.len());
+        let mut keys_this_turn: HashMap<String, usize> = HashMap::new();
+        for (i, call) in calls.iter().enumerate() {
+            let plan = self.plan(call, &keys_this_turn).await;
+            if let Plan::Run { key, .. } = &plan {
+                keys_this_turn.insert(key.clone(), i);
+            }
+            let decision = match &plan {
+                Plan::Answer(_, _, d) => *d,
+                Plan::Run { .. } => "executed",
+            };
+            transcript.record(&Event::ToolCall {
+                step,
+                id: &call.id,
+                tool: &call.name,
+                arguments: &call.raw_arguments,
+                decision,
+            });
+            plans.push(plan);
+        }
+        let started = Instant::now();
+        let outcomes = self.execute(&plans).await;
+        self.exec_time += started.elapsed();
+        // A state-changing call makes earlier results stale.
+        let changed = plans.iter().any(|p| {
+            matches!(
+                p,
+                Plan::Run {
+                    read_only: false,
+                    ..
+                }
+            )
+        });
+        if changed {
+            self.cache.clear();
+        }
+        let mut results = Vec::with_capacity(calls.len());
+        for (i, (call, plan)) in calls.iter().zip(&plans).enumerate() {
+            let (outcome, elapsed_ms) = match (plan, outcomes.get(&i)) {
+                (Plan::Answer(text, is_error, _), _) => (
+                    CallOutcome {
+                        text: text.clone(),
+                        is_error: *is_error,
+                    },
+                    0.0,
+                ),
+                (Plan::Run { key, read_only, .. }, Some((outcome, ms))) => {
+                    self.executed += 1;
+                    if !outcome.is_error {
+                        self.evidence.record(&call.name, *read_only);
+                    }
+                    self.cache.insert(
+                        key.clone(),
+                        Cached {
+                            step,
+                            outcome: outcome.clone(),
+                        },
+                    );
+                    (outcome.clone(), *ms)
+                }
+                (Plan::Run { .. }, None) => (
+                    CallOutcome {
+                        text: "The call did not complete (its task ended unexpectedly); try again."
+                            .into(),
+                        is_error: true,
+                    },
+                    0.0,
+                ),
+            };
+            let (text, truncated) = truncate_result(&outcome.text, self.settings.max_result_chars);
+            transcript.record(&Event::ToolResult {
+                step,
+                id: &call.id,
+                tool: &call.name,
+                is_error: outcome.is_error,
+                text: &text,
+                truncated,
+                elapsed_ms,
+            });
+            results.push(ToolResult {
+                call_id: call.id.clone(),
+                text,
+                is_error: outcome.is_error,
+            });
+        }
+        // Identical calls within this turn share the result of the first one.
+        for (i, plan) in plans.iter().enumerate() {
+            if let Plan::Answer(_, _, "duplicate") = plan
+                && let Some(first) = duplicate_of(calls, i)
+                && let Some(shared) = results.get(first).cloned()
+            {
+                results[i].is_error = shared.is_error;
+                results[i].text = format!(
+                    "[Identical to another call in this turn; answered from its result instead of running again.]\n{}",
+                    shared.text
+                );
+            }
+        }
+        results
+    }
+
+    async fn plan(&self, call: &ToolCall, this_turn: &HashMap<String, usize>) -> Plan {
+        let arguments = match &call.arguments {
+            Ok(a) => a.clone(),
+            Err(why) => {
+                return Plan::Answer(
+                    format!(
+                        "Your call to `{}` could not be run: {why}. Send the arguments as one JSON object that \
+                         matches the tool's input schema, then call it again.",
+                        call.name
+                    ),
+                    true,
+                    "invalid",
+                );
+            }
+        };
+        let Some(tool) = self.toolbox.find(&call.name) else {
+            return Plan::Answer(
+                format!(
+                    "There is no tool named `{}`. Call one of these by its exact name: {}.",
+                    call.name,
+                    self.toolbox.names().join(", ")
+                ),
+                true,
+                "unknown_tool",
+            );
+        };
+        let key = call_key(&call.name, &arguments);
+        if this_turn.contains_key(&key) {
+            return Plan::Answer(String::new(), false, "duplicate");
+        }
+        if let Some(earlier) = self.cache.get(&key) {
+            return Plan::Answer(
+                format!(
+                    "[This call is identical to one made at step {}; nothing changed state since, so here is that \
+                     result again instead of running it twice. Change the arguments if you need something new.]\n{}",
+                    earlier.step, earlier.outcome.text
+                ),
+                earlier.outcome.is_error,
+                "cached",
+            );
+        }
+        if !tool.read_only && self.settings.dry_run {
+            return Plan::Answer(
+                format!(
+                    "DRY RUN: `{}` can change state, so it was not run. Describe what it would do as part of your \
+                     plan, and use read-only tools to gather facts.",
+                    call.name
+                ),
+                true,
+                "refused_dry_run",
+            );
+        }
+        if !tool.read_only
+            && self.settings.read_only_asks
+            && let Err(why) = self.approval(tool, &arguments).await
+        {
+            return Plan::Answer(why, true, "approval");
+        }
+        let Some(caller) = self.toolbox.caller(tool) else {
+            return Plan::Answer(
+                format!("The server of `{}` is not connected.", call.name),
+                true,
+                "unknown_tool",
+            );
+        };
+        Plan::Run {
+            caller,
+            arguments,
+            key,
+            read_only: tool.read_only,
+        }
+    }
+
+    /// `remediate: false`: a state-changing call runs only with a human's approval.
+    async fn approval(&self, tool: &AgentTool, args: &Map<String, Value>) -> Result<(), String> {
+        let Some(queue) = self.app.tools.approvals.as_deref() else {
+            return Err(format!(
+                "`{}` changes state and this run may not change anything without a human's approval, but no \
+                 approval queue is configured. Investigate with read-only tools and report what should be done.",
+                tool.spec.name
+            ));
+        };
+        let tool_label = format!("agent:{}", tool.spec.name);
+        let command = match args.get("command").and_then(Value::as_str) {
+            Some(c) if tool.remote_name == "bash" => c.to_string(),
+            _ => canonical(&Value::Object(args.clone())).to_string(),
+        };
+        let cwd = self.app.tools.workspace.primary().display().to_string();
+        if queue
+            .approved_before(&tool_label, &command, &cwd)
+            .await
+            .is_some()
+        {
+            return Ok(());
+        }
+        let verdict = Verdict::single(
+            Decision::Ask,
+            REMEDIATE_FALSE_RULE,
+            "this autonomous run may not change state (remediate: false) without a human's approval",
+        );
+        match queue.request(&tool_label, &command, &cwd, &verdict).await {
+            Ok(Queued::Approved(_)) => Ok(()),
+            Ok(Queued::Denied(a)) => Err(format!(
+                "A human denied approval `{}`; `{}` was NOT run. Take another approach.",
+                a.id, tool.spec.name
+            )),
+            Ok(Queued::Pending(a)) => Err(format!(
+                "This run may not change state on its own (remediate: false), so `{}` was NOT run. It waits as \
+                 approval `{}` (expires {}). Continue with read-only tools and put the proposed change in your report.",
+                tool.spec.name, a.id, a.expires_at
+            )),
+            Err(e) => Err(format!("`{}` was NOT run: {e}", tool.spec.name)),
+        }
+    }
+
+    /// Runs the planned calls; returns (outcome, elapsed ms) by call index.
+    async fn execute(&self, plans: &[Plan]) -> HashMap<usize, (CallOutcome, f64)> {
+        let mut out = HashMap::new();
+        let runs = plans.iter().enumerate().filter_map(|(i, p)| match p {
+            Plan::Run {
+                caller, arguments, ..
+            } => Some((i, caller.clone(), arguments.clone())),
+            Plan::Answer(..) => None,
+        });
+        if self.settings.sequential {
+            for (i, caller, args) in runs {
+                let started = Instant::now();
+                let outcome = caller.call(args).await;
+                out.insert(i, (outcome, millis(started)));
+            }
+            return out;
+        }
+        let mut set = JoinSet::new();
+        for (i, caller, args) in runs {
+            set.spawn(async move {
+                let started = Instant::now();
+                let outcome = caller.call(args).await;
+                (i, outcome, millis(started))
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, outcome, ms)) => {
+                    out.insert(i, (outcome, ms));
+                }
+                Err(e) => tracing::error!("agent: a tool call task failed: {e}"),
+            }
+        }
+        out
+    }
+}
+
+/// Milliseconds since `started`, to the microsecond.
+pub fn millis(started: Instant) -> f64 {
+    (started.elapsed().as_micros() as f64) / 1000.0
+}
+
+/// The index of the first call in `calls` identical to call `i`.
+fn duplicate_of(calls: &[ToolCall], i: usize) -> Option<usize> {
+    let key = |c: &ToolCall| c.arguments.as_ref().ok().map(|a| call_key(&c.name, a));
+    let target = key(calls.get(i)?)?;
+    calls[..i]
+        .iter()
+        .position(|c| key(c).as_ref() == Some(&target))
+}
+
+/// A call's identity: tool name and arguments with object keys sorted.
+fn call_key(name: &str, args: &Map<String, Value>) -> String {
+    format!("{name} {}", canonical(&Value::Object(args.clone())))
+}
+
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_keys_ignore_argument_order() {
+        let a: Map<String, Value> = serde_json::from_str(r#"{"path": "x", "limit": 3}"#).unwrap();
+        let b: Map<String, Value> = serde_json::from_str(r#"{"limit": 3, "path": "x"}"#).unwrap();
+        assert_eq!(call_key("read", &a), call_key("read", &b));
+        assert_ne!(call_key("read", &a), call_key("edit", &b));
+    }
+}

@@ -1,0 +1,217 @@
+//! The record of a run: `reports/agent/<UTC timestamp>-<mode>.md` for people and a `.jsonl` of
+//! events next to it for programs, both appended as the run goes (an interrupted run still
+//! leaves everything up to the interruption): each step, tool call, decision, result and the
+//! token usage.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::provider::Usage;
+
+/// How much of a tool result the Markdown shows (the JSONL keeps what the model saw).
+const MARKDOWN_RESULT_CHARS: usize = 4_000;
+
+/// One thing that happened.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event<'a> {
+    RunStart {
+        mode: &'a str,
+        provider: &'a str,
+        model: &'a str,
+        task: &'a str,
+        tools: Vec<&'a str>,
+        max_steps: u32,
+        dry_run: bool,
+    },
+    ModelReply {
+        step: u32,
+        text: &'a str,
+        tool_calls: Vec<Value>,
+        stop: &'a str,
+        usage: Usage,
+        elapsed_ms: f64,
+    },
+    ToolCall {
+        step: u32,
+        id: &'a str,
+        tool: &'a str,
+        arguments: &'a Value,
+        /// executed, cached, refused_dry_run, approval, invalid, unknown_tool
+        decision: &'a str,
+    },
+    ToolResult {
+        step: u32,
+        id: &'a str,
+        tool: &'a str,
+        is_error: bool,
+        text: &'a str,
+        truncated: bool,
+        elapsed_ms: f64,
+    },
+    /// Something the loop did on its own (a retry, a nudge, a limit).
+    Note { step: u32, text: &'a str },
+    RunEnd {
+        stop_reason: &'a str,
+        steps: u32,
+        usage: Usage,
+        verification_reported: Option<bool>,
+        /// Time of the loop itself: the run less model API waits and tool calls.
+        loop_overhead_ms: f64,
+        final_answer: &'a str,
+    },
+}
+
+/// An open transcript.
+pub struct Transcript {
+    markdown: PathBuf,
+    jsonl: PathBuf,
+    md: File,
+    events: File,
+}
+
+impl Transcript {
+    /// Creates `<dir>/agent/<timestamp>-<mode>.{md,jsonl}`.
+    pub fn create(reports_dir: &Path, mode: &str) -> std::io::Result<Transcript> {
+        let dir = reports_dir.join("agent");
+        std::fs::create_dir_all(&dir)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let mut base = format!("{stamp}-{mode}");
+        let mut n = 2;
+        while dir.join(format!("{base}.md")).exists() {
+            base = format!("{stamp}-{mode}-{n}");
+            n += 1;
+        }
+        let markdown = dir.join(format!("{base}.md"));
+        let jsonl = dir.join(format!("{base}.jsonl"));
+        Ok(Transcript {
+            md: File::create(&markdown)?,
+            events: File::create(&jsonl)?,
+            markdown,
+            jsonl,
+        })
+    }
+
+    pub fn markdown_path(&self) -> &Path {
+        &self.markdown
+    }
+
+    pub fn jsonl_path(&self) -> &Path {
+        &self.jsonl
+    }
+
+    /// Appends an event to both files; a write failure is logged, never fatal to the run.
+    pub fn record(&mut self, event: &Event<'_>) {
+        let line = serde_json::to_string(event)
+            .unwrap_or_else(|e| format!("{{\"event\":\"unserialisable\",\"error\":\"{e}\"}}"));
+        let md = markdown_of(event);
+        if let Err(e) =
+            writeln!(self.events, "{line}").and_then(|()| self.md.write_all(md.as_bytes()))
+        {
+            tracing::warn!("agent transcript {}: {e}", self.markdown.display());
+        }
+    }
+}
+
+fn markdown_of(event: &Event<'_>) -> String {
+    match event {
+        Event::RunStart {
+            mode,
+            provider,
+            model,
+            task,
+            tools,
+            max_steps,
+            dry_run,
+        } => format!(
+            "# pi-mcp agent run ({mode})\n\n- started: {}\n- provider: {provider}, model: {model}\n- tools: {}\n- max steps: {max_steps}{}\n\n## Task\n\n{task}\n\n",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            tools.join(", "),
+            if *dry_run {
+                " (dry run: state-changing calls refused)"
+            } else {
+                ""
+            }
+        ),
+        Event::ModelReply {
+            step,
+            text,
+            tool_calls,
+            stop,
+            usage,
+            elapsed_ms,
+        } => {
+            let mut s = format!(
+                "## Step {step}\n\nModel ({stop}, {} in / {} out tokens, {elapsed_ms:.1} ms):\n\n",
+                usage.input_tokens, usage.output_tokens
+            );
+            if !text.trim().is_empty() {
+                s.push_str(&quote(text));
+            }
+            if !tool_calls.is_empty() {
+                s.push_str(&format!("{} tool call(s).\n\n", tool_calls.len()));
+            }
+            s
+        }
+        Event::ToolCall {
+            tool,
+            arguments,
+            decision,
+            id,
+            ..
+        } => format!("### `{tool}` ({id}): {decision}\n\n```json\n{arguments}\n```\n\n"),
+        Event::ToolResult {
+            tool,
+            is_error,
+            text,
+            truncated,
+            elapsed_ms,
+            ..
+        } => {
+            let shown: String = text.chars().take(MARKDOWN_RESULT_CHARS).collect();
+            let more = if text.chars().count() > MARKDOWN_RESULT_CHARS {
+                "\n[... shortened here; the .jsonl has the whole result]"
+            } else {
+                ""
+            };
+            format!(
+                "Result of `{tool}`{}{} ({elapsed_ms:.1} ms):\n\n```\n{shown}{more}\n```\n\n",
+                if *is_error { " (error)" } else { "" },
+                if *truncated {
+                    " (truncated for the model)"
+                } else {
+                    ""
+                },
+            )
+        }
+        Event::Note { step, text } => format!("> **Loop (step {step}):** {text}\n\n"),
+        Event::RunEnd {
+            stop_reason,
+            steps,
+            usage,
+            verification_reported,
+            final_answer,
+            ..
+        } => {
+            let verification = match verification_reported {
+                Some(true) => "\n- verification: reported",
+                Some(false) => "\n- verification: NOT reported",
+                None => "",
+            };
+            format!(
+                "## Result\n\n- stop reason: {stop_reason}\n- steps: {steps}\n- tokens: {} in / {} out{verification}\n\n## Final answer\n\n{final_answer}\n",
+                usage.input_tokens, usage.output_tokens
+            )
+        }
+    }
+}
+
+fn quote(text: &str) -> String {
+    let mut s: String = text.lines().map(|l| format!("> {l}\n")).collect();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,206 @@
+//! Running one judged statement: PostgreSQL inside `BEGIN READ ONLY` over the extended protocol
+//! (which itself refuses a second statement), SQLite under an interrupt deadline; rows stream
+//! and stop at `max_rows`. Database errors are worded for the model: a write is "read-only", a
+//! cancelled statement is a timeout.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Column, Executor, Postgres, Row, SqlSafeStr, Statement, TypeInfo};
+
+use super::connect::{ReadOnlyDb, set_sqlite_deadline};
+use super::values;
+use crate::tools::ToolError;
+use futures_util::TryStreamExt;
+
+/// Time past the statement timeout after which the tool stops waiting for the database.
+pub const CLIENT_GRACE: Duration = Duration::from_secs(2);
+
+/// Rows and their shape.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub types: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// More rows existed than `max_rows`.
+    pub truncated: bool,
+    /// For a write on a writable database: the rows it changed.
+    pub rows_affected: Option<u64>,
+}
+
+/// Runs `sql` (already judged) with the limits; `write` runs it as a committed write.
+pub async fn run(
+    db: &ReadOnlyDb,
+    sql: &str,
+    max_rows: usize,
+    timeout: Duration,
+    write: bool,
+) -> Result<Rows, ToolError> {
+    let work = async {
+        match db {
+            ReadOnlyDb::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let result = postgres(&mut conn, sql, max_rows, write).await;
+                // A connection left mid-result or mid-transaction is not reused.
+                conn.detach();
+                result
+            }
+            ReadOnlyDb::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                set_sqlite_deadline(&mut conn, Instant::now() + timeout)
+                    .await
+                    .map_err(|e| sqlx::Error::Protocol(e.message))?;
+                let result = sqlite(&mut conn, sql, max_rows, write).await;
+                conn.detach();
+                result
+            }
+        }
+    };
+    match tokio::time::timeout(timeout + CLIENT_GRACE, work).await {
+        Ok(result) => result.map_err(|e| query_error(&e, timeout)),
+        Err(_) => Err(timeout_error(timeout)),
+    }
+}
+
+async fn postgres(
+    conn: &mut PoolConnection<Postgres>,
+    sql: &str,
+    max_rows: usize,
+    write: bool,
+) -> Result<Rows, sqlx::Error> {
+    let begin = if write { "BEGIN" } else { "BEGIN READ ONLY" };
+    conn.execute(begin).await?;
+    if write {
+        let done = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut **conn)
+            .await?;
+        conn.execute("COMMIT").await?;
+        return Ok(affected(done.rows_affected()));
+    }
+    let statement = (&mut **conn)
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await?;
+    let mut rows = Rows {
+        columns: statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+        types: statement
+            .columns()
+            .iter()
+            .map(|c| c.type_info().name().to_ascii_lowercase())
+            .collect(),
+        ..Rows::default()
+    };
+    {
+        let mut stream = statement.query().fetch(&mut **conn);
+        while let Some(row) = stream.try_next().await? {
+            if rows.rows.len() == max_rows {
+                rows.truncated = true;
+                break;
+            }
+            let values = (0..row.len())
+                .map(|i| row.try_get_raw(i).map(values::pg_value))
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.rows.push(values);
+        }
+    }
+    if !rows.truncated {
+        conn.execute("ROLLBACK").await?;
+    }
+    Ok(rows)
+}
+
+async fn sqlite(
+    conn: &mut PoolConnection<sqlx::Sqlite>,
+    sql: &str,
+    max_rows: usize,
+    write: bool,
+) -> Result<Rows, sqlx::Error> {
+    if write {
+        let done = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut **conn)
+            .await?;
+        return Ok(affected(done.rows_affected()));
+    }
+    let statement = (&mut **conn)
+        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await?;
+    let declared: Vec<String> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_info().name().to_string())
+        .collect();
+    let mut rows = Rows {
+        columns: statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+        types: declared.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        ..Rows::default()
+    };
+    let mut stream = statement.query().fetch(&mut **conn);
+    while let Some(row) = stream.try_next().await? {
+        if rows.rows.len() == max_rows {
+            rows.truncated = true;
+            break;
+        }
+        let values = (0..row.len())
+            .map(|i| {
+                let declared = declared.get(i).map(String::as_str).unwrap_or_default();
+                row.try_get_raw(i)
+                    .map(|v| values::sqlite_value(v, declared))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.rows.push(values);
+    }
+    Ok(rows)
+}
+
+fn affected(n: u64) -> Rows {
+    Rows {
+        columns: vec!["rows_affected".into()],
+        types: vec!["int8".into()],
+        rows: vec![vec![Value::from(n)]],
+        truncated: false,
+        rows_affected: Some(n),
+    }
+}
+
+fn timeout_error(timeout: Duration) -> ToolError {
+    ToolError::new(format!(
+        "the query timed out after {} s and was stopped; narrow it (WHERE, LIMIT, fewer joins) \
+         or pass a larger timeout_secs (capped by the policy)",
+        timeout.as_secs()
+    ))
+}
+
+/// A database error in the model's terms.
+fn query_error(e: &sqlx::Error, timeout: Duration) -> ToolError {
+    let sqlx::Error::Database(db) = e else {
+        return ToolError::new(format!("the query failed: {e}"));
+    };
+    let code = db.code().unwrap_or_default().to_string();
+    let message = db.message().to_string();
+    let lower = message.to_ascii_lowercase();
+    if code == "57014" || code == "9" || lower.contains("interrupted") {
+        return timeout_error(timeout);
+    }
+    if code == "25006" || code == "8" || lower.contains("read-only") || lower.contains("readonly") {
+        return ToolError::new(format!(
+            "the database is read-only: the statement tried to write ({message}); only reads are \
+             allowed here"
+        ));
+    }
+    ToolError::new(format!(
+        "the database refused the query: {message}{}; fix the statement and try again",
+        if code.is_empty() {
+            String::new()
+        } else {
+            format!(" (SQLSTATE/code {code})")
+        }
+    ))
+}

@@ -1,0 +1,368 @@
+//! Faithful JSON for database values: PostgreSQL's binary wire format decoded per type (NUMERIC
+//! as exact text, timestamps as ISO-8601, JSON as JSON, bytea as hex, uuid, inet, intervals,
+//! one-level arrays), SQLite's dynamic values as stored. A type this module does not know
+//! becomes a clear marker, never a panic.
+
+use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime, NaiveTime};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgTypeInfo, PgTypeKind, PgValueRef};
+use sqlx::sqlite::SqliteValueRef;
+use sqlx::{TypeInfo, ValueRef};
+
+/// Elements shown of one array value; longer arrays end with a `"… N more"` marker.
+pub const MAX_ARRAY_ELEMENTS: usize = 1000;
+
+/// A PostgreSQL value as JSON.
+pub fn pg_value(value: PgValueRef<'_>) -> Value {
+    if value.is_null() {
+        return Value::Null;
+    }
+    let info = value.type_info().into_owned();
+    match value.as_bytes() {
+        Ok(bytes) => pg_binary(&info, bytes),
+        Err(e) => Value::String(format!("<unreadable {}: {e}>", info.name())),
+    }
+}
+
+fn be<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at + N)?.try_into().ok()
+}
+
+fn marker(info: &PgTypeInfo, bytes: &[u8]) -> Value {
+    Value::String(format!(
+        "<{} value, not decoded: \\x{}>",
+        info.name().to_ascii_lowercase(),
+        hex::encode(bytes)
+    ))
+}
+
+/// Decodes one binary-format value of type `info`.
+pub fn pg_binary(info: &PgTypeInfo, bytes: &[u8]) -> Value {
+    let decoded = match info.kind() {
+        PgTypeKind::Array(elem) => pg_array(elem, bytes),
+        PgTypeKind::Domain(base) => Some(pg_binary(base, bytes)),
+        PgTypeKind::Enum(_) => std::str::from_utf8(bytes).ok().map(|s| json!(s)),
+        _ => pg_scalar(&info.name().to_ascii_uppercase(), bytes),
+    };
+    decoded.unwrap_or_else(|| marker(info, bytes))
+}
+
+fn pg_scalar(name: &str, b: &[u8]) -> Option<Value> {
+    Some(match name {
+        "BOOL" => json!(*b.first()? != 0),
+        "INT2" => json!(i16::from_be_bytes(be(b, 0)?)),
+        "INT4" => json!(i32::from_be_bytes(be(b, 0)?)),
+        "INT8" => json!(i64::from_be_bytes(be(b, 0)?)),
+        "OID" | "XID" | "CID" | "REGPROC" | "REGCLASS" | "REGTYPE" => {
+            json!(u32::from_be_bytes(be(b, 0)?))
+        }
+        "FLOAT4" => float(f64::from(f32::from_be_bytes(be(b, 0)?))),
+        "FLOAT8" => float(f64::from_be_bytes(be(b, 0)?)),
+        "NUMERIC" => json!(numeric_text(b)?),
+        "MONEY" => {
+            let cents = i64::from_be_bytes(be(b, 0)?);
+            json!(format!("{}.{:02}", cents / 100, (cents % 100).abs()))
+        }
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "XML" | "UNKNOWN"
+        | "LTREE" | "TSVECTOR" | "JSONPATH" => json!(std::str::from_utf8(b).ok()?),
+        "VOID" => Value::Null,
+        "UUID" => json!(uuid_text(b)?),
+        "JSON" => serde_json::from_slice(b).ok()?,
+        "JSONB" => match b.split_first()? {
+            (1, rest) => serde_json::from_slice(rest).ok()?,
+            _ => return None,
+        },
+        "BYTEA" => json!(format!("\\x{}", hex::encode(b))),
+        "DATE" => json!(date_text(i32::from_be_bytes(be(b, 0)?))?),
+        "TIME" => json!(time_text(i64::from_be_bytes(be(b, 0)?))?),
+        "TIMETZ" => {
+            let time = time_text(i64::from_be_bytes(be(b, 0)?))?;
+            // The zone is stored in seconds west of UTC.
+            let east = -i32::from_be_bytes(be(b, 8)?);
+            json!(format!("{time}{}", offset_text(east)))
+        }
+        "TIMESTAMP" => json!(timestamp_text(i64::from_be_bytes(be(b, 0)?), "")?),
+        "TIMESTAMPTZ" => json!(timestamp_text(i64::from_be_bytes(be(b, 0)?), "Z")?),
+        "INTERVAL" => json!(interval_text(
+            i64::from_be_bytes(be(b, 0)?),
+            i32::from_be_bytes(be(b, 8)?),
+            i32::from_be_bytes(be(b, 12)?),
+        )),
+        "INET" | "CIDR" => json!(inet_text(b, name == "CIDR")?),
+        _ => return None,
+    })
+}
+
+fn float(x: f64) -> Value {
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or_else(|| json!(x.to_string()))
+}
+
+/// NUMERIC's base-10000 digits as exact decimal text (`-12.50`, `NaN`, `Infinity`).
+fn numeric_text(b: &[u8]) -> Option<String> {
+    let ndigits = usize::try_from(i16::from_be_bytes(be(b, 0)?)).ok()?;
+    let weight = i64::from(i16::from_be_bytes(be(b, 2)?));
+    let sign = u16::from_be_bytes(be(b, 4)?);
+    let dscale = usize::from(u16::from_be_bytes(be(b, 6)?));
+    match sign {
+        0xC000 => return Some("NaN".into()),
+        0xD000 => return Some("Infinity".into()),
+        0xF000 => return Some("-Infinity".into()),
+        _ => {}
+    }
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|i| be(b, 8 + 2 * i).map(i16::from_be_bytes))
+        .collect::<Option<_>>()?;
+    let group = |idx: i64| -> i16 {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| digits.get(i).copied())
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    if weight < 0 {
+        out.push('0');
+    } else {
+        out.push_str(&group(0).to_string());
+        for idx in 1..=weight {
+            out.push_str(&format!("{:04}", group(idx)));
+        }
+    }
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut idx = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", group(idx)));
+            idx += 1;
+        }
+        frac.truncate(dscale);
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Some(out)
+}
+
+fn uuid_text(b: &[u8]) -> Option<String> {
+    let h = hex::encode(b.get(..16)?);
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn epoch() -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(2000, 1, 1)?.and_hms_opt(0, 0, 0)
+}
+
+fn date_text(days: i32) -> Option<String> {
+    match days {
+        i32::MAX => Some("infinity".into()),
+        i32::MIN => Some("-infinity".into()),
+        d => Some(
+            (epoch()? + ChronoDuration::try_days(i64::from(d))?)
+                .date()
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+    }
+}
+
+fn time_text(micros: i64) -> Option<String> {
+    let t = NaiveTime::from_hms_opt(0, 0, 0)? + ChronoDuration::microseconds(micros);
+    Some(t.format("%H:%M:%S%.f").to_string())
+}
+
+fn timestamp_text(micros: i64, zone: &str) -> Option<String> {
+    match micros {
+        i64::MAX => Some("infinity".into()),
+        i64::MIN => Some("-infinity".into()),
+        m => {
+            let ts = epoch()?.checked_add_signed(ChronoDuration::microseconds(m))?;
+            Some(format!("{}{zone}", ts.format("%Y-%m-%dT%H:%M:%S%.f")))
+        }
+    }
+}
+
+fn offset_text(east_secs: i32) -> String {
+    let sign = if east_secs < 0 { '-' } else { '+' };
+    let a = east_secs.unsigned_abs();
+    format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60)
+}
+
+/// An ISO-8601 duration: `P1Y2M3DT4H5M6.5S`.
+fn interval_text(micros: i64, days: i32, months: i32) -> String {
+    let mut out = String::from("P");
+    let (years, months) = (months / 12, months % 12);
+    for (n, unit) in [(years, 'Y'), (months, 'M'), (days, 'D')] {
+        if n != 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if micros != 0 {
+        out.push('T');
+        let sign = if micros < 0 { "-" } else { "" };
+        let a = micros.unsigned_abs();
+        let (h, m, us) = (a / 3_600_000_000, (a / 60_000_000) % 60, a % 60_000_000);
+        if h != 0 {
+            out.push_str(&format!("{sign}{h}H"));
+        }
+        if m != 0 {
+            out.push_str(&format!("{sign}{m}M"));
+        }
+        if us != 0 {
+            let secs = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+            out.push_str(&format!(
+                "{sign}{}S",
+                secs.trim_end_matches('0').trim_end_matches('.')
+            ));
+        }
+    }
+    if out == "P" { "PT0S".into() } else { out }
+}
+
+fn inet_text(b: &[u8], cidr: bool) -> Option<String> {
+    let (family, bits, len) = (*b.first()?, *b.get(1)?, usize::from(*b.get(3)?));
+    let addr = b.get(4..4 + len)?;
+    let text = match family {
+        2 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(addr).ok()?).to_string(),
+        3 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?).to_string(),
+        _ => return None,
+    };
+    let full = if family == 2 { 32 } else { 128 };
+    Some(if cidr || bits != full {
+        format!("{text}/{bits}")
+    } else {
+        text
+    })
+}
+
+/// A binary array: dimensions, then each element with its length; nested dimensions nest.
+fn pg_array(elem: &PgTypeInfo, b: &[u8]) -> Option<Value> {
+    let ndim = usize::try_from(i32::from_be_bytes(be(b, 0)?)).ok()?;
+    if ndim == 0 {
+        return Some(json!([]));
+    }
+    let dims: Vec<usize> = (0..ndim)
+        .map(|d| usize::try_from(i32::from_be_bytes(be(b, 12 + 8 * d)?)).ok())
+        .collect::<Option<_>>()?;
+    let mut at = 12 + 8 * ndim;
+    let total: usize = dims.iter().product();
+    let mut flat = Vec::with_capacity(total.min(MAX_ARRAY_ELEMENTS));
+    for _ in 0..total {
+        let len = i32::from_be_bytes(be(b, at)?);
+        at += 4;
+        if len < 0 {
+            flat.push(Value::Null);
+            continue;
+        }
+        let len = usize::try_from(len).ok()?;
+        flat.push(pg_binary(elem, b.get(at..at + len)?));
+        at += len;
+    }
+    Some(nest(&flat, &dims))
+}
+
+fn nest(flat: &[Value], dims: &[usize]) -> Value {
+    let Some((&first, rest)) = dims.split_first() else {
+        return flat.first().cloned().unwrap_or(Value::Null);
+    };
+    let stride = rest.iter().product::<usize>().max(1);
+    let mut out: Vec<Value> = flat
+        .chunks(stride)
+        .take(first.min(MAX_ARRAY_ELEMENTS))
+        .map(|c| {
+            if rest.is_empty() {
+                c.first().cloned().unwrap_or(Value::Null)
+            } else {
+                nest(c, rest)
+            }
+        })
+        .collect();
+    if first > MAX_ARRAY_ELEMENTS {
+        out.push(json!(format!("… {} more", first - MAX_ARRAY_ELEMENTS)));
+    }
+    Value::Array(out)
+}
+
+/// A SQLite value as stored (its own type, not the column's declared one), except that a
+/// 0/1 integer in a column declared BOOLEAN becomes a boolean.
+pub fn sqlite_value(value: SqliteValueRef<'_>, declared: &str) -> Value {
+    use sqlx::Decode;
+    if value.is_null() {
+        return Value::Null;
+    }
+    let stored = value.type_info().name().to_ascii_uppercase();
+    let decoded = match stored.as_str() {
+        "INTEGER" => <i64 as Decode<sqlx::Sqlite>>::decode(value).map(|i| {
+            if declared.eq_ignore_ascii_case("BOOLEAN") && (i == 0 || i == 1) {
+                json!(i == 1)
+            } else {
+                json!(i)
+            }
+        }),
+        "REAL" => <f64 as Decode<sqlx::Sqlite>>::decode(value).map(float),
+        "BLOB" => <Vec<u8> as Decode<sqlx::Sqlite>>::decode(value)
+            .map(|b| json!(format!("\\x{}", hex::encode(b)))),
+        _ => <String as Decode<sqlx::Sqlite>>::decode(value).map(Value::String),
+    };
+    decoded.unwrap_or_else(|e| json!(format!("<unreadable {stored} value: {e}>")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> String {
+        let mut b = Vec::new();
+        for v in [ndigits, weight] {
+            b.extend(v.to_be_bytes());
+        }
+        for v in [sign, dscale] {
+            b.extend(v.to_be_bytes());
+        }
+        for d in digits {
+            b.extend(d.to_be_bytes());
+        }
+        numeric_text(&b).unwrap_or_default()
+    }
+
+    #[test]
+    fn numeric_is_exact_text() {
+        assert_eq!(numeric(2, 0, 0, 2, &[12, 5000]), "12.50");
+        assert_eq!(numeric(2, 1, 0x4000, 0, &[1, 2345]), "-12345");
+        assert_eq!(numeric(1, -1, 0, 4, &[5]), "0.0005");
+        assert_eq!(numeric(1, -2, 0, 6, &[700]), "0.000007");
+        assert_eq!(numeric(0, 0, 0, 0, &[]), "0");
+        assert_eq!(numeric(0, 0, 0xC000, 0, &[]), "NaN");
+    }
+
+    #[test]
+    fn intervals_and_times_are_iso() {
+        assert_eq!(interval_text(3_723_500_000, 2, 14), "P1Y2M2DT1H2M3.5S");
+        assert_eq!(interval_text(0, 0, 0), "PT0S");
+        assert_eq!(
+            timestamp_text(0, "Z").as_deref(),
+            Some("2000-01-01T00:00:00Z")
+        );
+        assert_eq!(date_text(-1).as_deref(), Some("1999-12-31"));
+        assert_eq!(offset_text(-5 * 3600 - 1800), "-05:30");
+    }
+
+    #[test]
+    fn arrays_are_capped() {
+        let flat: Vec<Value> = (0..MAX_ARRAY_ELEMENTS + 5).map(|i| json!(i)).collect();
+        let Value::Array(items) = nest(&flat, &[flat.len()]) else {
+            panic!("not an array")
+        };
+        assert_eq!(items.len(), MAX_ARRAY_ELEMENTS + 1);
+        assert_eq!(items[MAX_ARRAY_ELEMENTS], json!("… 5 more"));
+    }
+}
