@@ -208,97 +208,114 @@ pub async fn profile_table(
         .filter(|e| *e > sample_above_rows as f64)
         .map(|e| (100.0 * SAMPLE_TARGET_ROWS / e).clamp(0.0001, 100.0));
 
-    let mut full_scans = 0;
-    let mut row_count = None;
-    let mut freshness_value = None;
     let from = match sample_percent {
-        Some(p) => {
-            // Exact row count and freshness: the one full scan of a sampled table.
-            let fresh = freshness.map_or_else(
-                || "NULL::text".to_string(),
-                |i| text_expr(source, &format!("max({})", cols[i])),
-            );
-            let sql = format!("SELECT count(*)::int8 AS n, {fresh} AS fresh FROM {ident}");
-            if let Source::Postgres(pool) = source {
+        Some(p) => format!("{ident} TABLESAMPLE SYSTEM ({p}) REPEATABLE ({SAMPLE_SEED})"),
+        None => ident.clone(),
+    };
+    // A sampled table's exact row count and freshness (its one full scan) run on the pool's
+    // second connection while the sample is profiled.
+    let exact = async {
+        match (sample_percent, source) {
+            (Some(_), Source::Postgres(pool)) => {
+                let fresh = freshness.map_or_else(
+                    || "NULL::text".to_string(),
+                    |i| text_expr(source, &format!("max({})", cols[i])),
+                );
+                let sql = format!("SELECT count(*)::int8 AS n, {fresh} AS fresh FROM {ident}");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_one(pool)
                     .await?;
-                row_count = Some(row.try_get::<i64, _>("n")?);
-                freshness_value = row.try_get::<Option<String>, _>("fresh")?;
+                Ok(Some((
+                    row.try_get::<i64, _>("n")?,
+                    row.try_get::<Option<String>, _>("fresh")?,
+                )))
             }
-            full_scans += 1;
-            format!("{ident} TABLESAMPLE SYSTEM ({p}) REPEATABLE ({SAMPLE_SEED})")
-        }
-        None => ident.clone(),
-    };
-
-    let mut select = vec![match source {
-        Source::Postgres(_) => "count(*)::int8 AS n".to_string(),
-        Source::Sqlite(_) => "count(*) AS n".to_string(),
-    }];
-    for (i, (col, kind)) in cols.iter().zip(&kinds).enumerate() {
-        select.push(column_aggregates(source, i, col, *kind));
-    }
-    let sql = format!("SELECT {} FROM {from}", select.join(", "));
-    let mut columns = match source {
-        Source::Postgres(pool) => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
-                .await?;
-            read_statistics(&row, table, &kinds)?
-        }
-        Source::Sqlite(pool) => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
-                .await?;
-            read_statistics(&row, table, &kinds)?
+            _ => Ok::<_, sqlx::Error>(None),
         }
     };
-    let (examined, column_profiles) = (columns.0, &mut columns.1);
-    if sample_percent.is_none() {
-        full_scans += 1;
-        row_count = Some(examined);
-        freshness_value = freshness.and_then(|i| column_profiles[i].max.clone());
-    }
-
-    // Categories: text-like columns with few values (numbers and times are judged by range).
-    let low_cardinality: Vec<usize> = column_profiles
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c.kind, ColumnKind::Text | ColumnKind::Other))
-        .filter(|(_, c)| c.distinct > 0 && c.distinct <= TOP_VALUES_MAX_DISTINCT)
-        .map(|(i, _)| i)
-        .collect();
-    if !low_cardinality.is_empty() {
-        let counts = value_counts(source, &from, &cols, &low_cardinality).await?;
-        if sample_percent.is_none() {
-            full_scans += 1;
-        }
-        for i in &low_cardinality {
-            let mut values: Vec<ValueCount> = counts
-                .iter()
-                .filter(|(k, _, _)| *k == *i as i64)
-                .map(|(_, v, n)| ValueCount {
-                    value: v.chars().take(VALUE_MAX_CHARS).collect(),
-                    count: *n,
-                })
-                .collect();
-            values.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-            column_profiles[*i].values = Some(values);
-        }
-    }
+    let (exact, statistics) = tokio::join!(
+        exact,
+        column_statistics(source, table, &from, &cols, &kinds)
+    );
+    let (exact, (examined, columns, value_scan)) = (exact?, statistics?);
+    let (row_count, freshness_value, full_scans) = match exact {
+        Some((n, fresh)) => (n, fresh, 1),
+        None => (
+            examined,
+            freshness.and_then(|i| columns[i].max.clone()),
+            1 + u32::from(value_scan),
+        ),
+    };
     Ok(TableProfile {
         table: table.qualified(),
-        row_count: row_count.unwrap_or(examined),
+        row_count,
         rows_examined: examined,
         sample_percent,
         row_estimate,
         full_scans,
         freshness_column: freshness.map(|i| table.columns[i].name.clone()),
         freshness: freshness_value,
-        columns: columns.1,
+        columns,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// The statistics query, then the value counts of text-like low-cardinality columns, over
+/// `from` (the table or its sample): `(rows examined, columns, whether values were counted)`.
+async fn column_statistics(
+    source: &Source,
+    table: &TableSchema,
+    from: &str,
+    cols: &[String],
+    kinds: &[ColumnKind],
+) -> Result<(i64, Vec<ColumnProfile>, bool), sqlx::Error> {
+    let mut select = vec![match source {
+        Source::Postgres(_) => "count(*)::int8 AS n".to_string(),
+        Source::Sqlite(_) => "count(*) AS n".to_string(),
+    }];
+    for (i, (col, kind)) in cols.iter().zip(kinds).enumerate() {
+        select.push(column_aggregates(source, i, col, *kind));
+    }
+    let sql = format!("SELECT {} FROM {from}", select.join(", "));
+    let (examined, mut columns) = match source {
+        Source::Postgres(pool) => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?;
+            read_statistics(&row, table, kinds)?
+        }
+        Source::Sqlite(pool) => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?;
+            read_statistics(&row, table, kinds)?
+        }
+    };
+    // Categories: text-like columns with few values (numbers and times are judged by range).
+    let low_cardinality: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.kind, ColumnKind::Text | ColumnKind::Other))
+        .filter(|(_, c)| c.distinct > 0 && c.distinct <= TOP_VALUES_MAX_DISTINCT)
+        .map(|(i, _)| i)
+        .collect();
+    if low_cardinality.is_empty() {
+        return Ok((examined, columns, false));
+    }
+    let counts = value_counts(source, from, cols, &low_cardinality).await?;
+    for i in &low_cardinality {
+        let mut values: Vec<ValueCount> = counts
+            .iter()
+            .filter(|(k, _, _)| *k == *i as i64)
+            .map(|(_, v, n)| ValueCount {
+                value: v.chars().take(VALUE_MAX_CHARS).collect(),
+                count: *n,
+            })
+            .collect();
+        values.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+        columns[*i].values = Some(values);
+    }
+    Ok((examined, columns, true))
 }
 
 /// `(column index, value, rows)` for the given columns, in one scan of `from`.
