@@ -132,37 +132,7 @@ fn row_count(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding
         }
         return;
     }
-    let (med, mad) = median_mad(&changes);
-    let spread = (MAD_SCALE * mad)
-        .max(ROW_MIN_SPREAD_FRACTION * last.max(1) as f64)
-        .max(1.0);
-    let z = (change - med) / spread;
-    let severity = if z.abs() > ROW_Z_CRITICAL {
-        Severity::Critical
-    } else if z.abs() > ROW_Z_WARNING {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
-    if severity > Severity::Info {
-        let pct = if last > 0 {
-            format!(" ({:+.1}%)", 100.0 * change / last as f64)
-        } else {
-            String::new()
-        };
-        out.push(finding(
-            severity,
-            FindingKind::RowCount,
-            current,
-            None,
-            format!(
-                "row count {} from {last} to {now}{pct}; the usual change over {} runs is {med:+.0} \
-                 (robust z = {z:.1})",
-                if change < 0.0 { "fell" } else { "rose" },
-                changes.len()
-            ),
-        ));
-    } else if change == 0.0 && changes.iter().all(|c| *c > 0.0) {
+    if change == 0.0 && changes.iter().all(|c| *c > 0.0) {
         out.push(finding(
             Severity::Warning,
             FindingKind::GrowthStalled,
@@ -173,7 +143,37 @@ fn row_count(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding
                 changes.len()
             ),
         ));
+        return;
     }
+    let (med, mad) = median_mad(&changes);
+    let spread = (MAD_SCALE * mad)
+        .max(ROW_MIN_SPREAD_FRACTION * last.max(1) as f64)
+        .max(1.0);
+    let z = (change - med) / spread;
+    let severity = if z.abs() > ROW_Z_CRITICAL {
+        Severity::Critical
+    } else if z.abs() > ROW_Z_WARNING {
+        Severity::Warning
+    } else {
+        return;
+    };
+    let pct = if last > 0 {
+        format!(" ({:+.1}%)", 100.0 * change / last as f64)
+    } else {
+        String::new()
+    };
+    out.push(finding(
+        severity,
+        FindingKind::RowCount,
+        current,
+        None,
+        format!(
+            "row count {} from {last} to {now}{pct}; the usual change over {} runs is {med:+.0} \
+             (robust z = {z:.1})",
+            if change < 0.0 { "fell" } else { "rose" },
+            changes.len()
+        ),
+    ));
 }
 
 fn freshness(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding>) {
@@ -309,6 +309,105 @@ fn columns(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ghost::profile::{ColumnKind, ColumnProfile};
+
+    fn profile(rows: i64, null_rate: f64) -> TableProfile {
+        TableProfile {
+            table: "t".into(),
+            row_count: rows,
+            rows_examined: rows,
+            sample_percent: None,
+            row_estimate: None,
+            full_scans: 1,
+            freshness_column: None,
+            freshness: None,
+            columns: vec![ColumnProfile {
+                name: "c".into(),
+                data_type: "text".into(),
+                kind: ColumnKind::Text,
+                nulls: (rows as f64 * null_rate) as i64,
+                null_rate,
+                distinct: 1,
+                min: None,
+                max: None,
+                mean: None,
+                values: None,
+            }],
+            elapsed_ms: 0,
+        }
+    }
+
+    fn history(rows: &[i64]) -> Vec<PastProfile> {
+        rows.iter()
+            .map(|r| PastProfile {
+                taken_at: String::new(),
+                profile: profile(*r, 0.0),
+            })
+            .collect()
+    }
+
+    fn severity_of(
+        kind: FindingKind,
+        now: &TableProfile,
+        past: &[PastProfile],
+    ) -> Option<Severity> {
+        judge_table(now, past)
+            .into_iter()
+            .find(|f| f.kind == kind)
+            .map(|f| f.severity)
+    }
+
+    #[test]
+    fn row_count_thresholds_scale_with_the_usual_change() {
+        let steady = history(&[1000, 1100, 1200, 1300]);
+        // The usual +100: nothing. +100 +/- 1% of the last count: still nothing.
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(1400, 0.0), &steady),
+            None
+        );
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(1420, 0.0), &steady),
+            None
+        );
+        // Beyond ROW_Z_WARNING spreads (spread = 1% of 1300 = 13): warning; beyond
+        // ROW_Z_CRITICAL: critical.
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(1460, 0.0), &steady),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(900, 0.0), &steady),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(0, 0.0), &steady),
+            Some(Severity::Critical)
+        );
+        // Growth that stops is a stall, not a drop.
+        assert_eq!(
+            severity_of(FindingKind::GrowthStalled, &profile(1300, 0.0), &steady),
+            Some(Severity::Warning)
+        );
+        // Too little history (MIN_HISTORY_CHANGES): only a halving is reported.
+        let short = history(&[1000, 1100]);
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(1500, 0.0), &short),
+            None
+        );
+        assert_eq!(
+            severity_of(FindingKind::RowCount, &profile(500, 0.0), &short),
+            Some(Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn null_rate_rises_below_the_minimum_are_ignored() {
+        let past = history(&[100, 100, 100]);
+        let rise = |r: f64| severity_of(FindingKind::NullSpike, &profile(100, r), &past);
+        assert_eq!(rise(NULL_RATE_MIN_RISE * 0.9), None);
+        assert_eq!(rise(NULL_RATE_MIN_RISE * 1.5), Some(Severity::Warning));
+        assert_eq!(rise(NULL_RATE_CRITICAL_RISE), Some(Severity::Critical));
+    }
 
     #[test]
     fn median_and_mad_are_robust_to_one_outlier() {

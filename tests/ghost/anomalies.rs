@@ -154,7 +154,12 @@ async fn postgres_large_tables_are_sampled_and_the_report_says_so() {
         .find(|p| p["table"] == "public.small")
         .unwrap();
     let pct = big["sample_percent"].as_f64().expect("big is sampled");
-    assert!(pct > 0.0 && pct <= 100.0);
+    let estimate = big["row_estimate"].as_f64().unwrap();
+    let aimed = 100.0 * pi_mcp::ghost::profile::SAMPLE_TARGET_ROWS / estimate;
+    assert!(
+        (pct - aimed).abs() < 1e-6,
+        "{pct} aims at SAMPLE_TARGET_ROWS ({aimed})"
+    );
     assert_eq!(big["row_count"], 200000, "the row count stays exact");
     assert_eq!(
         big["full_scans"], 1,
@@ -189,4 +194,45 @@ async fn postgres_large_tables_are_sampled_and_the_report_says_so() {
         "200000 distinct > TOP_VALUES_MAX_DISTINCT"
     );
     assert_eq!(column("g")["null_rate"], 1.0);
+}
+
+/// Value counts: text-like columns with at most TOP_VALUES_MAX_DISTINCT values get them, with
+/// each value cut to VALUE_MAX_CHARS.
+#[tokio::test]
+async fn value_counts_respect_their_limits() {
+    use pi_mcp::ghost::profile::{TOP_VALUES_MAX_DISTINCT, VALUE_MAX_CHARS};
+    let ws = support::Workspace::new();
+    let (db, url) = sqlite_db(ws.path(), "limits").await;
+    db.exec("CREATE TABLE t (at_limit TEXT, over_limit TEXT, long TEXT);")
+        .await;
+    let long = "x".repeat(VALUE_MAX_CHARS + 50);
+    let mut sql = String::new();
+    for i in 0..=TOP_VALUES_MAX_DISTINCT {
+        sql.push_str(&format!(
+            "INSERT INTO t VALUES ('v{}', 'w{i}', '{long}');\n",
+            i % TOP_VALUES_MAX_DISTINCT
+        ));
+    }
+    db.exec(&sql).await;
+    let run = ghost(ws.path(), &url, &[]);
+    let column = |name: &str| {
+        run["profiles"][0]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        column("at_limit")["values"].as_array().unwrap().len() as i64,
+        TOP_VALUES_MAX_DISTINCT
+    );
+    assert!(column("over_limit")["values"].is_null());
+    let kept = column("long")["values"][0]["value"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .count();
+    assert_eq!(kept, VALUE_MAX_CHARS);
 }
