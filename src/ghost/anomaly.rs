@@ -57,6 +57,20 @@ pub struct Finding {
     pub message: String,
 }
 
+/// A data value made safe inside a Markdown code span on one line: backticks become quotes,
+/// control characters (newlines, `|` breaks tables too) become spaces or `¦`.
+pub fn inline(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            '`' => '\'',
+            '|' => '¦',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -287,7 +301,7 @@ fn columns(current: &TableProfile, past: &[PastProfile], out: &mut Vec<Finding>)
             let shown: Vec<String> = new
                 .iter()
                 .take(NEW_VALUES_SHOWN)
-                .map(|v| format!("`{}` ({} rows)", v.value, v.count))
+                .map(|v| format!("`{}` ({} rows)", inline(&v.value), v.count))
                 .collect();
             out.push(finding(
                 Severity::Warning,
@@ -407,6 +421,11 @@ mod tests {
         assert_eq!(rise(NULL_RATE_MIN_RISE * 0.9), None);
         assert_eq!(rise(NULL_RATE_MIN_RISE * 1.5), Some(Severity::Warning));
         assert_eq!(rise(NULL_RATE_CRITICAL_RISE), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn values_cannot_break_the_markdown() {
+        assert_eq!(inline("a`b|c\nd"), "a'b¦c d");
     }
 
     #[test]
