@@ -200,3 +200,53 @@ async fn unknown_column_types_are_profiled_as_text() {
     let m = &run["profiles"][0]["columns"][1];
     assert_eq!(m["values"].as_array().unwrap().len(), 2, "{m}");
 }
+
+/// GHOST_STATEMENT_TIMEOUT_SECS cuts off a statement that waits too long (here on a lock): the
+/// table is reported, the others are profiled, the run succeeds.
+#[tokio::test]
+async fn postgres_statement_timeout_reports_the_table_and_goes_on() {
+    let Some((db, url)) = pg_db("timeout").await else {
+        return;
+    };
+    let ws = support::Workspace::new();
+    db.exec(
+        "CREATE TABLE held (id int); INSERT INTO held VALUES (1);
+         CREATE TABLE free (id int); INSERT INTO free VALUES (1);",
+    )
+    .await;
+    let crate::TestDb::Pg(pool) = &db else {
+        unreachable!()
+    };
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let url2 = url.clone();
+    let path = ws.path().to_path_buf();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        support::cli(
+            &path,
+            &["ghost", "--json", "--database", &url2],
+            &[("GHOST_STATEMENT_TIMEOUT_SECS", "1")],
+        )
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    locker.rollback().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["tables_profiled"], 1);
+    let failed = run["errors"].as_array().unwrap();
+    assert!(
+        failed.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("public.held") && e.contains("timeout")
+        }),
+        "{failed:?}"
+    );
+}
