@@ -192,7 +192,14 @@ async fn observe(
     for (i, table) in snap.tables.values().enumerate() {
         let name = table.qualified();
         bar.step(i, &name);
-        match profile::profile_table(source, table, opts.sample_above_rows).await {
+        let profiled = profile::profile_table(
+            source,
+            table,
+            opts.sample_above_rows,
+            opts.statement_timeout,
+        )
+        .await;
+        match profiled {
             Ok(p) => {
                 let earlier = past.get(&name).map(Vec::as_slice).unwrap_or_default();
                 run.findings.extend(anomaly::judge_table(&p, earlier));
@@ -200,6 +207,15 @@ async fn observe(
             }
             Err(e) => {
                 let message = format!("could not profile `{name}`: {e}");
+                // SQLite says only "interrupted" when the deadline passes.
+                let message = if message.contains("interrupted") {
+                    format!(
+                        "{message} (the statement timeout of {} s passed)",
+                        opts.statement_timeout.as_secs()
+                    )
+                } else {
+                    message
+                };
                 run.errors.push(message.clone());
                 run.findings.push(Finding {
                     severity: Severity::Warning,

@@ -5,7 +5,7 @@
 //! Above a configurable row estimate (`pg_class.reltuples`) PostgreSQL tables are profiled on a
 //! `TABLESAMPLE SYSTEM` sample (the row count and freshness stay exact: one full scan).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -175,11 +175,14 @@ fn column_aggregates(source: &Source, i: usize, col: &str, kind: ColumnKind) -> 
     items.join(", ")
 }
 
-/// Profiles one table. `sample_above_rows`: sample PostgreSQL tables estimated larger.
+/// Profiles one table. `sample_above_rows`: sample PostgreSQL tables estimated larger;
+/// `timeout`: each SQLite statement is interrupted after it (PostgreSQL sessions carry their
+/// own `statement_timeout`).
 pub async fn profile_table(
     source: &Source,
     table: &TableSchema,
     sample_above_rows: u64,
+    timeout: Duration,
 ) -> Result<TableProfile, sqlx::Error> {
     let started = Instant::now();
     let ident = table.sql_ident();
@@ -235,7 +238,7 @@ pub async fn profile_table(
     };
     let (exact, statistics) = tokio::join!(
         exact,
-        column_statistics(source, table, &from, &cols, &kinds)
+        column_statistics(source, table, &from, &cols, &kinds, timeout)
     );
     let (exact, (examined, columns, value_scan)) = (exact?, statistics?);
     let (row_count, freshness_value, full_scans) = match exact {
@@ -268,6 +271,7 @@ async fn column_statistics(
     from: &str,
     cols: &[String],
     kinds: &[ColumnKind],
+    timeout: Duration,
 ) -> Result<(i64, Vec<ColumnProfile>, bool), sqlx::Error> {
     let mut select = vec![match source {
         Source::Postgres(_) => "count(*)::int8 AS n".to_string(),
@@ -285,8 +289,9 @@ async fn column_statistics(
             read_statistics(&row, table, kinds)?
         }
         Source::Sqlite(pool) => {
+            let mut conn = sqlite_connection(pool, timeout).await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
             read_statistics(&row, table, kinds)?
         }
@@ -302,7 +307,7 @@ async fn column_statistics(
     if low_cardinality.is_empty() {
         return Ok((examined, columns, false));
     }
-    let counts = value_counts(source, from, cols, &low_cardinality).await?;
+    let counts = value_counts(source, from, cols, &low_cardinality, timeout).await?;
     for i in &low_cardinality {
         let mut values: Vec<ValueCount> = counts
             .iter()
@@ -324,6 +329,7 @@ async fn value_counts(
     from: &str,
     cols: &[String],
     which: &[usize],
+    timeout: Duration,
 ) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
     let rows = match source {
         Source::Postgres(pool) => {
@@ -357,8 +363,9 @@ async fn value_counts(
                 cases.join(" "),
                 keys.join(" UNION ALL ")
             );
+            let mut conn = sqlite_connection(pool, timeout).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get("k")?, r.try_get("v")?, r.try_get("n")?)))
@@ -366,6 +373,18 @@ async fn value_counts(
         }
     };
     Ok(rows)
+}
+
+/// A pooled SQLite connection whose statements are interrupted once `timeout` has passed.
+async fn sqlite_connection(
+    pool: &sqlx::SqlitePool,
+    timeout: Duration,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    crate::tools::sql::set_sqlite_deadline(&mut conn, Instant::now() + timeout)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.message))?;
+    Ok(conn)
 }
 
 fn pick_freshness_column(table: &TableSchema, kinds: &[ColumnKind]) -> Option<usize> {

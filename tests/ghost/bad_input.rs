@@ -250,3 +250,35 @@ async fn postgres_statement_timeout_reports_the_table_and_goes_on() {
         "{failed:?}"
     );
 }
+
+/// On SQLite the statement timeout is an interrupt: a table too slow to profile in time is
+/// reported, the others are profiled.
+#[tokio::test]
+async fn sqlite_statement_timeout_interrupts_a_slow_table() {
+    let ws = support::Workspace::new();
+    let (db, url) = sqlite_db(ws.path(), "slow").await;
+    db.exec(
+        "CREATE TABLE big (a INTEGER, b TEXT, c TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 2000000)
+         INSERT INTO big SELECT x, hex(randomblob(16)), hex(randomblob(16)) FROM n;
+         CREATE TABLE small (a INTEGER); INSERT INTO small VALUES (1);",
+    )
+    .await;
+    let out = support::cli(
+        ws.path(),
+        &["ghost", "--json", "--database", &url],
+        &[("GHOST_STATEMENT_TIMEOUT_SECS", "1")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["tables_profiled"], 1, "{}", run["errors"]);
+    let errors = run["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("`big`") && e.contains("statement timeout")
+        }),
+        "{errors:?}"
+    );
+}
