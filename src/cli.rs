@@ -34,6 +34,10 @@ pub enum Command {
     Osv(OsvCommand),
     /// The Data Ghost: schema diff, data profiling and anomaly report for a database.
     Ghost(pi_mcp::ghost::command::GhostArgs),
+    /// Evaluate the alert rules once (`monitor schema`, `monitor validate` too).
+    Monitor(pi_mcp::monitor::command::MonitorArgs),
+    /// The daemon: evaluate the alert rules every interval and deliver notifications.
+    Heartbeat(pi_mcp::heartbeat::HeartbeatArgs),
     /// Run the built-in Pi agent once: the model drives pi-mcp's own tools until it answers.
     Agent(pi_mcp::agent::command::AgentArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.

@@ -5,6 +5,8 @@ pub mod agent;
 pub mod app;
 pub mod ghost;
 pub mod guard;
+pub mod heartbeat;
+pub mod monitor;
 pub mod redact;
 pub mod server;
 pub mod severity;

@@ -234,6 +234,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Monitor(args) => pi_mcp::monitor::command::run(&cli.global, args).await,
+        Command::Heartbeat(args) => pi_mcp::heartbeat::run(&cli.global, args).await,
         Command::Agent(args) => pi_mcp::agent::command::run(&cli.global, args).await,
         Command::Osv(OsvCommand::Update {
             base_url,

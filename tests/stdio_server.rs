@@ -20,7 +20,10 @@ async fn initialize_reports_name_version_and_described_tools() {
     let tools = client.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort();
-    assert_eq!(names, ["bash", "edit", "notify", "read", "sql"]);
+    assert_eq!(
+        names,
+        ["bash", "cloudwatch", "edit", "notify", "read", "sql"]
+    );
     for t in &tools {
         assert!(
             t.description.as_deref().is_some_and(|d| d.len() > 40),

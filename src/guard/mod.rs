@@ -3,6 +3,7 @@
 //! paths to the workspace, and says `allow`, `ask` or `deny` with the reasons.
 
 pub mod argv;
+pub mod cloudwatch;
 pub mod decision;
 pub mod installs;
 pub mod notify;
@@ -46,6 +47,8 @@ pub struct Guard {
     rego: Option<std::sync::Arc<rego::RegoPolicies>>,
     /// The `notify` allow-lists.
     notify: notify::NotifyRules,
+    /// What the `cloudwatch` tool may read.
+    cloudwatch: cloudwatch::CloudWatchScope,
 }
 
 impl Guard {
@@ -155,6 +158,7 @@ impl Guard {
             .build()
             .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
         let notify = notify::NotifyRules::compile(&file.notify, source)?;
+        let cloudwatch = cloudwatch::CloudWatchScope::compile(&file.cloudwatch, source)?;
         let guard = Guard {
             notify,
             file,
@@ -165,6 +169,7 @@ impl Guard {
             env_deny,
             osv: None,
             rego: None,
+            cloudwatch,
         };
         Ok(guard)
     }

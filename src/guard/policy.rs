@@ -78,6 +78,9 @@ pub struct PolicyFile {
     /// Rules that add risk points; the sum per command is compared with `ask_at` / `deny_at`.
     #[serde(default)]
     pub risk: Vec<RuleSpec>,
+    /// What the `cloudwatch` tool may read: namespaces, log groups, limits.
+    #[serde(default)]
+    pub cloudwatch: super::cloudwatch::CloudWatchPolicy,
     /// Free-form notes for humans.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub comments: BTreeMap<String, String>,

@@ -214,6 +214,7 @@ impl ServerHandler for PiServer {
             ));
         };
         let args = request.arguments.unwrap_or_default();
+        let args = resources::with_alert_context(self, &request.name, args).await?;
         prompt
             .render(&args)
             .map(Into::into)
@@ -233,6 +234,11 @@ impl ServerHandler for PiServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri.starts_with(crate::monitor::mcp::ALERTS_URI) {
+            return resources::read_alerts(self, &request.uri)
+                .await
+                .map(Into::into);
+        }
         resources::read(self, &request.uri).map(Into::into)
     }
 }

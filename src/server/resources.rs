@@ -1,4 +1,5 @@
-//! MCP resources: the policy in force (`pi-mcp://policy`) and every file under `reports/`
+//! MCP resources: the policy in force (`pi-mcp://policy`), the alert rules with their current
+//! states (`pi-mcp://alerts`, `pi-mcp://alerts/<id>`) and every file under `reports/`
 //! (`file://` URIs), readable by URI.
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,24 @@ pub fn list(server: &PiServer) -> Vec<Resource> {
             ))
             .with_mime_type("application/json"),
     ];
+    let root = server.tools.workspace.primary();
+    let alerts = crate::monitor::mcp::rule_names(root);
+    if !alerts.is_empty() {
+        out.push(
+            Resource::new(crate::monitor::mcp::ALERTS_URI, "alerts")
+                .with_title("Alert rules and their states")
+                .with_description("Every alert rule with its current state, value and cooldown")
+                .with_mime_type("application/json"),
+        );
+    }
+    for (id, name) in alerts {
+        out.push(
+            Resource::new(format!("{}/{id}", crate::monitor::mcp::ALERTS_URI), id)
+                .with_title(name)
+                .with_description("An alert rule, its state and recent values")
+                .with_mime_type("application/json"),
+        );
+    }
     let base = &server.reports_dir;
     for p in report_files(base) {
         let name = p.strip_prefix(base).unwrap_or(&p).display().to_string();
@@ -115,4 +134,54 @@ pub fn read(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorDat
         .with_mime_type(mime),
     };
     Ok(ReadResourceResult::new(vec![contents]))
+}
+
+/// `pi-mcp://alerts` and `pi-mcp://alerts/<id>`.
+pub async fn read_alerts(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+    let root = server.tools.workspace.primary();
+    match crate::monitor::mcp::read(server.audit.store(), root, uri).await {
+        Ok(Some(v)) => {
+            let text = serde_json::to_string_pretty(&v)
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, uri).with_mime_type("application/json"),
+            ]))
+        }
+        Ok(None) => Err(ErrorData::resource_not_found(
+            format!("no alert rule at `{uri}`; read pi-mcp://alerts for the list"),
+            None,
+        )),
+        Err(e) => Err(ErrorData::internal_error(e, None)),
+    }
+}
+
+/// For the `sre` prompt given a `rule` id: the rule's state and recent values replace the id,
+/// and the incident defaults to the alert.
+pub async fn with_alert_context(
+    server: &PiServer,
+    prompt: &str,
+    mut args: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ErrorData> {
+    let Some(id) = args
+        .get("rule")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+    else {
+        return Ok(args);
+    };
+    if prompt != "sre" || id.is_empty() {
+        return Ok(args);
+    }
+    let root = server.tools.workspace.primary();
+    let context = crate::monitor::mcp::rule_context(server.audit.store(), root, &id)
+        .await
+        .map_err(|e| ErrorData::invalid_params(e, None))?;
+    if args
+        .get("incident")
+        .is_none_or(|v| v.as_str().is_some_and(str::is_empty))
+    {
+        args.insert("incident".into(), format!("alert rule `{id}`").into());
+    }
+    args.insert("rule".into(), context.into());
+    Ok(args)
 }

@@ -16,6 +16,7 @@ use crate::redact;
 use crate::store::AuditEntry;
 use crate::tools::ToolError;
 use crate::tools::bash::{self, BashParams};
+use crate::tools::cloudwatch::{self, CloudWatchParams};
 use crate::tools::edit::{self, EditParams};
 use crate::tools::notify::tool::{self as notify, NotifyParams};
 use crate::tools::read::{self, ReadOutput, ReadParams};
@@ -65,6 +66,13 @@ pub fn definitions_for(guard: &crate::guard::Guard) -> Vec<Tool> {
         .collect()
 }
 
+const CLOUDWATCH_DESCRIPTION: &str = "Read AWS CloudWatch (read-only): `action` list_metrics (find exact \
+names and dimensions), get_metric_data (several metrics at once, one statistic each), get_metric_statistics \
+(several statistics of one metric), filter_log_events (search a log group with a filter pattern), \
+describe_alarms. Times are ISO-8601 or relative (`now`, `-30m`, `-2h`, `-1d`); the default window is the \
+last hour. Returns a compact summary plus the full result as structured JSON. The policy limits which \
+namespaces and log groups may be read.";
+
 /// The tools this server offers (annotations as under a policy without writable databases).
 pub fn definitions() -> Vec<Tool> {
     vec![
@@ -111,6 +119,17 @@ pub fn definitions() -> Vec<Tool> {
             rmcp::handler::server::common::schema_for_type::<SqlParams>(),
         )
         .with_annotations(ToolAnnotations::with_title("Query a database").read_only(true)),
+        Tool::new(
+            "cloudwatch",
+            CLOUDWATCH_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<CloudWatchParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Read AWS CloudWatch metrics, logs and alarms")
+                .read_only(true)
+                .destructive(false)
+                .open_world(true),
+        ),
     ]
 }
 
@@ -226,6 +245,21 @@ pub async fn call(
                 }
                 Err(e) => failed(e),
             },
+        },
+        "cloudwatch" => match parse::<CloudWatchParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => {
+                let action = p.action.as_str();
+                match Box::pin(cloudwatch::run(ctx, p)).await {
+                    Ok(out) => {
+                        let mut result =
+                            CallToolResult::success(vec![ContentBlock::text(out.text)]);
+                        result.structured_content = Some(out.structured);
+                        (result, Verdict::allow(), format!("ok ({action})"))
+                    }
+                    Err(e) => failed(e),
+                }
+            }
         },
         other => {
             let names: Vec<String> = definitions()

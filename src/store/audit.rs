@@ -103,6 +103,11 @@ impl AuditLog {
         }
     }
 
+    /// The store the entries go to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The newest `n` entries, oldest first.
     pub async fn tail(&self, n: i64) -> Result<Vec<AuditEntry>, StoreError> {
         tail(&self.store, n).await

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod bash;
+pub mod cloudwatch;
 pub mod edit;
 pub mod notify;
 pub mod osv_scanner;

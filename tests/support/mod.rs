@@ -344,3 +344,115 @@ fn parse_listen_url(line: &str) -> Option<String> {
         .collect();
     Some(url.trim_end_matches('.').to_owned())
 }
+
+/// A local stand-in for Slack and webhook receivers (axum) that records every JSON body it is
+/// sent and answers from a script: queued replies first, then `fail_with` while set, else
+/// `200 ok`.
+#[derive(Clone)]
+pub struct HookReceiver {
+    state: Arc<Mutex<HookState>>,
+    base: String,
+}
+
+#[derive(Default)]
+struct HookState {
+    replies: std::collections::VecDeque<(u16, Option<String>)>,
+    failing: Option<u16>,
+    hits: Vec<(std::time::Instant, serde_json::Value)>,
+}
+
+impl HookReceiver {
+    pub async fn start() -> HookReceiver {
+        use axum::response::IntoResponse;
+        let state = Arc::new(Mutex::new(HookState::default()));
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let state = shared.clone();
+            async move {
+                let mut s = state.lock().unwrap();
+                let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&body).into())
+                });
+                s.hits.push((std::time::Instant::now(), json));
+                let (status, retry_after) = s
+                    .replies
+                    .pop_front()
+                    .unwrap_or((s.failing.unwrap_or(200), None));
+                let status = axum::http::StatusCode::from_u16(status).unwrap();
+                let text = if status.is_success() { "ok" } else { "failing" };
+                match retry_after {
+                    Some(v) => (status, [("retry-after", v)], text).into_response(),
+                    None => (status, text).into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        HookReceiver {
+            state,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Answers the next requests with these (status, Retry-After) pairs.
+    pub fn script(&self, replies: &[(u16, Option<&str>)]) {
+        self.state.lock().unwrap().replies = replies
+            .iter()
+            .map(|(s, r)| (*s, r.map(str::to_owned)))
+            .collect();
+    }
+
+    /// Answers every request with `status` until [`HookReceiver::recover`].
+    pub fn fail_with(&self, status: u16) {
+        self.state.lock().unwrap().failing = Some(status);
+    }
+
+    pub fn recover(&self) {
+        self.state.lock().unwrap().failing = None;
+    }
+
+    /// Every body received (failed ones included), oldest first.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| h.1.clone())
+            .collect()
+    }
+
+    /// Arrival times, oldest first.
+    pub fn times(&self) -> Vec<std::time::Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| h.0)
+            .collect()
+    }
+}
+
+/// The shipped policy with a `notify` section allowing loopback receivers (`/slack*`,
+/// `/hook*`) and `*@example.test`; written into the workspace, returns its path.
+pub fn loopback_notify_policy(ws: &Workspace) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/security.json");
+    let text = std::fs::read_to_string(shipped).expect("read policies/security.json");
+    let mut policy: serde_json::Value = serde_json::from_str(&text).expect("policy JSON");
+    policy["notify"] = serde_json::json!({
+        "channels": ["slack", "email", "webhook"],
+        "slack_webhooks": ["http://127.0.0.1:*/slack*"],
+        "webhook_urls": ["http://127.0.0.1:*/hook*"],
+        "email_recipients": ["*@example.test"]
+    });
+    ws.write("policy/notify-policy.json", policy.to_string())
+}

@@ -1,0 +1,292 @@
+//! One evaluation of all enabled rules: metric rules together in batched GetMetricData calls,
+//! the others concurrently under a bound; then every rule's state steps forward, and the new
+//! states, log offsets and queued notices are written in one transaction (so a crash leaves
+//! either all of a heartbeat or none of it). A dry run computes the same and writes nothing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::outbox::{self, DeliveryReport, Notice, NoticeSender};
+use super::rules::{Channel, Params, Rule};
+use super::sources::logfile::{self, LogBook, LogRead};
+use super::sources::{Sources, db, metric};
+use super::state::{self, StateKind};
+use super::transition::{NoticeKind, Outcome, step};
+use crate::store::{AuditLog, Store, StoreError};
+
+/// Rules evaluated at the same time (metric rules are batched separately).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Everything an evaluation needs.
+#[derive(Clone)]
+pub struct Monitor {
+    pub store: Store,
+    pub audit: AuditLog,
+    pub sources: Sources,
+    /// Delivers queued notices; `None` leaves them in the outbox.
+    pub sender: Option<Arc<dyn NoticeSender>>,
+    /// Relative log paths are resolved against this directory (the workspace).
+    pub root: PathBuf,
+    /// Who evaluates, for the audit log (`cli`, `heartbeat`).
+    pub client: String,
+    pub concurrency: usize,
+}
+
+/// One rule's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleReport {
+    pub rule: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub previous: StateKind,
+    pub state: StateKind,
+    pub value: Option<f64>,
+    pub condition: String,
+    /// The notice this evaluation queued (or, in a dry run, would queue).
+    pub notice: Option<NoticeKind>,
+    pub channels: Vec<Channel>,
+    /// A firing notice was held back by the cooldown.
+    pub suppressed: bool,
+    pub problem: Option<String>,
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub dry_run: bool,
+    pub rules: Vec<RuleReport>,
+    /// GetMetricData calls made.
+    pub metric_calls: usize,
+    /// Notices queued (one per notice, not per channel).
+    pub notices: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("state store: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl Monitor {
+    /// Evaluates every enabled rule of `rules` once.
+    pub async fn evaluate(
+        &self,
+        rules: &[Rule],
+        dry_run: bool,
+    ) -> Result<Evaluation, MonitorError> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let enabled: Vec<&Rule> = rules.iter().filter(|r| r.spec.enabled).collect();
+        let previous = state::load_all(&self.store).await?;
+        let (outcomes, reads, metric_calls) = self.outcomes(&enabled, now).await?;
+        let mut next_states = Vec::with_capacity(enabled.len());
+        let mut notices = Vec::new();
+        let mut reports = Vec::with_capacity(enabled.len());
+        for (i, rule) in enabled.iter().enumerate() {
+            let outcome = outcomes
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| Outcome::Error("internal: no outcome".into()));
+            let prev = previous.get(rule.id());
+            let s = step(rule, prev, &outcome, now);
+            let before = prev.map_or(StateKind::Ok, |p| p.state);
+            if !dry_run {
+                report_changes(rule, prev.map(|p| (p.state, p.problem.as_deref())), &s.next);
+            }
+            if let Some(kind) = s.notice {
+                notices.push(Notice::new(rule, kind, &s.next));
+            }
+            self.audit.record(super::audit_entry(
+                "monitor.evaluate",
+                serde_json::json!({"rule": rule.id(), "type": rule.spec.kind.as_str(), "dry_run": dry_run}),
+                &evaluation_outcome(before, &s.next, s.notice),
+                started,
+                &self.client,
+            ));
+            reports.push(RuleReport {
+                rule: rule.id().to_string(),
+                name: rule.display_name().to_string(),
+                kind: rule.spec.kind.as_str(),
+                previous: before,
+                state: s.next.state,
+                value: s.next.value,
+                condition: rule.condition_text(),
+                notice: s.notice,
+                channels: rule.spec.channels.clone(),
+                suppressed: s.suppressed,
+                problem: s.next.problem.clone(),
+            });
+            next_states.push(s.next);
+        }
+        if !dry_run {
+            let by_id: HashMap<&str, &Rule> = enabled.iter().map(|r| (r.id(), *r)).collect();
+            let mut tx = self.store.pool().begin().await?;
+            state::save(&mut tx, &next_states).await?;
+            logfile::save(&mut tx, &reads).await?;
+            outbox::enqueue(&mut tx, &by_id, &notices).await?;
+            tx.commit().await?;
+        }
+        Ok(Evaluation {
+            dry_run,
+            rules: reports,
+            metric_calls,
+            notices: notices.len(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Delivers queued notices (nothing when no sender is configured).
+    pub async fn deliver(&self) -> Result<DeliveryReport, MonitorError> {
+        match &self.sender {
+            Some(s) => {
+                Ok(outbox::deliver(&self.store, s.clone(), &self.audit, &self.client).await?)
+            }
+            None => Ok(DeliveryReport::default()),
+        }
+    }
+
+    /// Every enabled rule's outcome by index, the log bookkeeping, and the metric call count.
+    async fn outcomes(
+        &self,
+        rules: &[&Rule],
+        now: DateTime<Utc>,
+    ) -> Result<(HashMap<usize, Outcome>, Vec<LogRead>, usize), MonitorError> {
+        let mut outcomes = HashMap::with_capacity(rules.len());
+        let metric_rules: Vec<(usize, &Rule)> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.params, Params::Metric(_)))
+            .map(|(i, r)| (i, *r))
+            .collect();
+        let mut calls = 0;
+        if !metric_rules.is_empty() {
+            match &self.sources.metrics {
+                Some(src) => {
+                    let (got, n) = metric::evaluate(src.as_ref(), &metric_rules, now).await;
+                    calls = n;
+                    outcomes.extend(got);
+                }
+                None => {
+                    for (i, _) in &metric_rules {
+                        outcomes.insert(
+                            *i,
+                            Outcome::Error(
+                                "metric rules need CloudWatch access; it is not configured".into(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let book = if rules.iter().any(|r| is_local_log(r)) {
+            Arc::new(LogBook::load(&self.store).await?)
+        } else {
+            Arc::new(LogBook::default())
+        };
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, rule) in rules.iter().enumerate() {
+            if matches!(rule.params, Params::Metric(_)) {
+                continue;
+            }
+            let (params, id) = (rule.params.clone(), rule.id().to_string());
+            let (sources, root, book, limit) = (
+                self.sources.clone(),
+                self.root.clone(),
+                book.clone(),
+                limit.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                match params {
+                    Params::LogKeyword(p) if p.path.is_some() => {
+                        let read = tokio::task::spawn_blocking(move || {
+                            logfile::evaluate(&root, &id, &p, &book, now)
+                        })
+                        .await;
+                        match read {
+                            Ok(r) => (i, r.outcome.clone(), Some(r)),
+                            Err(e) => (i, Outcome::Error(format!("log reader failed: {e}")), None),
+                        }
+                    }
+                    Params::LogKeyword(p) => {
+                        let group = p.log_group.clone().unwrap_or_default();
+                        (
+                            i,
+                            db::evaluate_log_group(&sources, &group, &p, now).await,
+                            None,
+                        )
+                    }
+                    Params::DbQuery(p) => (i, db::evaluate_query(&sources, &p).await, None),
+                    Params::Metric(_) => (i, Outcome::NoData, None),
+                }
+            });
+        }
+        let mut reads = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((i, outcome, read)) => {
+                    outcomes.insert(i, outcome);
+                    reads.extend(read);
+                }
+                Err(e) => tracing::error!("a rule evaluation task failed: {e}"),
+            }
+        }
+        Ok((outcomes, reads, calls))
+    }
+}
+
+fn is_local_log(rule: &Rule) -> bool {
+    matches!(&rule.params, Params::LogKeyword(p) if p.path.is_some())
+}
+
+fn evaluation_outcome(
+    before: StateKind,
+    next: &state::RuleState,
+    notice: Option<NoticeKind>,
+) -> String {
+    let value = next.value.map_or_else(|| "-".into(), |v| v.to_string());
+    let mut out = format!("{} value={value}", next.state.as_str());
+    if before != next.state {
+        out.push_str(&format!(" (was {})", before.as_str()));
+    }
+    if let Some(n) = notice {
+        out.push_str(&format!(" notify={}", n.as_str()));
+    }
+    if let Some(p) = &next.problem {
+        out.push_str(&format!(" error: {p}"));
+    }
+    out
+}
+
+/// Logs a state change, and a problem when it starts or changes: once, not every heartbeat.
+fn report_changes(rule: &Rule, prev: Option<(StateKind, Option<&str>)>, next: &state::RuleState) {
+    let (before, before_problem) = prev.unwrap_or((StateKind::Ok, None));
+    if let Some(p) = &next.problem {
+        if before_problem != Some(p.as_str()) || before != next.state {
+            tracing::warn!("rule `{}`: evaluation failed: {p}", rule.id());
+        }
+    } else if before_problem.is_some() {
+        tracing::info!("rule `{}`: evaluates again", rule.id());
+    }
+    if prev.is_some_and(|_| before != next.state) || (prev.is_none() && next.state != StateKind::Ok)
+    {
+        let value = next.value.map_or_else(|| "-".into(), |v| v.to_string());
+        tracing::info!(
+            "rule `{}`: {} -> {} (value {value}, {})",
+            rule.id(),
+            before.as_str(),
+            next.state.as_str(),
+            rule.condition_text()
+        );
+    }
+}

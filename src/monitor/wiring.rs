@@ -1,0 +1,127 @@
+//! Connects the monitor's narrow traits to the real tools (`tools::cloudwatch`, `tools::sql`,
+//! `tools::notify`), so the monitor owns no second copy of AWS, database or channel code.
+
+use std::sync::Arc;
+
+use std::time::Duration;
+
+use crate::app::App;
+use crate::tools::ToolContext;
+use crate::tools::notify::{Message, Notifier};
+
+use super::evaluate::{DEFAULT_CONCURRENCY, Monitor};
+use super::outbox::{Notice, NoticeSender, SendError};
+use super::rules::Channel;
+use super::sources::{
+    BoxFuture, DbSource, LogGroupSource, MetricQuery, MetricSeries, MetricSource, Sources,
+};
+use crate::tools::cloudwatch::CloudWatch;
+
+/// A monitor over `app`'s store, audit log and tools; `client` names it in the audit log.
+/// CloudWatch comes from the standard AWS chain; when it cannot be set up, metric and log
+/// group rules evaluate to an error saying so.
+pub async fn monitor(app: &App, client: &str) -> Monitor {
+    let cloudwatch = match CloudWatch::from_env().await {
+        Ok(cw) => Some(Arc::new(CloudWatchSource(cw))),
+        Err(e) => {
+            tracing::debug!("CloudWatch unavailable to the monitor: {e}");
+            None
+        }
+    };
+    Monitor {
+        store: app.store.clone(),
+        audit: app.audit.clone(),
+        sources: Sources {
+            db: Some(Arc::new(SqlSource(app.tools.clone()))),
+            metrics: cloudwatch.clone().map(|c| c as Arc<dyn MetricSource>),
+            log_groups: cloudwatch.map(|c| c as Arc<dyn LogGroupSource>),
+        },
+        sender: Some(Arc::new(NotifySender(Notifier::from_env(
+            app.guard().clone(),
+        )))),
+        root: app.tools.workspace.primary().to_path_buf(),
+        client: client.to_string(),
+        concurrency: DEFAULT_CONCURRENCY,
+    }
+}
+
+/// Notices delivered through the notify tool (policy allow-list, retries with backoff).
+struct NotifySender(Notifier);
+
+impl NoticeSender for NotifySender {
+    fn send<'a>(
+        &'a self,
+        channel: Channel,
+        notice: &'a Notice,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let msg = Message {
+                channel,
+                subject: Some(notice.subject.clone()),
+                text: notice.text.clone(),
+                severity: Some(notice.severity),
+                attachments: Vec::new(),
+                data: serde_json::to_value(notice).ok(),
+            };
+            self.0.send(&msg).await.map(|_| ()).map_err(|e| SendError {
+                message: e.message,
+                transient: e.transient,
+            })
+        })
+    }
+}
+
+/// `db_query` rules run through the sql tool: its configured databases, read-only, judged.
+struct SqlSource(ToolContext);
+
+impl DbSource for SqlSource {
+    fn query_scalar<'a>(
+        &'a self,
+        database: Option<&'a str>,
+        query: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<f64>, String>> {
+        Box::pin(async move {
+            crate::tools::sql::query_scalar(&self.0, database, query, timeout)
+                .await
+                .map_err(|e| e.message)
+        })
+    }
+}
+
+/// Metric and log-group rules through the cloudwatch tool.
+struct CloudWatchSource(CloudWatch);
+
+impl MetricSource for CloudWatchSource {
+    fn get_metric_data<'a>(
+        &'a self,
+        queries: &'a [MetricQuery],
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<Vec<MetricSeries>, String>> {
+        Box::pin(async move {
+            self.0
+                .get_metric_data(queries, start, end)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl LogGroupSource for CloudWatchSource {
+    fn count_log_events<'a>(
+        &'a self,
+        log_group: &'a str,
+        pattern: &'a str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move {
+            let pattern = (!pattern.is_empty()).then_some(pattern);
+            self.0
+                .count_log_events(log_group, pattern, start, end)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,436 @@
+//! `pi-mcp monitor` and `pi-mcp heartbeat --once` through the built binary: rules on a local
+//! log file, notices to an axum webhook receiver (and the real aiosmtpd for email). Each run
+//! is a separate process, so every test here also proves that state, cooldowns and the outbox
+//! survive restarts.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy};
+
+/// The environment of every run: the loopback policy, fast notify retries, the receiver.
+fn env_for(policy: &std::path::Path, hook: &str) -> Vec<(String, String)> {
+    vec![
+        ("PI_MCP_POLICY".into(), policy.display().to_string()),
+        ("PI_MCP_NOTIFY_RETRY_BASE_MS".into(), "10".into()),
+        ("ALERT_WEBHOOK_URL".into(), hook.into()),
+        ("SLACK_WEBHOOK_URL".into(), String::new()),
+        ("SMTP_URL".into(), String::new()),
+        ("ALERT_WEBHOOK_SECRET".into(), String::new()),
+        ("ALERT_WEBHOOK_HEADERS".into(), String::new()),
+        ("PI_MCP_ALERTS".into(), String::new()),
+    ]
+}
+
+fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A dead-man's switch on `app.log`: fires when no `alive` line arrived in the window.
+fn alive_rule(extra: Value) -> Value {
+    let mut rule = json!({
+        "id": "app-alive",
+        "name": "App heartbeat lines",
+        "type": "log_keyword",
+        "params": {"path": "app.log", "keyword": "alive", "window_minutes": 60},
+        "condition": {"operator": "lt", "threshold": 1},
+        "channels": ["webhook"],
+        "cooldown_minutes": 60,
+        "runbook": "https://runbooks.example/app-alive"
+    });
+    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
+        r.extend(e.clone());
+    }
+    rule
+}
+
+fn write_rules(ws: &Workspace, rules: &[Value]) -> PathBuf {
+    ws.write("alerts.json", json!({"rules": rules}).to_string())
+}
+
+/// `pi-mcp monitor --json` (a heartbeat without the daemon), parsed.
+fn monitor_json(ws: &Workspace, env: &[(String, String)], extra: &[&str]) -> Value {
+    let mut args = vec!["monitor", "--rules", "alerts.json", "--json"];
+    args.extend_from_slice(extra);
+    let out = cli_ok(ws.path(), &args, &as_refs(env));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("monitor --json: {e}: {out}"))
+}
+
+fn state_of(v: &Value, rule: &str) -> String {
+    v["rules"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["rule"] == rule))
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+fn kinds(hook: &HookReceiver) -> Vec<String> {
+    hook.bodies()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_firing_resolved_once_each_with_dry_run_changing_nothing() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "starting\n");
+    write_rules(
+        &ws,
+        &[alive_rule(
+            json!({"datapoints_to_alarm": 2, "evaluation_periods": 2}),
+        )],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "app-alive"), "pending");
+    // A dry run shows what the next heartbeat would do, and does none of it.
+    let table = cli_ok(
+        ws.path(),
+        &["monitor", "--rules", "alerts.json", "--dry-run"],
+        &as_refs(&env),
+    );
+    assert!(table.contains("WOULD NOTIFY"), "{table}");
+    assert!(table.contains("firing -> webhook"), "{table}");
+    assert!(hook.bodies().is_empty());
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "app-alive"), "firing", "{v}");
+    assert_eq!(v["delivery"]["delivered"], 1, "{v}");
+    // Still firing on the next two heartbeats: no second notice.
+    for _ in 0..2 {
+        let v = monitor_json(&ws, &env, &[]);
+        assert_eq!(state_of(&v, "app-alive"), "firing");
+    }
+    ws.write("app.log", "starting\nalive\n");
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "app-alive"), "ok");
+    assert_eq!(kinds(&hook), ["firing", "resolved"]);
+    let first = &hook.bodies()[0];
+    assert_eq!(first["rule_id"], "app-alive");
+    assert_eq!(first["subject"], "[FIRING] App heartbeat lines");
+    assert!(first["text"].as_str().unwrap().contains("runbooks.example"));
+    // Every evaluation and delivery is audited, the dry run's too.
+    let audit = audit_entries(ws.path(), &[]);
+    let evals = audit
+        .iter()
+        .filter(|e| e["tool"] == "monitor.evaluate")
+        .count();
+    let sent = audit
+        .iter()
+        .filter(|e| e["tool"] == "monitor.notify")
+        .count();
+    assert_eq!((evals, sent), (6, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldown_and_resolution_survive_daemon_restarts() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "nothing yet\n");
+    write_rules(&ws, &[alive_rule(json!({}))]);
+    // Three separate daemon processes, one heartbeat each: one notice.
+    for _ in 0..3 {
+        cli_ok(
+            ws.path(),
+            &["heartbeat", "--once", "--rules", "alerts.json"],
+            &as_refs(&env),
+        );
+    }
+    assert_eq!(kinds(&hook), ["firing"]);
+    ws.write("app.log", "nothing yet\nalive\n");
+    let out = cli(
+        ws.path(),
+        &["heartbeat", "--once", "--rules", "alerts.json"],
+        &as_refs(&env),
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("heartbeat: 1 rules").count(), 1, "{log}");
+    assert_eq!(kinds(&hook), ["firing", "resolved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_delivers_in_order_exactly_once_after_the_receiver_recovers() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    write_rules(&ws, &[alive_rule(json!({"cooldown_minutes": 0}))]);
+    hook.fail_with(500);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "app-alive"), "firing");
+    assert_eq!(v["delivery"]["deferred"], 1, "{v}");
+    let tries = hook.bodies().len();
+    assert!(tries > 1, "notify retried the 500s ({tries} tries)");
+    // The alert resolves while the receiver is still down: both notices wait, in order.
+    ws.write("app.log", "quiet\nalive\n");
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "app-alive"), "ok");
+    assert_eq!(v["delivery"]["deferred"], 2, "{v}");
+    hook.recover();
+    let before = hook.bodies().len();
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 2, "{v}");
+    let delivered: Vec<String> = kinds(&hook)[before..].to_vec();
+    assert_eq!(delivered, ["firing", "resolved"]);
+    // Nothing is sent twice.
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 0);
+    assert_eq!(hook.bodies().len(), before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_retry_after_is_honoured_within_the_heartbeat() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    write_rules(&ws, &[alive_rule(json!({}))]);
+    hook.script(&[(429, Some("1"))]);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 1, "{v}");
+    let t = hook.times();
+    assert_eq!(t.len(), 2);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(900),
+        "{:?}",
+        t[1] - t[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_and_bad_rules_do_not_stop_the_others() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("logs/a.log", "ERROR one\nERROR two\n");
+    let errors = json!({
+        "id": "errors", "type": "log_keyword",
+        "params": {"path": "logs/*.log", "pattern": "^ERROR\\b"},
+        "condition": {"operator": "gte", "threshold": 2}, "channels": ["webhook"]
+    });
+    let missing = json!({
+        "id": "missing", "type": "log_keyword",
+        "params": {"path": "nowhere/*.log", "keyword": "x"},
+        "condition": {"operator": "gt", "threshold": 0}, "channels": ["webhook"]
+    });
+    let bad = json!({
+        "id": "bad", "type": "log_keyword",
+        "params": {"path": "x.log", "pattern": "("},
+        "condition": {"operator": "gt", "threshold": 0}
+    });
+    write_rules(&ws, &[errors, missing, bad]);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "errors"), "firing");
+    assert_eq!(state_of(&v, "missing"), "no_data");
+    assert_eq!(v["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(v["problems"][0]["rule"], "bad");
+    assert_eq!(v["problems"][0]["field"], "params.pattern");
+    assert_eq!(kinds(&hook), ["firing"]);
+}
+
+#[test]
+fn validate_and_schema() {
+    let ws = Workspace::new();
+    ws.write(
+        "alerts.json",
+        "{\"rules\": [\n  {\"id\": \"cpu\", \"type\": \"metric\",\n   \"params\": {\"namespace\": \"AWS/EC2\", \"metric_name\": \"CPUUtilization\", \"period\": 45},\n   \"condition\": {\"operator\": \"gt\", \"threshold\": 80}}\n]}",
+    );
+    let out = cli(
+        ws.path(),
+        &["monitor", "validate", "--rules", "alerts.json"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let file = ws.path().join("alerts.json").display().to_string();
+    let line3 = ws.read("alerts.json").lines().nth(2).unwrap().to_string();
+    let column = line3.find("\"period\"").unwrap() + 1;
+    assert!(
+        text.contains(&format!(
+            "{file}:3:{column}: rule `cpu`: field `params.period`"
+        )),
+        "{text}"
+    );
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/alerts.example.json");
+    let out = cli_ok(
+        ws.path(),
+        &["monitor", "validate", "--rules", example.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.contains("0 with problems"), "{out}");
+    let schema: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["monitor", "schema"], &[])).unwrap();
+    assert!(schema["$defs"]["RuleSpec"]["allOf"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_notice_arrives_on_the_smtp_sink() {
+    let (Some(addr), Some(maildir)) = (
+        support::require_service("PI_MCP_TEST_SMTP_ADDR"),
+        support::require_service("PI_MCP_TEST_SMTP_MAILDIR"),
+    ) else {
+        return;
+    };
+    let ws = Workspace::new();
+    let mut env = env_for(&loopback_notify_policy(&ws), "");
+    let marker = format!("mail-{}", std::process::id());
+    env.push(("SMTP_URL".into(), format!("smtp://{addr}?tls=none")));
+    env.push(("ALERT_EMAIL_FROM".into(), "pi-mcp@example.test".into()));
+    env.push(("ALERT_EMAIL_TO".into(), "oncall@example.test".into()));
+    ws.write("app.log", "quiet\n");
+    write_rules(
+        &ws,
+        &[alive_rule(json!({"channels": ["email"], "name": marker}))],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 1, "{v}");
+    let dir = PathBuf::from(maildir).join("new");
+    let found = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .find(|m| m.contains(&marker));
+    let mail = found.expect("the alert email is in the maildir");
+    assert!(
+        mail.contains(&format!("Subject: [WARNING] [FIRING] {marker}")),
+        "{mail}"
+    );
+    assert!(mail.contains("app-alive"), "{mail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_states_are_mcp_resources_and_feed_the_sre_prompt() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    ws.write(
+        "configs/alerts.json",
+        json!({"rules": [alive_rule(json!({}))]}).to_string(),
+    );
+    let mut env_default = env.clone();
+    env_default.retain(|(k, _)| k != "PI_MCP_ALERTS");
+    let out = cli_ok(ws.path(), &["monitor"], &as_refs(&env_default));
+    assert!(out.contains("app-alive") && out.contains("firing"), "{out}");
+    let client = support::spawn_stdio_env(ws.path(), &as_refs(&env_default))
+        .await
+        .unwrap();
+    let resources = client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(uris.contains(&"pi-mcp://alerts"), "{uris:?}");
+    assert!(uris.contains(&"pi-mcp://alerts/app-alive"), "{uris:?}");
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "pi-mcp://alerts/app-alive",
+        ))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&read).unwrap();
+    assert!(text.contains("\\\"state\\\": \\\"firing\\\""), "{text}");
+    let missing = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "pi-mcp://alerts/nope",
+        ))
+        .await;
+    assert!(missing.is_err());
+    let mut params = rmcp::model::GetPromptRequestParams::new("sre");
+    let mut args = serde_json::Map::new();
+    args.insert("rule".into(), "app-alive".into());
+    params.arguments = Some(args);
+    let got = client.get_prompt(params).await.unwrap();
+    let text = serde_json::to_string(&got.messages).unwrap();
+    assert!(text.contains("Incident: alert rule `app-alive`"), "{text}");
+    assert!(text.contains("Current state: firing"), "{text}");
+    assert!(text.contains("Recent values"), "{text}");
+    assert!(text.contains("runbooks.example"), "{text}");
+    client.cancel().await.unwrap();
+}
+
+fn orders_rule() -> Value {
+    json!({
+        "id": "orders-stuck", "type": "db_query",
+        "params": {"query": "SELECT count(*) FROM orders WHERE status = 'pending'"},
+        "condition": {"operator": "gt", "threshold": 2}, "channels": ["webhook"]
+    })
+}
+
+/// Fires and resolves a db_query rule against `url`, whose `orders` table `exec` can change.
+async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    env.push(("DATABASE_URL".into(), url.into()));
+    write_rules(&ws, &[orders_rule()]);
+    sqlx::query("CREATE TABLE orders (id INTEGER, status TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO orders VALUES (1, 'pending'), (2, 'pending'), (3, 'pending')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "firing", "{v}");
+    assert_eq!(v["rules"][0]["value"], 3.0);
+    sqlx::query("UPDATE orders SET status = 'done'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "ok", "{v}");
+    assert_eq!(kinds(&hook), ["firing", "resolved"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_query_rules_on_sqlite() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/shop.db?mode=rwc", dir.path().display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let plain = format!("sqlite://{}/shop.db", dir.path().display());
+    db_rule_fires_and_resolves(&plain, pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
+    let Some(base) = support::require_service("PI_MCP_TEST_PG_URL") else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+    let name = format!("monitor_{}", std::process::id());
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&admin)
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("PI_MCP_TEST_PG_URL has no database part: {base}"),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    db_rule_fires_and_resolves(&url, pool).await;
+
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://postgres@127.0.0.1:1/none".into(),
+    ));
+    write_rules(&ws, &[orders_rule()]);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "orders-stuck"), "error", "{v}");
+    assert!(v["rules"][0]["problem"].as_str().is_some());
+    assert!(hook.bodies().is_empty());
+}
