@@ -95,7 +95,8 @@ pub fn write(
     })
 }
 
-/// Chart links by (table, column or "" for the row chart, kind), files and drawing problems.
+/// The charts drawn: `(table, column for a value chart, kind, file name)`, kind being `rows`,
+/// `nulls` or `values`.
 type ChartLinks = Vec<(String, Option<String>, &'static str, String)>;
 
 fn draw_charts(
@@ -106,13 +107,16 @@ fn draw_charts(
     let mut links = ChartLinks::new();
     let mut files = Vec::new();
     let mut errors = Vec::new();
-    let mut record = |result: Result<(), charts::ChartError>, file: String, link| match result {
-        Ok(()) => {
-            files.push(dir.join(&file));
-            links.push(link_with(link, file));
-        }
-        Err(e) => errors.push(e.to_string()),
-    };
+    let mut record =
+        |result: Result<(), charts::ChartError>,
+         file: String,
+         (table, column, kind): (String, Option<String>, &'static str)| match result {
+            Ok(()) => {
+                files.push(dir.join(&file));
+                links.push((table, column, kind, file));
+            }
+            Err(e) => errors.push(e.to_string()),
+        };
     let mut tables: Vec<&TableProfile> = run.profiles.iter().collect();
     tables.sort_by_key(|p| !run.findings.iter().any(|f| f.table == p.table));
     for p in tables.iter().take(MAX_ROW_CHARTS) {
@@ -180,13 +184,6 @@ fn draw_charts(
         record(result, file, (p.table.clone(), Some(col.clone()), "values"));
     }
     (links, files, errors)
-}
-
-fn link_with(
-    (table, column, kind): (String, Option<String>, &'static str),
-    file: String,
-) -> (String, Option<String>, &'static str, String) {
-    (table, column, kind, file)
 }
 
 fn short_time(taken_at: &str) -> String {

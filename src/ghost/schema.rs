@@ -66,9 +66,10 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Tables of user schemas; a partitioned table counts once (its partitions are not listed).
 const PG_USER_RELATIONS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-     AND c.relkind IN ('r', 'p')";
+     AND c.relkind IN ('r', 'p') AND NOT c.relispartition";
 
 /// Reads the current schema.
 pub async fn snapshot(source: &Source) -> Result<SchemaSnapshot, sqlx::Error> {
