@@ -68,7 +68,6 @@ pub enum GhostAction {
 impl GhostArgs {
     fn options(&self, database_url: String) -> GhostOptions {
         GhostOptions {
-            database_url,
             sample_above_rows: self.sample_above_rows,
             statement_timeout: Duration::from_secs(self.timeout_secs.max(1)),
             delivery: DeliveryPolicy {
@@ -79,6 +78,7 @@ impl GhostArgs {
                 terminal_bar: !self.json,
                 callback: None,
             },
+            ..GhostOptions::new(database_url)
         }
     }
 }

@@ -47,6 +47,20 @@ pub struct GhostOptions {
     pub progress: progress::ProgressSink,
 }
 
+impl GhostOptions {
+    /// Defaults for `database_url`: sampling above [`profile::DEFAULT_SAMPLE_ABOVE_ROWS`],
+    /// [`DEFAULT_STATEMENT_TIMEOUT`], delivery at warning or above, progress as log lines.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        GhostOptions {
+            database_url: database_url.into(),
+            sample_above_rows: profile::DEFAULT_SAMPLE_ABOVE_ROWS,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            delivery: deliver::DeliveryPolicy::default(),
+            progress: progress::ProgressSink::default(),
+        }
+    }
+}
+
 /// What one run found and wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct GhostRun {
