@@ -32,6 +32,8 @@ pub enum Command {
     /// Manage the OSV advisory database that package installs are checked against.
     #[command(subcommand)]
     Osv(OsvCommand),
+    /// The Data Ghost: schema diff, data profiling and anomaly report for a database.
+    Ghost(pi_mcp::ghost::command::GhostArgs),
     /// Evaluate the alert rules once (`monitor schema`, `monitor validate` too).
     Monitor(pi_mcp::monitor::command::MonitorArgs),
     /// The daemon: evaluate the alert rules every interval and deliver notifications.

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod ghost;
 pub mod guard;
 pub mod heartbeat;
 pub mod monitor;

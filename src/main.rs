@@ -222,6 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = cli.global.open_store(&ws).await?;
             approvals_cli(&store, cmd).await
         }
+        Command::Ghost(args) => pi_mcp::ghost::command::run(&cli.global, args).await,
         Command::Audit(args) => {
             let ws = cli.global.workspace()?;
             let store = cli.global.open_store(&ws).await?;

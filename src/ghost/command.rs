@@ -1,0 +1,200 @@
+//! `pi-mcp ghost`: run the Data Ghost once (`--database URL`, default `DATABASE_URL`), on a cron
+//! schedule (`--heartbeat`, `GHOST_CRON`) until SIGINT/SIGTERM, or on a generated example
+//! database (`pi-mcp ghost demo`). Prints where the report is (or the run as JSON).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use super::deliver::DeliveryPolicy;
+use super::profile::DEFAULT_SAMPLE_ABOVE_ROWS;
+use super::progress::ProgressSink;
+use super::{GhostOptions, GhostRun, demo, run_once};
+use crate::app::{App, Globals};
+use crate::severity::Severity;
+
+/// Default heartbeat schedule: at the top of every hour (6 fields, seconds first).
+pub const DEFAULT_CRON: &str = "0 0 * * * *";
+
+/// Arguments of `pi-mcp ghost`.
+#[derive(Debug, Clone, Args)]
+pub struct GhostArgs {
+    #[command(subcommand)]
+    pub action: Option<GhostAction>,
+    /// Database to watch: postgres://USER:PASS@HOST/DB or sqlite://PATH.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Print the run as JSON instead of where the report is.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Keep running on the GHOST_CRON schedule until SIGINT or SIGTERM.
+    #[arg(long, conflicts_with = "demo")]
+    pub heartbeat: bool,
+    /// Cron schedule of --heartbeat, 6 fields with seconds first (default: hourly).
+    #[arg(long, env = "GHOST_CRON", default_value = DEFAULT_CRON, value_name = "CRON")]
+    pub cron: String,
+    /// Build the example SQLite database in the workspace and report on it (same as `ghost demo`).
+    #[arg(long)]
+    pub demo: bool,
+    /// Profile PostgreSQL tables estimated above this many rows on a TABLESAMPLE sample.
+    #[arg(long, env = "GHOST_SAMPLE_ABOVE_ROWS", default_value_t = DEFAULT_SAMPLE_ABOVE_ROWS, value_name = "ROWS")]
+    pub sample_above_rows: u64,
+    /// Cancel any statement on the watched database after this many seconds.
+    #[arg(long, env = "GHOST_STATEMENT_TIMEOUT_SECS", default_value_t = super::DEFAULT_STATEMENT_TIMEOUT.as_secs(), value_name = "SECS")]
+    pub timeout_secs: u64,
+    /// Deliver runs with a change or finding at least this severe (info, warning, critical).
+    #[arg(
+        long,
+        env = "GHOST_DELIVER_AT",
+        default_value = "warning",
+        value_name = "SEVERITY"
+    )]
+    pub deliver_at: Severity,
+    /// Deliver runs with nothing at that level too.
+    #[arg(long, env = "GHOST_DELIVER_QUIET")]
+    pub deliver_quiet: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GhostAction {
+    /// Build an example SQLite database with planted patterns in the workspace and report on it.
+    Demo,
+}
+
+impl GhostArgs {
+    fn options(&self, database_url: String) -> GhostOptions {
+        GhostOptions {
+            sample_above_rows: self.sample_above_rows,
+            statement_timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            delivery: DeliveryPolicy {
+                min_severity: self.deliver_at,
+                deliver_quiet_runs: self.deliver_quiet,
+            },
+            progress: ProgressSink {
+                terminal_bar: !self.json,
+                callback: None,
+            },
+            ..GhostOptions::new(database_url)
+        }
+    }
+}
+
+/// Runs `pi-mcp ghost`.
+pub async fn run(globals: &Globals, args: &GhostArgs) -> anyhow::Result<ExitCode> {
+    let app = App::open(globals, false).await?;
+    if args.demo || matches!(args.action, Some(GhostAction::Demo)) {
+        let ws = globals.workspace()?;
+        let opts = args.options(String::new());
+        let run = demo::run(&app, ws.primary(), &opts).await?;
+        return print(&run, args.json);
+    }
+    let Some(url) = args.database.clone().filter(|u| !u.is_empty()) else {
+        bail!(
+            "no database to watch: pass --database URL or set DATABASE_URL \
+             (postgres://USER:PASS@HOST/DB or sqlite://PATH); `pi-mcp ghost demo` tries it on an example"
+        );
+    };
+    let opts = args.options(url);
+    if args.heartbeat {
+        heartbeat(app, opts, &args.cron, args.json).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = run_once(&app, &opts).await?;
+    print(&run, args.json)
+}
+
+fn print(run: &GhostRun, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        println!("report: {}", run.report_path.display());
+        println!("latest: {}", run.latest_path.display());
+        println!(
+            "{} table(s) profiled, {} failed; {} schema change(s), {} finding(s); highest severity: {}",
+            run.tables_profiled,
+            run.tables_failed,
+            run.schema_changes.len(),
+            run.findings.len(),
+            run.max_severity().map_or("none".into(), |s| s.to_string())
+        );
+    }
+    if run.failed() {
+        eprintln!(
+            "pi-mcp: ghost: nothing could be profiled in `{}`: {}",
+            run.database,
+            run.errors.join("; ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs [`run_once`] on `cron` until SIGINT or SIGTERM; a run still going when the next tick
+/// comes makes that tick skip.
+pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> anyhow::Result<()> {
+    let fields = cron.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        bail!(
+            "GHOST_CRON `{cron}` has {fields} fields; it needs 6 or 7 with seconds first, \
+             e.g. `0 0 * * * *` for hourly"
+        );
+    }
+    let busy = Arc::new(tokio::sync::Mutex::new(()));
+    let running = busy.clone();
+    let job = Job::new_async(cron, move |_id, _scheduler| {
+        let (app, opts, busy) = (app.clone(), opts.clone(), busy.clone());
+        Box::pin(async move {
+            let Ok(_running) = busy.try_lock() else {
+                tracing::warn!("ghost: the previous run is still going; skipping this tick");
+                return;
+            };
+            match run_once(&app, &opts).await {
+                Ok(run) => {
+                    if json {
+                        if let Ok(text) = serde_json::to_string(&run) {
+                            println!("{text}");
+                        }
+                    } else {
+                        println!("report: {}", run.report_path.display());
+                    }
+                    tracing::info!(
+                        "ghost {}: {} schema change(s), {} finding(s), report {}",
+                        run.database,
+                        run.schema_changes.len(),
+                        run.findings.len(),
+                        run.report_path.display()
+                    );
+                }
+                Err(e) => tracing::error!("ghost: run failed: {e}"),
+            }
+        })
+    })
+    .with_context(|| format!("GHOST_CRON `{cron}` is not a valid cron schedule"))?;
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("cannot start the scheduler")?;
+    scheduler
+        .add(job)
+        .await
+        .context("cannot schedule the ghost")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the scheduler")?;
+    tracing::info!("ghost heartbeat on `{cron}`; stop with SIGINT or SIGTERM");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("ghost heartbeat stopping");
+    let _ = scheduler.shutdown().await;
+    // A run in progress finishes its report and history first.
+    let _ = running.lock().await;
+    Ok(())
+}

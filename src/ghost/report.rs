@@ -1,0 +1,384 @@
+//! The run's Markdown report and its charts: `reports/<database>/<UTC timestamp>/report.md`
+//! with PNGs beside it, and `reports/<database>/latest.md`, the same report with its links
+//! pointing into the newest run's directory. The Markdown reads on its own: summary first, then
+//! schema changes, findings by severity (with their charts linked), problems and the tables.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::anomaly::{Finding, FindingKind, median_mad};
+use super::charts;
+use super::history::History;
+use super::{GhostRun, TableProfile};
+use crate::severity::Severity;
+
+/// Tables that get a row-count history chart (those with findings first).
+pub const MAX_ROW_CHARTS: usize = 20;
+/// Findings listed in the summary.
+pub const SUMMARY_TOP_FINDINGS: usize = 5;
+/// A null-rate change below this is not charted.
+const NULL_CHART_MIN_CHANGE: f64 = 0.01;
+
+/// Why the report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What was written.
+pub struct Written {
+    pub markdown: String,
+    pub charts: Vec<PathBuf>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A file-name-safe form of a table or column name.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+/// Writes the report directory, `report.md`, the charts and `latest.md`; sets the run's paths.
+pub fn write(
+    reports_dir: &Path,
+    run: &mut GhostRun,
+    past: &History,
+    now: DateTime<Utc>,
+) -> Result<Written, ReportError> {
+    let base = reports_dir.join(&run.database);
+    let stamp = now.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let mut dir_name = stamp.clone();
+    let mut n = 1;
+    while base.join(&dir_name).exists() {
+        n += 1;
+        dir_name = format!("{stamp}-{n}");
+    }
+    let dir = base.join(&dir_name);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let (chart_links, chart_paths, chart_errors) = draw_charts(&dir, run, past);
+    run.errors.extend(chart_errors);
+    let report = render(run, past, &chart_links, "");
+    let report_path = dir.join("report.md");
+    std::fs::write(&report_path, &report).map_err(io(&report_path))?;
+    let latest = render(run, past, &chart_links, &format!("{dir_name}/"));
+    let latest = format!("> Latest run: [{dir_name}/report.md]({dir_name}/report.md)\n\n{latest}");
+    let latest_path = base.join("latest.md");
+    let tmp = base.join(".latest.md.tmp");
+    std::fs::write(&tmp, latest).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &latest_path).map_err(io(&latest_path))?;
+    run.report_path = report_path;
+    run.latest_path = latest_path;
+    Ok(Written {
+        markdown: report,
+        charts: chart_paths,
+    })
+}
+
+/// The charts drawn: `(table, column for a value chart, kind, file name)`, kind being `rows`,
+/// `nulls` or `values`.
+type ChartLinks = Vec<(String, Option<String>, &'static str, String)>;
+
+fn draw_charts(
+    dir: &Path,
+    run: &GhostRun,
+    past: &History,
+) -> (ChartLinks, Vec<PathBuf>, Vec<String>) {
+    let mut links = ChartLinks::new();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut record =
+        |result: Result<(), charts::ChartError>,
+         file: String,
+         (table, column, kind): (String, Option<String>, &'static str)| match result {
+            Ok(()) => {
+                files.push(dir.join(&file));
+                links.push((table, column, kind, file));
+            }
+            Err(e) => errors.push(e.to_string()),
+        };
+    let mut tables: Vec<&TableProfile> = run.profiles.iter().collect();
+    tables.sort_by_key(|p| !run.findings.iter().any(|f| f.table == p.table));
+    for p in tables.iter().take(MAX_ROW_CHARTS) {
+        let mut points: Vec<(String, i64)> = past
+            .get(&p.table)
+            .into_iter()
+            .flatten()
+            .map(|h| (short_time(&h.taken_at), h.profile.row_count))
+            .collect();
+        points.push((short_time(&run.taken_at), p.row_count));
+        let file = format!("rows-{}.png", file_safe(&p.table));
+        let result = charts::row_count_history(&dir.join(&file), &p.table, &points);
+        record(result, file, (p.table.clone(), None, "rows"));
+    }
+    for p in &run.profiles {
+        let changed: Vec<(String, f64, f64)> = p
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let rates: Vec<f64> = past
+                    .get(&p.table)?
+                    .iter()
+                    .filter_map(|h| h.profile.column(&c.name).map(|x| x.null_rate))
+                    .collect();
+                if rates.is_empty() {
+                    return None;
+                }
+                let usual = median_mad(&rates).0;
+                ((c.null_rate - usual).abs() >= NULL_CHART_MIN_CHANGE)
+                    .then(|| (c.name.clone(), usual, c.null_rate))
+            })
+            .collect();
+        if !changed.is_empty() {
+            let file = format!("nulls-{}.png", file_safe(&p.table));
+            let result = charts::null_rates(&dir.join(&file), &p.table, &changed);
+            record(result, file, (p.table.clone(), None, "nulls"));
+        }
+    }
+    for f in run
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::NewValues)
+    {
+        let (Some(col), Some(p)) = (&f.column, run.profiles.iter().find(|p| p.table == f.table))
+        else {
+            continue;
+        };
+        let Some(values) = p.column(col).and_then(|c| c.values.as_ref()) else {
+            continue;
+        };
+        let seen: std::collections::BTreeSet<&str> = past
+            .get(&p.table)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.profile.column(col)?.values.as_ref())
+            .flatten()
+            .map(|v| v.value.as_str())
+            .collect();
+        let bars: Vec<(String, i64, bool)> = values
+            .iter()
+            .map(|v| (v.value.clone(), v.count, !seen.contains(v.value.as_str())))
+            .collect();
+        let file = format!("values-{}-{}.png", file_safe(&p.table), file_safe(col));
+        let result = charts::value_distribution(&dir.join(&file), &p.table, col, &bars);
+        record(result, file, (p.table.clone(), Some(col.clone()), "values"));
+    }
+    (links, files, errors)
+}
+
+fn short_time(taken_at: &str) -> String {
+    // "2026-01-02T03:04:05.678Z" -> "01-02 03:04"
+    taken_at
+        .get(5..16)
+        .map_or_else(|| taken_at.to_string(), |s| s.replace('T', " "))
+}
+
+fn chart_for<'a>(
+    links: &'a ChartLinks,
+    table: &str,
+    column: Option<&str>,
+    kind: &str,
+) -> Option<&'a str> {
+    links
+        .iter()
+        .find(|(t, c, k, _)| t == table && c.as_deref() == column && *k == kind)
+        .map(|l| l.3.as_str())
+}
+
+fn finding_chart<'a>(links: &'a ChartLinks, f: &Finding) -> Option<&'a str> {
+    match f.kind {
+        FindingKind::NewValues => chart_for(links, &f.table, f.column.as_deref(), "values"),
+        FindingKind::NullSpike => chart_for(links, &f.table, None, "nulls"),
+        FindingKind::RowCount | FindingKind::GrowthStalled | FindingKind::FreshnessStalled => {
+            chart_for(links, &f.table, None, "rows")
+        }
+        _ => None,
+    }
+}
+
+fn counts_by_severity<'a>(severities: impl Iterator<Item = &'a Severity>) -> String {
+    let mut counts = [0usize; 3];
+    for s in severities {
+        counts[*s as usize] += 1;
+    }
+    format!(
+        "{} critical, {} warning, {} info",
+        counts[2], counts[1], counts[0]
+    )
+}
+
+/// The Markdown of the report; `prefix` is put before every relative link.
+pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Data Ghost report: {}\n", run.database);
+    let _ = writeln!(
+        md,
+        "{} · run {} UTC · {} table(s) profiled, {} failed · {:.1} s\n",
+        run.backend.as_deref().unwrap_or("unreachable database"),
+        run.taken_at,
+        run.tables_profiled,
+        run.tables_failed,
+        run.elapsed_ms as f64 / 1000.0
+    );
+    md.push_str("## Summary\n\n");
+    let highest = run
+        .max_severity()
+        .map_or("none".to_string(), |s| s.to_string());
+    let _ = writeln!(md, "- Highest severity: **{highest}**");
+    let change_sev: Vec<Severity> = run.schema_changes.iter().map(|c| c.severity()).collect();
+    let _ = writeln!(
+        md,
+        "- Schema changes: {} ({})",
+        run.schema_changes.len(),
+        counts_by_severity(change_sev.iter())
+    );
+    let _ = writeln!(
+        md,
+        "- Findings: {} ({})",
+        run.findings.len(),
+        counts_by_severity(run.findings.iter().map(|f| &f.severity))
+    );
+    if run.first_run && run.backend.is_some() {
+        md.push_str(
+            "- First run on this database: this is the baseline; schema changes and anomalies \
+             are reported from the next run on.\n",
+        );
+    }
+    if !run.errors.is_empty() {
+        let _ = writeln!(md, "- Problems: {} (see below)", run.errors.len());
+    }
+    for p in run.profiles.iter().filter(|p| p.sample_percent.is_some()) {
+        let _ = writeln!(
+            md,
+            "- Sampled: `{}` column statistics come from `TABLESAMPLE SYSTEM ({:.4}%)` ({} rows \
+             examined) because its estimate of {:.0} rows is above the sampling threshold; the \
+             row count and freshness are exact.",
+            p.table,
+            p.sample_percent.unwrap_or_default(),
+            p.rows_examined,
+            p.row_estimate.unwrap_or_default()
+        );
+    }
+    let top: Vec<String> = run
+        .schema_changes
+        .iter()
+        .map(|c| (c.severity(), c.describe()))
+        .chain(
+            run.findings
+                .iter()
+                .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
+        )
+        .filter(|(s, _)| *s > Severity::Info)
+        .take(SUMMARY_TOP_FINDINGS)
+        .map(|(s, m)| format!("  - **{s}** {m}"))
+        .collect();
+    if !top.is_empty() {
+        let _ = writeln!(md, "- Top items:\n{}", top.join("\n"));
+    }
+    md.push_str("\n## Schema changes\n\n");
+    if run.schema_changes.is_empty() {
+        md.push_str(if run.first_run {
+            "Baseline snapshot taken.\n"
+        } else {
+            "None since the previous run.\n"
+        });
+    } else {
+        md.push_str("| Severity | Change |\n|---|---|\n");
+        let mut changes: Vec<_> = run.schema_changes.iter().collect();
+        changes.sort_by_key(|c| std::cmp::Reverse(c.severity()));
+        for c in changes {
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                c.severity(),
+                c.describe().replace('|', "\\|")
+            );
+        }
+    }
+    md.push_str("\n## Findings\n\n");
+    if run.findings.is_empty() {
+        md.push_str("Nothing unusual.\n");
+    }
+    for sev in [Severity::Critical, Severity::Warning, Severity::Info] {
+        let group: Vec<&Finding> = run.findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "### {}\n", capitalised(sev.as_str()));
+        for f in group {
+            let chart = finding_chart(links, f)
+                .map(|file| format!(" ([chart]({prefix}{file}))"))
+                .unwrap_or_default();
+            let _ = writeln!(md, "- `{}`: {}{chart}", f.table, f.message);
+        }
+        md.push('\n');
+    }
+    if !run.errors.is_empty() {
+        md.push_str("\n## Problems\n\n");
+        for e in &run.errors {
+            let _ = writeln!(md, "- {e}");
+        }
+    }
+    if !run.profiles.is_empty() {
+        md.push_str("\n## Tables\n\n| Table | Rows | Change | Sampled | Freshness | Full scans | Time |\n|---|---:|---:|---|---|---:|---:|\n");
+        for p in &run.profiles {
+            let change = past
+                .get(&p.table)
+                .and_then(|h| h.last())
+                .map_or("new".to_string(), |h| {
+                    format!("{:+}", p.row_count - h.profile.row_count)
+                });
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} ms |",
+                p.table,
+                p.row_count,
+                change,
+                p.sample_percent.map_or("no".into(), |s| format!("{s:.4}%")),
+                p.freshness.as_deref().unwrap_or("-"),
+                p.full_scans,
+                p.elapsed_ms
+            );
+        }
+    }
+    if !links.is_empty() {
+        md.push_str("\n## Charts\n\n");
+        for (table, column, kind, file) in links {
+            let title = match (kind, column) {
+                (&"rows", _) => format!("Row count history of {table}"),
+                (&"nulls", _) => format!("Null rates of {table}"),
+                (_, Some(c)) => format!("Values of {table}.{c}"),
+                _ => table.clone(),
+            };
+            let _ = writeln!(md, "![{title}]({prefix}{file})\n");
+        }
+    }
+    md
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
