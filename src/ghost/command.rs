@@ -133,68 +133,121 @@ fn print(run: &GhostRun, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs [`run_once`] on `cron` until SIGINT or SIGTERM; a run still going when the next tick
-/// comes makes that tick skip.
+/// Runs [`run_once`] on `cron` until SIGINT or SIGTERM.
 pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> anyhow::Result<()> {
-    let fields = cron.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        bail!(
-            "GHOST_CRON `{cron}` has {fields} fields; it needs 6 or 7 with seconds first, \
-             e.g. `0 0 * * * *` for hourly"
-        );
-    }
-    let busy = Arc::new(tokio::sync::Mutex::new(()));
-    let running = busy.clone();
-    let job = Job::new_async(cron, move |_id, _scheduler| {
-        let (app, opts, busy) = (app.clone(), opts.clone(), busy.clone());
-        Box::pin(async move {
-            let Ok(_running) = busy.try_lock() else {
-                tracing::warn!("ghost: the previous run is still going; skipping this tick");
-                return;
-            };
-            match run_once(&app, &opts).await {
-                Ok(run) => {
-                    if json {
-                        if let Ok(text) = serde_json::to_string(&run) {
-                            println!("{text}");
-                        }
-                    } else {
-                        println!("report: {}", run.report_path.display());
-                    }
-                    tracing::info!(
-                        "ghost {}: {} schema change(s), {} finding(s), report {}",
-                        run.database,
-                        run.schema_changes.len(),
-                        run.findings.len(),
-                        run.report_path.display()
-                    );
-                }
-                Err(e) => tracing::error!("ghost: run failed: {e}"),
-            }
-        })
-    })
-    .with_context(|| format!("GHOST_CRON `{cron}` is not a valid cron schedule"))?;
-    let mut scheduler = JobScheduler::new()
-        .await
-        .context("cannot start the scheduler")?;
-    scheduler
-        .add(job)
-        .await
-        .context("cannot schedule the ghost")?;
-    scheduler
-        .start()
-        .await
-        .context("cannot start the scheduler")?;
-    tracing::info!("ghost heartbeat on `{cron}`; stop with SIGINT or SIGTERM");
+    let schedule = GhostSchedule::start(app, opts, cron, json).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("ghost heartbeat stopping");
-    let _ = scheduler.shutdown().await;
-    // A run in progress finishes its report and history first.
-    let _ = running.lock().await;
+    schedule.stop().await;
     Ok(())
+}
+
+/// The options `pi-mcp ghost` would use for `database_url`, with the `GHOST_*` environment
+/// variables applied (the heartbeat daemon's Data Ghost runs with them).
+pub fn options_from_env(database_url: String) -> anyhow::Result<GhostOptions> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        ghost: GhostArgs,
+    }
+    let matches = Wrapper::command()
+        .try_get_matches_from(["ghost"])
+        .context("the GHOST_* environment variables")?;
+    let args = Wrapper::from_arg_matches(&matches)
+        .context("the GHOST_* environment variables")?
+        .ghost;
+    let mut opts = args.options(database_url);
+    opts.progress.terminal_bar = false;
+    Ok(opts)
+}
+
+/// One log line for a finished run.
+pub fn log_run(run: &GhostRun) {
+    tracing::info!(
+        "ghost {}: {} schema change(s), {} finding(s), report {}",
+        run.database,
+        run.schema_changes.len(),
+        run.findings.len(),
+        run.report_path.display()
+    );
+}
+
+/// The Data Ghost running on a cron schedule; a run still going when the next tick comes
+/// makes that tick skip.
+pub struct GhostSchedule {
+    scheduler: JobScheduler,
+    running: Arc<tokio::sync::Mutex<()>>,
+    cron: String,
+}
+
+impl GhostSchedule {
+    /// Checks `cron` (6 or 7 fields, seconds first) and starts the schedule.
+    pub async fn start(
+        app: App,
+        opts: GhostOptions,
+        cron: &str,
+        json: bool,
+    ) -> anyhow::Result<GhostSchedule> {
+        let fields = cron.split_whitespace().count();
+        if !(6..=7).contains(&fields) {
+            bail!(
+                "GHOST_CRON `{cron}` has {fields} fields; it needs 6 or 7 with seconds first, \
+                 e.g. `0 0 * * * *` for hourly"
+            );
+        }
+        let busy = Arc::new(tokio::sync::Mutex::new(()));
+        let running = busy.clone();
+        let job = Job::new_async(cron, move |_id, _scheduler| {
+            let (app, opts, busy) = (app.clone(), opts.clone(), busy.clone());
+            Box::pin(async move {
+                let Ok(_running) = busy.try_lock() else {
+                    tracing::warn!("ghost: the previous run is still going; skipping this tick");
+                    return;
+                };
+                match run_once(&app, &opts).await {
+                    Ok(run) => {
+                        if json {
+                            if let Ok(text) = serde_json::to_string(&run) {
+                                println!("{text}");
+                            }
+                        } else {
+                            println!("report: {}", run.report_path.display());
+                        }
+                        log_run(&run);
+                    }
+                    Err(e) => tracing::error!("ghost: run failed: {e}"),
+                }
+            })
+        })
+        .with_context(|| format!("GHOST_CRON `{cron}` is not a valid cron schedule"))?;
+        let scheduler = JobScheduler::new()
+            .await
+            .context("cannot start the scheduler")?;
+        scheduler
+            .add(job)
+            .await
+            .context("cannot schedule the ghost")?;
+        scheduler
+            .start()
+            .await
+            .context("cannot start the scheduler")?;
+        tracing::info!("ghost: running on `{cron}`");
+        Ok(GhostSchedule {
+            scheduler,
+            running,
+            cron: cron.to_string(),
+        })
+    }
+
+    /// Stops the schedule; a run in progress finishes its report and history first.
+    pub async fn stop(mut self) {
+        tracing::info!("ghost: stopping the `{}` schedule", self.cron);
+        let _ = self.scheduler.shutdown().await;
+        let _ = self.running.lock().await;
+    }
 }

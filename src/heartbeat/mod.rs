@@ -67,6 +67,16 @@ pub struct HeartbeatArgs {
     #[arg(long, env = "PI_HEARTBEAT_CHECK_EVERY", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub check_every: u64,
+    /// Also run the Data Ghost on `--ghost-database` on the `--ghost-cron` schedule (on
+    /// whenever GHOST_CRON is set). With `--once`, the Data Ghost runs once.
+    #[arg(long)]
+    pub ghost: bool,
+    /// Schedule of the Data Ghost: cron with 6 fields, seconds first (default: hourly).
+    #[arg(long, env = "GHOST_CRON", value_name = "CRON")]
+    pub ghost_cron: Option<String>,
+    /// Database the Data Ghost watches (postgres://... or sqlite://...).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub ghost_database: Option<String>,
 }
 
 /// `5` (minutes), `0.5`, `30s`, `5m`, `1h`.
@@ -109,6 +119,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     let mut runs = Runs::new(app.clone(), provider(args));
     let investigations = Investigations::new(usize::from(args.max_investigations));
     let mut check = StandingCheck::new(app.tools.workspace.primary(), args.check_every, channels);
+    let ghost = start_ghost(&app, args).await?;
     let stop = crate::server::shutdown_signal()?;
     tokio::pin!(stop);
     let mut watcher = RulesWatcher::new(path.clone());
@@ -165,8 +176,41 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
             }
         }
     }
+    if let Some(ghost) = ghost {
+        ghost.stop().await;
+    }
     app.audit.flush().await;
     Ok(code)
+}
+
+/// Starts the Data Ghost's schedule when asked for (`--ghost` or GHOST_CRON); with `--once`
+/// runs it once instead.
+async fn start_ghost(
+    app: &App,
+    args: &HeartbeatArgs,
+) -> anyhow::Result<Option<crate::ghost::command::GhostSchedule>> {
+    use crate::ghost::command::{DEFAULT_CRON, GhostSchedule, options_from_env};
+    if !args.ghost && args.ghost_cron.is_none() {
+        return Ok(None);
+    }
+    let Some(url) = args.ghost_database.clone().filter(|u| !u.is_empty()) else {
+        anyhow::bail!(
+            "the Data Ghost needs a database: set DATABASE_URL or pass --ghost-database URL \
+             (or unset GHOST_CRON and drop --ghost)"
+        );
+    };
+    let opts = options_from_env(url)?;
+    if args.once {
+        match crate::ghost::run_once(app, &opts).await {
+            Ok(run) => crate::ghost::command::log_run(&run),
+            Err(e) => tracing::error!("ghost: run failed: {e}"),
+        }
+        return Ok(None);
+    }
+    let cron = args.ghost_cron.as_deref().unwrap_or(DEFAULT_CRON);
+    Ok(Some(
+        GhostSchedule::start(app.clone(), opts, cron, false).await?,
+    ))
 }
 
 /// The model settings of the agent runs, or why there are none.
