@@ -1,78 +1,16 @@
-//! `pi-mcp monitor` and `pi-mcp heartbeat --once` through the built binary: rules on a local
-//! log file, notices to an axum webhook receiver (and the real aiosmtpd for email). Each run
-//! is a separate process, so every test here also proves that state, cooldowns and the outbox
-//! survive restarts.
-
-mod support;
+//! The alert lifecycle on local sources (log files, SQLite, PostgreSQL) with notices to an
+//! axum webhook receiver and the real aiosmtpd: pending, firing, resolved, cooldown, outbox,
+//! 429 handling, validation, MCP resources.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy};
 
-/// The environment of every run: the loopback policy, fast notify retries, the receiver.
-fn env_for(policy: &std::path::Path, hook: &str) -> Vec<(String, String)> {
-    vec![
-        ("PI_MCP_POLICY".into(), policy.display().to_string()),
-        ("PI_MCP_NOTIFY_RETRY_BASE_MS".into(), "10".into()),
-        ("ALERT_WEBHOOK_URL".into(), hook.into()),
-        ("SLACK_WEBHOOK_URL".into(), String::new()),
-        ("SMTP_URL".into(), String::new()),
-        ("ALERT_WEBHOOK_SECRET".into(), String::new()),
-        ("ALERT_WEBHOOK_HEADERS".into(), String::new()),
-        ("PI_MCP_ALERTS".into(), String::new()),
-    ]
-}
-
-fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// A dead-man's switch on `app.log`: fires when no `alive` line arrived in the window.
-fn alive_rule(extra: Value) -> Value {
-    let mut rule = json!({
-        "id": "app-alive",
-        "name": "App heartbeat lines",
-        "type": "log_keyword",
-        "params": {"path": "app.log", "keyword": "alive", "window_minutes": 60},
-        "condition": {"operator": "lt", "threshold": 1},
-        "channels": ["webhook"],
-        "cooldown_minutes": 60,
-        "runbook": "https://runbooks.example/app-alive"
-    });
-    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
-        r.extend(e.clone());
-    }
-    rule
-}
-
-fn write_rules(ws: &Workspace, rules: &[Value]) -> PathBuf {
-    ws.write("alerts.json", json!({"rules": rules}).to_string())
-}
-
-/// `pi-mcp monitor --json` (a heartbeat without the daemon), parsed.
-fn monitor_json(ws: &Workspace, env: &[(String, String)], extra: &[&str]) -> Value {
-    let mut args = vec!["monitor", "--rules", "alerts.json", "--json"];
-    args.extend_from_slice(extra);
-    let out = cli_ok(ws.path(), &args, &as_refs(env));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("monitor --json: {e}: {out}"))
-}
-
-fn state_of(v: &Value, rule: &str) -> String {
-    v["rules"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["rule"] == rule))
-        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
-fn kinds(hook: &HookReceiver) -> Vec<String> {
-    hook.bodies()
-        .iter()
-        .map(|b| b["kind"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
+use super::support::{
+    self, HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy,
+};
+use super::{alive_rule, as_refs, env_for, kinds, monitor_json, state_of, write_rules};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_firing_resolved_once_each_with_dry_run_changing_nothing() {
