@@ -101,13 +101,25 @@ pub struct SendError {
     pub transient: bool,
 }
 
-/// Delivers one notice on one channel, retrying transient failures with backoff (the notify
-/// tool's retries); the outbox keeps what still fails for a later heartbeat.
+/// How patiently one delivery attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A notice's first heartbeat: retry transient failures with backoff (the notify tool's).
+    Retry,
+    /// A notice that already failed a whole retry round: one attempt per heartbeat (the
+    /// heartbeat is the retry loop), so a channel that stays down costs one try and no log
+    /// line per heartbeat.
+    Once,
+}
+
+/// Delivers one notice on one channel; the outbox keeps what still fails for a later
+/// heartbeat.
 pub trait NoticeSender: Send + Sync {
     fn send<'a>(
         &'a self,
         channel: Channel,
         notice: &'a Notice,
+        patience: Patience,
     ) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
@@ -238,7 +250,12 @@ async fn deliver_queue(
     let mut rows = queue.into_iter();
     for row in rows.by_ref() {
         let started = Instant::now();
-        let result = sender.send(row.channel, &row.notice).await;
+        let patience = if row.attempts == 0 {
+            Patience::Retry
+        } else {
+            Patience::Once
+        };
+        let result = sender.send(row.channel, &row.notice, patience).await;
         let now = crate::store::approvals::timestamp(Utc::now());
         let args = serde_json::json!({
             "rule": row.notice.rule_id, "channel": row.channel.as_str(),
