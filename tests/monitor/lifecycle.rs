@@ -240,6 +240,15 @@ async fn email_notice_arrives_on_the_smtp_sink() {
         "{mail}"
     );
     assert!(mail.contains("app-alive"), "{mail}");
+    // The notice's idempotency key is the Message-ID, so a resend after a crash is recognisable.
+    let id_line = mail
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+        .unwrap_or_default();
+    assert!(
+        id_line.ends_with("@pi-mcp>") && id_line.len() > 40,
+        "{mail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,4 +380,50 @@ async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
     assert_eq!(state_of(&v, "orders-stuck"), "error", "{v}");
     assert!(v["rules"][0]["problem"].as_str().is_some());
     assert!(hook.bodies().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    write_rules(&ws, &[alive_rule(json!({}))]);
+    hook.fail_with(500);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["deferred"], 1, "{v}");
+    let key = hook.bodies()[0]["idempotency_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(key.len(), 32, "{:?}", hook.bodies()[0]);
+    assert!(hook.bodies()[0].get("possible_duplicate").is_none());
+    // A process that claimed the row and died before recording the result leaves it
+    // `sending` (what a kill -9 between the send and the update leaves behind).
+    sqlx::any::install_default_drivers();
+    let state = format!("sqlite://{}", ws.path().join(".pi-mcp/state.db").display());
+    let db = sqlx::AnyPool::connect(&state).await.unwrap();
+    sqlx::query("UPDATE monitor_outbox SET status = 'sending'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    hook.recover();
+    let before = hook.bodies().len();
+    let out = support::cli(
+        ws.path(),
+        &["monitor", "--rules", "alerts.json"],
+        &as_refs(&env),
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("cut off mid-send").count(), 1, "{log}");
+    let resent = &hook.bodies()[before..];
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert_eq!(resent[0]["idempotency_key"], key.as_str());
+    assert_eq!(resent[0]["possible_duplicate"], true);
+    // Delivered now: never again.
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 0, "{v}");
+    assert_eq!(hook.bodies().len(), before + 1);
 }

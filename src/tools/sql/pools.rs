@@ -59,7 +59,9 @@ pub async fn read_only(url: &str, timeout: Duration) -> Result<ReadOnlyDb, ToolE
 
 /// The slot of `key`, created (and the least recently used one evicted) as needed.
 fn slot_for(key: Key) -> Arc<tokio::sync::Mutex<Option<Slot>>> {
-    let mut guard = POOLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = POOLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let pools = guard.get_or_insert_with(HashMap::new);
     if let Some(entry) = pools.get_mut(&key) {
         entry.used = Instant::now();
