@@ -150,6 +150,9 @@ fn placeholders(rows: usize, cols: usize) -> String {
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
+/// A read's identity: the file, where the rule stopped last (none: never read), the pattern.
+type ReadKey = (PathBuf, Option<FileOffset>, String);
+
 /// What one heartbeat already worked out, shared by all its local-file rules: compiled
 /// patterns, expanded globs, and the match count of each (file, starting point, pattern). Rules
 /// watching the same file with the same pattern from the same offset (the usual case: they
@@ -158,7 +161,7 @@ fn placeholders(rows: usize, cols: usize) -> String {
 pub struct ReadMemo {
     matchers: HashMap<String, Result<Regex, String>>,
     globs: HashMap<String, Result<Vec<PathBuf>, String>>,
-    reads: HashMap<(PathBuf, Option<FileOffset>, String), Result<(u64, FileOffset), String>>,
+    reads: HashMap<ReadKey, Result<(u64, FileOffset), String>>,
 }
 
 /// Evaluates local-file rules `(index, rule id, params)` in one pass (blocking I/O: run it on
