@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::outbox::{self, DeliveryReport, Notice, NoticeSender};
-use super::rules::{Channel, Params, Rule};
+use super::rules::{Channel, LogKeywordParams, Params, Rule};
 use super::sources::logfile::{self, LogBook, LogRead};
 use super::sources::{Sources, db, metric};
 use super::state::{self, StateKind};
@@ -21,6 +21,9 @@ use crate::store::{AuditLog, Store, StoreError};
 
 /// Rules evaluated at the same time (metric rules are batched separately).
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Blocking threads that read local log files (each takes a share of the rules, grouped by
+/// path so that rules on one file share its reads).
+pub const LOG_READERS: usize = 2;
 
 /// Everything an evaluation needs.
 #[derive(Clone)]
@@ -192,53 +195,62 @@ impl Monitor {
         } else {
             Arc::new(LogBook::default())
         };
+        let mut local: Vec<(usize, String, LogKeywordParams)> = rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.params {
+                Params::LogKeyword(p) if p.path.is_some() => {
+                    Some((i, r.id().to_string(), p.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        // Rules on the same files next to each other, so each reader shares their reads.
+        local.sort_by(|a, b| a.2.path.cmp(&b.2.path));
+        let per_reader = local.len().div_ceil(LOG_READERS).max(1);
+        let mut readers = tokio::task::JoinSet::new();
+        for chunk in local.chunks(per_reader) {
+            let (chunk, root, book) = (chunk.to_vec(), self.root.clone(), book.clone());
+            readers.spawn_blocking(move || logfile::evaluate_all(&root, &chunk, &book, now));
+        }
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for (i, rule) in rules.iter().enumerate() {
-            if matches!(rule.params, Params::Metric(_)) {
+            if matches!(rule.params, Params::Metric(_)) || is_local_log(rule) {
                 continue;
             }
-            let (params, id) = (rule.params.clone(), rule.id().to_string());
-            let (sources, root, book, limit) = (
-                self.sources.clone(),
-                self.root.clone(),
-                book.clone(),
-                limit.clone(),
-            );
+            let params = rule.params.clone();
+            let (sources, limit) = (self.sources.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 match params {
-                    Params::LogKeyword(p) if p.path.is_some() => {
-                        let read = tokio::task::spawn_blocking(move || {
-                            logfile::evaluate(&root, &id, &p, &book, now)
-                        })
-                        .await;
-                        match read {
-                            Ok(r) => (i, r.outcome.clone(), Some(r)),
-                            Err(e) => (i, Outcome::Error(format!("log reader failed: {e}")), None),
-                        }
-                    }
                     Params::LogKeyword(p) => {
                         let group = p.log_group.clone().unwrap_or_default();
-                        (
-                            i,
-                            db::evaluate_log_group(&sources, &group, &p, now).await,
-                            None,
-                        )
+                        (i, db::evaluate_log_group(&sources, &group, &p, now).await)
                     }
-                    Params::DbQuery(p) => (i, db::evaluate_query(&sources, &p).await, None),
-                    Params::Metric(_) => (i, Outcome::NoData, None),
+                    Params::DbQuery(p) => (i, db::evaluate_query(&sources, &p).await),
+                    Params::Metric(_) => (i, Outcome::NoData),
                 }
             });
         }
-        let mut reads = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((i, outcome, read)) => {
+                Ok((i, outcome)) => {
                     outcomes.insert(i, outcome);
-                    reads.extend(read);
                 }
                 Err(e) => tracing::error!("a rule evaluation task failed: {e}"),
+            }
+        }
+        let mut reads = Vec::with_capacity(local.len());
+        while let Some(done) = readers.join_next().await {
+            match done {
+                Ok(got) => {
+                    for (i, read) in got {
+                        outcomes.insert(i, read.outcome.clone());
+                        reads.push(read);
+                    }
+                }
+                Err(e) => tracing::error!("a log reader failed: {e}"),
             }
         }
         Ok((outcomes, reads, calls))

@@ -3,6 +3,12 @@
 //! delivery that fails on every retry stays queued for a later heartbeat, rows of one rule and
 //! channel go out in order (a later one waits behind a failing earlier one), and a delivered
 //! row is never sent again, so each transition is announced once.
+//!
+//! Exactly once has one window left: a crash after a receiver accepted a notice and before its
+//! row was marked delivered. A row is claimed (`sending`, committed) before its send, so such a
+//! row is recognisable afterwards: the next delivery pass sends it again, marked
+//! `possible_duplicate` and with the notice's unchanged `idempotency_key` (webhook JSON field,
+//! email Message-ID), which lets a receiver drop the repeat. Slack has no such key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,6 +24,9 @@ use super::state::RuleState;
 use super::transition::NoticeKind;
 use crate::severity::Severity;
 use crate::store::{AuditLog, Store, StoreError};
+
+/// `last_error` of a row that was being sent when its process died.
+const INTERRUPTED: &str = "interrupted mid-send; resent as a possible duplicate";
 
 /// How many (rule, channel) queues deliver at the same time.
 pub const DELIVERY_CONCURRENCY: usize = 8;
@@ -41,6 +50,20 @@ pub struct Notice {
     pub at: String,
     pub subject: String,
     pub text: String,
+    /// The same for every delivery of this notice (retries, a resend after a crash), so
+    /// receivers can drop a repeat: in the webhook JSON, and the email's Message-ID.
+    #[serde(default)]
+    pub idempotency_key: String,
+    /// This delivery may repeat one that was cut off by a crash after the send began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub possible_duplicate: bool,
+}
+
+/// A stable key for one transition of one rule: 32 hex digits of SHA-256(rule, kind, time).
+pub fn idempotency_key(rule_id: &str, kind: NoticeKind, at: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{rule_id}\0{}\0{at}", kind.as_str()));
+    hex::encode(&digest[..16])
 }
 
 impl Notice {
@@ -85,6 +108,12 @@ impl Notice {
             threshold: rule.spec.condition.threshold,
             labels: rule.spec.labels.clone(),
             runbook: rule.spec.runbook.clone(),
+            idempotency_key: idempotency_key(
+                rule.id(),
+                kind,
+                &crate::store::approvals::timestamp(at),
+            ),
+            possible_duplicate: false,
             at: crate::store::approvals::timestamp(at),
             subject,
             text,
@@ -101,13 +130,25 @@ pub struct SendError {
     pub transient: bool,
 }
 
-/// Delivers one notice on one channel, retrying transient failures with backoff (the notify
-/// tool's retries); the outbox keeps what still fails for a later heartbeat.
+/// How patiently one delivery attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A notice's first heartbeat: retry transient failures with backoff (the notify tool's).
+    Retry,
+    /// A notice that already failed a whole retry round: one attempt per heartbeat (the
+    /// heartbeat is the retry loop), so a channel that stays down costs one try and no log
+    /// line per heartbeat.
+    Once,
+}
+
+/// Delivers one notice on one channel; the outbox keeps what still fails for a later
+/// heartbeat.
 pub trait NoticeSender: Send + Sync {
     fn send<'a>(
         &'a self,
         channel: Channel,
         notice: &'a Notice,
+        patience: Patience,
     ) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
@@ -172,8 +213,22 @@ pub async fn deliver(
     audit: &AuditLog,
     client: &str,
 ) -> Result<DeliveryReport, StoreError> {
+    let interrupted = sqlx::query(
+        "UPDATE monitor_outbox SET status = 'pending', last_error = $1 WHERE status = 'sending'",
+    )
+    .bind(INTERRUPTED)
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    if interrupted > 0 {
+        tracing::warn!(
+            "{interrupted} notices were cut off mid-send (a crash or kill); resending them \
+             marked possible_duplicate, with their idempotency keys unchanged"
+        );
+    }
     let rows = sqlx::query(
-        "SELECT id, rule_id, channel, attempts, payload FROM monitor_outbox WHERE status = 'pending' ORDER BY id",
+        "SELECT id, rule_id, channel, attempts, payload, last_error FROM monitor_outbox \
+         WHERE status = 'pending' ORDER BY id",
     )
     .fetch_all(store.pool())
     .await?;
@@ -181,7 +236,7 @@ pub async fn deliver(
     for r in &rows {
         let channel: String = r.try_get("channel")?;
         let payload: String = r.try_get("payload")?;
-        let (Ok(ch), Ok(notice)) = (
+        let (Ok(ch), Ok(mut notice)) = (
             channel.parse::<Channel>(),
             serde_json::from_str::<Notice>(&payload),
         ) else {
@@ -191,6 +246,11 @@ pub async fn deliver(
             );
             continue;
         };
+        let last_error: Option<String> = r.try_get("last_error")?;
+        notice.possible_duplicate = last_error.as_deref() == Some(INTERRUPTED);
+        if notice.idempotency_key.is_empty() {
+            notice.idempotency_key = idempotency_key(&notice.rule_id, notice.kind, &notice.at);
+        }
         queues
             .entry((r.try_get("rule_id")?, channel))
             .or_default()
@@ -237,8 +297,26 @@ async fn deliver_queue(
     let mut report = DeliveryReport::default();
     let mut rows = queue.into_iter();
     for row in rows.by_ref() {
+        // Claimed (and committed) before the send: a crash mid-send leaves it recognisable,
+        // and a concurrent deliverer that claimed it first keeps it.
+        let claimed = sqlx::query(
+            "UPDATE monitor_outbox SET status = 'sending', attempts = attempts + 1 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(row.id)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            break;
+        }
         let started = Instant::now();
-        let result = sender.send(row.channel, &row.notice).await;
+        let patience = if row.attempts == 0 {
+            Patience::Retry
+        } else {
+            Patience::Once
+        };
+        let result = sender.send(row.channel, &row.notice, patience).await;
         let now = crate::store::approvals::timestamp(Utc::now());
         let args = serde_json::json!({
             "rule": row.notice.rule_id, "channel": row.channel.as_str(),
@@ -258,11 +336,9 @@ async fn deliver_queue(
             ),
         };
         sqlx::query(
-            "UPDATE monitor_outbox SET status = $1, attempts = attempts + $2, last_error = $3, \
-             delivered_at = $4 WHERE id = $5",
+            "UPDATE monitor_outbox SET status = $1, last_error = $2, delivered_at = $3 WHERE id = $4",
         )
         .bind(status)
-        .bind(1i64)
         .bind(error.clone())
         .bind((status == "delivered").then(|| now.clone()))
         .bind(row.id)

@@ -10,7 +10,7 @@ use crate::tools::ToolContext;
 use crate::tools::notify::{Message, Notifier};
 
 use super::evaluate::{DEFAULT_CONCURRENCY, Monitor};
-use super::outbox::{Notice, NoticeSender, SendError};
+use super::outbox::{Notice, NoticeSender, Patience, SendError};
 use super::rules::Channel;
 use super::sources::{
     BoxFuture, DbSource, LogGroupSource, MetricQuery, MetricSeries, MetricSource, Sources,
@@ -53,6 +53,7 @@ impl NoticeSender for NotifySender {
         &'a self,
         channel: Channel,
         notice: &'a Notice,
+        patience: Patience,
     ) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
             let msg = Message {
@@ -63,7 +64,11 @@ impl NoticeSender for NotifySender {
                 attachments: Vec::new(),
                 data: serde_json::to_value(notice).ok(),
             };
-            self.0.send(&msg).await.map(|_| ()).map_err(|e| SendError {
+            let sent = match patience {
+                Patience::Retry => self.0.send(&msg).await,
+                Patience::Once => self.0.send_once(&msg).await,
+            };
+            sent.map(|_| ()).map_err(|e| SendError {
                 message: e.message,
                 transient: e.transient,
             })

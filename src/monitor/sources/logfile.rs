@@ -26,7 +26,7 @@ pub const MAX_GLOB_FILES: usize = 1000;
 const MAX_GLOB_DEPTH: usize = 8;
 
 /// Where a rule stopped reading a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileOffset {
     /// `device:inode`.
     pub file_id: String,
@@ -87,45 +87,106 @@ impl LogBook {
     }
 }
 
-/// Stores what `reads` advanced, on `conn` (inside the evaluation's transaction).
+/// Rows per multi-row offset upsert (4 parameters each, well under both backends' limits).
+const OFFSET_BATCH: usize = 1000;
+/// Rows per multi-row count upsert (2 parameters each).
+const COUNT_BATCH: usize = 2000;
+
+/// Stores what `reads` advanced, on `conn` (inside the evaluation's transaction), in a few
+/// multi-row statements rather than one per (rule, file).
 pub async fn save(conn: &mut sqlx::AnyConnection, reads: &[LogRead]) -> Result<(), sqlx::Error> {
-    for read in reads {
-        for (path, off) in &read.offsets {
-            sqlx::query(
-                "INSERT INTO monitor_log_offsets (rule_id, path, file_id, offset_bytes) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (rule_id, path) DO UPDATE SET file_id = excluded.file_id, offset_bytes = excluded.offset_bytes",
-            )
-            .bind(read.rule_id.clone())
-            .bind(path.clone())
-            .bind(off.file_id.clone())
-            .bind(i64::try_from(off.offset).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await?;
+    let offsets: Vec<(&str, &str, &FileOffset)> = reads
+        .iter()
+        .flat_map(|r| {
+            r.offsets
+                .iter()
+                .map(|(path, off)| (r.rule_id.as_str(), path.as_str(), off))
+        })
+        .collect();
+    for chunk in offsets.chunks(OFFSET_BATCH) {
+        let sql = format!(
+            "INSERT INTO monitor_log_offsets (rule_id, path, file_id, offset_bytes) VALUES {} \
+             ON CONFLICT (rule_id, path) DO UPDATE SET file_id = excluded.file_id, offset_bytes = excluded.offset_bytes",
+            placeholders(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (rule, path, off) in chunk {
+            q = q
+                .bind(rule.to_string())
+                .bind(path.to_string())
+                .bind(off.file_id.clone())
+                .bind(i64::try_from(off.offset).unwrap_or(i64::MAX));
         }
-        let counts: Vec<(String, u64)> = read
-            .counts
-            .iter()
-            .map(|(t, n)| (crate::store::approvals::timestamp(*t), *n))
-            .collect();
-        sqlx::query(
-            "INSERT INTO monitor_log_counts (rule_id, recent) VALUES ($1, $2) \
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in reads.chunks(COUNT_BATCH) {
+        let sql = format!(
+            "INSERT INTO monitor_log_counts (rule_id, recent) VALUES {} \
              ON CONFLICT (rule_id) DO UPDATE SET recent = excluded.recent",
-        )
-        .bind(read.rule_id.clone())
-        .bind(serde_json::to_string(&counts).unwrap_or_else(|_| "[]".into()))
-        .execute(&mut *conn)
-        .await?;
+            placeholders(chunk.len(), 2)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for read in chunk {
+            let counts: Vec<(String, u64)> = read
+                .counts
+                .iter()
+                .map(|(t, n)| (crate::store::approvals::timestamp(*t), *n))
+                .collect();
+            q = q
+                .bind(read.rule_id.clone())
+                .bind(serde_json::to_string(&counts).unwrap_or_else(|_| "[]".into()));
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Evaluates one local-file rule (blocking I/O: run it on a blocking thread).
+/// `($1, $2), ($3, $4), ...`: `rows` groups of `cols` numbered placeholders.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let row = |r: usize| {
+        let p: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+        format!("({})", p.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// A read's identity: the file, where the rule stopped last (none: never read), the pattern.
+type ReadKey = (PathBuf, Option<FileOffset>, String);
+
+/// What one heartbeat already worked out, shared by all its local-file rules: compiled
+/// patterns, expanded globs, and the match count of each (file, starting point, pattern). Rules
+/// watching the same file with the same pattern from the same offset (the usual case: they
+/// have been evaluated together since they were added) cost one read between them.
+#[derive(Default)]
+pub struct ReadMemo {
+    matchers: HashMap<String, Result<Regex, String>>,
+    globs: HashMap<String, Result<Vec<PathBuf>, String>>,
+    reads: HashMap<ReadKey, Result<(u64, FileOffset), String>>,
+}
+
+/// Evaluates local-file rules `(index, rule id, params)` in one pass (blocking I/O: run it on
+/// a blocking thread), each file read once per distinct starting point and pattern.
+pub fn evaluate_all(
+    root: &Path,
+    rules: &[(usize, String, LogKeywordParams)],
+    book: &LogBook,
+    now: DateTime<Utc>,
+) -> Vec<(usize, LogRead)> {
+    let mut memo = ReadMemo::default();
+    rules
+        .iter()
+        .map(|(i, id, p)| (*i, evaluate(root, id, p, book, now, &mut memo)))
+        .collect()
+}
+
+/// Evaluates one local-file rule (blocking I/O), reusing and filling `memo`.
 pub fn evaluate(
     root: &Path,
     rule_id: &str,
     p: &LogKeywordParams,
     book: &LogBook,
     now: DateTime<Utc>,
+    memo: &mut ReadMemo,
 ) -> LogRead {
     let mut read = LogRead {
         outcome: Outcome::NoData,
@@ -134,19 +195,29 @@ pub fn evaluate(
         counts: Vec::new(),
     };
     let pattern = p.path.as_deref().unwrap_or_default();
-    let matcher = match (&p.keyword, &p.pattern) {
-        (Some(k), _) => Regex::new(&regex::escape(k)),
-        (None, Some(pat)) => Regex::new(pat),
-        (None, None) => Regex::new("$^"),
+    let source = match (&p.keyword, &p.pattern) {
+        (Some(k), _) => regex::escape(k),
+        (None, Some(pat)) => pat.clone(),
+        (None, None) => "$^".to_string(),
     };
+    let matcher = memo
+        .matchers
+        .entry(source.clone())
+        .or_insert_with(|| Regex::new(&source).map_err(|e| format!("pattern: {e}")))
+        .clone();
     let matcher = match matcher {
         Ok(m) => m,
         Err(e) => {
-            read.outcome = Outcome::Error(format!("pattern: {e}"));
+            read.outcome = Outcome::Error(e);
             return read;
         }
     };
-    let files = match expand(root, pattern) {
+    let files = memo
+        .globs
+        .entry(pattern.to_string())
+        .or_insert_with(|| expand(root, pattern))
+        .clone();
+    let files = match files {
         Ok(f) => f,
         Err(e) => {
             read.outcome = Outcome::Error(e);
@@ -157,7 +228,12 @@ pub fn evaluate(
     for file in &files {
         let key = file.display().to_string();
         let prev = book.offsets.get(&(rule_id.to_string(), key.clone()));
-        match read_new(file, prev, &matcher) {
+        let got = memo
+            .reads
+            .entry((file.clone(), prev.cloned(), source.clone()))
+            .or_insert_with(|| read_new(file, prev, &matcher).map_err(|e| e.to_string()))
+            .clone();
+        match got {
             Ok((n, off)) => {
                 fresh += n;
                 read.offsets.push((key, off));
@@ -306,7 +382,7 @@ mod tests {
 
     /// Runs one evaluation and folds its bookkeeping into `book`.
     fn eval(dir: &Path, p: &LogKeywordParams, book: &mut LogBook, now: DateTime<Utc>) -> Outcome {
-        let r = evaluate(dir, "r", p, book, now);
+        let r = evaluate(dir, "r", p, book, now, &mut ReadMemo::default());
         for (path, off) in r.offsets {
             book.offsets.insert(("r".into(), path), off);
         }

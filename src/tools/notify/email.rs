@@ -165,6 +165,10 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The key of a message's `data` whose value (letters, digits, `-`) becomes the email's
+/// Message-ID, so that a repeated message can be recognised.
+pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+
 /// The email for `msg`: `[SEVERITY] subject`, the text as the plain body, files attached.
 pub fn build(
     from: &str,
@@ -183,6 +187,17 @@ pub fn build(
         None => subject.to_string(),
     };
     let mut builder = lettre::Message::builder().from(from).subject(subject);
+    // A sender that may repeat a message (the monitor's outbox after a crash) gives it a
+    // stable key: the same Message-ID each time lets receivers drop the repeat.
+    if let Some(key) = msg
+        .data
+        .as_ref()
+        .and_then(|d| d.get(IDEMPOTENCY_KEY))
+        .and_then(serde_json::Value::as_str)
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        builder = builder.message_id(Some(format!("<{key}@pi-mcp>")));
+    }
     for addr in to {
         let mailbox: Mailbox = addr.parse().map_err(|e| {
             Failure::permanent(format!(

@@ -74,7 +74,8 @@ pub struct Message {
     pub severity: Option<Severity>,
     /// Files to send along (email attaches them; Slack and webhooks name them).
     pub attachments: Vec<PathBuf>,
-    /// Extra structured payload: merged into the webhook JSON body, rendered as Slack blocks fields.
+    /// Extra structured payload: merged into the webhook JSON body, rendered as Slack blocks
+    /// fields; its `idempotency_key` (if any) becomes the email's Message-ID.
     pub data: Option<serde_json::Value>,
 }
 

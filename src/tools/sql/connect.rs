@@ -7,7 +7,8 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
 
 use crate::guard::sql::SqlDialect;
@@ -75,6 +76,13 @@ pub(super) async fn open(
                 settings.push(("default_transaction_read_only", "on".to_string()));
             }
             options = options.options(settings);
+            // One direct connection first: the pool retries a refused connection until its
+            // acquire timeout, while a direct attempt says at once why it failed.
+            let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| unreachable_error(&shown, "no answer"))?
+                .map_err(|e| connect_error(&shown, &e))?;
+            let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(POOL_CONNECTIONS)
                 .acquire_timeout(CONNECT_TIMEOUT)

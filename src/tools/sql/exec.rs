@@ -43,7 +43,9 @@ pub async fn run(
                 let mut conn = pool.acquire().await?;
                 let result = postgres(&mut conn, sql, max_rows, write).await;
                 // A connection left mid-result or mid-transaction is not reused.
-                conn.detach();
+                if !reusable(&result, write) {
+                    conn.detach();
+                }
                 result
             }
             ReadOnlyDb::Sqlite(pool) => {
@@ -52,7 +54,9 @@ pub async fn run(
                     .await
                     .map_err(|e| sqlx::Error::Protocol(e.message))?;
                 let result = sqlite(&mut conn, sql, max_rows, write).await;
-                conn.detach();
+                if !reusable(&result, write) {
+                    conn.detach();
+                }
                 result
             }
         }
@@ -61,6 +65,13 @@ pub async fn run(
         Ok(result) => result.map_err(|e| query_error(&e, timeout)),
         Err(_) => Err(timeout_error(timeout)),
     }
+}
+
+/// Whether a connection may go back to its pool after `result`: only after a read that ran to
+/// its end (its transaction rolled back, no result left unread) and succeeded; writes and
+/// failures (maybe mid-transaction) close it.
+fn reusable(result: &Result<Rows, sqlx::Error>, write: bool) -> bool {
+    matches!(result, Ok(rows) if !write && !rows.truncated)
 }
 
 async fn postgres(

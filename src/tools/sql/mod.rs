@@ -7,6 +7,7 @@
 
 mod connect;
 mod exec;
+pub mod pools;
 pub mod table;
 pub mod values;
 
@@ -319,14 +320,10 @@ pub async fn query_scalar(
     let mut target = resolve_database(&ctx.guard, database)?;
     target.allow_writes = false;
     let judgement = judge(&target, query)?;
-    let db = open_read_only(&target.url, timeout).await?;
-    let result = async {
-        refuse_volatile_functions(&db, &judgement.called, &judgement.verdict).await?;
-        exec::run(&db, query, 1, timeout, false).await
-    }
-    .await;
-    db.close().await;
-    let rows = result?;
+    // A cached pool: rules query the same databases every heartbeat.
+    let db = pools::read_only(&target.url, timeout).await?;
+    refuse_volatile_functions(&db, &judgement.called, &judgement.verdict).await?;
+    let rows = exec::run(&db, query, 1, timeout, false).await?;
     let Some(first) = rows.rows.first().and_then(|r| r.first()) else {
         return Ok(None);
     };

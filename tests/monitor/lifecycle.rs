@@ -1,78 +1,16 @@
-//! `pi-mcp monitor` and `pi-mcp heartbeat --once` through the built binary: rules on a local
-//! log file, notices to an axum webhook receiver (and the real aiosmtpd for email). Each run
-//! is a separate process, so every test here also proves that state, cooldowns and the outbox
-//! survive restarts.
-
-mod support;
+//! The alert lifecycle on local sources (log files, SQLite, PostgreSQL) with notices to an
+//! axum webhook receiver and the real aiosmtpd: pending, firing, resolved, cooldown, outbox,
+//! 429 handling, validation, MCP resources.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy};
 
-/// The environment of every run: the loopback policy, fast notify retries, the receiver.
-fn env_for(policy: &std::path::Path, hook: &str) -> Vec<(String, String)> {
-    vec![
-        ("PI_MCP_POLICY".into(), policy.display().to_string()),
-        ("PI_MCP_NOTIFY_RETRY_BASE_MS".into(), "10".into()),
-        ("ALERT_WEBHOOK_URL".into(), hook.into()),
-        ("SLACK_WEBHOOK_URL".into(), String::new()),
-        ("SMTP_URL".into(), String::new()),
-        ("ALERT_WEBHOOK_SECRET".into(), String::new()),
-        ("ALERT_WEBHOOK_HEADERS".into(), String::new()),
-        ("PI_MCP_ALERTS".into(), String::new()),
-    ]
-}
-
-fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// A dead-man's switch on `app.log`: fires when no `alive` line arrived in the window.
-fn alive_rule(extra: Value) -> Value {
-    let mut rule = json!({
-        "id": "app-alive",
-        "name": "App heartbeat lines",
-        "type": "log_keyword",
-        "params": {"path": "app.log", "keyword": "alive", "window_minutes": 60},
-        "condition": {"operator": "lt", "threshold": 1},
-        "channels": ["webhook"],
-        "cooldown_minutes": 60,
-        "runbook": "https://runbooks.example/app-alive"
-    });
-    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
-        r.extend(e.clone());
-    }
-    rule
-}
-
-fn write_rules(ws: &Workspace, rules: &[Value]) -> PathBuf {
-    ws.write("alerts.json", json!({"rules": rules}).to_string())
-}
-
-/// `pi-mcp monitor --json` (a heartbeat without the daemon), parsed.
-fn monitor_json(ws: &Workspace, env: &[(String, String)], extra: &[&str]) -> Value {
-    let mut args = vec!["monitor", "--rules", "alerts.json", "--json"];
-    args.extend_from_slice(extra);
-    let out = cli_ok(ws.path(), &args, &as_refs(env));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("monitor --json: {e}: {out}"))
-}
-
-fn state_of(v: &Value, rule: &str) -> String {
-    v["rules"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["rule"] == rule))
-        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_default()
-}
-
-fn kinds(hook: &HookReceiver) -> Vec<String> {
-    hook.bodies()
-        .iter()
-        .map(|b| b["kind"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
+use super::support::{
+    self, HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy,
+};
+use super::{alive_rule, as_refs, env_for, kinds, monitor_json, state_of, write_rules};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_firing_resolved_once_each_with_dry_run_changing_nothing() {
@@ -302,6 +240,15 @@ async fn email_notice_arrives_on_the_smtp_sink() {
         "{mail}"
     );
     assert!(mail.contains("app-alive"), "{mail}");
+    // The notice's idempotency key is the Message-ID, so a resend after a crash is recognisable.
+    let id_line = mail
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+        .unwrap_or_default();
+    assert!(
+        id_line.ends_with("@pi-mcp>") && id_line.len() > 40,
+        "{mail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,4 +380,50 @@ async fn db_query_rules_on_postgres_and_a_database_down_is_an_error_state() {
     assert_eq!(state_of(&v, "orders-stuck"), "error", "{v}");
     assert!(v["rules"][0]["problem"].as_str().is_some());
     assert!(hook.bodies().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    ws.write("app.log", "quiet\n");
+    write_rules(&ws, &[alive_rule(json!({}))]);
+    hook.fail_with(500);
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["deferred"], 1, "{v}");
+    let key = hook.bodies()[0]["idempotency_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(key.len(), 32, "{:?}", hook.bodies()[0]);
+    assert!(hook.bodies()[0].get("possible_duplicate").is_none());
+    // A process that claimed the row and died before recording the result leaves it
+    // `sending` (what a kill -9 between the send and the update leaves behind).
+    sqlx::any::install_default_drivers();
+    let state = format!("sqlite://{}", ws.path().join(".pi-mcp/state.db").display());
+    let db = sqlx::AnyPool::connect(&state).await.unwrap();
+    sqlx::query("UPDATE monitor_outbox SET status = 'sending'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    hook.recover();
+    let before = hook.bodies().len();
+    let out = support::cli(
+        ws.path(),
+        &["monitor", "--rules", "alerts.json"],
+        &as_refs(&env),
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("cut off mid-send").count(), 1, "{log}");
+    let resent = &hook.bodies()[before..];
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert_eq!(resent[0]["idempotency_key"], key.as_str());
+    assert_eq!(resent[0]["possible_duplicate"], true);
+    // Delivered now: never again.
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["delivery"]["delivered"], 0, "{v}");
+    assert_eq!(hook.bodies().len(), before + 1);
 }
