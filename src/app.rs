@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::guard::{Guard, Workspace};
-use crate::server::PiServer;
 use crate::store::{AuditLog, Store};
 use crate::tools::ToolContext;
 use crate::tools::approvals::ApprovalQueue;
@@ -136,15 +135,5 @@ impl App {
     /// The guard in force.
     pub fn guard(&self) -> &Arc<Guard> {
         &self.tools.guard
-    }
-
-    /// An MCP server handler over this application's tools (for stdio, HTTP or in-process use).
-    pub fn server(&self) -> PiServer {
-        PiServer::new(
-            self.tools.clone(),
-            self.audit.clone(),
-            self.prompts_dir.clone(),
-            self.reports_dir.clone(),
-        )
     }
 }

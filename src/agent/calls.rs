@@ -134,13 +134,16 @@ impl<'a> CallRunner<'a> {
                     if !outcome.is_error {
                         self.evidence.record(&call.name, *read_only);
                     }
-                    self.cache.insert(
-                        key.clone(),
-                        Cached {
-                            step,
-                            outcome: outcome.clone(),
-                        },
-                    );
+                    // A failed call (a timeout, throttling) may succeed when tried again.
+                    if !outcome.is_error {
+                        self.cache.insert(
+                            key.clone(),
+                            Cached {
+                                step,
+                                outcome: outcome.clone(),
+                            },
+                        );
+                    }
                     (outcome.clone(), *ms)
                 }
                 (Plan::Run { .. }, None) => (

@@ -119,8 +119,18 @@ impl ToolBox {
                     server: name.clone(),
                     detail,
                 };
+                // An external server sees pi-mcp's environment minus what the policy keeps
+                // from every child (API keys, tokens, database URLs), plus its own `env`.
                 let mut cmd = tokio::process::Command::new(&entry.command);
-                cmd.args(&entry.args).envs(&entry.env).kill_on_drop(true);
+                cmd.env_clear()
+                    .envs(
+                        std::env::vars_os().filter(|(k, _)| {
+                            k.to_str().is_some_and(|k| !app.guard().env_denied(k))
+                        }),
+                    )
+                    .args(&entry.args)
+                    .envs(&entry.env)
+                    .kill_on_drop(true);
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| external(format!("cannot start `{}`: {e}", entry.command)))?;
                 let running = client_info()
@@ -148,11 +158,14 @@ impl ToolBox {
                 tracing::warn!("agent: skipping duplicate tool name `{name}`");
                 continue;
             }
-            let read_only = tool
-                .annotations
-                .as_ref()
-                .and_then(|a| a.read_only_hint)
-                .unwrap_or(false);
+            // An external server's own read-only claim is not trusted: its tools count as
+            // changing things, so dry runs refuse them and `remediate: false` asks first.
+            let read_only = namespace.is_none()
+                && tool
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.read_only_hint)
+                    .unwrap_or(false);
             self.tools.push(AgentTool {
                 spec: ToolSpec {
                     name,

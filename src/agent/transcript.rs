@@ -80,20 +80,31 @@ impl Transcript {
         let dir = reports_dir.join("agent");
         std::fs::create_dir_all(&dir)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
-        let mut base = format!("{stamp}-{mode}");
-        let mut n = 2;
-        while dir.join(format!("{base}.md")).exists() {
-            base = format!("{stamp}-{mode}-{n}");
-            n += 1;
+        // Two runs started in the same millisecond (concurrent investigations) each get their
+        // own files: the name is taken with create_new, never checked and then created.
+        let mut n = 1;
+        loop {
+            let base = match n {
+                1 => format!("{stamp}-{mode}"),
+                n => format!("{stamp}-{mode}-{n}"),
+            };
+            let markdown = dir.join(format!("{base}.md"));
+            let md = match File::options().write(true).create_new(true).open(&markdown) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let jsonl = dir.join(format!("{base}.jsonl"));
+            return Ok(Transcript {
+                md,
+                events: File::create(&jsonl)?,
+                markdown,
+                jsonl,
+            });
         }
-        let markdown = dir.join(format!("{base}.md"));
-        let jsonl = dir.join(format!("{base}.jsonl"));
-        Ok(Transcript {
-            md: File::create(&markdown)?,
-            events: File::create(&jsonl)?,
-            markdown,
-            jsonl,
-        })
     }
 
     pub fn markdown_path(&self) -> &Path {
@@ -108,7 +119,10 @@ impl Transcript {
     pub fn record(&mut self, event: &Event<'_>) {
         let line = serde_json::to_string(event)
             .unwrap_or_else(|e| format!("{{\"event\":\"unserialisable\",\"error\":\"{e}\"}}"));
-        let md = markdown_of(event);
+        // Transcripts live under reports/ (served as MCP resources): secrets in arguments,
+        // results or the model's text are redacted as in the audit log.
+        let line = crate::redact::text(&line);
+        let md = crate::redact::text(&markdown_of(event));
         if let Err(e) =
             writeln!(self.events, "{line}").and_then(|()| self.md.write_all(md.as_bytes()))
         {

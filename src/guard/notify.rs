@@ -217,9 +217,17 @@ impl super::Guard {
             }
         };
         if let Some(rego) = &self.rego {
+            // Rego sees a URL without its secret path or query (a reason that echoes its input
+            // must not carry a webhook token into the audit log).
+            let shown = if channel == "email" {
+                destination.to_string()
+            } else {
+                normalized_url(destination)
+                    .map_or_else(|_| "<invalid URL>".into(), |u| shown_url(&u))
+            };
             let input = serde_json::json!({
-                "command": destination,
-                "commands": [["notify", channel, destination]],
+                "command": shown,
+                "commands": [["notify", channel, shown]],
                 "cwd": "",
                 "tool": "notify",
                 "risk": 0,

@@ -30,6 +30,9 @@ const INTERRUPTED: &str = "interrupted mid-send; resent as a possible duplicate"
 
 /// How many (rule, channel) queues deliver at the same time.
 pub const DELIVERY_CONCURRENCY: usize = 8;
+/// A row claimed longer ago than this was cut off by a crash (a send with all its retries takes
+/// a few minutes at most); a younger claim belongs to a deliverer still at work.
+pub const STALE_CLAIM: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// What is said about one transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,7 +166,9 @@ pub async fn enqueue(
         let Some(rule) = rules.get(n.rule_id.as_str()) else {
             continue;
         };
-        let payload = serde_json::to_string(n).unwrap_or_default();
+        // A notice that cannot be serialised fails the transaction rather than queueing an
+        // empty row that would stay pending forever.
+        let payload = serde_json::to_string(n).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         for ch in &rule.spec.channels {
             sqlx::query(
                 "INSERT INTO monitor_outbox (rule_id, channel, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -213,10 +218,15 @@ pub async fn deliver(
     audit: &AuditLog,
     client: &str,
 ) -> Result<DeliveryReport, StoreError> {
+    // Only a claim older than any send can take is a crash's leftover; a younger one belongs
+    // to a deliverer still at work (a `pi-mcp monitor` beside the daemon, another replica).
+    let stale = crate::store::approvals::timestamp(Utc::now() - STALE_CLAIM);
     let interrupted = sqlx::query(
-        "UPDATE monitor_outbox SET status = 'pending', last_error = $1 WHERE status = 'sending'",
+        "UPDATE monitor_outbox SET status = 'pending', last_error = $1 \
+         WHERE status = 'sending' AND (claimed_at IS NULL OR claimed_at < $2)",
     )
     .bind(INTERRUPTED)
+    .bind(stale)
     .execute(store.pool())
     .await?
     .rows_affected();
@@ -273,6 +283,9 @@ pub async fn deliver(
         });
     }
     let mut report = DeliveryReport::default();
+    // Every queue finishes its send even when another fails on the store: dropping the set
+    // would abort sends mid-flight and leave their rows to be resent as possible duplicates.
+    let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok(Ok(r)) => {
@@ -280,11 +293,16 @@ pub async fn deliver(
                 report.deferred += r.deferred;
                 report.failed += r.failed;
             }
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
             Err(e) => tracing::error!("outbox delivery task failed: {e}"),
         }
     }
-    Ok(report)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 async fn deliver_queue(
@@ -300,10 +318,11 @@ async fn deliver_queue(
         // Claimed (and committed) before the send: a crash mid-send leaves it recognisable,
         // and a concurrent deliverer that claimed it first keeps it.
         let claimed = sqlx::query(
-            "UPDATE monitor_outbox SET status = 'sending', attempts = attempts + 1 \
+            "UPDATE monitor_outbox SET status = 'sending', attempts = attempts + 1, claimed_at = $2 \
              WHERE id = $1 AND status = 'pending'",
         )
         .bind(row.id)
+        .bind(crate::store::approvals::timestamp(Utc::now()))
         .execute(store.pool())
         .await?
         .rows_affected();

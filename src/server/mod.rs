@@ -41,6 +41,20 @@ workspace; `bash` runs shell commands after a policy check. A refused command na
 take another approach instead of rewording the same command. Prompts `sre` and `data_ghost` describe \
 how to investigate an incident and how to analyse a database.";
 
+/// The server face over an assembled application (kept here so `app` does not depend on the
+/// faces above it).
+impl crate::app::App {
+    /// An MCP server handler over this application's tools (for stdio, HTTP or in-process use).
+    pub fn server(&self) -> PiServer {
+        PiServer::new(
+            self.tools.clone(),
+            self.audit.clone(),
+            self.prompts_dir.clone(),
+            self.reports_dir.clone(),
+        )
+    }
+}
+
 impl PiServer {
     pub fn new(
         tools: ToolContext,

@@ -282,7 +282,7 @@ pub async fn call(
         arguments: redact::json(&serde_json::Value::Object(args)),
         decision: verdict.decision.to_string(),
         risk: i64::from(verdict.risk),
-        reasons: serde_json::to_value(&verdict.reasons).unwrap_or_default(),
+        reasons: redact::json(&serde_json::to_value(&verdict.reasons).unwrap_or_default()),
         duration_ms: started.elapsed().as_millis() as i64,
         outcome: redact::text(&outcome),
         client,

@@ -407,9 +407,28 @@ async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
         .execute(&db)
         .await
         .unwrap();
-    db.close().await;
     hook.recover();
     let before = hook.bodies().len();
+    // A fresh claim belongs to a deliverer still at work (another process): left alone.
+    let out = support::cli(
+        ws.path(),
+        &["monitor", "--rules", "alerts.json"],
+        &as_refs(&env),
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("cut off mid-send").count(), 0, "{log}");
+    assert_eq!(
+        hook.bodies().len(),
+        before,
+        "a claim in flight is not taken over"
+    );
+    // Older than the stale window (10 minutes): the claimant died; resent once.
+    sqlx::query("UPDATE monitor_outbox SET claimed_at = '2000-01-01T00:00:00.000Z'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
     let out = support::cli(
         ws.path(),
         &["monitor", "--rules", "alerts.json"],

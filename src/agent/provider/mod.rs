@@ -36,8 +36,8 @@ impl ProviderKind {
     }
 }
 
-/// Where and how to reach the model.
-#[derive(Debug, Clone)]
+/// Where and how to reach the model. Its `Debug` hides the API key.
+#[derive(Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub model: String,
@@ -48,6 +48,20 @@ pub struct ProviderConfig {
     pub temperature: Option<f32>,
     /// Per-request HTTP timeout.
     pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 /// A tool as the model sees it.

@@ -54,9 +54,32 @@ pub async fn load(guard: &Guard, paths: &[PathBuf]) -> Result<Vec<Attachment>, N
                 Verdict::single(Decision::Deny, "protected-path", message),
             ));
         }
-        let bytes = tokio::fs::read(path).await.map_err(|e| {
+        let unreadable = |e: std::io::Error| {
             NotifyError::permanent(format!("cannot read attachment `{}`: {e}", path.display()))
-        })?;
+        };
+        // Sized before it is read: a huge file is refused without loading it, and a FIFO or a
+        // device (which would block or never end) is not a file at all.
+        let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(NotifyError::permanent(format!(
+                "attachment `{}` is not a regular file",
+                path.display()
+            )));
+        }
+        if total + meta.len() > MAX_ATTACHMENT_BYTES {
+            return Err(NotifyError::permanent(format!(
+                "attachments exceed {} MiB together; attach fewer or smaller files",
+                MAX_ATTACHMENT_BYTES / (1024 * 1024)
+            )));
+        }
+        let mut bytes = Vec::new();
+        let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        tokio::io::AsyncReadExt::read_to_end(
+            &mut tokio::io::AsyncReadExt::take(file, MAX_ATTACHMENT_BYTES - total + 1),
+            &mut bytes,
+        )
+        .await
+        .map_err(unreadable)?;
         total += bytes.len() as u64;
         if total > MAX_ATTACHMENT_BYTES {
             return Err(NotifyError::permanent(format!(

@@ -18,8 +18,8 @@ pub const ALERT_WEBHOOK_SECRET: &str = "ALERT_WEBHOOK_SECRET";
 /// Extra webhook headers: `"K: V; K2: V2"` or a JSON object.
 pub const ALERT_WEBHOOK_HEADERS: &str = "ALERT_WEBHOOK_HEADERS";
 
-/// The channels' settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The channels' settings. Its `Debug` hides every value that can hold a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ChannelConfig {
     pub slack_webhook_url: Option<String>,
     pub smtp_url: Option<String>,
@@ -28,6 +28,21 @@ pub struct ChannelConfig {
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
     pub webhook_headers: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "<set>");
+        f.debug_struct("ChannelConfig")
+            .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("smtp_url", &set(&self.smtp_url))
+            .field("email_from", &self.email_from)
+            .field("email_to", &self.email_to)
+            .field("webhook_url", &set(&self.webhook_url))
+            .field("webhook_secret", &set(&self.webhook_secret))
+            .field("webhook_headers", &set(&self.webhook_headers))
+            .finish()
+    }
 }
 
 impl ChannelConfig {

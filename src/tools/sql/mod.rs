@@ -29,6 +29,9 @@ pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 
 /// The name the default database goes by.
 pub const DEFAULT_DATABASE: &str = "default";
+/// Most bytes of rows the structured result carries (the text table has its own cap): huge
+/// cells cannot make a multi-gigabyte MCP message.
+pub const MAX_STRUCTURED_BYTES: usize = 1024 * 1024;
 
 /// Parameters of `sql`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -169,15 +172,24 @@ pub struct SqlOutput {
 impl SqlOutput {
     /// The structured result: `{columns, column_types, rows, row_count, truncated, elapsed_ms, …}`.
     pub fn json(&self) -> Value {
+        let (rows, cut) = rows_within(&self.rows.rows, MAX_STRUCTURED_BYTES);
         let mut v = json!({
             "database": self.database,
             "columns": self.rows.columns,
             "column_types": self.rows.types,
-            "rows": self.rows.rows,
-            "row_count": self.rows.rows.len(),
-            "truncated": self.rows.truncated,
+            "rows": rows,
+            "row_count": rows.len(),
+            "truncated": self.rows.truncated || cut,
             "elapsed_ms": self.elapsed_ms,
         });
+        if let (true, Some(map)) = (cut, v.as_object_mut()) {
+            map.insert(
+                "truncated_reason".into(),
+                json!(format!(
+                    "rows beyond {MAX_STRUCTURED_BYTES} bytes were left out"
+                )),
+            );
+        }
         if let (Some(n), Some(map)) = (self.rows.rows_affected, v.as_object_mut()) {
             map.insert("rows_affected".into(), json!(n));
         }
@@ -344,6 +356,18 @@ fn number(v: &Value) -> Option<Option<f64>> {
         Value::String(s) => s.trim().parse::<f64>().ok().map(Some),
         _ => None,
     }
+}
+
+/// The leading rows whose JSON fits in `budget` bytes, and whether any were left out.
+fn rows_within(rows: &[Vec<Value>], budget: usize) -> (&[Vec<Value>], bool) {
+    let mut used = 0usize;
+    for (i, row) in rows.iter().enumerate() {
+        used += serde_json::to_string(row).map_or(usize::MAX, |t| t.len() + 1);
+        if used > budget {
+            return (&rows[..i], true);
+        }
+    }
+    (rows, false)
 }
 
 #[cfg(test)]

@@ -87,3 +87,14 @@ async fn resolve_database_names_the_configured_databases() {
     let err = resolve_database(&ctx.guard, Some("other")).unwrap_err();
     assert!(err.message.contains("metrics"), "{}", err.message);
 }
+
+#[test]
+fn structured_rows_stay_within_their_byte_budget() {
+    let rows: Vec<Vec<serde_json::Value>> = (0..10)
+        .map(|i| vec![serde_json::json!("x".repeat(100)), serde_json::json!(i)])
+        .collect();
+    let (kept, cut) = super::rows_within(&rows, 350);
+    assert_eq!((kept.len(), cut), (3, true));
+    let (kept, cut) = super::rows_within(&rows, usize::MAX);
+    assert_eq!((kept.len(), cut), (10, false));
+}
