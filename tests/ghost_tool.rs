@@ -1,7 +1,9 @@
 //! The `ghost` MCP tool through the built binary over stdio: a run on a policy-named SQLite
 //! database with per-table progress notifications, the summary and the report file, an
-//! unknown database name, and the audit record.
+//! unknown database name, and the audit record; and a data_ghost agent run (scripted fake
+//! model) whose `ghost` call leaves progress events in the transcript and lines on stderr.
 
+mod fake_llm;
 mod support;
 
 use std::path::Path;
@@ -14,6 +16,8 @@ use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use fake_llm::run::{events, events_of, run_agent};
+use fake_llm::{FakeLlm, anthropic};
 use support::{Workspace, audit_entries, call, spawn_stdio_with, text_of};
 
 /// A client that keeps every progress notification it receives.
@@ -178,5 +182,63 @@ async fn an_unknown_database_is_a_tool_error_naming_the_configured_ones() {
             .contains("unknown database"),
         "{:?}",
         ghost[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_ghost_agent_run_records_the_ghost_progress() {
+    let ws = Workspace::new();
+    let url = shop_db(&ws).await;
+    let policy = policy(&ws, &url);
+    let fake = FakeLlm::start(vec![
+        anthropic::tools("", &[("g1", "ghost", json!({"database": "shop"}))]),
+        anthropic::text("The first run is the baseline: 3 tables, nothing alarming."),
+    ])
+    .await;
+    let out = run_agent(
+        ws.path(),
+        "anthropic",
+        &fake,
+        &[
+            "--mode",
+            "data_ghost",
+            "--policy",
+            &policy,
+            "Run the Data Ghost on shop.",
+        ],
+    )
+    .await;
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("`ghost` progress").count(),
+        3,
+        "one stderr line per table: {stderr}"
+    );
+    assert!(stderr.contains("`ghost` progress 3/3"), "{stderr}");
+
+    let all = events(ws.path());
+    let progress = events_of(&all, "progress");
+    assert_eq!(progress.len(), 3, "{all:?}");
+    assert!(progress.iter().all(|e| e["tool"] == "ghost" && e["id"] == "g1"));
+    assert!(progress.iter().all(|e| e["total"] == 3.0));
+    let done: Vec<f64> = progress
+        .iter()
+        .map(|e| e["progress"].as_f64().unwrap())
+        .collect();
+    assert_eq!(done, [1.0, 2.0, 3.0]);
+    // Progress comes before the call's result in the transcript.
+    let kinds: Vec<&str> = all.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let last_progress = kinds.iter().rposition(|k| *k == "progress").unwrap();
+    let result = kinds.iter().position(|k| *k == "tool_result").unwrap();
+    assert!(last_progress < result, "{kinds:?}");
+    let result = events_of(&all, "tool_result")[0];
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(
+        result["text"]
+            .as_str()
+            .unwrap()
+            .contains("3 table(s) profiled"),
+        "{result}"
     );
 }

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
-    Implementation,
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock,
+    ServerResult,
 };
-use rmcp::service::RunningService;
+use rmcp::service::{PeerRequestOptions, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{Peer, RoleClient, ServiceExt};
 use serde::Deserialize;
 
+use super::progress::{AgentClient, ProgressInbox, ProgressUpdate};
 use super::provider::ToolSpec;
 use crate::app::App;
 
@@ -73,9 +74,22 @@ pub struct AgentTool {
 pub struct CallOutcome {
     pub text: String,
     pub is_error: bool,
+    /// The progress notifications the call sent while it ran (for the transcript).
+    pub progress: Vec<ProgressUpdate>,
 }
 
-type Connection = RunningService<RoleClient, ClientConfig>;
+impl CallOutcome {
+    /// An outcome without progress.
+    pub fn new(text: impl Into<String>, is_error: bool) -> Self {
+        CallOutcome {
+            text: text.into(),
+            is_error,
+            progress: Vec::new(),
+        }
+    }
+}
+
+type Connection = RunningService<RoleClient, AgentClient>;
 
 /// Every connected server and the tools they offer.
 pub struct ToolBox {
@@ -83,11 +97,8 @@ pub struct ToolBox {
     tools: Vec<AgentTool>,
 }
 
-fn client_info() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("pi-mcp-agent", env!("CARGO_PKG_VERSION")),
-    )
+fn client_info() -> AgentClient {
+    AgentClient::default()
 }
 
 impl ToolBox {
@@ -183,9 +194,10 @@ impl ToolBox {
 
     /// A handle that can call `tool` from another task.
     pub fn caller(&self, tool: &AgentTool) -> Option<Caller> {
-        let peer = self.connections.get(tool.server)?.peer().clone();
+        let conn = self.connections.get(tool.server)?;
         Some(Caller {
-            peer,
+            peer: conn.peer().clone(),
+            inbox: conn.service().inbox.clone(),
             remote_name: tool.remote_name.clone(),
         })
     }
@@ -202,20 +214,43 @@ impl ToolBox {
 #[derive(Clone)]
 pub struct Caller {
     peer: Peer<RoleClient>,
+    inbox: ProgressInbox,
     remote_name: String,
 }
 
 impl Caller {
+    /// Calls the tool with a progress token (rmcp gives every request one) and collects the
+    /// progress the server reports under it.
     pub async fn call(&self, arguments: serde_json::Map<String, serde_json::Value>) -> CallOutcome {
         let mut params = CallToolRequestParams::new(self.remote_name.clone());
         params.arguments = Some(arguments);
-        match self.peer.call_tool(params).await {
-            Ok(result) => outcome_of(&result),
-            Err(e) => CallOutcome {
-                text: format!("The tool call failed: {e}"),
-                is_error: true,
-            },
-        }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = match self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return CallOutcome::new(format!("The tool call failed: {e}"), true),
+        };
+        let token = handle.progress_token.clone();
+        self.inbox.claim(&token, &self.remote_name);
+        let response = handle.await_response().await;
+        let progress = self.inbox.take(&token).await;
+        let mut outcome = match response {
+            Ok(ServerResult::CallToolResult(result)) => outcome_of(&result),
+            Ok(other) => CallOutcome::new(
+                format!(
+                    "The tool call failed: the server answered with something other than a tool \
+                     result ({})",
+                    serde_json::to_string(&other).unwrap_or_default()
+                ),
+                true,
+            ),
+            Err(e) => CallOutcome::new(format!("The tool call failed: {e}"), true),
+        };
+        outcome.progress = progress;
+        outcome
     }
 }
 
@@ -244,10 +279,7 @@ pub fn outcome_of(result: &CallToolResult) -> CallOutcome {
     {
         parts.push(s.to_string());
     }
-    CallOutcome {
-        text: parts.join("\n"),
-        is_error: result.is_error.unwrap_or(false),
-    }
+    CallOutcome::new(parts.join("\n"), result.is_error.unwrap_or(false))
 }
 
 fn read_config(file: &Path) -> Result<BTreeMap<String, ServerEntry>, McpError> {
