@@ -10,14 +10,14 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use fake_llm::run::{events, events_of, run_agent};
+use fake_llm::{FakeLlm, anthropic};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
 use rmcp::service::NotificationContext;
 use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use fake_llm::run::{events, events_of, run_agent};
-use fake_llm::{FakeLlm, anthropic};
 use support::{Workspace, audit_entries, call, spawn_stdio_with, text_of};
 
 /// A client that keeps every progress notification it receives.
@@ -164,7 +164,12 @@ async fn an_unknown_database_is_a_tool_error_naming_the_configured_ones() {
         text.contains("unknown database `postgres://evil/x`") && text.contains("shop"),
         "{text}"
     );
-    let bad = call(&client, "ghost", json!({ "database": "shop", "deep": true })).await;
+    let bad = call(
+        &client,
+        "ghost",
+        json!({ "database": "shop", "deep": true }),
+    )
+    .await;
     assert_eq!(bad.is_error, Some(true));
     assert!(text_of(&bad).contains("deep"), "{}", text_of(&bad));
     client.cancel().await.unwrap();
@@ -220,7 +225,11 @@ async fn a_data_ghost_agent_run_records_the_ghost_progress() {
     let all = events(ws.path());
     let progress = events_of(&all, "progress");
     assert_eq!(progress.len(), 3, "{all:?}");
-    assert!(progress.iter().all(|e| e["tool"] == "ghost" && e["id"] == "g1"));
+    assert!(
+        progress
+            .iter()
+            .all(|e| e["tool"] == "ghost" && e["id"] == "g1")
+    );
     assert!(progress.iter().all(|e| e["total"] == 3.0));
     let done: Vec<f64> = progress
         .iter()

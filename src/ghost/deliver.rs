@@ -227,7 +227,8 @@ mod tests {
         let msgs = plan(&quiet, "# r", &always, &Channel::ALL);
         assert_eq!(msgs.len(), 3);
         assert!(msgs[0].subject.as_deref().unwrap().contains("nothing new"));
-        assert!(plan(&quiet, "# r", &DeliveryPolicy::off(), &Channel::ALL).is_empty());
+        let loud = run(vec![finding(Severity::Critical, "fell to 0")]);
+        assert!(plan(&loud, "# r", &DeliveryPolicy::off(), &Channel::ALL).is_empty());
     }
 
     #[test]

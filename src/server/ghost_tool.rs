@@ -197,3 +197,71 @@ pub fn summary(database: &str, run: &GhostRun) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ghost::anomaly::{Finding, FindingKind};
+    use crate::severity::Severity;
+    use std::path::PathBuf;
+
+    fn run_with(findings: usize) -> GhostRun {
+        GhostRun {
+            run_id: "r1".into(),
+            database: "shop".into(),
+            backend: Some("sqlite".into()),
+            taken_at: "2026-01-01T00:00:00.000Z".into(),
+            elapsed_ms: 1,
+            first_run: false,
+            tables_profiled: 2,
+            tables_failed: 0,
+            schema_changes: Vec::new(),
+            findings: (0..findings)
+                .map(|i| Finding {
+                    severity: if i == findings - 1 {
+                        Severity::Critical
+                    } else {
+                        Severity::Info
+                    },
+                    kind: FindingKind::RowCount,
+                    table: format!("t{i}"),
+                    column: None,
+                    message: format!("finding {i}"),
+                })
+                .collect(),
+            errors: Vec::new(),
+            profiles: Vec::new(),
+            report_path: PathBuf::from("/r/shop/x/report.md"),
+            latest_path: PathBuf::from("/r/shop/latest.md"),
+            charts: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_lists_the_most_severe_items_up_to_the_limit() {
+        let text = summary("shop", &run_with(SUMMARY_TOP_ITEMS + 2));
+        assert_eq!(text.matches("\n- [").count(), SUMMARY_TOP_ITEMS, "{text}");
+        assert!(text.contains("… and 2 more"), "{text}");
+        let first = text.lines().find(|l| l.starts_with("- [")).unwrap();
+        assert!(first.starts_with("- [critical]"), "{text}");
+        assert!(text.contains("report: /r/shop/x/report.md"));
+        let few = summary("shop", &run_with(2));
+        assert!(!few.contains("more"), "{few}");
+    }
+
+    #[tokio::test]
+    async fn progress_counts_tables_done_and_names_them() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cb = tables_done(tx);
+        cb(0, 2, "a");
+        cb(1, 2, "b");
+        cb(2, 2, "");
+        drop(cb);
+        let mut got = Vec::new();
+        while let Some(m) = rx.recv().await {
+            got.push(m);
+        }
+        assert_eq!(got, [(1, 2, "a".to_string()), (2, 2, "b".to_string())]);
+    }
+}

@@ -5,9 +5,7 @@
 use std::time::Instant;
 
 use base64::Engine;
-use rmcp::model::{
-    CallToolResult, ContentBlock, JsonObject, ProgressToken, Tool, ToolAnnotations,
-};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ProgressToken, Tool, ToolAnnotations};
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde::de::DeserializeOwned;
 
