@@ -180,11 +180,13 @@ async fn an_unknown_database_is_a_tool_error_naming_the_configured_ones() {
     let entries = audit_entries(ws.path(), &[]);
     let ghost: Vec<&Value> = entries.iter().filter(|e| e["tool"] == "ghost").collect();
     assert_eq!(ghost.len(), 2, "{entries:?}");
+    assert_eq!(ghost[0]["decision"], "deny", "{:?}", ghost[0]);
+    assert_eq!(ghost[0]["reasons"][0]["rule"], "ghost-database");
     assert!(
-        ghost[0]["outcome"]
+        ghost[0]["reasons"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("unknown database"),
+            .contains("configured databases:"),
         "{:?}",
         ghost[0]
     );

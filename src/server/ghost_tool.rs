@@ -15,9 +15,12 @@ use crate::app::App;
 use crate::ghost::deliver::DeliveryPolicy;
 use crate::ghost::progress::{ProgressFn, ProgressSink};
 use crate::ghost::{GhostRun, run_once};
-use crate::guard::Verdict;
+use crate::guard::{Decision, Verdict};
 use crate::tools::ToolError;
-use crate::tools::sql::resolve_database;
+use crate::tools::sql::{DEFAULT_DATABASE, resolve_database};
+
+/// The rule an audit entry names when the ghost is asked for a database the policy does not name.
+pub const UNKNOWN_DATABASE_RULE: &str = "ghost-database";
 
 /// Findings and schema changes listed in the summary the model reads (the structured result
 /// has them all).
@@ -58,7 +61,8 @@ pub async fn run(
     peer: Peer<RoleServer>,
     token: Option<ProgressToken>,
 ) -> Result<GhostToolOutput, ToolError> {
-    let target = resolve_database(&server.tools.guard, params.database.as_deref())?;
+    let target = resolve_database(&server.tools.guard, params.database.as_deref())
+        .map_err(|e| refuse_unknown(server, params.database.as_deref(), e))?;
     let app = App {
         tools: server.tools.clone(),
         store: server.audit.store().clone(),
@@ -110,6 +114,22 @@ pub async fn run(
         verdict: Verdict::allow(),
         outcome,
     })
+}
+
+/// An unknown database name is a refusal by the policy (a model may try a URL there): the
+/// error carries a deny verdict for the audit log. Other resolution errors (an unset variable)
+/// stay configuration errors.
+fn refuse_unknown(server: &PiServer, name: Option<&str>, e: ToolError) -> ToolError {
+    match name {
+        Some(n)
+            if n != DEFAULT_DATABASE
+                && !server.tools.guard.file().sql.databases.contains_key(n) =>
+        {
+            let verdict = Verdict::single(Decision::Deny, UNKNOWN_DATABASE_RULE, e.message.clone());
+            ToolError::denied(e.message, verdict)
+        }
+        _ => e,
+    }
 }
 
 /// A progress callback that turns "table `done + 1` starts" into "`done` tables are done"
