@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock,
-    ServerResult,
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientRequest, ContentBlock, RequestId, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RunningService};
 use rmcp::transport::TokioChildProcess;
@@ -235,7 +235,9 @@ impl Caller {
         };
         let token = handle.progress_token.clone();
         self.inbox.claim(&token, &self.remote_name);
+        let mut abandoned = CancelOnDrop(Some((self.peer.clone(), handle.id.clone())));
         let response = handle.await_response().await;
+        abandoned.0 = None;
         let progress = self.inbox.take(&token).await;
         let mut outcome = match response {
             Ok(ServerResult::CallToolResult(result)) => outcome_of(&result),
@@ -251,6 +253,25 @@ impl Caller {
         };
         outcome.progress = progress;
         outcome
+    }
+}
+
+/// Tells the server to stop a call whose caller went away (the run was interrupted or timed
+/// out) before the result arrived, as rmcp's own `call_tool` does.
+struct CancelOnDrop(Option<(Peer<RoleClient>, RequestId)>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((peer, id)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let reason = Some("the agent no longer waits for this call".to_string());
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
+                    .await;
+            });
+        }
     }
 }
 

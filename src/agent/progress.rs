@@ -98,12 +98,17 @@ impl ProgressInbox {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        self.0
+        let mut updates = self
+            .0
             .lock()
             .ok()
             .and_then(|mut map| map.remove(token))
             .map(|t| t.updates)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // rmcp handles each notification in a task of its own, so they can arrive out of
+        // order; progress only increases (MCP), so sorting by it restores the order they were sent.
+        updates.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+        updates
     }
 }
 
@@ -187,5 +192,18 @@ mod tests {
             late.receive(token, update(2.0));
         });
         assert_eq!(inbox.take(&t).await, [update(1.0), update(2.0)]);
+    }
+
+    #[tokio::test]
+    async fn updates_handled_out_of_order_come_back_in_the_order_sent() {
+        let inbox = ProgressInbox::default();
+        let t = ProgressToken(NumberOrString::Number(3));
+        inbox.receive(t.clone(), update(2.0));
+        inbox.receive(t.clone(), update(0.5));
+        inbox.receive(t.clone(), update(1.0));
+        assert_eq!(
+            inbox.take(&t).await,
+            [update(0.5), update(1.0), update(2.0)]
+        );
     }
 }
