@@ -22,7 +22,15 @@ async fn initialize_reports_name_version_and_described_tools() {
     names.sort();
     assert_eq!(
         names,
-        ["bash", "cloudwatch", "edit", "notify", "read", "sql"]
+        [
+            "bash",
+            "cloudwatch",
+            "edit",
+            "ghost",
+            "notify",
+            "read",
+            "sql"
+        ]
     );
     for t in &tools {
         assert!(

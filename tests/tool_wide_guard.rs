@@ -1,5 +1,5 @@
 //! Issue 3, point 6: every tool's call goes through the same decision and audit path. One
-//! session calls each of the six tools with something the policy refuses; each call is a tool
+//! session calls each of the seven tools with something the policy refuses; each call is a tool
 //! error naming why, and `pi-mcp audit` shows a `deny` for every tool.
 
 mod support;
@@ -58,6 +58,11 @@ async fn every_tool_is_judged_and_every_decision_audited() {
             "notify",
             json!({"channel": "webhook", "text": "exfiltrate"}),
             "notify-destination",
+        ),
+        (
+            "ghost",
+            json!({"database": "postgres://attacker.example/db"}),
+            "unknown database",
         ),
     ];
     for (tool, args, expected) in &cases {

@@ -122,36 +122,43 @@ impl<'a> CallRunner<'a> {
         let mut results = Vec::with_capacity(calls.len());
         for (i, (call, plan)) in calls.iter().zip(&plans).enumerate() {
             let (outcome, elapsed_ms) = match (plan, outcomes.get(&i)) {
-                (Plan::Answer(text, is_error, _), _) => (
-                    CallOutcome {
-                        text: text.clone(),
-                        is_error: *is_error,
-                    },
-                    0.0,
-                ),
+                (Plan::Answer(text, is_error, _), _) => {
+                    (CallOutcome::new(text.clone(), *is_error), 0.0)
+                }
                 (Plan::Run { key, read_only, .. }, Some((outcome, ms))) => {
                     self.executed += 1;
+                    for p in &outcome.progress {
+                        transcript.record(&Event::Progress {
+                            step,
+                            id: &call.id,
+                            tool: &call.name,
+                            progress: p.progress,
+                            total: p.total,
+                            message: p.message.as_deref().unwrap_or_default(),
+                        });
+                    }
                     if !outcome.is_error {
                         self.evidence.record(&call.name, *read_only);
                     }
                     // A failed call (a timeout, throttling) may succeed when tried again.
                     if !outcome.is_error {
+                        let mut cached = outcome.clone();
+                        cached.progress.clear();
                         self.cache.insert(
                             key.clone(),
                             Cached {
                                 step,
-                                outcome: outcome.clone(),
+                                outcome: cached,
                             },
                         );
                     }
                     (outcome.clone(), *ms)
                 }
                 (Plan::Run { .. }, None) => (
-                    CallOutcome {
-                        text: "The call did not complete (its task ended unexpectedly); try again."
-                            .into(),
-                        is_error: true,
-                    },
+                    CallOutcome::new(
+                        "The call did not complete (its task ended unexpectedly); try again.",
+                        true,
+                    ),
                     0.0,
                 ),
             };

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
-    Implementation,
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientRequest, ContentBlock, RequestId, ServerResult,
 };
-use rmcp::service::RunningService;
+use rmcp::service::{PeerRequestOptions, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{Peer, RoleClient, ServiceExt};
 use serde::Deserialize;
 
+use super::progress::{AgentClient, ProgressInbox, ProgressUpdate};
 use super::provider::ToolSpec;
 use crate::app::App;
 
@@ -73,9 +74,22 @@ pub struct AgentTool {
 pub struct CallOutcome {
     pub text: String,
     pub is_error: bool,
+    /// The progress notifications the call sent while it ran (for the transcript).
+    pub progress: Vec<ProgressUpdate>,
 }
 
-type Connection = RunningService<RoleClient, ClientConfig>;
+impl CallOutcome {
+    /// An outcome without progress.
+    pub fn new(text: impl Into<String>, is_error: bool) -> Self {
+        CallOutcome {
+            text: text.into(),
+            is_error,
+            progress: Vec::new(),
+        }
+    }
+}
+
+type Connection = RunningService<RoleClient, AgentClient>;
 
 /// Every connected server and the tools they offer.
 pub struct ToolBox {
@@ -83,11 +97,8 @@ pub struct ToolBox {
     tools: Vec<AgentTool>,
 }
 
-fn client_info() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("pi-mcp-agent", env!("CARGO_PKG_VERSION")),
-    )
+fn client_info() -> AgentClient {
+    AgentClient::default()
 }
 
 impl ToolBox {
@@ -196,9 +207,10 @@ impl ToolBox {
 
     /// A handle that can call `tool` from another task.
     pub fn caller(&self, tool: &AgentTool) -> Option<Caller> {
-        let peer = self.connections.get(tool.server)?.peer().clone();
+        let conn = self.connections.get(tool.server)?;
         Some(Caller {
-            peer,
+            peer: conn.peer().clone(),
+            inbox: conn.service().inbox.clone(),
             remote_name: tool.remote_name.clone(),
         })
     }
@@ -215,19 +227,63 @@ impl ToolBox {
 #[derive(Clone)]
 pub struct Caller {
     peer: Peer<RoleClient>,
+    inbox: ProgressInbox,
     remote_name: String,
 }
 
 impl Caller {
+    /// Calls the tool with a progress token (rmcp gives every request one) and collects the
+    /// progress the server reports under it.
     pub async fn call(&self, arguments: serde_json::Map<String, serde_json::Value>) -> CallOutcome {
         let mut params = CallToolRequestParams::new(self.remote_name.clone());
         params.arguments = Some(arguments);
-        match self.peer.call_tool(params).await {
-            Ok(result) => outcome_of(&result),
-            Err(e) => CallOutcome {
-                text: format!("The tool call failed: {e}"),
-                is_error: true,
-            },
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = match self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return CallOutcome::new(format!("The tool call failed: {e}"), true),
+        };
+        let token = handle.progress_token.clone();
+        self.inbox.claim(&token, &self.remote_name);
+        let mut abandoned = CancelOnDrop(Some((self.peer.clone(), handle.id.clone())));
+        let response = handle.await_response().await;
+        abandoned.0 = None;
+        let progress = self.inbox.take(&token).await;
+        let mut outcome = match response {
+            Ok(ServerResult::CallToolResult(result)) => outcome_of(&result),
+            Ok(other) => CallOutcome::new(
+                format!(
+                    "The tool call failed: the server answered with something other than a tool \
+                     result ({})",
+                    serde_json::to_string(&other).unwrap_or_default()
+                ),
+                true,
+            ),
+            Err(e) => CallOutcome::new(format!("The tool call failed: {e}"), true),
+        };
+        outcome.progress = progress;
+        outcome
+    }
+}
+
+/// Tells the server to stop a call whose caller went away (the run was interrupted or timed
+/// out) before the result arrived, as rmcp's own `call_tool` does.
+struct CancelOnDrop(Option<(Peer<RoleClient>, RequestId)>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((peer, id)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let reason = Some("the agent no longer waits for this call".to_string());
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
+                    .await;
+            });
         }
     }
 }
@@ -257,10 +313,7 @@ pub fn outcome_of(result: &CallToolResult) -> CallOutcome {
     {
         parts.push(s.to_string());
     }
-    CallOutcome {
-        text: parts.join("\n"),
-        is_error: result.is_error.unwrap_or(false),
-    }
+    CallOutcome::new(parts.join("\n"), result.is_error.unwrap_or(false))
 }
 
 fn read_config(file: &Path) -> Result<BTreeMap<String, ServerEntry>, McpError> {

@@ -6,6 +6,7 @@ pub mod calls;
 pub mod command;
 pub mod limits;
 pub mod mcp_client;
+pub mod progress;
 pub mod provider;
 pub mod transcript;
 pub mod turn;
@@ -165,7 +166,8 @@ pub fn system_prompt(app: &App, request: &RunRequest) -> Result<String, AgentErr
             "data_ghost",
             &[(
                 "database",
-                "the database named in the task (use the `sql` tool)",
+                "the database named in the task (the `ghost` tool runs the Data Ghost on it and \
+                 writes a report; the `sql` tool investigates)",
             )],
         )?,
     };

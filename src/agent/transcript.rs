@@ -53,6 +53,15 @@ pub enum Event<'a> {
         truncated: bool,
         elapsed_ms: f64,
     },
+    /// A progress notification a running tool call sent (before its result).
+    Progress {
+        step: u32,
+        id: &'a str,
+        tool: &'a str,
+        progress: f64,
+        total: Option<f64>,
+        message: &'a str,
+    },
     /// Something the loop did on its own (a retry, a nudge, a limit).
     Note { step: u32, text: &'a str },
     RunEnd {
@@ -201,6 +210,21 @@ fn markdown_of(event: &Event<'_>) -> String {
                     ""
                 },
             )
+        }
+        Event::Progress {
+            tool,
+            progress,
+            total,
+            message,
+            ..
+        } => {
+            let of_total = total.map(|t| format!("/{t}")).unwrap_or_default();
+            let message = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
+            format!("- `{tool}` progress {progress}{of_total}{message}\n\n")
         }
         Event::Note { step, text } => format!("> **Loop (step {step}):** {text}\n\n"),
         Event::RunEnd {

@@ -73,6 +73,7 @@ impl GhostArgs {
             delivery: DeliveryPolicy {
                 min_severity: self.deliver_at,
                 deliver_quiet_runs: self.deliver_quiet,
+                enabled: true,
             },
             progress: ProgressSink {
                 terminal_bar: !self.json,

@@ -70,6 +70,8 @@ pub struct DeliveryPolicy {
     pub min_severity: Severity,
     /// Deliver runs with nothing at that level too.
     pub deliver_quiet_runs: bool,
+    /// False: deliver nothing whatever the run found (the `ghost` tool's default).
+    pub enabled: bool,
 }
 
 impl Default for DeliveryPolicy {
@@ -77,6 +79,17 @@ impl Default for DeliveryPolicy {
         DeliveryPolicy {
             min_severity: Severity::Warning,
             deliver_quiet_runs: false,
+            enabled: true,
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// Delivers nothing.
+    pub fn off() -> Self {
+        DeliveryPolicy {
+            enabled: false,
+            ..DeliveryPolicy::default()
         }
     }
 }
@@ -89,6 +102,9 @@ pub fn plan(
     policy: &DeliveryPolicy,
     channels: &[Channel],
 ) -> Vec<Message> {
+    if !policy.enabled {
+        return Vec::new();
+    }
     let mut items: Vec<(Severity, String)> = run
         .schema_changes
         .iter()
@@ -211,6 +227,8 @@ mod tests {
         let msgs = plan(&quiet, "# r", &always, &Channel::ALL);
         assert_eq!(msgs.len(), 3);
         assert!(msgs[0].subject.as_deref().unwrap().contains("nothing new"));
+        let loud = run(vec![finding(Severity::Critical, "fell to 0")]);
+        assert!(plan(&loud, "# r", &DeliveryPolicy::off(), &Channel::ALL).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 pub mod approval;
+pub mod ghost_tool;
 pub mod http;
 pub mod prompts;
 pub mod resources;
@@ -163,6 +164,7 @@ impl ServerHandler for PiServer {
             &request.name,
             request.arguments.unwrap_or_default(),
             context.peer,
+            context.meta.get_progress_token(),
         )
         .await
         .map(Into::into)

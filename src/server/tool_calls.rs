@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use base64::Engine;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ProgressToken, Tool, ToolAnnotations};
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde::de::DeserializeOwned;
 
 use super::PiServer;
 use super::approval::ElicitationApprover;
+use super::ghost_tool::{self, GHOST_DESCRIPTION, GhostParams};
 use crate::guard::{Decision, Verdict};
 use crate::redact;
 use crate::store::AuditEntry;
@@ -130,6 +131,17 @@ pub fn definitions() -> Vec<Tool> {
                 .destructive(false)
                 .open_world(true),
         ),
+        Tool::new(
+            "ghost",
+            GHOST_DESCRIPTION,
+            rmcp::handler::server::common::schema_for_type::<GhostParams>(),
+        )
+        .with_annotations(
+            ToolAnnotations::with_title("Run the Data Ghost on a database")
+                .read_only(false)
+                .destructive(false)
+                .idempotent(false),
+        ),
     ]
 }
 
@@ -147,12 +159,13 @@ fn parse<T: DeserializeOwned>(tool: &str, args: &JsonObject) -> Result<T, String
     })
 }
 
-/// Runs one tool call and audits it.
+/// Runs one tool call and audits it; `progress` is the call's progress token, if it has one.
 pub async fn call(
     server: &PiServer,
     name: &str,
     args: JsonObject,
     peer: Peer<RoleServer>,
+    progress: Option<ProgressToken>,
 ) -> Result<CallToolResult, ErrorData> {
     let started = Instant::now();
     let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -260,6 +273,13 @@ pub async fn call(
                     Err(e) => failed(e),
                 }
             }
+        },
+        "ghost" => match parse::<GhostParams>(name, &args) {
+            Err(msg) => invalid(msg),
+            Ok(p) => match ghost_tool::run(server, p, peer.clone(), progress).await {
+                Ok(out) => (out.result, out.verdict, out.outcome),
+                Err(e) => failed(e),
+            },
         },
         other => {
             let names: Vec<String> = definitions()
