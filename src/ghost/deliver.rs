@@ -106,14 +106,8 @@ pub fn plan(
         return Vec::new();
     }
     let mut items: Vec<(Severity, String)> = run
-        .schema_changes
-        .iter()
-        .map(|c| (c.severity(), c.describe()))
-        .chain(
-            run.findings
-                .iter()
-                .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
-        )
+        .items()
+        .into_iter()
         .chain(run.errors.iter().map(|e| (Severity::Warning, e.clone())))
         .filter(|(s, _)| *s >= policy.min_severity)
         .collect();

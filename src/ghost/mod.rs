@@ -96,6 +96,19 @@ impl GhostRun {
             .max()
     }
 
+    /// Every schema change and finding as (severity, one line), in report order.
+    pub fn items(&self) -> Vec<(Severity, String)> {
+        self.schema_changes
+            .iter()
+            .map(|c| (c.severity(), c.describe()))
+            .chain(
+                self.findings
+                    .iter()
+                    .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
+            )
+            .collect()
+    }
+
     /// True when the run could profile nothing because of errors (the CLI exits non-zero).
     pub fn failed(&self) -> bool {
         self.tables_profiled == 0 && !self.errors.is_empty()

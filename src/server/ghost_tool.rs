@@ -182,16 +182,7 @@ pub fn summary(database: &str, run: &GhostRun) -> String {
         run.report_path.display(),
         run.latest_path.display(),
     );
-    let mut items: Vec<(crate::severity::Severity, String)> = run
-        .schema_changes
-        .iter()
-        .map(|c| (c.severity(), c.describe()))
-        .chain(
-            run.findings
-                .iter()
-                .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
-        )
-        .collect();
+    let mut items = run.items();
     items.sort_by_key(|(sev, _)| std::cmp::Reverse(*sev));
     if !items.is_empty() {
         s.push_str("Top items:\n");

@@ -139,22 +139,12 @@ pub fn parse(url: &str, value: &Value) -> Result<ModelReply, ProviderError> {
         Some("max_tokens") => StopKind::MaxTokens,
         _ => StopKind::Other,
     };
-    let usage = value.get("usage");
-    let tokens = |k: &str| {
-        usage
-            .and_then(|u| u.get(k))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     Ok(ModelReply {
         wire_time: std::time::Duration::ZERO,
         text,
         tool_calls,
         stop,
-        usage: Usage {
-            input_tokens: tokens("input_tokens"),
-            output_tokens: tokens("output_tokens"),
-        },
+        usage: Usage::from_reply(value.get("usage"), "input_tokens", "output_tokens"),
     })
 }
 

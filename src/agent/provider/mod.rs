@@ -131,6 +131,27 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Token counts from a reply's `usage` object, under the wire format's key names
+    /// (missing counts are 0).
+    pub fn from_reply(
+        usage: Option<&serde_json::Value>,
+        input_key: &str,
+        output_key: &str,
+    ) -> Usage {
+        let tokens = |k: &str| {
+            usage
+                .and_then(|u| u.get(k))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        Usage {
+            input_tokens: tokens(input_key),
+            output_tokens: tokens(output_key),
+        }
+    }
+}
+
+impl Usage {
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }

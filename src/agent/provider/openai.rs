@@ -118,22 +118,12 @@ pub fn parse(url: &str, value: &Value) -> Result<ModelReply, ProviderError> {
         Some("length") => StopKind::MaxTokens,
         _ => StopKind::Other,
     };
-    let usage = value.get("usage");
-    let tokens = |k: &str| {
-        usage
-            .and_then(|u| u.get(k))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     Ok(ModelReply {
         wire_time: std::time::Duration::ZERO,
         text,
         tool_calls,
         stop,
-        usage: Usage {
-            input_tokens: tokens("prompt_tokens"),
-            output_tokens: tokens("completion_tokens"),
-        },
+        usage: Usage::from_reply(value.get("usage"), "prompt_tokens", "completion_tokens"),
     })
 }
 
