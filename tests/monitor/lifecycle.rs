@@ -409,15 +409,19 @@ async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
         .unwrap();
     hook.recover();
     let before = hook.bodies().len();
+    // One `pi-mcp monitor` run; returns how many rows it found cut off mid-send.
+    let cut_off_rows = || {
+        let out = support::cli(
+            ws.path(),
+            &["monitor", "--rules", "alerts.json"],
+            &as_refs(&env),
+        );
+        assert!(out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr);
+        log.matches("cut off mid-send").count()
+    };
     // A fresh claim belongs to a deliverer still at work (another process): left alone.
-    let out = support::cli(
-        ws.path(),
-        &["monitor", "--rules", "alerts.json"],
-        &as_refs(&env),
-    );
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(log.matches("cut off mid-send").count(), 0, "{log}");
+    assert_eq!(cut_off_rows(), 0);
     assert_eq!(
         hook.bodies().len(),
         before,
@@ -429,14 +433,7 @@ async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
         .await
         .unwrap();
     db.close().await;
-    let out = support::cli(
-        ws.path(),
-        &["monitor", "--rules", "alerts.json"],
-        &as_refs(&env),
-    );
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(log.matches("cut off mid-send").count(), 1, "{log}");
+    assert_eq!(cut_off_rows(), 1);
     let resent = &hook.bodies()[before..];
     assert_eq!(resent.len(), 1, "{resent:?}");
     assert_eq!(resent[0]["idempotency_key"], key.as_str());
