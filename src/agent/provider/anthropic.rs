@@ -3,6 +3,7 @@
 //! `{name, description, input_schema}`, calls as `tool_use` blocks and all of a turn's results as
 //! `tool_result` blocks in one user message.
 
+use super::short;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -151,11 +152,7 @@ pub fn parse(url: &str, value: &Value) -> Result<ModelReply, ProviderError> {
 /// A `tool_use` block; a missing id or name, or an input that is not an object, is kept as an
 /// error the model is told about.
 fn tool_call(block: &Value, index: usize) -> ToolCall {
-    let id = block
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| format!("toolu_missing_{index}"), str::to_string);
+    let id = super::call_id(block, "toolu_missing", index);
     let name = block
         .get("name")
         .and_then(Value::as_str)
@@ -176,8 +173,4 @@ fn tool_call(block: &Value, index: usize) -> ToolCall {
         arguments,
         raw_arguments: raw,
     }
-}
-
-fn short(value: &Value) -> String {
-    value.to_string().chars().take(200).collect()
 }

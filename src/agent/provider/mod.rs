@@ -273,3 +273,16 @@ impl Provider {
 
 /// Header name/value pairs a wire format adds to its requests.
 pub type Headers = Vec<(&'static str, String)>;
+
+/// A tool call's id, or a stand-in naming its position when the model sent none.
+pub(crate) fn call_id(call: &serde_json::Value, missing_prefix: &str, index: usize) -> String {
+    call.get("id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| format!("{missing_prefix}_{index}"), str::to_string)
+}
+
+/// The first 200 characters of `value`, for messages to the model.
+pub(crate) fn short(value: &serde_json::Value) -> String {
+    value.to_string().chars().take(200).collect()
+}

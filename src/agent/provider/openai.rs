@@ -3,6 +3,7 @@
 //! first message, tools as `{type: "function", function: {name, description, parameters}}`,
 //! calls as `tool_calls` with JSON-string `arguments`, one `role: tool` message per result.
 
+use super::short;
 use serde_json::{Value, json};
 
 use super::{
@@ -131,11 +132,7 @@ pub fn parse(url: &str, value: &Value) -> Result<ModelReply, ProviderError> {
 /// missing function name are kept as errors the model is told about; some local servers send
 /// the arguments as an object rather than a string, which is accepted.
 fn tool_call(call: &Value, index: usize) -> ToolCall {
-    let id = call
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| format!("call_missing_{index}"), str::to_string);
+    let id = super::call_id(call, "call_missing", index);
     let function = call.get("function");
     let name = function
         .and_then(|f| f.get("name"))
@@ -172,10 +169,6 @@ fn tool_call(call: &Value, index: usize) -> ToolCall {
         arguments,
         raw_arguments: raw,
     }
-}
-
-fn short(value: &Value) -> String {
-    value.to_string().chars().take(200).collect()
 }
 
 #[cfg(test)]
