@@ -1,6 +1,8 @@
 //! What every face of the program opens the same way: the global options (workspace roots,
 //! policy, state store, prompts, reports, OSV database) and the assembled application
 //! (guard, store, audit log, tool context) that the server, the agent and the daemons share.
+//! Opening it also checks that what pi-mcp must trust (the state store and the OSV database)
+//! is out of reach of the `bash` sandbox, and protects it in the guard.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::guard::policy::SandboxMode;
 use crate::guard::{Guard, Workspace};
-use crate::store::{AuditLog, Store};
+use crate::store::{AuditLog, Store, location};
 use crate::tools::ToolContext;
 use crate::tools::approvals::ApprovalQueue;
 
@@ -23,7 +26,7 @@ pub struct Globals {
     /// Policy file (default: the built-in policy, identical to policies/security.json).
     #[arg(long, global = true, env = "PI_MCP_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// State store URL: sqlite://PATH or postgres://... (default: <workspace>/.pi-mcp/state.db).
+    /// State store URL: sqlite://PATH or postgres://... (default: <state dir>/state.db).
     #[arg(
         long,
         global = true,
@@ -32,6 +35,10 @@ pub struct Globals {
         hide_env_values = true
     )]
     pub state_url: Option<String>,
+    /// Directory of pi-mcp's own state, outside the workspace (default:
+    /// $XDG_STATE_HOME/pi-mcp/<workspace>-<hash>, else ~/.local/state/pi-mcp/<workspace>-<hash>).
+    #[arg(long, global = true, env = "PI_MCP_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Directory of prompt templates (default: <workspace>/prompts if present, else built-in).
     #[arg(long, global = true, env = "PI_MCP_PROMPTS", value_name = "DIR")]
     pub prompts: Option<PathBuf>,
@@ -39,7 +46,7 @@ pub struct Globals {
     #[arg(long, global = true, env = "PI_MCP_REPORTS", value_name = "DIR")]
     pub reports: Option<PathBuf>,
     /// OSV advisory database that package installs are checked against
-    /// (default: <workspace>/.pi-mcp/osv; `pi-mcp osv update` fills it).
+    /// (default: <state dir>/osv; `pi-mcp osv update` fills it).
     #[arg(long, global = true, env = "PI_MCP_OSV_DB", value_name = "DIR")]
     pub osv_db: Option<PathBuf>,
 }
@@ -60,22 +67,67 @@ impl Globals {
         Ok(Guard::load(self.policy.as_deref())?)
     }
 
-    /// The policy, checking package installs against the OSV advisories found at start.
-    pub fn guard_with_osv(&self, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
-        let advisories = crate::tools::osv_scanner::advisories_at_start(&self.osv_db_dir(ws));
-        Ok(Arc::new(self.guard()?.with_osv(advisories)))
+    /// The policy as the tools apply it: package installs checked against the OSV advisories
+    /// found at start, and pi-mcp's own state protected like the policy's protected paths.
+    pub fn runtime_guard(&self, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
+        let trusted = self.trusted_paths(ws)?;
+        let advisories = crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir);
+        let guard = self
+            .guard()?
+            .with_osv(advisories)
+            .protect(&trusted.protected())?;
+        Ok(Arc::new(guard))
     }
 
-    /// The OSV database directory: `--osv-db`, else `<workspace>/.pi-mcp/osv`.
-    pub fn osv_db_dir(&self, ws: &Workspace) -> PathBuf {
-        self.osv_db
-            .clone()
-            .unwrap_or_else(|| ws.primary().join(".pi-mcp").join("osv"))
+    /// The directory of pi-mcp's own state: `--state-dir`/`$PI_MCP_STATE_DIR`, else
+    /// `$XDG_STATE_HOME/pi-mcp/<slug>`, else `~/.local/state/pi-mcp/<slug>` (see
+    /// [`location::state_dir`]).
+    pub fn state_dir(&self, ws: &Workspace) -> anyhow::Result<PathBuf> {
+        Ok(location::state_dir(
+            self.state_dir.as_deref(),
+            ws.primary(),
+            |k| std::env::var_os(k),
+        )?)
     }
 
-    /// Opens the state store (`--state-url`, else `<workspace>/.pi-mcp/state.db`).
+    /// The OSV database directory: `--osv-db`, else `<state dir>/osv`.
+    pub fn osv_db_dir(&self, ws: &Workspace) -> anyhow::Result<PathBuf> {
+        match &self.osv_db {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.state_dir(ws)?.join(location::OSV_DIR)),
+        }
+    }
+
+    /// What pi-mcp trusts on disk for this workspace.
+    pub fn trusted_paths(&self, ws: &Workspace) -> anyhow::Result<TrustedPaths> {
+        let state_dir = self.state_dir(ws)?;
+        let state_db = match &self.state_url {
+            Some(url) => location::sqlite_file(url),
+            None => Some(state_dir.join(location::STATE_DB)),
+        };
+        let osv_dir = self.osv_db_dir(ws)?;
+        Ok(TrustedPaths {
+            state_dir,
+            state_db,
+            osv_dir,
+        })
+    }
+
+    /// Opens the state store (`--state-url`, else `<state dir>/state.db`).
     pub async fn open_store(&self, ws: &Workspace) -> anyhow::Result<Store> {
-        Ok(Store::open(self.state_url.as_deref(), ws.primary()).await?)
+        let state_dir = self.state_dir(ws)?;
+        let old = ws.primary().join(location::OLD_STATE_DB);
+        if self.state_url.is_none() && old.exists() {
+            tracing::warn!(
+                "{} is no longer used: the state store is now {} (outside the workspace, where \
+                 bash cannot rewrite it); its approvals and audit history were not carried over. \
+                 Stop pi-mcp and move {}* there to keep them, or delete it.",
+                old.display(),
+                state_dir.join(location::STATE_DB).display(),
+                old.display()
+            );
+        }
+        Ok(Store::open(self.state_url.as_deref(), &state_dir).await?)
     }
 
     /// Prompt templates: `--prompts`, else `<workspace>/prompts` when present (else built-in).
@@ -110,7 +162,10 @@ impl App {
     /// HTTP face with a Slack signing secret can receive the clicks).
     pub async fn open(globals: &Globals, slack_buttons: bool) -> anyhow::Result<App> {
         let ws = globals.workspace()?;
-        let guard = globals.guard_with_osv(&ws)?;
+        let guard = globals.runtime_guard(&ws)?;
+        let tools = ToolContext::new(ws.clone(), guard.clone());
+        let writable = crate::tools::sandbox::writable_dirs(&tools);
+        check_out_of_reach(&globals.trusted_paths(&ws)?, &writable, guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone());
         let queue = ApprovalQueue::new(
@@ -122,7 +177,7 @@ impl App {
         .with_slack_buttons(slack_buttons);
         let prompts_dir = globals.prompts_dir(&ws);
         let reports_dir = globals.reports_dir(&ws);
-        let tools = ToolContext::new(ws, guard).with_approvals(queue);
+        let tools = tools.with_approvals(queue);
         Ok(App {
             tools,
             store,
@@ -136,4 +191,78 @@ impl App {
     pub fn guard(&self) -> &Arc<Guard> {
         &self.tools.guard
     }
+}
+
+/// What pi-mcp must trust on disk: if the agent could write these, it could approve its own
+/// commands, rewrite the audit log, or hide a vulnerability from the install check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedPaths {
+    /// The state directory (`--state-dir`).
+    pub state_dir: PathBuf,
+    /// The SQLite state store, when the store is a SQLite file.
+    pub state_db: Option<PathBuf>,
+    /// The OSV database directory.
+    pub osv_dir: PathBuf,
+}
+
+impl TrustedPaths {
+    /// Every path to protect, as given and canonicalised (a symbolic link must not hide one).
+    pub fn protected(&self) -> Vec<PathBuf> {
+        let given = [Some(&self.state_dir), self.state_db.as_ref(), Some(&self.osv_dir)];
+        let mut out: Vec<PathBuf> = Vec::new();
+        for p in given.into_iter().flatten() {
+            for form in [p.clone(), location::canonical(p)] {
+                if !out.contains(&form) {
+                    out.push(form);
+                }
+            }
+        }
+        out
+    }
+
+    /// `(what, path, how to fix it)` for each trusted file or directory.
+    fn described(&self) -> Vec<(&'static str, &PathBuf, &'static str)> {
+        let mut out = Vec::new();
+        if let Some(db) = &self.state_db {
+            out.push((
+                "the state store",
+                db,
+                "pass --state-url sqlite:///PATH/state.db (or set PI_MCP_STATE_DIR) with a path \
+                 outside the workspace and the policy's writable_paths",
+            ));
+        }
+        out.push((
+            "the OSV database",
+            &self.osv_dir,
+            "pass --osv-db DIR (or set PI_MCP_STATE_DIR) with a directory outside the workspace \
+             and the policy's writable_paths",
+        ));
+        out
+    }
+}
+
+/// Refuses (with `sandbox: "required"`) or warns when a trusted path lies where `bash` may
+/// write (`writable`: the workspace roots, the temp directory and the policy's
+/// `writable_paths`). Only path arithmetic: start-up stays fast.
+pub fn check_out_of_reach(
+    trusted: &TrustedPaths,
+    writable: &[PathBuf],
+    sandbox: SandboxMode,
+) -> anyhow::Result<()> {
+    for (what, path, fix) in trusted.described() {
+        let Some(by) = crate::tools::sandbox::writable_by_bash(path, writable) else {
+            continue;
+        };
+        let message = format!(
+            "{what} {} is inside {}, which bash commands may write: the agent could forge \
+             approvals, rewrite the audit log or tamper with advisories; {fix}",
+            path.display(),
+            by.display()
+        );
+        if sandbox == SandboxMode::Required {
+            anyhow::bail!("{message} (the policy says \"sandbox\": \"required\")");
+        }
+        tracing::warn!("{message}");
+    }
+    Ok(())
 }

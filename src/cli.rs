@@ -134,7 +134,7 @@ pub enum OsvCommand {
         /// Ecosystem to download (repeatable; default: PyPI, npm, crates.io, Go, RubyGems).
         #[arg(long = "ecosystem", value_name = "E")]
         ecosystems: Vec<pi_mcp::guard::osv::Ecosystem>,
-        /// Database directory (default: --osv-db, else <workspace>/.pi-mcp/osv).
+        /// Database directory (default: --osv-db, else <state dir>/osv).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },

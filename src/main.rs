@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         }) => {
             let ws = cli.global.workspace()?;
-            let guard = cli.global.guard_with_osv(&ws)?;
+            let guard = cli.global.runtime_guard(&ws)?;
             let cwd = match cwd {
                 Some(c) => c
                     .canonicalize()
@@ -255,7 +255,7 @@ async fn osv_update(
     use pi_mcp::tools::osv_update::{UpdateOptions, update};
     let dir = match dir {
         Some(d) => d.to_path_buf(),
-        None => cli.global.osv_db_dir(&cli.global.workspace()?),
+        None => cli.global.osv_db_dir(&cli.global.workspace()?)?,
     };
     let ecosystems = if ecosystems.is_empty() {
         pi_mcp::guard::osv::Ecosystem::ALL.to_vec()

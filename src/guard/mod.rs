@@ -181,6 +181,26 @@ impl Guard {
         self
     }
 
+    /// The same policy with `paths` (absolute) protected as well: each path, everything
+    /// beneath it, and its SQLite companions (`PATH-wal`, `PATH-shm`, `PATH-journal`). The app
+    /// adds pi-mcp's own state this way, so `read`/`edit` refuse it and a `bash` argument naming
+    /// it needs approval, whatever the policy file lists.
+    pub fn protect(mut self, paths: &[PathBuf]) -> Result<Guard, PolicyError> {
+        let mut patterns = self.file.protected_paths.clone();
+        for p in paths.iter().filter(|p| p.is_absolute()) {
+            let exact = globset::escape(&p.to_string_lossy());
+            patterns.push(format!("{exact}-*"));
+            patterns.push(exact);
+        }
+        self.protected = Protected::new(&patterns).map_err(|(i, m)| PolicyError::Rule {
+            file: self.source.clone(),
+            rule: "-".into(),
+            field: format!("protected path {}", patterns.get(i).map_or("?", |p| p)),
+            message: m,
+        })?;
+        Ok(self)
+    }
+
     /// Where package installs are checked, if anywhere.
     pub fn osv(&self) -> Option<&dyn osv::Advisories> {
         self.osv.as_deref()

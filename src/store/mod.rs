@@ -1,9 +1,10 @@
-//! The state store: a SQLite file under the workspace (`.pi-mcp/state.db`) by default, or
-//! PostgreSQL when the state URL is `postgres://`, with migrations per backend. It holds the
-//! audit log now; alert state, schema snapshots and approvals join it later.
+//! The state store: a SQLite file in the state directory (outside the workspace, see
+//! [`location`]) by default, or PostgreSQL when the state URL is `postgres://`, with migrations
+//! per backend. It holds the audit log, approvals, alert state and schema snapshots.
 
 pub mod approvals;
 pub mod audit;
+pub mod location;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -55,8 +56,9 @@ pub enum StoreError {
 }
 
 impl Store {
-    /// Opens `url` (or `<workspace>/.pi-mcp/state.db` when `None`) and applies migrations.
-    pub async fn open(url: Option<&str>, workspace: &Path) -> Result<Store, StoreError> {
+    /// Opens `url` (or `<state_dir>/state.db` when `None`, creating the directory private to
+    /// this user) and applies migrations.
+    pub async fn open(url: Option<&str>, state_dir: &Path) -> Result<Store, StoreError> {
         install_default_drivers();
         let (url, backend) = match url {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
@@ -65,11 +67,10 @@ impl Store {
             Some(u) if u.starts_with("sqlite:") => (u.to_string(), Backend::Sqlite),
             Some(u) => return Err(StoreError::Scheme(crate::redact::text(u))),
             None => {
-                let dir = workspace.join(".pi-mcp");
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| StoreError::Dir(dir.display().to_string(), e))?;
+                create_private_dir(state_dir)
+                    .map_err(|e| StoreError::Dir(state_dir.display().to_string(), e))?;
                 (
-                    format!("sqlite://{}", dir.join("state.db").display()),
+                    format!("sqlite://{}", state_dir.join(location::STATE_DB).display()),
                     Backend::Sqlite,
                 )
             }
@@ -128,4 +129,13 @@ impl Store {
     pub fn url(&self) -> &str {
         &self.url_shown
     }
+}
+
+/// Creates `dir` (and its parents) readable by this user only, when it does not exist yet.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }

@@ -365,7 +365,7 @@ async fn execute(
 
 fn open_spill(ctx: &ToolContext) -> Result<(PathBuf, std::fs::File), ToolError> {
     let dir = ctx
-        .state_dir()
+        .scratch_dir()
         .map(|d| d.join("bash-output"))
         .map_err(|e| ToolError::new(format!("could not create .pi-mcp/: {e}")))?;
     std::fs::create_dir_all(&dir)

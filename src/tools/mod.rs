@@ -72,8 +72,9 @@ impl ToolContext {
         ))
     }
 
-    /// The `.pi-mcp/` directory of the primary root, created on demand.
-    pub fn state_dir(&self) -> std::io::Result<PathBuf> {
+    /// The `.pi-mcp/` scratch directory of the primary root (bash's saved output), created on
+    /// demand. Commands may write it; pi-mcp's own state lives elsewhere (`store::location`).
+    pub fn scratch_dir(&self) -> std::io::Result<PathBuf> {
         let dir = self.workspace.primary().join(".pi-mcp");
         std::fs::create_dir_all(&dir)?;
         Ok(dir)

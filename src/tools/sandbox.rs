@@ -14,7 +14,9 @@
 //!
 //! Landlock can only add rights beneath a path, never take them back for a sub-path, so reads are
 //! allowed everywhere: protected paths are enforced by the guard's path checks (`read` and `edit`
-//! refuse them, `bash` arguments naming them need approval), not by Landlock. Pipes and sockets
+//! refuse them, literal `bash` arguments naming them need approval), not by Landlock. For the
+//! same reason pi-mcp's own state (approvals, audit log, OSV database) lives outside every path
+//! granted here, and the app refuses or warns at start when it does not ([`writable_by_bash`]). Pipes and sockets
 //! are not files Landlock can label, so `> /dev/stdout` and `/dev/fd/N` keep working.
 //!
 //! `sandbox: "required"` refuses to serve without Landlock, and each call refuses to run when
@@ -130,6 +132,29 @@ pub fn listed_writable(policy: &PolicyFile, primary: &Path, home: &Path) -> Vec<
     policy.writable_paths.iter().map(expand).collect()
 }
 
+/// Everything a sandboxed `bash` child may write: the workspace roots, its temp directory and
+/// the policy's `writable_paths`.
+pub fn writable_dirs(ctx: &ToolContext) -> Vec<PathBuf> {
+    let primary = ctx.workspace.primary();
+    let mut writable = ctx.workspace.roots().to_vec();
+    writable.push(primary.join(TMP_DIR));
+    writable.extend(listed_writable(ctx.guard.file(), primary, &ctx.home));
+    writable
+}
+
+/// The entry of `writable` that lets a `bash` child write `path` (a file, or a directory it
+/// could then fill or empty), comparing canonical paths; `None` when `path` is out of reach.
+pub fn writable_by_bash(path: &Path, writable: &[PathBuf]) -> Option<PathBuf> {
+    let target = crate::store::location::canonical(path);
+    writable
+        .iter()
+        .find(|w| {
+            let w = crate::store::location::canonical(w);
+            target.starts_with(&w) || w.starts_with(&target)
+        })
+        .cloned()
+}
+
 /// The process that runs `bash -c command` for the bash tool: bash itself with `sandbox:
 /// "off"`, otherwise [`EXEC_SUBCOMMAND`] of this very binary with the call's [`Spec`] and
 /// `TMPDIR` (created here) in its environment.
@@ -143,15 +168,12 @@ pub fn bash_command(
         cmd.arg("-c").arg(command);
         return Ok(cmd);
     }
-    let primary = ctx.workspace.primary();
-    let tmp = primary.join(TMP_DIR);
+    let tmp = ctx.workspace.primary().join(TMP_DIR);
     std::fs::create_dir_all(&tmp).map_err(|source| SandboxError::TempDir {
         path: tmp.clone(),
         source,
     })?;
-    let mut writable = ctx.workspace.roots().to_vec();
-    writable.push(tmp.clone());
-    writable.extend(listed_writable(policy, primary, &ctx.home));
+    let writable = writable_dirs(ctx);
     let spec = Spec {
         writable,
         deny_network: policy.network == NetworkMode::Deny,
