@@ -174,7 +174,8 @@ impl App {
             Duration::from_secs(guard.file().approval_wait_secs),
             std::env::var("SLACK_WEBHOOK_URL").ok(),
         )
-        .with_slack_buttons(slack_buttons);
+        .with_slack_buttons(slack_buttons)
+        .with_audit(audit.clone());
         let prompts_dir = globals.prompts_dir(&ws);
         let reports_dir = globals.reports_dir(&ws);
         let tools = tools.with_approvals(queue);

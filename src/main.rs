@@ -338,8 +338,21 @@ fn batch_commands(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// `pi-mcp approvals ...`: every decision is written to the audit log too.
+/// `pi-mcp approvals ...`: every decision is written to the audit log too, and so is every
+/// expiry noticed on the way.
 async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    let log = AuditLog::start(store.clone());
+    approvals::audit_expired(store, &log, "cli").await;
+    let result = approvals_cli_inner(store, cmd, &log).await;
+    log.flush().await;
+    result
+}
+
+async fn approvals_cli_inner(
+    store: &Store,
+    cmd: &ApprovalsCommand,
+    log: &AuditLog,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         ApprovalsCommand::List { json, limit } => {
             let all = approvals::list(store, (*limit).max(0)).await?;
@@ -368,7 +381,6 @@ async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<
             let approve = matches!(cmd, ApprovalsCommand::Approve { .. });
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
             let a = approvals::decide(store, id, approve, &by, reason.as_deref()).await?;
-            let log = AuditLog::start(store.clone());
             log.record(approvals::decision_audit_entry(
                 &a,
                 approve,
@@ -376,7 +388,6 @@ async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<
                 reason.as_deref(),
                 "cli",
             ));
-            log.flush().await;
             println!("{} `{}`: {}", a.status, a.id, a.command);
         }
     }

@@ -1,6 +1,7 @@
 //! Approvals when the client cannot be asked: an `ask` becomes a pending approval in the state
 //! store, is announced on Slack, and is approved or denied with `pi-mcp approvals`; an approved
-//! command runs exactly once, for its exact text; approvals expire; every decision is audited.
+//! command runs exactly once, for its exact text; approvals expire; every step of an approval's
+//! life (queued, decided, used, expired) is audited under its id.
 
 mod support;
 
@@ -274,5 +275,45 @@ async fn slack_buttons_approve_with_a_valid_signature_only() {
     let r = call(&client, "bash", json!({ "command": ASKING })).await;
     assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
     assert_eq!(ws.read("made.txt"), "x");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_audit_log_follows_an_approval_from_queue_to_run_and_to_expiry() {
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({"approval_ttl_secs": 4}));
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let used = pending_id(&text_of(
+        &call(&client, "bash", json!({ "command": ASKING })).await,
+    ));
+    cli_ok(
+        ws.path(),
+        &["approvals", "approve", &used, "--reason", "checked"],
+        &[],
+    );
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let steps = support::approval_steps(ws.path(), &used, 3).await;
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(steps[0].starts_with("pending") && steps[0].contains(&used), "{steps:?}");
+    assert!(steps[1].starts_with("approved by") && steps[1].contains("checked"), "{steps:?}");
+    assert!(steps[2].starts_with("used"), "{steps:?}");
+
+    // Another request is left to expire; the next look at the approvals notices it, once.
+    let other = format!("{ASKING} # again");
+    let expiring = pending_id(&text_of(
+        &call(&client, "bash", json!({ "command": other })).await,
+    ));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    cli_ok(ws.path(), &["approvals", "list"], &[]);
+    cli_ok(ws.path(), &["approvals", "list"], &[]);
+    let steps = support::approval_steps(ws.path(), &expiring, 2).await;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps[0].starts_with("pending"), "{steps:?}");
+    assert!(steps[1].starts_with("expired"), "{steps:?}");
+    let text = cli_ok(ws.path(), &["audit", "--tail", "50"], &[]);
+    assert!(text.contains(&expiring) && text.contains(&used), "{text}");
     client.cancel().await.unwrap();
 }

@@ -1,5 +1,6 @@
 //! `ask` decisions are resolved through MCP elicitation when the client declares it: the user
-//! sees the command and the reasons; approving runs it, declining does not.
+//! sees the command and the reasons; approving runs it, declining does not; either answer is
+//! audited under an approval id.
 
 mod support;
 
@@ -76,6 +77,22 @@ async fn an_approved_ask_runs() {
         "{asked}"
     );
     c.cancel().await.unwrap();
+    let id = approval_id(&ws).await;
+    let steps = support::approval_steps(ws.path(), &id, 2).await;
+    assert!(steps[0].contains("approved by the user"), "{steps:?}");
+    assert!(steps[1].starts_with("used"), "{steps:?}");
+}
+
+/// The id of the one approval the audit log mentions (waiting for the server's writes).
+async fn approval_id(ws: &Workspace) -> String {
+    for _ in 0..150 {
+        let entries = support::audit_entries(ws.path(), &[]);
+        if let Some(e) = entries.iter().find(|e| e["tool"] == "approval") {
+            return e["arguments"]["id"].as_str().unwrap_or_default().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no approval in the audit log");
 }
 
 #[tokio::test]
@@ -95,4 +112,8 @@ async fn a_declined_ask_does_not_run() {
     call(&c, "bash", json!({"command": "echo fine"})).await;
     assert_eq!(seen.lock().unwrap().len(), 1);
     c.cancel().await.unwrap();
+    let id = approval_id(&ws).await;
+    let steps = support::approval_steps(ws.path(), &id, 1).await;
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(steps[0].contains("denied by the user"), "{steps:?}");
 }

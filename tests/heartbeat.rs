@@ -67,6 +67,7 @@ async fn the_daemon_beats_reloads_serves_metrics_and_stops_on_sigterm() {
         .args(["heartbeat", "--rules", "alerts.json", "--interval", "300ms"])
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("PI_MCP_STATE_URL")
+        .envs(support::state_env(ws.path()))
         .env("PI_MCP_POLICY", &policy)
         .env("PI_MCP_NOTIFY_RETRY_BASE_MS", "10")
         .env("ALERT_WEBHOOK_URL", hook.url("/hook"))

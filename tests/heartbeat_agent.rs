@@ -47,6 +47,7 @@ fn heartbeat(
     cmd.arg("--workspace")
         .arg(ws.path())
         .current_dir(ws.path())
+        .envs(support::state_env(ws.path()))
         .args(["heartbeat", "--rules", "alerts.json"])
         .args(args)
         .env("PI_PROVIDER", "anthropic")

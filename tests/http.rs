@@ -114,6 +114,7 @@ async fn a_public_bind_needs_a_token() {
             "--http",
             "0.0.0.0:0",
         ])
+        .envs(support::state_env(ws.path()))
         .env_remove("PI_MCP_TOKEN")
         .output()
         .await
@@ -137,6 +138,7 @@ async fn sigterm_stops_the_server_cleanly() {
             "--http",
             "127.0.0.1:0",
         ])
+        .envs(support::state_env(ws.path()))
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

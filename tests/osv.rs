@@ -89,7 +89,10 @@ fn fixture_zip(eco: &str) -> (Vec<u8>, Vec<String>) {
 /// Runs `pi-mcp --workspace <ws> <args>` with only the given OSV settings in its environment.
 async fn pi(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = tokio::process::Command::new(support::bin());
-    cmd.arg("--workspace").arg(ws).args(args);
+    cmd.arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .envs(support::state_env(ws));
     for var in [
         "PI_MCP_OSV_DB",
         "PI_MCP_OSV_URL",
@@ -152,7 +155,7 @@ async fn update_fills_the_database_from_the_archives() {
         *archives.requested.lock().unwrap(),
         ["/PyPI/all.zip", "/npm/all.zip"]
     );
-    let db_dir = ws.path().join(".pi-mcp/osv");
+    let db_dir = support::osv_dir(ws.path());
     assert_eq!(
         listing(&db_dir),
         ["PyPI", "npm"],
@@ -177,8 +180,12 @@ async fn a_failed_ecosystem_keeps_its_old_copy_and_the_others_update() {
     archives.set("PyPI", fixture_zip("PyPI").0);
     let base = start(archives).await;
     let ws = Workspace::new();
-    ws.write(".pi-mcp/osv/Go/GO-2022-1059.json", "{}");
-    ws.write(".pi-mcp/osv/PyPI/STALE-1.json", "{}");
+    let db_dir = support::osv_dir(ws.path());
+    for old in ["Go/GO-2022-1059.json", "PyPI/STALE-1.json"] {
+        let path = db_dir.join(old);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("create the old copy");
+        std::fs::write(path, "{}").expect("write the old copy");
+    }
     let (ok, stdout, stderr) = pi(
         ws.path(),
         &[
@@ -200,7 +207,6 @@ async fn a_failed_ecosystem_keeps_its_old_copy_and_the_others_update() {
         "{stderr}"
     );
     assert!(stdout.contains("PyPI: 3 records"), "{stdout}");
-    let db_dir = ws.path().join(".pi-mcp/osv");
     assert_eq!(listing(&db_dir.join("Go")), ["GO-2022-1059.json"]);
     assert!(
         !listing(&db_dir.join("PyPI")).contains(&"STALE-1.json".to_string()),
@@ -271,7 +277,7 @@ async fn the_database_directory_comes_from_pi_mcp_osv_db() {
         listing(&custom.join("crates.io")),
         ["RUSTSEC-2020-0071.json", "RUSTSEC-2021-0078.json"]
     );
-    assert!(!ws.path().join(".pi-mcp/osv").exists());
+    assert!(!support::osv_dir(ws.path()).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +327,7 @@ async fn bad_archives_and_unreachable_servers_are_reported() {
         stderr.contains("cannot download http://127.0.0.1:9/Go/all.zip"),
         "{stderr}"
     );
-    assert!(!ws.path().join(".pi-mcp/osv/Go").exists());
+    assert!(!support::osv_dir(ws.path()).join("Go").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,6 +238,7 @@ fn the_verdict_lists_every_command_it_would_run() {
             "-rf",
             "/",
         ])
+        .envs(support::state_env(ws.path()))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&plain.stdout);
@@ -273,6 +274,7 @@ fn malformed_policies_stop_with_file_line_column_and_field() {
                 "--",
                 "ls",
             ])
+            .envs(support::state_env(ws.path()))
             .output()
             .unwrap();
         assert!(
@@ -318,6 +320,7 @@ fn malformed_policies_stop_with_file_line_column_and_field() {
             "--stdio",
         ])
         .stdin(std::process::Stdio::null())
+        .envs(support::state_env(ws.path()))
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -1,6 +1,7 @@
 //! The OS sandbox under the policy: a `bash` command the policy allows still cannot write
 //! outside the workspace, its temp directory and the policy's `writable_paths`, and with
-//! `"network": "deny"` it cannot open a TCP connection; ordinary commands keep working.
+//! `"network": "deny"` it cannot open a TCP connection; it cannot write pi-mcp's own state
+//! store (so it cannot forge an approval); ordinary commands keep working.
 
 mod support;
 
@@ -234,4 +235,46 @@ fn the_sandbox_subcommand_is_hidden_from_help() {
         help.contains("serve") && !help.contains("sandbox"),
         "{help}"
     );
+}
+
+/// A script that opens the state store for appending; the path is in the script, not in the
+/// command, so the guard's text check cannot see it and only the sandbox stands in the way.
+const APPEND: &str = "open(STATE_DB, 'a').close()\nprint('appended')\n";
+/// The forgery an agent would try: approve every pending approval behind the human's back.
+const FORGE: &str = "import sqlite3\ndb = sqlite3.connect(STATE_DB)\n\
+    db.execute(\"UPDATE approvals SET status = 'approved'\")\ndb.commit()\nprint('forged')\n";
+
+#[tokio::test]
+async fn an_allowed_command_cannot_write_the_state_store() {
+    let ws = Workspace::new();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    // A pending approval to forge: `python3 -c` is rated `ask` and nobody can be asked.
+    let r = bash(&client, "python3 -c 'print(1)'").await;
+    let text = text_of(&r);
+    let id = text
+        .split("approval `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no pending approval: {text}"))
+        .to_string();
+    let db = support::state_db(ws.path());
+    assert!(!db.starts_with(ws.path()), "{}", db.display());
+    assert!(db.exists(), "{}", db.display());
+    for (name, body) in [("append.py", APPEND), ("forge.py", FORGE)] {
+        ws.write(name, format!("STATE_DB = {:?}\n{body}", db.display().to_string()));
+        let r = bash(&client, &format!("python3 {name}")).await;
+        let text = text_of(&r);
+        assert_eq!(r.is_error, Some(true), "{name}: {text}");
+        assert!(!text.contains("denied by policy"), "{name}: {text}");
+        assert!(
+            !text.contains("appended") && !text.contains("forged"),
+            "{name}: {text}"
+        );
+    }
+    let text = text_of(&bash(&client, "python3 append.py").await);
+    assert!(text.contains("PermissionError"), "{text}");
+    let out = cli(ws.path(), &["approvals", "show", &id], &[]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("\"status\": \"pending\""), "{shown}");
+    client.cancel().await.unwrap();
 }

@@ -350,6 +350,7 @@ async fn garbage_on_stdin_does_not_stop_the_server() {
             "serve",
             "--stdio",
         ])
+        .envs(support::state_env(ws.path()))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -47,7 +47,7 @@ async fn audit_log_lives_in_postgres_when_configured() {
     assert_eq!(entries[0]["tool"], "read");
     assert_eq!(entries[1]["decision"], "deny");
     assert!(
-        !ws.path().join(".pi-mcp/state.db").exists(),
+        !support::state_db(ws.path()).exists() && !ws.path().join(".pi-mcp/state.db").exists(),
         "no SQLite file when PostgreSQL is configured"
     );
 }

@@ -1,6 +1,7 @@
 //! Pending approvals: a command the guard rated `ask` that no one could approve on the spot
 //! waits here until a human approves or denies it (`pi-mcp approvals`), or it expires. An
 //! approved command is used exactly once, and only for the exact text and directory approved.
+//! Every step of an approval's life is written to the audit log under its id ([`audit_step`]).
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -46,7 +47,8 @@ fn now() -> String {
     timestamp(chrono::Utc::now())
 }
 
-fn new_id() -> String {
+/// A fresh approval id (12 hex digits).
+pub fn new_id() -> String {
     let mut bytes = [0u8; 6];
     if getrandom::fill(&mut bytes).is_err() {
         let n = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64
@@ -197,6 +199,43 @@ pub async fn consume(
     Ok(None)
 }
 
+/// What the audit log says about an approval at each step.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub command: &'a str,
+    pub risk: i64,
+    pub reasons: &'a serde_json::Value,
+}
+
+impl Approval {
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            id: &self.id,
+            command: &self.command,
+            risk: self.risk,
+            reasons: &self.reasons,
+        }
+    }
+}
+
+/// The audit entry of one step in an approval's life: tool `approval`, arguments `{id,
+/// command}`, `decision` (`ask` while it waits, `allow` or `deny`), and what happened.
+pub fn audit_step(s: Subject<'_>, decision: &str, outcome: &str, client: &str) -> super::AuditEntry {
+    super::AuditEntry {
+        id: 0,
+        ts: now(),
+        tool: "approval".into(),
+        arguments: serde_json::json!({"id": s.id, "command": crate::redact::text(s.command)}),
+        decision: decision.into(),
+        risk: s.risk,
+        reasons: s.reasons.clone(),
+        duration_ms: 0,
+        outcome: crate::redact::text(outcome),
+        client: client.into(),
+    }
+}
+
 /// The audit entry of a human's decision (`who`: the deciding user, `client`: cli or slack).
 pub fn decision_audit_entry(
     a: &Approval,
@@ -205,20 +244,56 @@ pub fn decision_audit_entry(
     reason: Option<&str>,
     client: &str,
 ) -> super::AuditEntry {
-    super::AuditEntry {
-        id: 0,
-        ts: now(),
-        tool: "approval".into(),
-        arguments: serde_json::json!({"id": a.id, "command": crate::redact::text(&a.command)}),
-        decision: if approve { "allow" } else { "deny" }.into(),
-        risk: a.risk,
-        reasons: a.reasons.clone(),
-        duration_ms: 0,
-        outcome: format!(
-            "{} by {who}{}",
-            a.status,
-            reason.map(|r| format!(": {r}")).unwrap_or_default()
-        ),
-        client: client.into(),
+    let outcome = format!(
+        "{} by {who}{}",
+        a.status,
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    audit_step(
+        a.subject(),
+        if approve { "allow" } else { "deny" },
+        &outcome,
+        client,
+    )
+}
+
+/// Marks every pending or approved approval past its expiry as `expired` and returns the ones
+/// this call marked (so each expiry is reported once, even with racing callers).
+pub async fn expire_due(store: &Store) -> Result<Vec<Approval>, StoreError> {
+    let at = now();
+    let due = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= $1"
+    )))
+    .bind(at.clone())
+    .fetch_all(store.pool())
+    .await?;
+    let mut expired = Vec::new();
+    for row in &due {
+        let mut a = from_row(row)?;
+        let marked = sqlx::query(
+            "UPDATE approvals SET status = 'expired' WHERE id = $1 AND status IN ('pending', 'approved') AND expires_at <= $2",
+        )
+        .bind(a.id.clone())
+        .bind(at.clone())
+        .execute(store.pool())
+        .await?;
+        if marked.rows_affected() == 1 {
+            a.status = "expired".into();
+            expired.push(a);
+        }
+    }
+    Ok(expired)
+}
+
+/// Records every approval that has expired since the last look, one audit entry each.
+pub async fn audit_expired(store: &Store, audit: &super::AuditLog, client: &str) {
+    match expire_due(store).await {
+        Ok(expired) => {
+            for a in &expired {
+                let outcome = format!("expired at {} without being used", a.expires_at);
+                audit.record(audit_step(a.subject(), "deny", &outcome, client));
+            }
+        }
+        Err(e) => tracing::error!("approvals: could not expire old approvals: {e}"),
     }
 }

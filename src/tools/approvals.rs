@@ -3,12 +3,19 @@
 //! announced on Slack (`SLACK_WEBHOOK_URL`), and the call waits up to the policy's
 //! `approval_wait_secs` for a human to run `pi-mcp approvals approve ID`. An approved command
 //! runs once, for its exact text and directory, when the model calls `bash` with it again.
+//! Each step (queued, answered on the spot, used, expired) is audited under the approval's id;
+//! a human's decision is audited where it is made (the CLI, the Slack endpoint).
 
 use std::time::Duration;
 
 use crate::guard::Verdict;
-use crate::store::Store;
-use crate::store::approvals::{self, Approval};
+use crate::store::approvals::{self, Approval, Subject};
+use crate::store::{AuditLog, Store};
+
+/// The audit log's `client` for steps the server takes itself.
+const SERVER: &str = "pi-mcp";
+/// The audit log's `client` for answers given through MCP elicitation.
+const ELICITATION: &str = "elicitation";
 
 /// How often a waiting call looks for a decision.
 const POLL: Duration = Duration::from_millis(250);
@@ -24,6 +31,8 @@ pub struct ApprovalQueue {
     slack_webhook: Option<String>,
     /// Add Approve/Deny buttons (the HTTP server answers Slack's interactive requests).
     slack_buttons: bool,
+    /// Where each step of an approval's life is recorded.
+    audit: Option<AuditLog>,
 }
 
 /// What became of a command that needed approval.
@@ -45,7 +54,55 @@ impl ApprovalQueue {
             wait,
             slack_webhook: slack_webhook.filter(|u| !u.is_empty()),
             slack_buttons: false,
+            audit: None,
         }
+    }
+
+    /// Records every step of an approval's life in `audit`.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    fn record(&self, subject: Subject<'_>, decision: &str, outcome: &str, client: &str) {
+        if let Some(audit) = &self.audit {
+            audit.record(approvals::audit_step(subject, decision, outcome, client));
+        }
+    }
+
+    /// Marks (and audits) the approvals that expired since the last look.
+    async fn notice_expired(&self) {
+        if let Some(audit) = &self.audit {
+            approvals::audit_expired(&self.store, audit, SERVER).await;
+        }
+    }
+
+    /// Audits an answer given on the spot (MCP elicitation) under a fresh approval id: `true`
+    /// when the user accepted, in which case the command is used (runs) right away. Returns
+    /// the id.
+    pub fn answered_on_the_spot(
+        &self,
+        command: &str,
+        verdict: &Verdict,
+        accepted: bool,
+        why: &str,
+    ) -> String {
+        let id = approvals::new_id();
+        let reasons = serde_json::to_value(&verdict.reasons).unwrap_or_default();
+        let subject = Subject {
+            id: &id,
+            command,
+            risk: i64::from(verdict.risk),
+            reasons: &reasons,
+        };
+        if accepted {
+            self.record(subject, "allow", "approved by the user (MCP elicitation)", ELICITATION);
+            self.record(subject, "allow", "used: the command runs now", SERVER);
+        } else {
+            let outcome = format!("denied by the user (MCP elicitation): {why}");
+            self.record(subject, "deny", &outcome, ELICITATION);
+        }
+        id
     }
 
     /// Adds Approve/Deny buttons to announcements (when Slack interactivity is set up).
@@ -55,14 +112,22 @@ impl ApprovalQueue {
     }
 
     /// Uses an earlier approval of exactly this command in this directory, if there is one.
+    /// The approval is used up (and audited as used).
     pub async fn approved_before(&self, tool: &str, command: &str, cwd: &str) -> Option<String> {
-        match approvals::consume(&self.store, tool, command, cwd).await {
-            Ok(id) => id,
+        self.notice_expired().await;
+        let id = match approvals::consume(&self.store, tool, command, cwd).await {
+            Ok(id) => id?,
             Err(e) => {
                 tracing::error!("approvals: {e}");
-                None
+                return None;
             }
+        };
+        match approvals::get(&self.store, &id).await {
+            Ok(Some(a)) => self.record(a.subject(), "allow", "used: the command runs now", SERVER),
+            Ok(None) => {}
+            Err(e) => tracing::error!("approvals: {e}"),
         }
+        Some(id)
     }
 
     /// Queues the command, announces it, and waits for a decision up to the configured time.
@@ -85,6 +150,17 @@ impl ApprovalQueue {
         )
         .await
         .map_err(|e| format!("could not queue the approval: {e}"))?;
+        let outcome = format!(
+            "pending: waiting for a human (`pi-mcp approvals approve {}`{}), expires {}",
+            approval.id,
+            if self.slack_webhook.is_some() {
+                ", announced on Slack"
+            } else {
+                ""
+            },
+            approval.expires_at
+        );
+        self.record(approval.subject(), "ask", &outcome, SERVER);
         self.announce(&approval, verdict).await;
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
@@ -100,7 +176,10 @@ impl ApprovalQueue {
                     }
                 }
                 "denied" => return Ok(Queued::Denied(current)),
-                "expired" => return Ok(Queued::Pending(current)),
+                "expired" => {
+                    self.notice_expired().await;
+                    return Ok(Queued::Pending(current));
+                }
                 _ => {}
             }
             if tokio::time::Instant::now() >= deadline {

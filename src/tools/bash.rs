@@ -115,7 +115,19 @@ pub async fn run(
                     tracing::info!("running `{}` with approval {id}", p.command);
                     Approval::Approved
                 }
-                None => approver.approve(&request).await,
+                None => {
+                    let answer = approver.approve(&request).await;
+                    let on_the_spot = match &answer {
+                        Approval::Approved => Some((true, "")),
+                        Approval::Declined(why) => Some((false, why.as_str())),
+                        Approval::Unavailable(_) => None,
+                    };
+                    if let (Some(q), Some((accepted, why))) = (queue, on_the_spot) {
+                        let id = q.answered_on_the_spot(&p.command, &verdict, accepted, why);
+                        tracing::info!("approval {id}: answered on the spot (accepted: {accepted})");
+                    }
+                    answer
+                }
             };
             match answer {
                 Approval::Approved => {}

@@ -34,6 +34,7 @@ pub fn agent_command(
     cmd.arg("--workspace")
         .arg(ws)
         .current_dir(ws)
+        .envs(crate::support::state_env(ws))
         .args(["agent", "--provider", provider, "--model", "test-model"])
         .args(args)
         .kill_on_drop(true);

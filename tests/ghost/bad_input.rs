@@ -101,6 +101,7 @@ async fn postgres_table_dropped_mid_run() {
         .arg(ws.path())
         .args(["ghost", "--json", "--database", &url])
         .env_remove("PI_MCP_STATE_URL")
+        .envs(support::state_env(ws.path()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

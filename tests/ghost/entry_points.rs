@@ -79,6 +79,7 @@ async fn heartbeat_runs_on_the_cron_and_stops_on_sigterm() {
         .args(["ghost", "--heartbeat", "--database", &url])
         .env("GHOST_CRON", "* * * * * *")
         .env_remove("PI_MCP_STATE_URL")
+        .envs(support::state_env(ws.path()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

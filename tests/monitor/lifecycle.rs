@@ -401,7 +401,7 @@ async fn a_send_cut_off_by_a_crash_is_resent_with_the_same_idempotency_key() {
     // A process that claimed the row and died before recording the result leaves it
     // `sending` (what a kill -9 between the send and the update leaves behind).
     sqlx::any::install_default_drivers();
-    let state = format!("sqlite://{}", ws.path().join(".pi-mcp/state.db").display());
+    let state = format!("sqlite://{}", support::state_db(ws.path()).display());
     let db = sqlx::AnyPool::connect(&state).await.unwrap();
     sqlx::query("UPDATE monitor_outbox SET status = 'sending'")
         .execute(&db)

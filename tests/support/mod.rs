@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests in `tests/` (each file does `mod support;`):
 //! service variables exported by `scripts/test` ([`require_service`]), temporary
-//! workspaces, an rmcp client over `pi-mcp serve --stdio`, and `pi-mcp serve --http`
+//! workspaces with their own state directories ([`state_dir`]: a spawned `pi-mcp` never writes
+//! into the real home), an rmcp client over `pi-mcp serve --stdio`, and `pi-mcp serve --http`
 //! as a child process. Server output is forwarded to the test's stderr as `[pi-mcp] ...`
 //! lines (libtest shows them when a test fails, or with `--nocapture`).
 #![allow(dead_code)]
@@ -48,7 +49,32 @@ pub fn require_service(var: &str) -> Option<String> {
     None
 }
 
-/// A temporary workspace directory, removed on drop.
+/// The state directory a spawned `pi-mcp` uses for workspace `ws`: `<ws>.state`, next to the
+/// workspace (outside it, as in production) and removed with a [`Workspace`]. Pass it with
+/// [`state_env`]; read the store with [`state_db`].
+pub fn state_dir(ws: &Path) -> PathBuf {
+    let mut name = ws.file_name().unwrap_or_default().to_os_string();
+    name.push(".state");
+    ws.with_file_name(name)
+}
+
+/// The SQLite state store of workspace `ws` (see [`state_dir`]).
+pub fn state_db(ws: &Path) -> PathBuf {
+    state_dir(ws).join("state.db")
+}
+
+/// The default OSV database directory of workspace `ws` (see [`state_dir`]).
+pub fn osv_dir(ws: &Path) -> PathBuf {
+    state_dir(ws).join("osv")
+}
+
+/// The environment that gives a spawned `pi-mcp` the test's [`state_dir`]; use with
+/// `Command::envs`.
+pub fn state_env(ws: &Path) -> [(&'static str, PathBuf); 1] {
+    [("PI_MCP_STATE_DIR", state_dir(ws))]
+}
+
+/// A temporary workspace directory (and its [`state_dir`]), removed on drop.
 pub struct Workspace {
     dir: tempfile::TempDir,
     root: PathBuf,
@@ -87,11 +113,13 @@ impl Drop for Workspace {
     fn drop(&mut self) {
         // A server started in the workspace may still be exiting (and writing its state
         // files) when a test drops this; retry briefly instead of leaking the directory.
-        for _ in 0..40 {
-            if std::fs::remove_dir_all(&self.root).is_ok() || !self.root.exists() {
-                return;
+        for dir in [self.root.clone(), state_dir(&self.root)] {
+            for _ in 0..40 {
+                if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
     }
 }
@@ -142,6 +170,7 @@ fn server_command(ws: &Path) -> Command {
         cmd.arg("--workspace")
             .arg(ws)
             .current_dir(ws)
+            .envs(state_env(ws))
             .env("NO_COLOR", "1")
             .kill_on_drop(true);
     })
@@ -211,7 +240,8 @@ pub fn cli(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Outp
     cmd.arg("--workspace")
         .arg(ws)
         .args(args)
-        .env_remove("PI_MCP_STATE_URL");
+        .env_remove("PI_MCP_STATE_URL")
+        .envs(state_env(ws));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -233,6 +263,28 @@ pub fn cli_ok(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
 pub fn audit_entries(ws: &Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let out = cli_ok(ws, &["audit", "--json", "--tail", "1000"], env);
     serde_json::from_str(&out).expect("audit --json prints a JSON array")
+}
+
+/// The outcomes the audit log records for approval `id`, oldest first, once `pi-mcp audit`
+/// shows at least `n` of them (the server writes its entries in the background); panics after
+/// 15 s with what it has.
+pub async fn approval_steps(ws: &Path, id: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let steps: Vec<String> = audit_entries(ws, &[])
+            .iter()
+            .filter(|e| e["tool"] == "approval" && e["arguments"]["id"] == id)
+            .map(|e| e["outcome"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if steps.len() >= n {
+            return steps;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "approval {id}: expected {n} audited steps, found {steps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Calls `tool` with `args` (a JSON object, or null for none); panics on a protocol error.
@@ -473,6 +525,7 @@ impl Daemon {
             .arg("heartbeat")
             .args(args)
             .env_remove("PI_MCP_STATE_URL")
+            .envs(state_env(ws))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,159 @@
+//! pi-mcp's own state (the approvals and audit log in the state store, the OSV database) lives
+//! outside the workspace, where `bash` may write: by default under `$XDG_STATE_HOME/pi-mcp/`
+//! (else `~/.local/state/pi-mcp/`); a store placed where bash may write is refused with
+//! `"sandbox": "required"` and reported otherwise; and the guard protects it wherever it is.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use support::{Workspace, call, cli, spawn_stdio, text_of};
+
+/// `pi-mcp --workspace <ws> <args>` with only the given state settings (no test state dir).
+fn pi_with(ws: &Path, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(support::bin());
+    for var in [
+        "PI_MCP_STATE_DIR",
+        "PI_MCP_STATE_URL",
+        "PI_MCP_OSV_DB",
+        "PI_MCP_POLICY",
+        "XDG_STATE_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("--workspace").arg(ws).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pi-mcp")
+}
+
+/// The one `<name>-<hash>` directory under `base/pi-mcp`.
+fn only_slug_dir(base: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(base.join("pi-mcp"))
+        .expect("pi-mcp's state directory was created")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+#[test]
+fn the_default_state_store_is_outside_the_workspace() {
+    let ws = Workspace::new();
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let xdg = elsewhere.path().join("xdg");
+    let out = pi_with(ws.path(), &["audit"], &[("XDG_STATE_HOME", &xdg)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = only_slug_dir(&xdg);
+    let name = ws.path().file_name().unwrap().to_string_lossy().into_owned();
+    let slug = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(slug.starts_with(&format!("{name}-")), "{slug}");
+    assert!(dir.join("state.db").is_file());
+    assert!(!ws.path().join(".pi-mcp").exists(), "nothing in the workspace");
+
+    // Without XDG_STATE_HOME: ~/.local/state (HOME is a temp dir here, never the real one).
+    let home = elsewhere.path().join("home");
+    let out = pi_with(ws.path(), &["audit"], &[("HOME", &home)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = only_slug_dir(&home.join(".local/state"));
+    assert_eq!(dir.file_name().unwrap().to_string_lossy(), slug);
+    assert!(dir.join("state.db").is_file());
+
+    // PI_MCP_STATE_DIR wins, and the OSV database lives there too.
+    let explicit = elsewhere.path().join("explicit");
+    let out = pi_with(
+        ws.path(),
+        &["osv", "update", "--base-url", "http://127.0.0.1:9", "--ecosystem", "Go"],
+        &[("PI_MCP_STATE_DIR", &explicit)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let osv = explicit.join("osv");
+    assert!(stdout.contains(&format!("OSV database: {}", osv.display())), "{stdout}");
+}
+
+#[test]
+fn a_required_sandbox_refuses_a_state_store_that_bash_could_write() {
+    let ws = Workspace::new();
+    let policy = ws.write("policy.json", r#"{"sandbox": "required"}"#);
+    let inside = ws.path().join("state.db");
+    let url = format!("sqlite://{}", inside.display());
+    let policy = policy.to_str().unwrap();
+    let out = cli(
+        ws.path(),
+        &["--policy", policy, "--state-url", &url, "serve", "--stdio"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&inside.display().to_string())
+            && stderr.contains("--state-url")
+            && stderr.contains("outside the workspace"),
+        "{stderr}"
+    );
+    assert!(!inside.exists(), "refused before the store was opened");
+
+    // The same for an OSV database in the workspace.
+    let osv = ws.path().join("osv");
+    let out = cli(
+        ws.path(),
+        &["--policy", policy, "--osv-db", osv.to_str().unwrap(), "serve", "--stdio"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&osv.display().to_string()) && stderr.contains("--osv-db"), "{stderr}");
+
+    // A policy `writable_paths` entry that covers the state directory counts too.
+    let state = support::state_dir(ws.path());
+    let policy = ws.write(
+        "policy-wide.json",
+        json!({"sandbox": "required", "writable_paths": [state.parent().unwrap()]}).to_string(),
+    );
+    let out = cli(ws.path(), &["--policy", policy.to_str().unwrap(), "serve", "--stdio"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("which bash commands may write"), "{stderr}");
+
+    // best_effort (the default) starts (and, with stdin closed, stops), saying why the layout
+    // is unsafe.
+    let out = cli(ws.path(), &["--state-url", &url, "serve", "--stdio"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("which bash commands may write"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("policy: built-in default policy"), "it started: {stderr}");
+}
+
+#[tokio::test]
+async fn the_guard_protects_the_state_store_wherever_it_is() {
+    let ws = Workspace::new();
+    // A bash argument naming the state directory needs approval (even with the sandbox off).
+    let db = support::state_db(ws.path());
+    let command = format!("sqlite3 {} .dump", db.display());
+    let out = cli(ws.path(), &["policy", "check", "--json", "--", &command], &[]);
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
+    assert_ne!(verdict["decision"], "allow", "{verdict}");
+    assert!(verdict.to_string().contains("protected-path"), "{verdict}");
+
+    // A store placed in the workspace (best_effort warns) cannot be read or edited.
+    let url = format!("sqlite://{}", ws.path().join("inside.db").display());
+    let client = spawn_stdio(ws.path(), &["--state-url", &url]).await.unwrap();
+    for (tool, args) in [
+        ("read", json!({"path": "inside.db"})),
+        ("read", json!({"path": "inside.db-wal"})),
+        ("edit", json!({"path": "inside.db", "old_text": "a", "new_text": "b"})),
+    ] {
+        let r = call(&client, tool, args).await;
+        assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+        assert!(text_of(&r).contains("protected"), "{tool}: {}", text_of(&r));
+    }
+    let r = call(&client, "bash", json!({"command": "cp /dev/null inside.db"})).await;
+    assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(text_of(&r).contains("protected"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
