@@ -7,6 +7,12 @@ package pimcp
 
 import rego.v1
 
+# The program a command runs, by its base name: `/usr/bin/kubectl` is `kubectl`.
+program(cmd) := name if {
+	parts := split(cmd[0], "/")
+	name := parts[count(parts) - 1]
+}
+
 # Production is for humans: the agent may look at prod clusters, never change them.
 prod_contexts := {"prod", "production", "prod-eu", "prod-us"}
 
@@ -20,11 +26,11 @@ targets_prod(cmd) if {
 
 deny_reasons contains msg if {
 	some cmd in input.commands
-	cmd[0] in {"kubectl", "helm"}
+	program(cmd) in {"kubectl", "helm"}
 	some verb in cmd
 	verb in kubectl_mutations
 	targets_prod(cmd)
-	msg := sprintf("`%s %s` on a production context is for humans only", [cmd[0], verb])
+	msg := sprintf("`%s %s` on a production context is for humans only", [program(cmd), verb])
 }
 
 # Uploading data with curl or wget only to hosts the team trusts (against exfiltration).
@@ -34,11 +40,11 @@ upload_flags := {"-d", "--data", "--data-binary", "--data-raw", "-F", "--form", 
 
 ask_reasons contains msg if {
 	some cmd in input.commands
-	cmd[0] in {"curl", "wget"}
+	program(cmd) in {"curl", "wget"}
 	some flag in cmd
 	startswith_any(flag, upload_flags)
 	not trusted_target(cmd)
-	msg := sprintf("`%s` uploads data to a host outside the trusted list", [cmd[0]])
+	msg := sprintf("`%s` uploads data to a host outside the trusted list", [program(cmd)])
 }
 
 startswith_any(s, prefixes) if {

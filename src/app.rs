@@ -165,7 +165,11 @@ impl App {
         let guard = globals.runtime_guard(&ws)?;
         let tools = ToolContext::new(ws.clone(), guard.clone());
         let writable = crate::tools::sandbox::writable_dirs(&tools);
-        check_out_of_reach(&globals.trusted_paths(&ws)?, &writable, guard.file().sandbox)?;
+        check_out_of_reach(
+            &globals.trusted_paths(&ws)?,
+            &writable,
+            guard.file().sandbox,
+        )?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone());
         let queue = ApprovalQueue::new(
@@ -209,7 +213,11 @@ pub struct TrustedPaths {
 impl TrustedPaths {
     /// Every path to protect, as given and canonicalised (a symbolic link must not hide one).
     pub fn protected(&self) -> Vec<PathBuf> {
-        let given = [Some(&self.state_dir), self.state_db.as_ref(), Some(&self.osv_dir)];
+        let given = [
+            Some(&self.state_dir),
+            self.state_db.as_ref(),
+            Some(&self.osv_dir),
+        ];
         let mut out: Vec<PathBuf> = Vec::new();
         for p in given.into_iter().flatten() {
             for form in [p.clone(), location::canonical(p)] {

@@ -297,8 +297,14 @@ async fn the_audit_log_follows_an_approval_from_queue_to_run_and_to_expiry() {
     assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
     let steps = support::approval_steps(ws.path(), &used, 3).await;
     assert_eq!(steps.len(), 3, "{steps:?}");
-    assert!(steps[0].starts_with("pending") && steps[0].contains(&used), "{steps:?}");
-    assert!(steps[1].starts_with("approved by") && steps[1].contains("checked"), "{steps:?}");
+    assert!(
+        steps[0].starts_with("pending") && steps[0].contains(&used),
+        "{steps:?}"
+    );
+    assert!(
+        steps[1].starts_with("approved by") && steps[1].contains("checked"),
+        "{steps:?}"
+    );
     assert!(steps[2].starts_with("used"), "{steps:?}");
 
     // Another request is left to expire; the next look at the approvals notices it, once.

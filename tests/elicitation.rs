@@ -88,7 +88,10 @@ async fn approval_id(ws: &Workspace) -> String {
     for _ in 0..150 {
         let entries = support::audit_entries(ws.path(), &[]);
         if let Some(e) = entries.iter().find(|e| e["tool"] == "approval") {
-            return e["arguments"]["id"].as_str().unwrap_or_default().to_string();
+            return e["arguments"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

@@ -261,7 +261,10 @@ async fn an_allowed_command_cannot_write_the_state_store() {
     assert!(!db.starts_with(ws.path()), "{}", db.display());
     assert!(db.exists(), "{}", db.display());
     for (name, body) in [("append.py", APPEND), ("forge.py", FORGE)] {
-        ws.write(name, format!("STATE_DB = {:?}\n{body}", db.display().to_string()));
+        ws.write(
+            name,
+            format!("STATE_DB = {:?}\n{body}", db.display().to_string()),
+        );
         let r = bash(&client, &format!("python3 {name}")).await;
         let text = text_of(&r);
         assert_eq!(r.is_error, Some(true), "{name}: {text}");

@@ -46,18 +46,34 @@ fn the_default_state_store_is_outside_the_workspace() {
     let elsewhere = tempfile::tempdir().expect("temp dir");
     let xdg = elsewhere.path().join("xdg");
     let out = pi_with(ws.path(), &["audit"], &[("XDG_STATE_HOME", &xdg)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = only_slug_dir(&xdg);
-    let name = ws.path().file_name().unwrap().to_string_lossy().into_owned();
+    let name = ws
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let slug = dir.file_name().unwrap().to_string_lossy().into_owned();
     assert!(slug.starts_with(&format!("{name}-")), "{slug}");
     assert!(dir.join("state.db").is_file());
-    assert!(!ws.path().join(".pi-mcp").exists(), "nothing in the workspace");
+    assert!(
+        !ws.path().join(".pi-mcp").exists(),
+        "nothing in the workspace"
+    );
 
     // Without XDG_STATE_HOME: ~/.local/state (HOME is a temp dir here, never the real one).
     let home = elsewhere.path().join("home");
     let out = pi_with(ws.path(), &["audit"], &[("HOME", &home)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = only_slug_dir(&home.join(".local/state"));
     assert_eq!(dir.file_name().unwrap().to_string_lossy(), slug);
     assert!(dir.join("state.db").is_file());
@@ -66,12 +82,22 @@ fn the_default_state_store_is_outside_the_workspace() {
     let explicit = elsewhere.path().join("explicit");
     let out = pi_with(
         ws.path(),
-        &["osv", "update", "--base-url", "http://127.0.0.1:9", "--ecosystem", "Go"],
+        &[
+            "osv",
+            "update",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--ecosystem",
+            "Go",
+        ],
         &[("PI_MCP_STATE_DIR", &explicit)],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let osv = explicit.join("osv");
-    assert!(stdout.contains(&format!("OSV database: {}", osv.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("OSV database: {}", osv.display())),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -100,12 +126,22 @@ fn a_required_sandbox_refuses_a_state_store_that_bash_could_write() {
     let osv = ws.path().join("osv");
     let out = cli(
         ws.path(),
-        &["--policy", policy, "--osv-db", osv.to_str().unwrap(), "serve", "--stdio"],
+        &[
+            "--policy",
+            policy,
+            "--osv-db",
+            osv.to_str().unwrap(),
+            "serve",
+            "--stdio",
+        ],
         &[],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains(&osv.display().to_string()) && stderr.contains("--osv-db"), "{stderr}");
+    assert!(
+        stderr.contains(&osv.display().to_string()) && stderr.contains("--osv-db"),
+        "{stderr}"
+    );
 
     // A policy `writable_paths` entry that covers the state directory counts too.
     let state = support::state_dir(ws.path());
@@ -113,7 +149,11 @@ fn a_required_sandbox_refuses_a_state_store_that_bash_could_write() {
         "policy-wide.json",
         json!({"sandbox": "required", "writable_paths": [state.parent().unwrap()]}).to_string(),
     );
-    let out = cli(ws.path(), &["--policy", policy.to_str().unwrap(), "serve", "--stdio"], &[]);
+    let out = cli(
+        ws.path(),
+        &["--policy", policy.to_str().unwrap(), "serve", "--stdio"],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("which bash commands may write"), "{stderr}");
@@ -126,7 +166,10 @@ fn a_required_sandbox_refuses_a_state_store_that_bash_could_write() {
         stderr.contains("WARN") && stderr.contains("which bash commands may write"),
         "{stderr}"
     );
-    assert!(stderr.contains("policy: built-in default policy"), "it started: {stderr}");
+    assert!(
+        stderr.contains("policy: built-in default policy"),
+        "it started: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -135,24 +178,38 @@ async fn the_guard_protects_the_state_store_wherever_it_is() {
     // A bash argument naming the state directory needs approval (even with the sandbox off).
     let db = support::state_db(ws.path());
     let command = format!("sqlite3 {} .dump", db.display());
-    let out = cli(ws.path(), &["policy", "check", "--json", "--", &command], &[]);
+    let out = cli(
+        ws.path(),
+        &["policy", "check", "--json", "--", &command],
+        &[],
+    );
     let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
     assert_ne!(verdict["decision"], "allow", "{verdict}");
     assert!(verdict.to_string().contains("protected-path"), "{verdict}");
 
     // A store placed in the workspace (best_effort warns) cannot be read or edited.
     let url = format!("sqlite://{}", ws.path().join("inside.db").display());
-    let client = spawn_stdio(ws.path(), &["--state-url", &url]).await.unwrap();
+    let client = spawn_stdio(ws.path(), &["--state-url", &url])
+        .await
+        .unwrap();
     for (tool, args) in [
         ("read", json!({"path": "inside.db"})),
         ("read", json!({"path": "inside.db-wal"})),
-        ("edit", json!({"path": "inside.db", "old_text": "a", "new_text": "b"})),
+        (
+            "edit",
+            json!({"path": "inside.db", "old_text": "a", "new_text": "b"}),
+        ),
     ] {
         let r = call(&client, tool, args).await;
         assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
         assert!(text_of(&r).contains("protected"), "{tool}: {}", text_of(&r));
     }
-    let r = call(&client, "bash", json!({"command": "cp /dev/null inside.db"})).await;
+    let r = call(
+        &client,
+        "bash",
+        json!({"command": "cp /dev/null inside.db"}),
+    )
+    .await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
     assert!(text_of(&r).contains("protected"), "{}", text_of(&r));
     client.cancel().await.unwrap();

@@ -221,7 +221,12 @@ impl Approval {
 
 /// The audit entry of one step in an approval's life: tool `approval`, arguments `{id,
 /// command}`, `decision` (`ask` while it waits, `allow` or `deny`), and what happened.
-pub fn audit_step(s: Subject<'_>, decision: &str, outcome: &str, client: &str) -> super::AuditEntry {
+pub fn audit_step(
+    s: Subject<'_>,
+    decision: &str,
+    outcome: &str,
+    client: &str,
+) -> super::AuditEntry {
     super::AuditEntry {
         id: 0,
         ts: now(),

@@ -43,9 +43,7 @@ pub fn state_dir(
         return Ok(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
     }
     let absolute = |var: &str| {
-        env(var)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute()) // the XDG spec says to ignore relative values
+        env(var).map(PathBuf::from).filter(|p| p.is_absolute()) // the XDG spec says to ignore relative values
     };
     let base = match absolute("XDG_STATE_HOME") {
         Some(state) => state,

@@ -96,7 +96,12 @@ impl ApprovalQueue {
             reasons: &reasons,
         };
         if accepted {
-            self.record(subject, "allow", "approved by the user (MCP elicitation)", ELICITATION);
+            self.record(
+                subject,
+                "allow",
+                "approved by the user (MCP elicitation)",
+                ELICITATION,
+            );
             self.record(subject, "allow", "used: the command runs now", SERVER);
         } else {
             let outcome = format!("denied by the user (MCP elicitation): {why}");

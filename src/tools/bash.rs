@@ -124,7 +124,9 @@ pub async fn run(
                     };
                     if let (Some(q), Some((accepted, why))) = (queue, on_the_spot) {
                         let id = q.answered_on_the_spot(&p.command, &verdict, accepted, why);
-                        tracing::info!("approval {id}: answered on the spot (accepted: {accepted})");
+                        tracing::info!(
+                            "approval {id}: answered on the spot (accepted: {accepted})"
+                        );
                     }
                     answer
                 }
