@@ -24,6 +24,8 @@ const ROUNDS: usize = 5;
 /// in KiB.
 async fn run(tool_steps: u32) -> (Duration, Duration, Duration, u64) {
     let ws = tempfile::tempdir().unwrap();
+    // pi-mcp's own state, outside the workspace and away from the real home.
+    let state = tempfile::tempdir().unwrap();
     let lines: String = (0..200)
         .map(|i| format!("line {i}: some log text\n"))
         .collect();
@@ -59,6 +61,7 @@ async fn run(tool_steps: u32) -> (Duration, Duration, Duration, u64) {
         ])
         .env("ANTHROPIC_BASE_URL", &fake.base)
         .env("ANTHROPIC_API_KEY", "k")
+        .env("PI_MCP_STATE_DIR", state.path())
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -18,11 +18,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn spawn_to_initialize(ws: &std::path::Path) -> (Duration, u64) {
+fn spawn_to_initialize(ws: &std::path::Path, state: &std::path::Path) -> (Duration, u64) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(["--workspace", ws.to_str().unwrap(), "serve", "--stdio"])
         .env("RUST_LOG", "error")
+        .env("PI_MCP_STATE_DIR", state)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -87,6 +88,8 @@ fn main() {
         return;
     }
     let ws = tempfile::tempdir().unwrap();
+    // pi-mcp's own state, outside the workspace and away from the real home.
+    let state = tempfile::tempdir().unwrap();
     let mut big = String::new();
     let mut i = 0;
     while big.len() < 1024 * 1024 {
@@ -102,7 +105,7 @@ fn main() {
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..20 {
-        let (t, r) = spawn_to_initialize(ws.path());
+        let (t, r) = spawn_to_initialize(ws.path(), state.path());
         times.push(t);
         rss.push(r);
     }
@@ -126,6 +129,7 @@ fn main() {
             "serve",
             "--stdio",
         ])
+        .env("PI_MCP_STATE_DIR", state.path())
         .env("RUST_LOG", "error");
         let client = ().serve(rmcp::transport::TokioChildProcess::new(cmd).unwrap()).await.unwrap();
         let params = |path: &str| {

@@ -418,6 +418,26 @@ mod tests {
     }
 
     #[test]
+    fn writable_by_bash_compares_in_both_directions() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&ws).unwrap();
+        let writable = vec![ws.clone()];
+        // Inside a writable tree (even before it exists), or holding one: within reach.
+        assert_eq!(
+            writable_by_bash(&ws.join("x/state.db"), &writable),
+            Some(ws.clone())
+        );
+        assert_eq!(writable_by_bash(dir.path(), &writable), Some(ws.clone()));
+        assert_eq!(writable_by_bash(&state.join("state.db"), &writable), None);
+        // A symbolic link into the workspace does not hide it.
+        std::os::unix::fs::symlink(&ws, dir.path().join("link")).unwrap();
+        let through_link = dir.path().join("link/state.db");
+        assert_eq!(writable_by_bash(&through_link, &writable), Some(ws));
+    }
+
+    #[test]
     fn network_filter_compiles() {
         assert!(!network_filter().unwrap().is_empty());
     }

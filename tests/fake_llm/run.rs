@@ -7,6 +7,12 @@ use serde_json::Value;
 
 use super::FakeLlm;
 
+// The same file as `support::state`: test crates that include both compile it twice, which is
+// harmless (no state), and the benches that include only this module need it too.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/state.rs"]
+mod state;
+
 /// Settings of the developer's shell that would change what the binary does.
 const OUTER_SETTINGS: &[&str] = &[
     "PI_MCP_STATE_URL",
@@ -34,7 +40,7 @@ pub fn agent_command(
     cmd.arg("--workspace")
         .arg(ws)
         .current_dir(ws)
-        .envs(crate::support::state_env(ws))
+        .envs(state::state_env(ws))
         .args(["agent", "--provider", provider, "--model", "test-model"])
         .args(args)
         .kill_on_drop(true);

@@ -6,6 +6,11 @@
 //! lines (libtest shows them when a test fails, or with `--nocapture`).
 #![allow(dead_code)]
 
+mod state;
+
+#[allow(unused_imports)] // each test crate uses some of them
+pub use state::{osv_dir, state_db, state_dir, state_env};
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -47,31 +52,6 @@ pub fn require_service(var: &str) -> Option<String> {
         "skipped: {test} needs {var} (run scripts/test)"
     );
     None
-}
-
-/// The state directory a spawned `pi-mcp` uses for workspace `ws`: `<ws>.state`, next to the
-/// workspace (outside it, as in production) and removed with a [`Workspace`]. Pass it with
-/// [`state_env`]; read the store with [`state_db`].
-pub fn state_dir(ws: &Path) -> PathBuf {
-    let mut name = ws.file_name().unwrap_or_default().to_os_string();
-    name.push(".state");
-    ws.with_file_name(name)
-}
-
-/// The SQLite state store of workspace `ws` (see [`state_dir`]).
-pub fn state_db(ws: &Path) -> PathBuf {
-    state_dir(ws).join("state.db")
-}
-
-/// The default OSV database directory of workspace `ws` (see [`state_dir`]).
-pub fn osv_dir(ws: &Path) -> PathBuf {
-    state_dir(ws).join("osv")
-}
-
-/// The environment that gives a spawned `pi-mcp` the test's [`state_dir`]; use with
-/// `Command::envs`.
-pub fn state_env(ws: &Path) -> [(&'static str, PathBuf); 1] {
-    [("PI_MCP_STATE_DIR", state_dir(ws))]
 }
 
 /// A temporary workspace directory (and its [`state_dir`]), removed on drop.
