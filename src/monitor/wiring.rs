@@ -41,6 +41,7 @@ pub async fn monitor(app: &App, client: &str) -> Monitor {
         )))),
         root: app.tools.workspace.primary().to_path_buf(),
         client: client.to_string(),
+        holder: super::lease::holder_id(),
         concurrency: DEFAULT_CONCURRENCY,
     }
 }
