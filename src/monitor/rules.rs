@@ -267,10 +267,14 @@ pub struct LogKeywordParams {
     /// Local log file or glob (relative to the workspace), read incrementally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Plain text to count (case-sensitive).
+    /// Plain text to count, case-sensitive (give this or `pattern`). With `path`: lines that
+    /// contain it; with `log_group`: events matching it as a quoted CloudWatch filter phrase
+    /// (counted by CloudWatch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
-    /// Regex to count (per line for files; a CloudWatch filter pattern for log groups).
+    /// A regex (Rust `regex` syntax) to count (give this or `keyword`). With `path`: lines
+    /// that match; with `log_group`: events of the window whose message matches, fetched
+    /// without a filter and matched by pi-mcp (not a CloudWatch filter pattern).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     /// The value is the number of matches in this window.

@@ -467,7 +467,7 @@ fn check_log(l: &LogKeywordParams, fail: &Fail) -> Result<(), Problem> {
             "give keyword (plain text) or pattern (a regex)".into(),
         )),
         (Some(k), None) if k.is_empty() => Err(fail("keyword", "must not be empty".into())),
-        (None, Some(p)) if l.path.is_some() => match regex::Regex::new(p) {
+        (None, Some(p)) => match regex::Regex::new(p) {
             Ok(_) => Ok(()),
             Err(e) => Err(fail("pattern", format!("not a valid regex: {e}"))),
         },

@@ -118,14 +118,15 @@ impl LogGroupSource for CloudWatchSource {
     fn count_log_events<'a>(
         &'a self,
         log_group: &'a str,
-        pattern: &'a str,
+        filter: &'a str,
+        matching: Option<&'a regex::Regex>,
         start: chrono::DateTime<chrono::Utc>,
         end: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
-            let pattern = (!pattern.is_empty()).then_some(pattern);
+            let filter = (!filter.is_empty()).then_some(filter);
             self.0
-                .count_log_events(log_group, pattern, start, end)
+                .count_log_events(log_group, filter, matching, start, end)
                 .await
                 .map_err(|e| e.to_string())
         })

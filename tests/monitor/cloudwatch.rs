@@ -166,6 +166,58 @@ async fn metric_rules_on_avg_max_sum_go_pending_firing_resolved_in_one_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_with_different_windows_share_one_call_and_each_sees_its_window() {
+    let Some(localstack) = require_service("PI_MCP_TEST_LOCALSTACK_URL") else {
+        return;
+    };
+    let ns = unique("PiMonitor/windows");
+    put_points(
+        &localstack,
+        &ns,
+        "Errors",
+        &[(2, 1.0), (8, 10.0), (25, 100.0)],
+    )
+    .await;
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = with_aws(
+        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
+        &localstack,
+        "http://127.0.0.1:9",
+    );
+    let sum_over = |id: &str, window: u32| {
+        let mut r = metric_rule(
+            id,
+            &ns,
+            "Errors",
+            json!({"operator": "gt", "threshold": 1000, "field": "sum"}),
+            json!({}),
+        );
+        r["params"]["window_minutes"] = json!(window);
+        r
+    };
+    write_rules(
+        &ws,
+        &[
+            sum_over("last-5m", 5),
+            sum_over("last-15m", 15),
+            sum_over("last-hour", 60),
+        ],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["metric_calls"], 1, "three windows, one call: {v}");
+    assert_eq!(
+        (
+            value_of(&v, "last-5m"),
+            value_of(&v, "last-15m"),
+            value_of(&v, "last-hour")
+        ),
+        (Some(1.0), Some(11.0), Some(111.0)),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_rules_without_data_follow_their_no_data_choice() {
     let Some(localstack) = require_service("PI_MCP_TEST_LOCALSTACK_URL") else {
         return;
@@ -325,7 +377,14 @@ async fn log_group_rules_count_matching_events_on_moto() {
         &ws,
         &[
             log_rule("errors", json!({"keyword": "ERROR"}), 3.0),
-            log_rule("db-timeouts", json!({"pattern": "ERROR timeout"}), 3.0),
+            // A regex, as for local files (as a CloudWatch filter pattern it would match
+            // nothing): matched by pi-mcp on every event of the window.
+            log_rule(
+                "db-timeouts",
+                json!({"pattern": r"^ERROR db timeout after \d+s$"}),
+                3.0,
+            ),
+            log_rule("db-or-disk", json!({"pattern": "ERROR (db|disk)"}), 3.0),
             log_rule("disk-full", json!({"keyword": "disk full"}), 1.0),
         ],
     );
@@ -333,6 +392,7 @@ async fn log_group_rules_count_matching_events_on_moto() {
     assert_eq!(value_of(&v, "errors"), Some(3.0), "{v}");
     assert_eq!(value_of(&v, "db-timeouts"), Some(2.0), "{v}");
     assert_eq!(value_of(&v, "disk-full"), Some(1.0), "{v}");
+    assert_eq!(value_of(&v, "db-or-disk"), Some(3.0), "{v}");
     assert_eq!(state_of(&v, "errors"), "firing", "{v}");
     assert_eq!(state_of(&v, "db-timeouts"), "ok", "{v}");
     assert_eq!(state_of(&v, "disk-full"), "firing", "{v}");

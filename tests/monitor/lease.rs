@@ -184,7 +184,11 @@ async fn two_evaluators_notify_once(store_url: &str) {
     write_rules(&ws, &[alive_rule(json!({}))]);
     // The store exists first: two processes creating a SQLite store at the same moment race
     // on its migrations (the store's business, not the lease's).
-    let (ok, log) = run(&ws, &env, &["monitor", "--rules", "alerts.json", "--dry-run"]);
+    let (ok, log) = run(
+        &ws,
+        &env,
+        &["monitor", "--rules", "alerts.json", "--dry-run"],
+    );
     assert!(ok, "{log}");
     concurrent_heartbeats(&ws, &env, 2).await;
     assert_eq!(kinds_for(&hook, "app-alive"), ["firing"]);

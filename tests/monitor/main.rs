@@ -2,12 +2,14 @@
 //! process, so every test also proves that state, cooldowns and the outbox survive restarts.
 //! [`lifecycle`]: local sources and the alert lifecycle; [`cloudwatch`]: metric rules against
 //! LocalStack and log-group rules against moto; [`faults`]: the daemon under failing sources,
-//! channels and rules files; [`lease`]: crashes mid-send and concurrent evaluators.
+//! channels and rules files; [`lease`]: crashes mid-send and concurrent evaluators;
+//! [`daemon`]: health, failure counts and shutdown.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod cloudwatch;
+mod daemon;
 mod faults;
 mod lease;
 mod lifecycle;

@@ -34,10 +34,13 @@ pub trait MetricSource: Send + Sync {
 
 /// CloudWatch Logs: how many events match in a window.
 pub trait LogGroupSource: Send + Sync {
+    /// Events that pass the CloudWatch filter pattern `filter` (all when empty) and, when
+    /// given, the regex `matching` (applied to each message client-side).
     fn count_log_events<'a>(
         &'a self,
         log_group: &'a str,
-        pattern: &'a str,
+        filter: &'a str,
+        matching: Option<&'a regex::Regex>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<u64, String>>;
