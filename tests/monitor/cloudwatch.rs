@@ -419,3 +419,51 @@ async fn log_group_rules_count_matching_events_on_moto() {
         .to_string();
     assert!(problem.contains("/pi-monitor/none"), "{problem}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_rules_stay_within_the_policys_namespaces() {
+    let ws = Workspace::new();
+    let policy = loopback_notify_policy(&ws);
+    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(&policy).unwrap()).unwrap();
+    p["cloudwatch"]["namespaces"] = json!(["MyApp/*"]);
+    std::fs::write(&policy, p.to_string()).unwrap();
+    // No stand-in needed: the refusal comes before any call.
+    let env = with_aws(
+        env_for(&policy, "http://127.0.0.1:9/hook"),
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    );
+    write_rules(
+        &ws,
+        &[metric_rule(
+            "billing",
+            "AWS/Billing",
+            "EstimatedCharges",
+            json!({"operator": "gt", "threshold": 100}),
+            json!({}),
+        )],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "billing"), "error", "{v}");
+    assert_eq!(v["metric_calls"], 0, "{v}");
+    let problem = report_of(&v, "billing")["problem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        problem.contains("refused by policy") && problem.contains("AWS/Billing"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_missing_default_rules_file_says_how_to_start() {
+    let ws = Workspace::new();
+    let out = super::support::cli(ws.path(), &["monitor"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cp configs/alerts.example.json configs/alerts.json"),
+        "{err}"
+    );
+}

@@ -74,10 +74,15 @@ pub async fn evaluate(
     now: DateTime<Utc>,
 ) -> (Vec<(usize, Outcome)>, usize) {
     let mut batch: Vec<(usize, &Rule, DateTime<Utc>, MetricQuery)> = Vec::new();
+    let mut refused = Vec::new();
     for (i, rule) in rules {
         let Params::Metric(p) = &rule.params else {
             continue;
         };
+        if let Err(why) = source.permits(&p.namespace) {
+            refused.push((*i, Outcome::Error(why)));
+            continue;
+        }
         let query = MetricQuery {
             id: format!("q{i}"),
             namespace: p.namespace.clone(),
@@ -90,9 +95,9 @@ pub async fn evaluate(
         batch.push((*i, rule, since, query));
     }
     let Some(start) = batch.iter().map(|(_, _, since, _)| *since).min() else {
-        return (Vec::new(), 0);
+        return (refused, 0);
     };
-    let mut out = Vec::with_capacity(batch.len());
+    let mut out = refused;
     let mut calls = 0;
     for chunk in batch.chunks(MAX_QUERIES_PER_CALL) {
         let queries: Vec<MetricQuery> = chunk.iter().map(|(.., q)| q.clone()).collect();

@@ -30,6 +30,11 @@ pub trait MetricSource: Send + Sync {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<MetricSeries>, String>>;
+
+    /// Whether rules may read `namespace` (the policy's allow-list); `Err` says why not.
+    fn permits(&self, _namespace: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// CloudWatch Logs: how many events match in a window.
