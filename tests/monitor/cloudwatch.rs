@@ -64,6 +64,18 @@ fn metric_rule(id: &str, namespace: &str, metric: &str, condition: Value, extra:
     rule
 }
 
+/// A workspace, a webhook receiver, and the environment pointing CloudWatch at `localstack`.
+async fn metric_workspace(localstack: &str) -> (Workspace, HookReceiver, Vec<(String, String)>) {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = with_aws(
+        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
+        localstack,
+        "http://127.0.0.1:9",
+    );
+    (ws, hook, env)
+}
+
 fn value_of(v: &Value, rule: &str) -> Option<f64> {
     report_of(v, rule)["value"].as_f64()
 }
@@ -81,13 +93,7 @@ async fn metric_rules_on_avg_max_sum_go_pending_firing_resolved_in_one_call() {
         &[(3, 10.0), (2, 20.0), (1, 60.0)],
     )
     .await;
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_aws(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &localstack,
-        "http://127.0.0.1:9",
-    );
+    let (ws, hook, env) = metric_workspace(&localstack).await;
     write_rules(
         &ws,
         &[
@@ -178,13 +184,7 @@ async fn rules_with_different_windows_share_one_call_and_each_sees_its_window() 
         &[(2, 1.0), (8, 10.0), (25, 100.0)],
     )
     .await;
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_aws(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &localstack,
-        "http://127.0.0.1:9",
-    );
+    let (ws, _hook, env) = metric_workspace(&localstack).await;
     let sum_over = |id: &str, window: u32| {
         let mut r = metric_rule(
             id,
@@ -224,13 +224,7 @@ async fn metric_rules_without_data_follow_their_no_data_choice() {
     };
     let ns = unique("PiMonitor/nodata");
     put_points(&localstack, &ns, "Errors", &[(2, 5.0), (1, 7.0)]).await;
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_aws(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &localstack,
-        "http://127.0.0.1:9",
-    );
+    let (ws, hook, env) = metric_workspace(&localstack).await;
     let rules = |metric_of_firing: &str| {
         let gt = |t: f64| json!({"operator": "gt", "threshold": t, "field": "max"});
         vec![

@@ -44,20 +44,41 @@ fn run(ws: &Workspace, env: &[(String, String)], args: &[&str]) -> (bool, String
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_send_is_resent_before_the_later_resolution() {
+/// A test workspace: its receiver and state store (for [`a_failed_firing_notice`]: a
+/// dead-man's rule fired and its notice failed, kept in the outbox).
+struct Failed {
+    ws: Workspace,
+    hook: HookReceiver,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+/// A workspace with a quiet `app.log`, a receiver, and the environment with the state store at
+/// `url` (default: a SQLite file in the workspace).
+async fn setup(url: Option<&str>) -> Failed {
     let ws = Workspace::new();
     let hook = HookReceiver::start().await;
-    let url = sqlite_store(&ws);
+    let url = url.map_or_else(|| sqlite_store(&ws), str::to_string);
     let env = with_store(
         env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
         &url,
     );
     ws.write("app.log", "quiet\n");
+    Failed { ws, hook, url, env }
+}
+
+async fn a_failed_firing_notice() -> Failed {
+    let Failed { ws, hook, url, env } = setup(None).await;
     write_rules(&ws, &[alive_rule(json!({}))]);
     hook.fail_with(500);
     let v = monitor_json(&ws, &env, &[]);
     assert_eq!(v["delivery"]["deferred"], 1, "{v}");
+    Failed { ws, hook, url, env }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_send_is_resent_before_the_later_resolution() {
+    let Failed { ws, hook, url, env } = a_failed_firing_notice().await;
     // The process then claimed the firing row and died mid-send (a kill -9 or a panic between
     // the send and its result): the row stays `sending`, freshly claimed.
     let db = store_pool(&url).await;
@@ -82,18 +103,7 @@ async fn a_crash_mid_send_is_resent_before_the_later_resolution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lease_blocks_a_second_evaluator_and_a_crash_leftover_is_resent_once() {
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let url = sqlite_store(&ws);
-    let env = with_store(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &url,
-    );
-    ws.write("app.log", "quiet\n");
-    write_rules(&ws, &[alive_rule(json!({}))]);
-    hook.fail_with(500);
-    let v = monitor_json(&ws, &env, &[]);
-    assert_eq!(v["delivery"]["deferred"], 1, "{v}");
+    let Failed { ws, hook, url, env } = a_failed_firing_notice().await;
     let key = hook.bodies()[0]["idempotency_key"]
         .as_str()
         .unwrap_or_default()
@@ -173,14 +183,10 @@ async fn concurrent_heartbeats(ws: &Workspace, env: &[(String, String)], n: usiz
     }
 }
 
-async fn two_evaluators_notify_once(store_url: &str) {
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_store(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        store_url,
-    );
-    ws.write("app.log", "quiet\n");
+/// Two `heartbeat --once` at a time on the store at `store_url` (default: SQLite in the
+/// workspace), through a firing and a resolution.
+async fn two_evaluators_notify_once(store_url: Option<&str>) {
+    let Failed { ws, hook, env, .. } = setup(store_url).await;
     write_rules(&ws, &[alive_rule(json!({}))]);
     // The store exists first: two processes creating a SQLite store at the same moment race
     // on its migrations (the store's business, not the lease's).
@@ -199,8 +205,7 @@ async fn two_evaluators_notify_once(store_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_heartbeats_on_one_sqlite_store_notify_once() {
-    let ws = Workspace::new();
-    two_evaluators_notify_once(&sqlite_store(&ws)).await;
+    two_evaluators_notify_once(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +213,7 @@ async fn two_heartbeats_on_one_postgres_store_notify_once() {
     let Some(base) = support::require_service("PI_MCP_TEST_PG_URL") else {
         return;
     };
-    two_evaluators_notify_once(&super::fresh_pg_database(&base, "lease").await).await;
+    two_evaluators_notify_once(Some(&super::fresh_pg_database(&base, "lease").await)).await;
 }
 
 /// Every row of the tables a monitor run may write, as text.
@@ -250,14 +255,7 @@ async fn snapshot(url: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_changes_nothing_in_the_store() {
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let url = sqlite_store(&ws);
-    let env = with_store(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &url,
-    );
-    ws.write("app.log", "quiet\n");
+    let Failed { ws, hook, url, env } = setup(None).await;
     let pending =
         alive_rule(json!({"id": "two-beats", "datapoints_to_alarm": 2, "evaluation_periods": 2}));
     write_rules(&ws, &[alive_rule(json!({})), pending]);
