@@ -318,12 +318,12 @@ async fn log_events_are_filtered_by_term_and_limited() {
     let cw = CloudWatch::from_sdk_config(&sdk_config(&moto).await).unwrap();
     let start = Utc::now() - chrono::Duration::minutes(10);
     let n = cw
-        .count_log_events(&group, Some("ERROR"), start, Utc::now())
+        .count_log_events(&group, Some("ERROR"), None, start, Utc::now())
         .await
         .unwrap();
     assert_eq!(n, 2);
     let all = cw
-        .count_log_events(&group, None, start, Utc::now())
+        .count_log_events(&group, None, None, start, Utc::now())
         .await
         .unwrap();
     assert_eq!(all, 5);

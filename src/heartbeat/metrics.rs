@@ -1,9 +1,13 @@
 //! The daemon's health and Prometheus metrics: `GET /healthz` and `GET /metrics` on the
-//! optional `--listen` address.
+//! optional `--listen` address. `/healthz` answers 503 (with a JSON body saying why) when the
+//! last heartbeat failed as a whole, or when none completed within two intervals plus
+//! [`HEALTH_GRACE`]; a replica that skipped its beats because another one holds the monitor
+//! lease is healthy (`standby`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -14,10 +18,27 @@ use axum::routing::get;
 use crate::monitor::state::StateKind;
 use crate::monitor::{Evaluation, outbox::DeliveryReport};
 
-/// Counters and gauges of the daemon.
-#[derive(Debug, Default)]
+/// Slack on top of two intervals before a missing heartbeat makes the daemon unhealthy (a
+/// slow heartbeat, a scrape just before the next one).
+pub const HEALTH_GRACE: Duration = Duration::from_secs(30);
+
+/// Counters and gauges of the daemon, and its health.
+#[derive(Debug)]
 pub struct Metrics {
     inner: Mutex<Counters>,
+    health: Mutex<Health>,
+    interval: Duration,
+}
+
+/// What `/healthz` judges from.
+#[derive(Debug, Clone)]
+struct Health {
+    started: Instant,
+    /// When the last heartbeat completed (or was skipped for another evaluator).
+    last_beat: Option<Instant>,
+    standby: bool,
+    /// Why the last heartbeat failed as a whole (cleared by the next completed one).
+    failure: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -36,6 +57,46 @@ struct Counters {
 }
 
 impl Metrics {
+    /// Metrics of a daemon that beats every `interval`.
+    pub fn new(interval: Duration) -> Metrics {
+        Metrics {
+            inner: Mutex::new(Counters::default()),
+            health: Mutex::new(Health {
+                started: Instant::now(),
+                last_beat: None,
+                standby: false,
+                failure: None,
+            }),
+            interval,
+        }
+    }
+
+    fn set_health(&self, standby: bool, failure: Option<String>) {
+        if let Ok(mut h) = self.health.lock() {
+            if failure.is_none() {
+                h.last_beat = Some(Instant::now());
+                h.standby = standby;
+            }
+            h.failure = failure;
+        }
+    }
+
+    /// Records a heartbeat skipped because another evaluator holds the monitor lease.
+    pub fn record_standby(&self) {
+        self.set_health(true, None);
+    }
+
+    /// `/healthz`: the status code and a JSON body saying why.
+    pub fn health(&self) -> (StatusCode, serde_json::Value) {
+        let Ok(h) = self.health.lock().map(|h| h.clone()) else {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"status": "unknown", "reason": "health state unreadable"}),
+            );
+        };
+        health_of(&h, self.interval, Instant::now())
+    }
+
     /// Records one completed heartbeat.
     pub fn record(
         &self,
@@ -53,19 +114,22 @@ impl Metrics {
             *c.rules_by_state.entry(r.state.as_str()).or_default() += 1;
         }
         c.notifications_delivered += delivery.delivered as u64;
-        c.notification_failures += (delivery.deferred + delivery.failed) as u64;
+        c.notification_failures += delivery.failed_attempts as u64;
         c.outbox_pending = outbox_pending;
         c.invalid_rules = invalid_rules as u64;
         c.duration_sum += seconds;
         c.last_duration = seconds;
         c.last_beat_unix = chrono::Utc::now().timestamp();
+        drop(c);
+        self.set_health(false, None);
     }
 
-    /// Records a heartbeat that could not run (e.g. the state store is down).
-    pub fn record_failure(&self) {
+    /// Records a heartbeat that could not run (e.g. the state store is down), and why.
+    pub fn record_failure(&self, why: &str) {
         if let Ok(mut c) = self.inner.lock() {
             c.heartbeat_failures += 1;
         }
+        self.set_health(false, Some(why.to_string()));
     }
 
     /// The Prometheus text exposition.
@@ -109,7 +173,7 @@ impl Metrics {
         metric(
             "pi_mcp_monitor_notification_failures_total",
             "counter",
-            "Deliveries that failed (kept in the outbox or refused).",
+            "Notification send attempts that failed (the notice kept in the outbox or refused).",
             one(c.notification_failures.to_string()),
         );
         metric(
@@ -156,8 +220,51 @@ impl Metrics {
     }
 }
 
-async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, "ok\n")
+fn health_of(h: &Health, interval: Duration, now: Instant) -> (StatusCode, serde_json::Value) {
+    let limit = interval * 2 + HEALTH_GRACE;
+    let since = now.saturating_duration_since(h.last_beat.unwrap_or(h.started));
+    let last = h
+        .last_beat
+        .map(|t| now.saturating_duration_since(t).as_secs_f64());
+    let body = |status: &str, reason: Option<String>| {
+        serde_json::json!({
+            "status": status,
+            "reason": reason,
+            "seconds_since_last_heartbeat": last,
+            "interval_seconds": interval.as_secs_f64(),
+        })
+    };
+    if let Some(why) = &h.failure {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            body("failing", Some(format!("the last heartbeat failed: {why}"))),
+        );
+    }
+    if since > limit {
+        let what = if h.last_beat.is_some() {
+            "no heartbeat completed"
+        } else {
+            "the first heartbeat has not completed"
+        };
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            body(
+                "stale",
+                Some(format!(
+                    "{what} in {:.0} s (limit: two intervals + {} s)",
+                    since.as_secs_f64(),
+                    HEALTH_GRACE.as_secs()
+                )),
+            ),
+        );
+    }
+    let status = if h.standby { "standby" } else { "ok" };
+    (StatusCode::OK, body(status, None))
+}
+
+async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    let (code, body) = m.health();
+    (code, axum::Json(body))
 }
 
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -181,4 +288,34 @@ pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<SocketA
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_503_after_a_failed_or_missing_heartbeat() {
+        let t0 = Instant::now();
+        let interval = Duration::from_secs(60);
+        let mut h = Health {
+            started: t0,
+            last_beat: None,
+            standby: false,
+            failure: None,
+        };
+        assert_eq!(health_of(&h, interval, t0).0, StatusCode::OK);
+        let late = t0 + interval * 2 + HEALTH_GRACE + Duration::from_secs(1);
+        let (code, body) = health_of(&h, interval, late);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "stale");
+        h.last_beat = Some(late);
+        assert_eq!(health_of(&h, interval, late).0, StatusCode::OK);
+        h.standby = true;
+        assert_eq!(health_of(&h, interval, late).1["status"], "standby");
+        h.failure = Some("state store: gone".into());
+        let (code, body) = health_of(&h, interval, late);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["reason"].as_str().unwrap().contains("gone"));
+    }
 }

@@ -1,7 +1,8 @@
 //! `pi-mcp heartbeat`: the daemon. Every interval it reloads the rules file if it changed,
 //! evaluates the rules, delivers the outbox and logs one line; it keeps beating through
 //! failing sources, channels and stores (each problem reported once per change), stops on
-//! SIGTERM/SIGINT only between heartbeats (so in-flight notifications finish), and can serve
+//! SIGTERM/SIGINT after the heartbeat in flight (so in-flight notifications finish, within
+//! [`SHUTDOWN_LIMIT`]), and can serve
 //! `/healthz` and Prometheus `/metrics`. `--once` runs a single heartbeat (and waits for the
 //! agent runs it started). Beside the beat run the autonomous parts: investigations of rules
 //! that fire with `on_fire.investigate` ([`investigate`]) and the `HEARTBEAT.md` check
@@ -23,8 +24,9 @@ use clap::Args;
 
 use crate::agent::{ProviderConfig, ProviderKind};
 use crate::app::{App, Globals};
+use crate::monitor::lease::Busy;
 use crate::monitor::state::StateKind;
-use crate::monitor::{Evaluation, Monitor, Rule, outbox};
+use crate::monitor::{Evaluation, Monitor, MonitorError, Rule, outbox};
 use investigate::{DEFAULT_MAX_INVESTIGATIONS, Investigations};
 use metrics::Metrics;
 use reload::RulesWatcher;
@@ -35,6 +37,9 @@ use standing::StandingCheck;
 pub const DEFAULT_INTERVAL_MINUTES: f64 = 5.0;
 /// Shortest interval accepted (a faster loop would only hammer the sources).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest a stop (SIGTERM/SIGINT) takes: the heartbeat in flight finishes its deliveries
+/// and the agent runs end within this, well below systemd's default `TimeoutStopSec=90s`.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(60);
 /// Highest `--max-investigations` accepted (each run holds a model conversation and tools).
 pub const MAX_INVESTIGATIONS_CAP: i64 = 64;
 
@@ -110,7 +115,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     let path = crate::monitor::command::resolve(globals, &args.rules)?;
     let app = App::open(globals, false).await?;
     let monitor = crate::monitor::wiring::monitor(&app, "heartbeat").await;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(args.interval));
     if let Some(addr) = args.listen {
         let bound = metrics::serve(addr, metrics.clone()).await?;
         tracing::info!("heartbeat: health and metrics listening on http://{bound}");
@@ -131,11 +136,27 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     );
     let mut last_failure: Option<String> = None;
     let mut code = ExitCode::SUCCESS;
+    // Set once a signal arrived: the beat in flight finishes (bounded), then the loop ends.
+    let mut stopping: Option<Instant> = None;
     loop {
         let started = Instant::now();
-        // A signal during a beat is noticed after it: in-flight notifications finish.
-        match beat(&monitor, &mut watcher, &metrics, started).await {
-            Ok((rules, evaluation)) => {
+        let work = beat(&monitor, &mut watcher, &metrics, started);
+        tokio::pin!(work);
+        // A signal during a beat lets it finish, so in-flight notifications are delivered or
+        // stay queued; the whole shutdown is capped by SHUTDOWN_LIMIT.
+        let result = tokio::select! {
+            r = &mut work => Some(r),
+            _ = &mut stop => {
+                stopping = Some(Instant::now());
+                tracing::info!(
+                    "heartbeat: stopping on signal; finishing this heartbeat's deliveries first \
+                     (at most {SHUTDOWN_LIMIT:?})"
+                );
+                tokio::time::timeout(SHUTDOWN_LIMIT, &mut work).await.ok()
+            }
+        };
+        match result {
+            Some(Ok(Beat::Done(rules, evaluation))) => {
                 investigations
                     .on_evaluation(&mut runs, &rules, &evaluation)
                     .await;
@@ -143,15 +164,31 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
                     tracing::info!("heartbeat: recovered");
                 }
             }
-            Err(e) => {
-                metrics.record_failure();
+            Some(Ok(Beat::Skipped(busy))) => {
+                metrics.record_standby();
+                tracing::warn!("heartbeat: skipped: {busy}");
+            }
+            Some(Err(e)) => {
                 let e = format!("{e:#}");
+                metrics.record_failure(&e);
                 if last_failure.as_deref() != Some(e.as_str()) {
                     tracing::error!("heartbeat failed: {e}");
                 }
                 last_failure = Some(e);
                 code = ExitCode::FAILURE;
             }
+            None => {
+                tracing::warn!(
+                    "heartbeat: shutdown limit reached mid-heartbeat; notices still being sent \
+                     stay in the outbox and the next heartbeat resends them (marked \
+                     possible_duplicate)"
+                );
+            }
+        }
+        if let Some(since) = stopping {
+            let left = SHUTDOWN_LIMIT.saturating_sub(since.elapsed());
+            stop_runs(&mut runs, left).await;
+            break;
         }
         check.on_beat(&mut runs);
         if args.once {
@@ -160,7 +197,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
                 _ = runs.finish() => {}
                 _ = &mut stop => {
                     tracing::info!("heartbeat: stopping on signal");
-                    runs.stop().await;
+                    stop_runs(&mut runs, SHUTDOWN_LIMIT).await;
                 }
             }
             break;
@@ -171,7 +208,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => {
                 tracing::info!("heartbeat: stopping on signal");
-                runs.stop().await;
+                stop_runs(&mut runs, SHUTDOWN_LIMIT).await;
                 break;
             }
         }
@@ -181,6 +218,13 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     }
     app.audit.flush().await;
     Ok(code)
+}
+
+/// Interrupts the agent runs, waiting at most `limit` for them to end.
+async fn stop_runs(runs: &mut Runs, limit: Duration) {
+    if tokio::time::timeout(limit, runs.stop()).await.is_err() {
+        tracing::warn!("heartbeat: agent runs did not stop within the shutdown limit");
+    }
 }
 
 /// Starts the Data Ghost's schedule when asked for (`--ghost` or GHOST_CRON); with `--once`
@@ -224,16 +268,27 @@ fn provider(args: &HeartbeatArgs) -> Result<ProviderConfig, String> {
     .map_err(|e| format!("{e:#}"))
 }
 
-/// One heartbeat; returns the rules in force and their evaluation.
+/// What one heartbeat did.
+enum Beat {
+    /// The rules in force and their evaluation.
+    Done(Arc<Vec<Rule>>, Evaluation),
+    /// Another evaluator held the monitor lease (another replica, a `pi-mcp monitor` run).
+    Skipped(Busy),
+}
+
+/// One heartbeat.
 async fn beat(
     monitor: &Monitor,
     watcher: &mut RulesWatcher,
     metrics: &Metrics,
     started: Instant,
-) -> anyhow::Result<(Arc<Vec<Rule>>, Evaluation)> {
+) -> anyhow::Result<Beat> {
     let rules = watcher.refresh();
-    let evaluation = monitor.evaluate(&rules, false).await?;
-    let delivery = monitor.deliver().await?;
+    let (evaluation, delivery) = match monitor.beat(&rules).await {
+        Ok(done) => done,
+        Err(MonitorError::Busy(busy)) => return Ok(Beat::Skipped(busy)),
+        Err(e) => return Err(e.into()),
+    };
     let pending = outbox::pending_count(&monitor.store).await?;
     let seconds = started.elapsed().as_secs_f64();
     metrics.record(&evaluation, &delivery, pending, watcher.invalid, seconds);
@@ -251,7 +306,7 @@ async fn beat(
         pending,
         seconds * 1000.0
     );
-    Ok((rules, evaluation))
+    Ok(Beat::Done(rules, evaluation))
 }
 
 #[cfg(test)]

@@ -43,9 +43,8 @@ impl RulesWatcher {
                 m.len(),
                 validate::MAX_RULES_FILE_BYTES
             )),
-            _ => {
-                std::fs::read_to_string(&self.path).map_err(|e| format!("{file}: cannot read: {e}"))
-            }
+            _ => std::fs::read_to_string(&self.path)
+                .map_err(|e| format!("{file}: {}", validate::read_error(&e))),
         };
         let text = match text {
             Ok(t) => t,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::evaluate::Evaluation;
+use super::evaluate::{Evaluation, MonitorError};
 use super::validate::{self, LoadedRules};
 use crate::app::{App, Globals};
 
@@ -85,11 +85,21 @@ pub async fn run(globals: &Globals, args: &MonitorArgs) -> anyhow::Result<ExitCo
             let loaded = load_reporting(&path)?;
             let app = App::open(globals, false).await?;
             let monitor = super::wiring::monitor(&app, "cli").await;
-            let evaluation = monitor.evaluate(&loaded.rules, args.dry_run).await?;
-            let delivery = if args.dry_run {
-                None
+            let (evaluation, delivery) = if args.dry_run {
+                (monitor.dry_run(&loaded.rules).await?, None)
             } else {
-                Some(monitor.deliver().await?)
+                match monitor.beat(&loaded.rules).await {
+                    Ok((e, d)) => (e, Some(d)),
+                    Err(MonitorError::Busy(busy)) => {
+                        app.audit.flush().await;
+                        eprintln!(
+                            "pi-mcp monitor: not evaluated: {busy}. Try again when it is done, or \
+                             use --dry-run to see what it would do."
+                        );
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             };
             app.audit.flush().await;
             if args.json {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::lease::{Busy, LEASE_WAIT, Lease, MONITOR_LEASE};
 use super::outbox::{self, DeliveryReport, Notice, NoticeSender};
 use super::rules::{Channel, LogKeywordParams, Params, Rule};
 use super::sources::logfile::{self, LogBook, LogRead};
@@ -37,6 +38,8 @@ pub struct Monitor {
     pub root: PathBuf,
     /// Who evaluates, for the audit log (`cli`, `heartbeat`).
     pub client: String,
+    /// This process's name in the monitor lease ([`super::lease::holder_id`]).
+    pub holder: String,
     pub concurrency: usize,
 }
 
@@ -77,15 +80,43 @@ pub enum MonitorError {
     Store(#[from] StoreError),
     #[error("state store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// Another evaluator holds the monitor lease: this beat was skipped.
+    #[error("{0}")]
+    Busy(Busy),
 }
 
 impl Monitor {
-    /// Evaluates every enabled rule of `rules` once.
-    pub async fn evaluate(
-        &self,
-        rules: &[Rule],
-        dry_run: bool,
-    ) -> Result<Evaluation, MonitorError> {
+    /// One heartbeat's work under the monitor lease: evaluate every enabled rule, record the
+    /// new states and queued notices, then deliver the outbox. Fails with
+    /// [`MonitorError::Busy`] when another evaluator keeps the lease past [`LEASE_WAIT`].
+    pub async fn beat(&self, rules: &[Rule]) -> Result<(Evaluation, DeliveryReport), MonitorError> {
+        let held = Lease::acquire(&self.store, MONITOR_LEASE, &self.holder, LEASE_WAIT)
+            .await?
+            .map_err(MonitorError::Busy)?;
+        let done = async {
+            let evaluation = self.evaluate(rules, false).await?;
+            let delivery = match &self.sender {
+                Some(s) => {
+                    outbox::deliver(&self.store, s.clone(), &self.audit, &self.client, &held)
+                        .await?
+                }
+                None => DeliveryReport::default(),
+            };
+            Ok((evaluation, delivery))
+        }
+        .await;
+        held.release().await;
+        done
+    }
+
+    /// What the next heartbeat would do: evaluates every enabled rule and writes nothing
+    /// (no state, log offsets, outbox rows; no lease).
+    pub async fn dry_run(&self, rules: &[Rule]) -> Result<Evaluation, MonitorError> {
+        self.evaluate(rules, true).await
+    }
+
+    /// Evaluates every enabled rule of `rules` once (under the lease unless `dry_run`).
+    async fn evaluate(&self, rules: &[Rule], dry_run: bool) -> Result<Evaluation, MonitorError> {
         let started = Instant::now();
         let now = Utc::now();
         let enabled: Vec<&Rule> = rules.iter().filter(|r| r.spec.enabled).collect();
@@ -108,13 +139,16 @@ impl Monitor {
             if let Some(kind) = s.notice {
                 notices.push(Notice::new(rule, kind, &s.next));
             }
-            self.audit.record(super::audit_entry(
-                "monitor.evaluate",
-                serde_json::json!({"rule": rule.id(), "type": rule.spec.kind.as_str(), "dry_run": dry_run}),
-                &evaluation_outcome(before, &s.next, s.notice),
-                started,
-                &self.client,
-            ));
+            // A dry run leaves no trace in the store, the audit log included.
+            if !dry_run {
+                self.audit.record(super::audit_entry(
+                    "monitor.evaluate",
+                    serde_json::json!({"rule": rule.id(), "type": rule.spec.kind.as_str()}),
+                    &evaluation_outcome(before, &s.next, s.notice),
+                    started,
+                    &self.client,
+                ));
+            }
             reports.push(RuleReport {
                 rule: rule.id().to_string(),
                 name: rule.display_name().to_string(),
@@ -145,16 +179,6 @@ impl Monitor {
             notices: notices.len(),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
-    }
-
-    /// Delivers queued notices (nothing when no sender is configured).
-    pub async fn deliver(&self) -> Result<DeliveryReport, MonitorError> {
-        match &self.sender {
-            Some(s) => {
-                Ok(outbox::deliver(&self.store, s.clone(), &self.audit, &self.client).await?)
-            }
-            None => Ok(DeliveryReport::default()),
-        }
     }
 
     /// Every enabled rule's outcome by index, the log bookkeeping, and the metric call count.

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod evaluate;
+pub mod lease;
 pub mod mcp;
 pub mod outbox;
 pub mod rules;
@@ -23,8 +24,10 @@ pub use evaluate::{Evaluation, Monitor, MonitorError, RuleReport};
 pub use rules::Rule;
 pub use validate::{LoadedRules, Problem};
 
-/// Default rules file, relative to the workspace.
+/// Default rules file, relative to the workspace (the user's own; not shipped).
 pub const DEFAULT_RULES_FILE: &str = "configs/alerts.json";
+/// The shipped example rules (one of each type), the starting point of a rules file.
+pub const EXAMPLE_RULES_FILE: &str = "configs/alerts.example.json";
 
 /// An audit-log entry for a monitor action (evaluations and notifications are not guarded
 /// tool calls, so they are recorded as allowed with risk 0).

@@ -4,9 +4,11 @@
 //! channel go out in order (a later one waits behind a failing earlier one), and a delivered
 //! row is never sent again, so each transition is announced once.
 //!
-//! Exactly once has one window left: a crash after a receiver accepted a notice and before its
-//! row was marked delivered. A row is claimed (`sending`, committed) before its send, so such a
-//! row is recognisable afterwards: the next delivery pass sends it again, marked
+//! Only the holder of the monitor lease ([`super::lease`]) delivers. Exactly once has one
+//! window left: a crash after a receiver accepted a notice and before its row was marked
+//! delivered. A row is claimed (`sending`, committed) before its send, so such a row is
+//! recognisable afterwards: the next lease holder finds it still `sending` (nobody else can be
+//! sending it) and sends it again before the later rows of its queue, marked
 //! `possible_duplicate` and with the notice's unchanged `idempotency_key` (webhook JSON field,
 //! email Message-ID), which lets a receiver drop the repeat. Slack has no such key.
 
@@ -30,9 +32,6 @@ const INTERRUPTED: &str = "interrupted mid-send; resent as a possible duplicate"
 
 /// How many (rule, channel) queues deliver at the same time.
 pub const DELIVERY_CONCURRENCY: usize = 8;
-/// A row claimed longer ago than this was cut off by a crash (a send with all its retries takes
-/// a few minutes at most); a younger claim belongs to a deliverer still at work.
-pub const STALE_CLAIM: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// What is said about one transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +192,8 @@ pub struct DeliveryReport {
     pub deferred: usize,
     /// Refused permanently (e.g. 4xx): taken out of the queue and logged.
     pub failed: usize,
+    /// Sends that failed this pass (a row waiting behind a failing one is not a failed send).
+    pub failed_attempts: usize,
 }
 
 struct Row_ {
@@ -211,22 +212,19 @@ pub async fn pending_count(store: &Store) -> Result<i64, StoreError> {
 }
 
 /// Delivers every queued row, in order per (rule, channel); every attempt's result goes to
-/// the audit log.
+/// the audit log. `_held` is the monitor lease: only its holder delivers, so a row still
+/// `sending` now was cut off by the death of an earlier holder.
 pub async fn deliver(
     store: &Store,
     sender: Arc<dyn NoticeSender>,
     audit: &AuditLog,
     client: &str,
+    _held: &super::lease::Lease,
 ) -> Result<DeliveryReport, StoreError> {
-    // Only a claim older than any send can take is a crash's leftover; a younger one belongs
-    // to a deliverer still at work (a `pi-mcp monitor` beside the daemon, another replica).
-    let stale = crate::store::approvals::timestamp(Utc::now() - STALE_CLAIM);
     let interrupted = sqlx::query(
-        "UPDATE monitor_outbox SET status = 'pending', last_error = $1 \
-         WHERE status = 'sending' AND (claimed_at IS NULL OR claimed_at < $2)",
+        "UPDATE monitor_outbox SET status = 'pending', last_error = $1 WHERE status = 'sending'",
     )
     .bind(INTERRUPTED)
-    .bind(stale)
     .execute(store.pool())
     .await?
     .rows_affected();
@@ -292,6 +290,7 @@ pub async fn deliver(
                 report.delivered += r.delivered;
                 report.deferred += r.deferred;
                 report.failed += r.failed;
+                report.failed_attempts += r.failed_attempts;
             }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
@@ -370,6 +369,9 @@ async fn deliver_queue(
             started,
             client,
         ));
+        if status != "delivered" {
+            report.failed_attempts += 1;
+        }
         match (status, error) {
             ("delivered", _) => report.delivered += 1,
             ("pending", Some(e)) => {

@@ -267,10 +267,14 @@ pub struct LogKeywordParams {
     /// Local log file or glob (relative to the workspace), read incrementally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Plain text to count (case-sensitive).
+    /// Plain text to count, case-sensitive (give this or `pattern`). With `path`: lines that
+    /// contain it; with `log_group`: events matching it as a quoted CloudWatch filter phrase
+    /// (counted by CloudWatch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
-    /// Regex to count (per line for files; a CloudWatch filter pattern for log groups).
+    /// A regex (Rust `regex` syntax) to count (give this or `keyword`). With `path`: lines
+    /// that match; with `log_group`: events of the window whose message matches, fetched
+    /// without a filter and matched by pi-mcp (not a CloudWatch filter pattern).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     /// The value is the number of matches in this window.
@@ -370,6 +374,41 @@ pub fn schema() -> serde_json::Value {
     {
         spec.insert("allOf".into(), serde_json::Value::Array(all_of));
     }
+    accept_bare_array(root)
+}
+
+/// The file may also be a bare array of rules (as the validator accepts): the object form
+/// moves to `$defs/RulesFile` and the root is either one.
+fn accept_bare_array(mut root: serde_json::Value) -> serde_json::Value {
+    let Some(obj) = root.as_object_mut() else {
+        return root;
+    };
+    let mut file = serde_json::Map::new();
+    for key in [
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "description",
+    ] {
+        if let Some(v) = obj.remove(key) {
+            file.insert(key.into(), v);
+        }
+    }
+    if let Some(defs) = obj.get_mut("$defs").and_then(|d| d.as_object_mut()) {
+        defs.insert("RulesFile".into(), serde_json::Value::Object(file));
+    }
+    obj.insert(
+        "description".into(),
+        "Alert rules for pi-mcp: {\"rules\": [...]} or a bare array of rules.".into(),
+    );
+    obj.insert(
+        "anyOf".into(),
+        serde_json::json!([
+            {"$ref": "#/$defs/RulesFile"},
+            {"type": "array", "items": {"$ref": "#/$defs/RuleSpec"}}
+        ]),
+    );
     root
 }
 
@@ -390,5 +429,13 @@ mod tests {
         let s = schema().to_string();
         assert!(s.contains("metric_name") && s.contains("log_group") && s.contains("query"));
         assert!(s.contains("\"const\":\"log_keyword\""));
+    }
+
+    #[test]
+    fn schema_accepts_the_object_and_the_bare_array() {
+        let s = schema();
+        assert_eq!(s["anyOf"][0]["$ref"], "#/$defs/RulesFile");
+        assert_eq!(s["anyOf"][1]["items"]["$ref"], "#/$defs/RuleSpec");
+        assert_eq!(s["$defs"]["RulesFile"]["required"][0], "rules");
     }
 }

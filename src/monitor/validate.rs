@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use super::EXAMPLE_RULES_FILE;
 use super::rules::{
     DbQueryParams, Field, LogKeywordParams, MetricParams, OnFire, Params, Rule, RuleSpec, RuleType,
 };
@@ -73,15 +74,29 @@ pub fn load(path: &Path) -> Result<LoadedRules, Problem> {
         field: None,
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| whole(read_error(&e)))?;
     if meta.len() > MAX_RULES_FILE_BYTES {
         return Err(whole(format!(
             "the file has {} bytes; the limit is {MAX_RULES_FILE_BYTES}",
             meta.len()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| whole(read_error(&e)))?;
     parse(&text, &file)
+}
+
+/// Why a rules file cannot be read; a missing one says how to start.
+pub fn read_error(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return format!(
+            "no rules file here. To start, copy the shipped example and edit it: \
+             `cp {EXAMPLE_RULES_FILE} {}` (in the workspace), then check it with \
+             `pi-mcp monitor validate`; or name another file with --rules / PI_MCP_ALERTS \
+             (`pi-mcp monitor schema` prints the format)",
+            super::DEFAULT_RULES_FILE
+        );
+    }
+    format!("cannot read: {e}")
 }
 
 #[derive(Deserialize)]
@@ -467,7 +482,7 @@ fn check_log(l: &LogKeywordParams, fail: &Fail) -> Result<(), Problem> {
             "give keyword (plain text) or pattern (a regex)".into(),
         )),
         (Some(k), None) if k.is_empty() => Err(fail("keyword", "must not be empty".into())),
-        (None, Some(p)) if l.path.is_some() => match regex::Regex::new(p) {
+        (None, Some(p)) => match regex::Regex::new(p) {
             Ok(_) => Ok(()),
             Err(e) => Err(fail("pattern", format!("not a valid regex: {e}"))),
         },

@@ -15,6 +15,8 @@ use super::rules::Channel;
 use super::sources::{
     BoxFuture, DbSource, LogGroupSource, MetricQuery, MetricSeries, MetricSource, Sources,
 };
+use crate::guard::cloudwatch::CloudWatchTarget;
+use crate::guard::{Decision, Guard};
 use crate::tools::cloudwatch::CloudWatch;
 
 /// A monitor over `app`'s store, audit log and tools; `client` names it in the audit log.
@@ -22,7 +24,7 @@ use crate::tools::cloudwatch::CloudWatch;
 /// group rules evaluate to an error saying so.
 pub async fn monitor(app: &App, client: &str) -> Monitor {
     let cloudwatch = match CloudWatch::from_env().await {
-        Ok(cw) => Some(Arc::new(CloudWatchSource(cw))),
+        Ok(cw) => Some(Arc::new(CloudWatchSource(cw, app.guard().clone()))),
         Err(e) => {
             tracing::debug!("CloudWatch unavailable to the monitor: {e}");
             None
@@ -41,6 +43,7 @@ pub async fn monitor(app: &App, client: &str) -> Monitor {
         )))),
         root: app.tools.workspace.primary().to_path_buf(),
         client: client.to_string(),
+        holder: super::lease::holder_id(),
         concurrency: DEFAULT_CONCURRENCY,
     }
 }
@@ -94,8 +97,23 @@ impl DbSource for SqlSource {
     }
 }
 
-/// Metric and log-group rules through the cloudwatch tool.
-struct CloudWatchSource(CloudWatch);
+/// Metric and log-group rules through the cloudwatch tool, within the policy's `cloudwatch`
+/// allow-lists (namespaces, log groups) as the tool's own calls are.
+struct CloudWatchSource(CloudWatch, Arc<Guard>);
+
+impl CloudWatchSource {
+    fn judge(&self, action: &str, target: CloudWatchTarget<'_>) -> Result<(), String> {
+        let v = self.1.judge_cloudwatch(action, target);
+        if v.decision == Decision::Allow {
+            return Ok(());
+        }
+        let why: Vec<&str> = v.reasons.iter().map(|r| r.message.as_str()).collect();
+        Err(format!(
+            "refused by policy: {} (widen the policy's cloudwatch section or change the rule)",
+            why.join("; ")
+        ))
+    }
+}
 
 impl MetricSource for CloudWatchSource {
     fn get_metric_data<'a>(
@@ -111,20 +129,26 @@ impl MetricSource for CloudWatchSource {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn permits(&self, namespace: &str) -> Result<(), String> {
+        self.judge("get_metric_data", CloudWatchTarget::Namespace(namespace))
+    }
 }
 
 impl LogGroupSource for CloudWatchSource {
     fn count_log_events<'a>(
         &'a self,
         log_group: &'a str,
-        pattern: &'a str,
+        filter: &'a str,
+        matching: Option<&'a regex::Regex>,
         start: chrono::DateTime<chrono::Utc>,
         end: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
-            let pattern = (!pattern.is_empty()).then_some(pattern);
+            self.judge("filter_log_events", CloudWatchTarget::LogGroup(log_group))?;
+            let filter = (!filter.is_empty()).then_some(filter);
             self.0
-                .count_log_events(log_group, pattern, start, end)
+                .count_log_events(log_group, filter, matching, start, end)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -64,6 +64,18 @@ fn metric_rule(id: &str, namespace: &str, metric: &str, condition: Value, extra:
     rule
 }
 
+/// A workspace, a webhook receiver, and the environment pointing CloudWatch at `localstack`.
+async fn metric_workspace(localstack: &str) -> (Workspace, HookReceiver, Vec<(String, String)>) {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let env = with_aws(
+        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
+        localstack,
+        "http://127.0.0.1:9",
+    );
+    (ws, hook, env)
+}
+
 fn value_of(v: &Value, rule: &str) -> Option<f64> {
     report_of(v, rule)["value"].as_f64()
 }
@@ -81,13 +93,7 @@ async fn metric_rules_on_avg_max_sum_go_pending_firing_resolved_in_one_call() {
         &[(3, 10.0), (2, 20.0), (1, 60.0)],
     )
     .await;
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_aws(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &localstack,
-        "http://127.0.0.1:9",
-    );
+    let (ws, hook, env) = metric_workspace(&localstack).await;
     write_rules(
         &ws,
         &[
@@ -166,19 +172,59 @@ async fn metric_rules_on_avg_max_sum_go_pending_firing_resolved_in_one_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_with_different_windows_share_one_call_and_each_sees_its_window() {
+    let Some(localstack) = require_service("PI_MCP_TEST_LOCALSTACK_URL") else {
+        return;
+    };
+    let ns = unique("PiMonitor/windows");
+    put_points(
+        &localstack,
+        &ns,
+        "Errors",
+        &[(2, 1.0), (8, 10.0), (25, 100.0)],
+    )
+    .await;
+    let (ws, _hook, env) = metric_workspace(&localstack).await;
+    let sum_over = |id: &str, window: u32| {
+        let mut r = metric_rule(
+            id,
+            &ns,
+            "Errors",
+            json!({"operator": "gt", "threshold": 1000, "field": "sum"}),
+            json!({}),
+        );
+        r["params"]["window_minutes"] = json!(window);
+        r
+    };
+    write_rules(
+        &ws,
+        &[
+            sum_over("last-5m", 5),
+            sum_over("last-15m", 15),
+            sum_over("last-hour", 60),
+        ],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["metric_calls"], 1, "three windows, one call: {v}");
+    assert_eq!(
+        (
+            value_of(&v, "last-5m"),
+            value_of(&v, "last-15m"),
+            value_of(&v, "last-hour")
+        ),
+        (Some(1.0), Some(11.0), Some(111.0)),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_rules_without_data_follow_their_no_data_choice() {
     let Some(localstack) = require_service("PI_MCP_TEST_LOCALSTACK_URL") else {
         return;
     };
     let ns = unique("PiMonitor/nodata");
     put_points(&localstack, &ns, "Errors", &[(2, 5.0), (1, 7.0)]).await;
-    let ws = Workspace::new();
-    let hook = HookReceiver::start().await;
-    let env = with_aws(
-        env_for(&loopback_notify_policy(&ws), &hook.url("/hook")),
-        &localstack,
-        "http://127.0.0.1:9",
-    );
+    let (ws, hook, env) = metric_workspace(&localstack).await;
     let rules = |metric_of_firing: &str| {
         let gt = |t: f64| json!({"operator": "gt", "threshold": t, "field": "max"});
         vec![
@@ -325,7 +371,14 @@ async fn log_group_rules_count_matching_events_on_moto() {
         &ws,
         &[
             log_rule("errors", json!({"keyword": "ERROR"}), 3.0),
-            log_rule("db-timeouts", json!({"pattern": "ERROR timeout"}), 3.0),
+            // A regex, as for local files (as a CloudWatch filter pattern it would match
+            // nothing): matched by pi-mcp on every event of the window.
+            log_rule(
+                "db-timeouts",
+                json!({"pattern": r"^ERROR db timeout after \d+s$"}),
+                3.0,
+            ),
+            log_rule("db-or-disk", json!({"pattern": "ERROR (db|disk)"}), 3.0),
             log_rule("disk-full", json!({"keyword": "disk full"}), 1.0),
         ],
     );
@@ -333,6 +386,7 @@ async fn log_group_rules_count_matching_events_on_moto() {
     assert_eq!(value_of(&v, "errors"), Some(3.0), "{v}");
     assert_eq!(value_of(&v, "db-timeouts"), Some(2.0), "{v}");
     assert_eq!(value_of(&v, "disk-full"), Some(1.0), "{v}");
+    assert_eq!(value_of(&v, "db-or-disk"), Some(3.0), "{v}");
     assert_eq!(state_of(&v, "errors"), "firing", "{v}");
     assert_eq!(state_of(&v, "db-timeouts"), "ok", "{v}");
     assert_eq!(state_of(&v, "disk-full"), "firing", "{v}");
@@ -358,4 +412,52 @@ async fn log_group_rules_count_matching_events_on_moto() {
         .unwrap_or_default()
         .to_string();
     assert!(problem.contains("/pi-monitor/none"), "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_rules_stay_within_the_policys_namespaces() {
+    let ws = Workspace::new();
+    let policy = loopback_notify_policy(&ws);
+    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(&policy).unwrap()).unwrap();
+    p["cloudwatch"]["namespaces"] = json!(["MyApp/*"]);
+    std::fs::write(&policy, p.to_string()).unwrap();
+    // No stand-in needed: the refusal comes before any call.
+    let env = with_aws(
+        env_for(&policy, "http://127.0.0.1:9/hook"),
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    );
+    write_rules(
+        &ws,
+        &[metric_rule(
+            "billing",
+            "AWS/Billing",
+            "EstimatedCharges",
+            json!({"operator": "gt", "threshold": 100}),
+            json!({}),
+        )],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(state_of(&v, "billing"), "error", "{v}");
+    assert_eq!(v["metric_calls"], 0, "{v}");
+    let problem = report_of(&v, "billing")["problem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        problem.contains("refused by policy") && problem.contains("AWS/Billing"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_missing_default_rules_file_says_how_to_start() {
+    let ws = Workspace::new();
+    let out = super::support::cli(ws.path(), &["monitor"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cp configs/alerts.example.json configs/alerts.json"),
+        "{err}"
+    );
 }

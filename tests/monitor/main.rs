@@ -2,13 +2,16 @@
 //! process, so every test also proves that state, cooldowns and the outbox survive restarts.
 //! [`lifecycle`]: local sources and the alert lifecycle; [`cloudwatch`]: metric rules against
 //! LocalStack and log-group rules against moto; [`faults`]: the daemon under failing sources,
-//! channels and rules files.
+//! channels and rules files; [`lease`]: crashes mid-send and concurrent evaluators;
+//! [`daemon`]: health, failure counts and shutdown.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod cloudwatch;
+mod daemon;
 mod faults;
+mod lease;
 mod lifecycle;
 
 use std::path::PathBuf;
@@ -123,4 +126,26 @@ pub(crate) fn unique(prefix: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{prefix}{nanos}")
+}
+
+/// A new, empty PostgreSQL database named after `prefix` and this process on the server of
+/// `base` (a `postgres://.../db` URL); returns its URL.
+pub(crate) async fn fresh_pg_database(base: &str, prefix: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(base).await.unwrap();
+    let name = format!("{prefix}_{}", std::process::id());
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("PI_MCP_TEST_PG_URL has no database part: {base}"),
+    }
 }

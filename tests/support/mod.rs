@@ -368,7 +368,7 @@ impl HttpServer {
     }
 }
 
-fn parse_listen_url(line: &str) -> Option<String> {
+pub fn parse_listen_url(line: &str) -> Option<String> {
     let start = line.find("listening on http://")? + "listening on ".len();
     let url: String = line[start..]
         .chars()

@@ -1,5 +1,6 @@
 //! `db_query` and CloudWatch-Logs `log_keyword` rules: one call each to their source, turned
-//! into an [`Outcome`].
+//! into an [`Outcome`]. A log rule's `keyword` is a CloudWatch filter phrase, its `pattern` a
+//! regex applied to each event here (the same regex syntax as for local files).
 
 use std::time::Duration;
 
@@ -42,14 +43,23 @@ pub async fn evaluate_log_group(
             "log_group rules need CloudWatch Logs access; it is not configured".into(),
         );
     };
-    // A keyword is a quoted phrase in CloudWatch's filter syntax.
-    let pattern = match (&p.keyword, &p.pattern) {
-        (Some(k), _) => format!("\"{}\"", k.replace('"', "\\\"")),
-        (None, Some(pat)) => pat.clone(),
-        (None, None) => String::new(),
+    // A keyword is a quoted phrase in CloudWatch's filter syntax, matched there; a pattern
+    // is a regex, as for local files, matched here on every event of the window.
+    let filter = p
+        .keyword
+        .as_ref()
+        .map(|k| format!("\"{}\"", k.replace('"', "\\\"")))
+        .unwrap_or_default();
+    let matching = match p.pattern.as_deref().map(regex::Regex::new) {
+        Some(Ok(re)) => Some(re),
+        Some(Err(e)) => return Outcome::Error(format!("pattern: {e}")),
+        None => None,
     };
     let start = now - chrono::Duration::minutes(i64::from(p.window_minutes));
-    match logs.count_log_events(group, &pattern, start, now).await {
+    match logs
+        .count_log_events(group, &filter, matching.as_ref(), start, now)
+        .await
+    {
         Ok(n) => Outcome::Value(n as f64),
         Err(e) => Outcome::Error(format!("CloudWatch Logs: {e}")),
     }

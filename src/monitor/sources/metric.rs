@@ -1,6 +1,8 @@
-//! Evaluates every `metric` rule of a heartbeat together: rules with the same window share
-//! GetMetricData calls of up to [`MAX_QUERIES_PER_CALL`] queries each, so 1,000 rules cost two
-//! calls instead of 1,000; each rule's datapoints are then reduced to its condition field.
+//! Evaluates every `metric` rule of a heartbeat together: all of them share GetMetricData
+//! calls of up to [`MAX_QUERIES_PER_CALL`] queries each (each query with its rule's period),
+//! over the widest window any rule asks for, so N rules cost ceil(N/500) calls whatever their
+//! windows; each rule's datapoints are then cut to its own window and reduced to its
+//! condition field.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,23 @@ pub fn reduce(field: Field, series: &MetricSeries) -> Option<f64> {
     })
 }
 
+/// The datapoints of `series` at or after `since` (a rule's own window of a wider fetch).
+pub fn within(series: &MetricSeries, since: DateTime<Utc>) -> MetricSeries {
+    let (timestamps, values) = series
+        .timestamps
+        .iter()
+        .zip(&series.values)
+        .filter(|(t, _)| **t >= since)
+        .map(|(t, v)| (*t, *v))
+        .unzip();
+    MetricSeries {
+        id: series.id.clone(),
+        timestamps,
+        values,
+        status: series.status.clone(),
+    }
+}
+
 /// Evaluates `rules` (indices into the caller's list, all `metric` rules) at `now`.
 /// Returns one outcome per given index, and how many GetMetricData calls were made.
 pub async fn evaluate(
@@ -54,11 +73,16 @@ pub async fn evaluate(
     rules: &[(usize, &Rule)],
     now: DateTime<Utc>,
 ) -> (Vec<(usize, Outcome)>, usize) {
-    let mut by_window: BTreeMap<u32, Vec<(usize, &Rule, MetricQuery)>> = BTreeMap::new();
+    let mut batch: Vec<(usize, &Rule, DateTime<Utc>, MetricQuery)> = Vec::new();
+    let mut refused = Vec::new();
     for (i, rule) in rules {
         let Params::Metric(p) = &rule.params else {
             continue;
         };
+        if let Err(why) = source.permits(&p.namespace) {
+            refused.push((*i, Outcome::Error(why)));
+            continue;
+        }
         let query = MetricQuery {
             id: format!("q{i}"),
             namespace: p.namespace.clone(),
@@ -67,31 +91,31 @@ pub async fn evaluate(
             stat: stat_for(rule.field).to_string(),
             period: i32::try_from(p.period).unwrap_or(i32::MAX),
         };
-        by_window
-            .entry(p.window_minutes)
-            .or_default()
-            .push((*i, rule, query));
+        let since = now - Duration::minutes(i64::from(p.window_minutes));
+        batch.push((*i, rule, since, query));
     }
-    let mut out = Vec::with_capacity(rules.len());
+    let Some(start) = batch.iter().map(|(_, _, since, _)| *since).min() else {
+        return (refused, 0);
+    };
+    let mut out = refused;
     let mut calls = 0;
-    for (window, group) in by_window {
-        let start = now - Duration::minutes(i64::from(window));
-        for chunk in group.chunks(MAX_QUERIES_PER_CALL) {
-            let queries: Vec<MetricQuery> = chunk.iter().map(|(_, _, q)| q.clone()).collect();
-            calls += 1;
-            match source.get_metric_data(&queries, start, now).await {
-                Ok(series) => {
-                    let by_id: BTreeMap<&str, &MetricSeries> =
-                        series.iter().map(|s| (s.id.as_str(), s)).collect();
-                    for (i, rule, q) in chunk {
-                        let value = by_id.get(q.id.as_str()).and_then(|s| reduce(rule.field, s));
-                        out.push((*i, value.map_or(Outcome::NoData, Outcome::Value)));
-                    }
+    for chunk in batch.chunks(MAX_QUERIES_PER_CALL) {
+        let queries: Vec<MetricQuery> = chunk.iter().map(|(.., q)| q.clone()).collect();
+        calls += 1;
+        match source.get_metric_data(&queries, start, now).await {
+            Ok(series) => {
+                let by_id: BTreeMap<&str, &MetricSeries> =
+                    series.iter().map(|s| (s.id.as_str(), s)).collect();
+                for (i, rule, since, q) in chunk {
+                    let value = by_id
+                        .get(q.id.as_str())
+                        .and_then(|s| reduce(rule.field, &within(s, *since)));
+                    out.push((*i, value.map_or(Outcome::NoData, Outcome::Value)));
                 }
-                Err(e) => {
-                    for (i, _, _) in chunk {
-                        out.push((*i, Outcome::Error(format!("CloudWatch: {e}"))));
-                    }
+            }
+            Err(e) => {
+                for (i, ..) in chunk {
+                    out.push((*i, Outcome::Error(format!("CloudWatch: {e}"))));
                 }
             }
         }
@@ -126,5 +150,13 @@ mod tests {
         assert_eq!(reduce(Field::Last, &s), Some(4.0));
         assert_eq!(reduce(Field::Avg, &series(&[])), None);
         assert_eq!(stat_for(Field::Count), "SampleCount");
+    }
+
+    #[test]
+    fn a_wider_fetch_is_cut_to_the_rule_window() {
+        let s = series(&[4.0, 1.0, 7.0]);
+        let cut = within(&s, s.timestamps[1]);
+        assert_eq!(cut.values, [4.0, 1.0]);
+        assert_eq!(reduce(Field::Max, &cut), Some(4.0));
     }
 }

@@ -30,14 +30,22 @@ pub trait MetricSource: Send + Sync {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<MetricSeries>, String>>;
+
+    /// Whether rules may read `namespace` (the policy's allow-list); `Err` says why not.
+    fn permits(&self, _namespace: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// CloudWatch Logs: how many events match in a window.
 pub trait LogGroupSource: Send + Sync {
+    /// Events that pass the CloudWatch filter pattern `filter` (all when empty) and, when
+    /// given, the regex `matching` (applied to each message client-side).
     fn count_log_events<'a>(
         &'a self,
         log_group: &'a str,
-        pattern: &'a str,
+        filter: &'a str,
+        matching: Option<&'a regex::Regex>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<u64, String>>;

@@ -39,30 +39,35 @@ impl CloudWatch {
         limit: usize,
     ) -> Result<Vec<LogEvent>, CloudWatchError> {
         let scan = self
-            .scan(log_group, pattern, start, end, Some(limit))
+            .scan(log_group, pattern, None, start, end, Some(limit))
             .await?;
         Ok(scan.events)
     }
 
-    /// How many events of `log_group` in `[start, end)` match `pattern` (every page is read;
-    /// at most [`MAX_LOG_PAGES`] requests).
+    /// How many events of `log_group` in `[start, end)` match the filter `pattern` and, when
+    /// given, the regex `matching` (applied here to each message, since CloudWatch filter
+    /// patterns are not regexes). Every page is read; at most [`MAX_LOG_PAGES`] requests.
     pub async fn count_log_events(
         &self,
         log_group: &str,
         pattern: Option<&str>,
+        matching: Option<&regex::Regex>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<u64, CloudWatchError> {
-        let scan = self.scan(log_group, pattern, start, end, None).await?;
+        let scan = self
+            .scan(log_group, pattern, matching, start, end, None)
+            .await?;
         Ok(scan.counted)
     }
 
     /// Follows FilterLogEvents pages. With `keep = Some(n)` it keeps events and stops at `n`;
-    /// with `None` it only counts, to the last page.
+    /// with `None` it only counts (the events `matching` matches, or all), to the last page.
     async fn scan(
         &self,
         log_group: &str,
         pattern: Option<&str>,
+        matching: Option<&regex::Regex>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         keep: Option<usize>,
@@ -105,7 +110,14 @@ impl CloudWatch {
                     )
                 })
                 .await?;
-            scan.counted += page.events().len() as u64;
+            scan.counted += match matching {
+                Some(re) => page
+                    .events()
+                    .iter()
+                    .filter(|e| re.is_match(e.message().unwrap_or_default()))
+                    .count() as u64,
+                None => page.events().len() as u64,
+            };
             if let Some(n) = keep {
                 for e in page.events() {
                     if scan.events.len() == n {
