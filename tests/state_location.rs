@@ -214,3 +214,37 @@ async fn the_guard_protects_the_state_store_wherever_it_is() {
     assert!(text_of(&r).contains("protected"), "{}", text_of(&r));
     client.cancel().await.unwrap();
 }
+
+#[test]
+fn processes_opening_a_new_store_at_once_all_succeed() {
+    // SQLite has no migration lock: the processes that lose the race try their migrations again.
+    for _ in 0..3 {
+        let ws = Workspace::new();
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        let dir = elsewhere.path().join("state");
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                let mut cmd = std::process::Command::new(support::bin());
+                for var in ["PI_MCP_STATE_URL", "PI_MCP_POLICY", "XDG_STATE_HOME"] {
+                    cmd.env_remove(var);
+                }
+                cmd.env("PI_MCP_STATE_DIR", &dir)
+                    .arg("--workspace")
+                    .arg(ws.path())
+                    .args(["approvals", "list"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn pi-mcp")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait for pi-mcp");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

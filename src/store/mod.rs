@@ -55,6 +55,9 @@ pub enum StoreError {
     Dir(String, std::io::Error),
 }
 
+/// How often opening a SQLite store tries its migrations (another process may be applying them).
+const MIGRATE_ATTEMPTS: u32 = 3;
+
 impl Store {
     /// Opens `url` (or `<state_dir>/state.db` when `None`, creating the directory private to
     /// this user) and applies migrations.
@@ -103,13 +106,28 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("src/store/migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("src/store/migrations/postgres"),
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                url: url_shown.clone(),
-                source,
-            })?;
+        // PostgreSQL migrations hold an advisory lock; SQLite has none, so two processes opening
+        // a new store at once can race (the loser's insert into _sqlx_migrations fails). Each
+        // migration is its own transaction, so trying again sees the winner's work.
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if backend == Backend::Sqlite && attempt < MIGRATE_ATTEMPTS => {
+                    tracing::debug!(
+                        "state store {url_shown}: migration attempt {attempt} failed ({e}); trying again"
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        url: url_shown.clone(),
+                        source,
+                    });
+                }
+            }
+        }
         Ok(Store {
             pool,
             backend,
