@@ -38,6 +38,9 @@ pub enum Mode {
     /// (`HEARTBEAT.md`): the `sre` prompt; an answer of just `HEARTBEAT_OK` means nothing needs
     /// attention. It may not change anything on its own (its state-changing calls become
     /// approvals), so there is no fix to verify. Investigations of firing rules run in `Sre`.
+    /// Library-only: not offered on the command line, and a run in this mode always has the
+    /// approval gate ([`RunRequest::read_only_asks`]) whatever its request says.
+    #[value(skip)]
     Heartbeat,
 }
 
@@ -54,6 +57,11 @@ impl Mode {
     /// Whether the run must report a post-fix verification before it may finish.
     pub fn enforces_verification(self) -> bool {
         matches!(self, Mode::Sre)
+    }
+
+    /// Whether runs in this mode may never change state without a human's approval.
+    pub fn always_asks(self) -> bool {
+        matches!(self, Mode::Heartbeat)
     }
 }
 

@@ -56,7 +56,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
     });
     let settings = CallSettings {
         dry_run: request.dry_run,
-        read_only_asks: request.read_only_asks,
+        read_only_asks: request.read_only_asks || request.mode.always_asks(),
         sequential: request.sequential,
         max_result_chars: request.limits.max_result_chars,
     };
