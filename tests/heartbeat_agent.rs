@@ -198,20 +198,35 @@ async fn a_remediate_false_investigation_observes_freely_and_asks_once_for_a_cha
         "{results:?}"
     );
     // The restart did not run: it waits as one approval, and its twin shares that answer.
-    assert!(results[1].2 && results[1].1.contains("NOT run"), "{results:?}");
     assert!(
-        results[2].2 && results[2].1.contains("Identical to another call in this turn"),
+        results[1].2 && results[1].1.contains("NOT run"),
+        "{results:?}"
+    );
+    assert!(
+        results[2].2
+            && results[2]
+                .1
+                .contains("Identical to another call in this turn"),
         "{results:?}"
     );
     let listed: Vec<Value> =
         serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
-    assert_eq!(listed.len(), 1, "one approval for two identical calls: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        1,
+        "one approval for two identical calls: {listed:?}"
+    );
     assert_eq!(listed[0]["command"], "systemctl restart app");
     // Only df reached the server's bash tool (and its guard and audit).
     let ran: Vec<String> = support::audit_entries(ws.path(), &[])
         .iter()
         .filter(|e| e["tool"] == "bash")
-        .map(|e| e["arguments"]["command"].as_str().unwrap_or_default().to_string())
+        .map(|e| {
+            e["arguments"]["command"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     assert_eq!(ran, ["df -h"]);
     // The transcript records the shared answer, not an empty one.
