@@ -162,8 +162,24 @@ pub fn provider_from_env(
     })
 }
 
-/// Runs `pi-mcp agent`.
+/// Runs `pi-mcp agent`. With `--json`, a run that cannot start still prints JSON (with
+/// `stop_reason: "not_started"` and the error) besides the error on stderr.
 pub async fn run(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> {
+    match start(globals, args).await {
+        Err(e) if args.json => {
+            let value = serde_json::json!({
+                "final_answer": null,
+                "stop_reason": "not_started",
+                "error": format!("{e:#}"),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+async fn start(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let provider = provider_config(args)?;
     let app = App::open(globals, false).await?;
     let cancel = CancellationToken::new();
@@ -217,15 +233,23 @@ pub async fn run(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode
     if outcome.verification_reported == Some(false) {
         eprintln!("pi-mcp agent: warning: the run did not report a verification step");
     }
-    Ok(match &outcome.stop_reason {
-        StopReason::FinalAnswer | StopReason::MaxSteps => ExitCode::SUCCESS,
-        StopReason::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-        StopReason::ModelError(e) => {
-            eprintln!("pi-mcp agent: error: {e}");
-            ExitCode::FAILURE
+    let failure = match &outcome.stop_reason {
+        StopReason::FinalAnswer | StopReason::MaxSteps => return Ok(ExitCode::SUCCESS),
+        StopReason::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        StopReason::ModelError(e) => e.clone(),
+        StopReason::EmptyAnswer => "the model sent only empty replies, even when asked again; \
+             try another model or rephrase the task"
+            .to_string(),
+        StopReason::TokenBudget => format!(
+            "the token budget ({} tokens) was spent before the model finished; raise --token-budget",
+            args.token_budget.unwrap_or_default()
+        ),
+        StopReason::Timeout => {
+            "the run reached its --timeout before the model finished".to_string()
         }
-        _ => ExitCode::FAILURE,
-    })
+    };
+    eprintln!("pi-mcp agent: error: {failure}");
+    Ok(ExitCode::FAILURE)
 }
 
 #[cfg(test)]
