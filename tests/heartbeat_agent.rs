@@ -75,6 +75,10 @@ async fn once(ws: &Workspace, fake: &FakeLlm, hook: &HookReceiver) {
 }
 
 fn firing_rule(ws: &Workspace) {
+    firing_rule_with(ws, json!({"investigate": true, "max_steps": 5}));
+}
+
+fn firing_rule_with(ws: &Workspace, on_fire: Value) {
     ws.write("app.conf", "workers = 1\n");
     ws.write("app.log", "ok\nERROR worker pool exhausted\n");
     let rule = json!({
@@ -82,7 +86,7 @@ fn firing_rule(ws: &Workspace) {
         "params": {"path": "app.log", "keyword": "ERROR", "window_minutes": 60},
         "condition": {"operator": "gt", "threshold": 0}, "channels": ["webhook"],
         "runbook": "https://runbooks.example.test/app-errors",
-        "on_fire": {"investigate": true, "max_steps": 5}
+        "on_fire": on_fire
     });
     ws.write("alerts.json", json!({"rules": [rule]}).to_string());
 }
@@ -241,6 +245,43 @@ async fn a_remediate_false_investigation_observes_freely_and_asks_once_for_a_cha
         .find(|e| e["id"] == "toolu_3")
         .expect("a result for the duplicate");
     assert!(twin["text"].as_str().unwrap().contains("NOT run"), "{twin}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remediate_true_investigation_makes_its_change_and_verifies_it() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    firing_rule_with(
+        &ws,
+        json!({"investigate": true, "remediate": true, "max_steps": 5}),
+    );
+    let fake = FakeLlm::start(vec![
+        anthropic::tools(
+            "Act: raise the workers.",
+            &[("toolu_1", "bash", json!({"command": PROPOSED_FIX}))],
+        ),
+        anthropic::tools(
+            "Verify.",
+            &[(
+                "toolu_2",
+                "bash",
+                json!({"command": "grep -c 'workers = 4' app.conf"}),
+            )],
+        ),
+        anthropic::text("Raised workers to 4.\nVerification: grep finds `workers = 4` (1 match)."),
+    ])
+    .await;
+    once(&ws, &fake, &hook).await;
+    assert_eq!(ws.read("app.conf"), "workers = 4\n", "the change ran");
+    assert_eq!(fake.requests().len(), 3, "verified: not asked again");
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    assert!(listed.is_empty(), "no approval was needed: {listed:?}");
+    let summary = &bodies_of(&hook, "investigation")[0];
+    assert!(
+        summary["text"].as_str().unwrap().contains("Verification:"),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
