@@ -2,7 +2,7 @@
 //! model: an overloaded API (529), a reply cut at `max_tokens`, empty replies, an HTTP 4xx, a
 //! `tool_use` whose input is not an object, a run that cannot start under `--json`; and how
 //! tool calls run and come back: `--sequential` against parallel, per-result truncation as the
-//! model receives it, and the OpenAI step-limit summary.
+//! model receives it, and the OpenAI step-limit summary; a server that reports no token usage.
 
 mod fake_llm;
 mod support;
@@ -285,5 +285,50 @@ async fn the_openai_step_limit_asks_for_a_summary_without_tools() {
             .as_str()
             .unwrap()
             .contains("step limit")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reported_usage_the_token_budget_uses_an_estimate() {
+    let ws = Workspace::new();
+    ws.write("a.txt", "alpha\n");
+    // A local server (llama.cpp, some proxies) that sends no `usage`.
+    let no_usage = |message: Value, finish: &str| {
+        Reply::ok(json!({
+            "id": "chatcmpl-local", "object": "chat.completion", "created": 1, "model": "local",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}]
+        }))
+    };
+    let call = json!({"id": "c1", "type": "function",
+        "function": {"name": "read", "arguments": "{\"path\": \"a.txt\"}"}});
+    let fake = FakeLlm::start(vec![
+        no_usage(
+            json!({"role": "assistant", "content": null, "tool_calls": [call]}),
+            "tool_calls",
+        ),
+        no_usage(
+            json!({"role": "assistant", "content": "never asked"}),
+            "stop",
+        ),
+    ])
+    .await;
+    let out = run_agent(
+        ws.path(),
+        "openai",
+        &fake,
+        &["--token-budget", "500", "--json", "Read a.txt."],
+    )
+    .await;
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["stop_reason"], "token_budget", "{v}");
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() >= 500, "{v}");
+    assert_eq!(fake.requests().len(), 1);
+    let ev = events(ws.path());
+    assert!(
+        events_of(&ev, "note").iter().any(|n| n["text"]
+            .as_str()
+            .unwrap()
+            .contains("estimated from characters")),
+        "the transcript says the usage is estimated"
     );
 }

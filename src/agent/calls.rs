@@ -362,7 +362,8 @@ impl<'a> CallRunner<'a> {
             )),
             Ok(Queued::Pending(a)) => Err(format!(
                 "This run may not change state on its own (remediate: false), so `{}` was NOT run. It waits as \
-                 approval `{}` (expires {}). Continue with read-only tools and put the proposed change in your report.",
+                 approval `{}` (expires {}). Continue with read-only tools and observation-only shell commands, and put \
+                 the proposed change in your report.",
                 tool.spec.name, a.id, a.expires_at
             )),
             Err(e) => Err(format!("`{}` was NOT run: {e}", tool.spec.name)),

@@ -57,7 +57,8 @@ pub struct AgentArgs {
     /// Characters of one tool result the model sees (the rest is cut with a note).
     #[arg(long, default_value_t = MAX_RESULT_CHARS, value_name = "CHARS")]
     pub max_result_chars: usize,
-    /// Plan only: every call to a tool that is not read-only is refused.
+    /// Plan only: calls that can change state are refused (read-only tools and bash commands
+    /// that only observe still run).
     #[arg(long)]
     pub dry_run: bool,
     /// Print {final_answer, transcript, stop_reason, usage, ...} as JSON.
