@@ -9,11 +9,11 @@ mod support;
 
 use std::path::Path;
 
-use fake_llm::run::{events, events_of, run_agent, stdout};
+use fake_llm::run::{events, events_of, scripted_run, stdout};
 use fake_llm::wire::{
     anthropic_results, assert_anthropic_format, assert_openai_format, last_message, openai_results,
 };
-use fake_llm::{FakeLlm, Reply, anthropic, openai};
+use fake_llm::{Reply, anthropic, openai};
 use serde_json::{Value, json};
 use support::Workspace;
 
@@ -26,12 +26,16 @@ async fn an_overloaded_api_is_retried() {
     let ws = Workspace::new();
     let overloaded =
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
-    let fake = FakeLlm::start(vec![
-        Reply::error(529, overloaded),
-        anthropic::text("Here after one retry."),
-    ])
+    let (fake, out) = scripted_run(
+        ws.path(),
+        "anthropic",
+        vec![
+            Reply::error(529, overloaded),
+            anthropic::text("Here after one retry."),
+        ],
+        &["Hello?"],
+    )
     .await;
-    let out = run_agent(ws.path(), "anthropic", &fake, &["Hello?"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Here after one retry.");
     let reqs = fake.requests();
@@ -61,8 +65,7 @@ async fn a_reply_cut_at_max_tokens_is_continued_in_both_wire_formats() {
                 openai::text("ig: workers = 1."),
             ],
         };
-        let fake = FakeLlm::start(script).await;
-        let out = run_agent(ws.path(), provider, &fake, &["Why slow?"]).await;
+        let (fake, out) = scripted_run(ws.path(), provider, script, &["Why slow?"]).await;
         assert!(out.status.success(), "{provider}: {}", stderr(&out));
         assert_eq!(stdout(&out).trim(), "ig: workers = 1.");
         let reqs = fake.requests();
@@ -91,12 +94,16 @@ async fn a_reply_cut_at_max_tokens_is_continued_in_both_wire_formats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_replies_are_nudged_once_then_end_the_run_with_a_clear_error() {
     let ws = Workspace::new();
-    let fake = FakeLlm::start(vec![
-        anthropic::stopped("", "end_turn"),
-        anthropic::text("Now an answer."),
-    ])
+    let (fake, out) = scripted_run(
+        ws.path(),
+        "anthropic",
+        vec![
+            anthropic::stopped("", "end_turn"),
+            anthropic::text("Now an answer."),
+        ],
+        &["Anything?"],
+    )
     .await;
-    let out = run_agent(ws.path(), "anthropic", &fake, &["Anything?"]).await;
     assert!(out.status.success());
     assert_eq!(stdout(&out).trim(), "Now an answer.");
     let reqs = fake.requests();
@@ -113,8 +120,13 @@ async fn empty_replies_are_nudged_once_then_end_the_run_with_a_clear_error() {
     );
 
     let ws = Workspace::new();
-    let fake = FakeLlm::start(vec![openai::text(""), openai::stopped("", "stop")]).await;
-    let out = run_agent(ws.path(), "openai", &fake, &["--json", "Anything?"]).await;
+    let (fake, out) = scripted_run(
+        ws.path(),
+        "openai",
+        vec![openai::text(""), openai::stopped("", "stop")],
+        &["--json", "Anything?"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["stop_reason"], "empty_answer");
@@ -130,8 +142,13 @@ async fn empty_replies_are_nudged_once_then_end_the_run_with_a_clear_error() {
 async fn an_http_4xx_ends_the_run_at_once_with_a_clear_message() {
     let ws = Workspace::new();
     let refused = json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}});
-    let fake = FakeLlm::start(vec![Reply::error(401, refused)]).await;
-    let out = run_agent(ws.path(), "anthropic", &fake, &["Hello?"]).await;
+    let (fake, out) = scripted_run(
+        ws.path(),
+        "anthropic",
+        vec![Reply::error(401, refused)],
+        &["Hello?"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(fake.requests().len(), 1, "a 4xx is not retried");
     let err = stderr(&out);
@@ -148,13 +165,17 @@ async fn an_http_4xx_ends_the_run_at_once_with_a_clear_message() {
 async fn a_tool_use_whose_input_is_not_an_object_is_explained_to_the_model() {
     let ws = Workspace::new();
     ws.write("app.conf", "workers = 1\n");
-    let fake = FakeLlm::start(vec![
-        anthropic::tools("", &[("t1", "read", json!("app.conf"))]),
-        anthropic::tools("", &[("t2", "read", json!({"path": "app.conf"}))]),
-        anthropic::text("workers = 1"),
-    ])
+    let (fake, out) = scripted_run(
+        ws.path(),
+        "anthropic",
+        vec![
+            anthropic::tools("", &[("t1", "read", json!("app.conf"))]),
+            anthropic::tools("", &[("t2", "read", json!({"path": "app.conf"}))]),
+            anthropic::text("workers = 1"),
+        ],
+        &["Read app.conf."],
+    )
     .await;
-    let out = run_agent(ws.path(), "anthropic", &fake, &["Read app.conf."]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let reqs = fake.requests();
     reqs.iter().for_each(assert_anthropic_format);
@@ -170,11 +191,10 @@ async fn a_tool_use_whose_input_is_not_an_object_is_explained_to_the_model() {
 async fn json_output_reports_a_run_that_cannot_start() {
     let ws = Workspace::new();
     ws.write("bad.json", r#"{"mcpServers": {"x": {"args": []}}}"#);
-    let fake = FakeLlm::start(vec![]).await;
-    let out = run_agent(
+    let (_fake, out) = scripted_run(
         ws.path(),
         "anthropic",
-        &fake,
+        vec![],
         &["--json", "--mcp-config", "bad.json", "x"],
     )
     .await;
@@ -191,7 +211,7 @@ async fn json_output_reports_a_run_that_cannot_start() {
 async fn sequential_runs_calls_in_order_and_parallel_does_not_wait() {
     for sequential in [true, false] {
         let ws = Workspace::new();
-        let fake = FakeLlm::start(vec![
+        let script = vec![
             openai::tools(&[
                 (
                     "a",
@@ -201,13 +221,12 @@ async fn sequential_runs_calls_in_order_and_parallel_does_not_wait() {
                 ("b", "bash", r#"{"command": "echo B >> order.txt"}"#),
             ]),
             openai::text("done"),
-        ])
-        .await;
+        ];
         let mut args = vec!["Write A and B."];
         if sequential {
             args.insert(0, "--sequential");
         }
-        let out = run_agent(ws.path(), "openai", &fake, &args).await;
+        let (fake, out) = scripted_run(ws.path(), "openai", script, &args).await;
         assert!(out.status.success());
         let expected = if sequential { "A\nB\n" } else { "B\nA\n" };
         assert_eq!(ws.read("order.txt"), expected, "sequential: {sequential}");
@@ -222,15 +241,13 @@ async fn a_long_result_reaches_the_model_cut_to_its_budget_with_a_note() {
     let ws = Workspace::new();
     let body: String = std::iter::repeat_n("0123456789", 300).collect();
     ws.write("big.txt", format!("HEAD{body}TAIL\n"));
-    let fake = FakeLlm::start(vec![
-        anthropic::tools("", &[("t1", "bash", json!({"command": "cat big.txt"}))]),
-        anthropic::text("It is long."),
-    ])
-    .await;
-    let out = run_agent(
+    let (fake, out) = scripted_run(
         ws.path(),
         "anthropic",
-        &fake,
+        vec![
+            anthropic::tools("", &[("t1", "bash", json!({"command": "cat big.txt"}))]),
+            anthropic::text("It is long."),
+        ],
         &["--max-result-chars", "400", "How long is big.txt?"],
     )
     .await;
@@ -252,15 +269,13 @@ async fn a_long_result_reaches_the_model_cut_to_its_budget_with_a_note() {
 async fn the_openai_step_limit_asks_for_a_summary_without_tools() {
     let ws = Workspace::new();
     ws.write("a.txt", "alpha\n");
-    let fake = FakeLlm::start(vec![
-        openai::tools(&[("c1", "read", r#"{"path": "a.txt"}"#)]),
-        openai::text("Summary: a.txt says alpha."),
-    ])
-    .await;
-    let out = run_agent(
+    let (fake, out) = scripted_run(
         ws.path(),
         "openai",
-        &fake,
+        vec![
+            openai::tools(&[("c1", "read", r#"{"path": "a.txt"}"#)]),
+            openai::text("Summary: a.txt says alpha."),
+        ],
         &["--max-steps", "1", "--json", "Read a.txt."],
     )
     .await;
@@ -301,21 +316,19 @@ async fn without_reported_usage_the_token_budget_uses_an_estimate() {
     };
     let call = json!({"id": "c1", "type": "function",
         "function": {"name": "read", "arguments": "{\"path\": \"a.txt\"}"}});
-    let fake = FakeLlm::start(vec![
-        no_usage(
-            json!({"role": "assistant", "content": null, "tool_calls": [call]}),
-            "tool_calls",
-        ),
-        no_usage(
-            json!({"role": "assistant", "content": "never asked"}),
-            "stop",
-        ),
-    ])
-    .await;
-    let out = run_agent(
+    let (fake, out) = scripted_run(
         ws.path(),
         "openai",
-        &fake,
+        vec![
+            no_usage(
+                json!({"role": "assistant", "content": null, "tool_calls": [call]}),
+                "tool_calls",
+            ),
+            no_usage(
+                json!({"role": "assistant", "content": "never asked"}),
+                "stop",
+            ),
+        ],
         &["--token-budget", "500", "--json", "Read a.txt."],
     )
     .await;
