@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use fake_llm::run::{agent_command, events, events_of, run_agent, stdout};
-use fake_llm::wire::{anthropic_results, last_message, openai_results};
+use fake_llm::wire::{
+    anthropic_results, assert_anthropic_format, assert_openai_format, last_message, openai_results,
+};
 use fake_llm::{FakeLlm, anthropic, openai};
 use serde_json::{Value, json};
 use support::Workspace;
@@ -41,6 +43,7 @@ async fn the_step_limit_asks_for_a_summary() {
     assert!(Path::new(v["transcript_jsonl"].as_str().unwrap()).is_file());
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
+    reqs.iter().for_each(assert_anthropic_format);
     let last = &reqs[2].body;
     assert_eq!(
         last["tool_choice"],
@@ -115,6 +118,7 @@ async fn an_sre_run_that_finishes_without_verification_is_asked_again() {
     assert!(v["transcript"].as_str().unwrap().ends_with("-sre.md"));
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 4, "asked once more after the unverified answer");
+    reqs.iter().for_each(assert_anthropic_format);
     let system = reqs[0].body["system"].as_str().unwrap();
     assert!(
         system.contains("on-call SRE") && system.contains("Checkout is slow"),
@@ -136,6 +140,140 @@ async fn an_sre_run_that_finishes_without_verification_is_asked_again() {
             .unwrap()
             .contains("without a verification")
     }));
+}
+
+/// A change through `bash` is not its own check, and "did not fix" in passing is not an
+/// explicit could-not-fix: the run is asked again and ends unverified, in both wire formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_then_a_claim_is_not_verification() {
+    // Appending to a file stands in for `systemctl restart`: a change made through bash.
+    let restart = r#"{"command": "echo restarted >> restarts.log"}"#;
+    let claim = "Restarted the app.\nVerification: restarted.";
+    let passing = "The first restart did not fix it, the second did. All good.";
+    for provider in ["anthropic", "openai"] {
+        let ws = Workspace::new();
+        let script = match provider {
+            "anthropic" => vec![
+                anthropic::tools(
+                    "",
+                    &[("t1", "bash", serde_json::from_str(restart).unwrap())],
+                ),
+                anthropic::text(claim),
+                anthropic::text(passing),
+            ],
+            _ => vec![
+                openai::tools(&[("c1", "bash", restart)]),
+                openai::text(claim),
+                openai::text(passing),
+            ],
+        };
+        let fake = FakeLlm::start(script).await;
+        let out = run_agent(
+            ws.path(),
+            provider,
+            &fake,
+            &["--mode", "sre", "--json", "The app is down."],
+        )
+        .await;
+        assert!(out.status.success(), "{provider}");
+        assert_eq!(
+            ws.read("restarts.log"),
+            "restarted\n",
+            "the change ran once"
+        );
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["verification_reported"], false, "{provider}: {v}");
+        assert_eq!(v["final_answer"], passing);
+        let reqs = fake.requests();
+        assert_eq!(reqs.len(), 3, "{provider}: asked once more after the claim");
+        let nudge = match provider {
+            "anthropic" => {
+                reqs.iter().for_each(assert_anthropic_format);
+                last_message(&reqs[2])["content"][0]["text"].clone()
+            }
+            _ => {
+                reqs.iter().for_each(assert_openai_format);
+                last_message(&reqs[2])["content"].clone()
+            }
+        };
+        assert!(
+            nudge.as_str().unwrap().contains("verification step"),
+            "{provider}: {nudge}"
+        );
+    }
+}
+
+/// Only checks are answered from an earlier identical call, and only while nothing changed
+/// state since; identical calls in one turn share one result, in the transcript too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_calls_run_again_unless_they_are_unchanged_checks() {
+    let ws = Workspace::new();
+    let tick = r#"{"command": "echo tick >> ticks.txt"}"#;
+    let tock = r#"{"command": "echo tock >> ticks.txt"}"#;
+    let look = r#"{"command": "cat ticks.txt"}"#;
+    let fake = FakeLlm::start(vec![
+        openai::tools(&[("c1", "bash", tick)]),
+        openai::tools(&[("c2", "bash", tick)]),
+        openai::tools(&[("c3", "bash", look)]),
+        openai::tools(&[("c4", "bash", tock)]),
+        openai::tools(&[("c5a", "bash", look), ("c5b", "bash", look)]),
+        openai::tools(&[("c6", "bash", look)]),
+        openai::text("Two ticks and a tock."),
+    ])
+    .await;
+    let out = run_agent(ws.path(), "openai", &fake, &["Count the ticks."]).await;
+    assert!(out.status.success());
+    assert_eq!(
+        ws.read("ticks.txt"),
+        "tick\ntick\ntock\n",
+        "a repeated change runs again"
+    );
+    let reqs = fake.requests();
+    reqs.iter().for_each(assert_openai_format);
+    let result = |i: usize| openai_results(&reqs[i]);
+    assert!(!result(2)[0].1.contains("identical"), "{:?}", result(2));
+    assert!(result(3)[0].1.contains("tick\ntick"), "{:?}", result(3));
+    // After the tock, the same probe runs again and sees it.
+    let r5 = result(5);
+    assert!(
+        r5[0].1.contains("tock") && !r5[0].1.contains("identical to one made"),
+        "{r5:?}"
+    );
+    assert!(
+        r5[1].1.contains("Identical to another call in this turn") && r5[1].1.contains("tock"),
+        "{r5:?}"
+    );
+    // Nothing changed since: the check is answered from step 5.
+    let r6 = result(6);
+    assert!(
+        r6[0].1.contains("identical to one made at step 5") && r6[0].1.contains("tock"),
+        "{r6:?}"
+    );
+    // The transcript holds the shared result of the duplicate, not an empty one.
+    let ev = events(ws.path());
+    let twin = events_of(&ev, "tool_result")
+        .into_iter()
+        .find(|e| e["id"] == "c5b")
+        .expect("the duplicate's result");
+    assert!(twin["text"].as_str().unwrap().contains("tock"), "{twin}");
+    let bash_runs = support::audit_entries(ws.path(), &[])
+        .iter()
+        .filter(|e| e["tool"] == "bash")
+        .count();
+    assert_eq!(bash_runs, 5, "tick, tick, cat, tock, cat");
+}
+
+#[test]
+fn heartbeat_mode_is_not_offered_on_the_command_line() {
+    let ws = Workspace::new();
+    let out = support::cli(
+        ws.path(),
+        &["agent", "--mode", "heartbeat", "--provider", "openai", "x"],
+        &[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")],
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("heartbeat") && err.contains("sre"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

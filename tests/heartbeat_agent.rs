@@ -76,6 +76,10 @@ async fn once(ws: &Workspace, fake: &FakeLlm, hook: &HookReceiver) {
 }
 
 fn firing_rule(ws: &Workspace) {
+    firing_rule_with(ws, json!({"investigate": true, "max_steps": 5}));
+}
+
+fn firing_rule_with(ws: &Workspace, on_fire: Value) {
     ws.write("app.conf", "workers = 1\n");
     ws.write("app.log", "ok\nERROR worker pool exhausted\n");
     let rule = json!({
@@ -83,7 +87,7 @@ fn firing_rule(ws: &Workspace) {
         "params": {"path": "app.log", "keyword": "ERROR", "window_minutes": 60},
         "condition": {"operator": "gt", "threshold": 0}, "channels": ["webhook"],
         "runbook": "https://runbooks.example.test/app-errors",
-        "on_fire": {"investigate": true, "max_steps": 5}
+        "on_fire": on_fire
     });
     ws.write("alerts.json", json!({"rules": [rule]}).to_string());
 }
@@ -114,7 +118,7 @@ async fn a_firing_rule_is_investigated_once_without_changing_anything() {
             &[("toolu_1", "bash", json!({"command": PROPOSED_FIX}))],
         ),
         anthropic::text(
-            "The worker pool is exhausted (app.log). Could not fix: raising workers to 4 waits for approval.",
+            "The worker pool is exhausted (app.log).\nCould not fix: raising workers to 4 waits for approval.",
         ),
     ])
     .await;
@@ -168,6 +172,117 @@ async fn a_firing_rule_is_investigated_once_without_changing_anything() {
     once(&ws, &fake, &hook).await;
     assert_eq!(fake.requests().len(), 2);
     assert_eq!(hook.bodies().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remediate_false_investigation_observes_freely_and_asks_once_for_a_change() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    firing_rule(&ws);
+    let restart = json!({"command": "systemctl restart app"});
+    let fake = FakeLlm::start(vec![
+        anthropic::tools(
+            "Observe, and propose a restart (asked twice by mistake).",
+            &[
+                ("toolu_1", "bash", json!({"command": "df -h"})),
+                ("toolu_2", "bash", restart.clone()),
+                ("toolu_3", "bash", restart),
+            ],
+        ),
+        anthropic::text("Disk is fine.\nCould not fix: the restart waits for approval."),
+    ])
+    .await;
+    once(&ws, &fake, &hook).await;
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    let results = fake_llm::wire::anthropic_results(&requests[1]);
+    assert_eq!(results.len(), 3, "{results:?}");
+    // The observation ran without a human: df's own output came back.
+    assert!(
+        !results[0].2 && results[0].1.contains("Filesystem"),
+        "{results:?}"
+    );
+    // The restart did not run: it waits as one approval, and its twin shares that answer.
+    assert!(
+        results[1].2 && results[1].1.contains("NOT run"),
+        "{results:?}"
+    );
+    assert!(
+        results[2].2
+            && results[2]
+                .1
+                .contains("Identical to another call in this turn"),
+        "{results:?}"
+    );
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "one approval for two identical calls: {listed:?}"
+    );
+    assert_eq!(listed[0]["command"], "systemctl restart app");
+    // Only df reached the server's bash tool (and its guard and audit).
+    let ran: Vec<String> = support::audit_entries(ws.path(), &[])
+        .iter()
+        .filter(|e| e["tool"] == "bash")
+        .map(|e| {
+            e["arguments"]["command"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ran, ["df -h"]);
+    // The transcript records the shared answer, not an empty one.
+    let (_, jsonl) = transcript_files(ws.path());
+    let events: Vec<Value> = std::fs::read_to_string(jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let twin = events_of(&events, "tool_result")
+        .into_iter()
+        .find(|e| e["id"] == "toolu_3")
+        .expect("a result for the duplicate");
+    assert!(twin["text"].as_str().unwrap().contains("NOT run"), "{twin}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remediate_true_investigation_makes_its_change_and_verifies_it() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    firing_rule_with(
+        &ws,
+        json!({"investigate": true, "remediate": true, "max_steps": 5}),
+    );
+    let fake = FakeLlm::start(vec![
+        anthropic::tools(
+            "Act: raise the workers.",
+            &[("toolu_1", "bash", json!({"command": PROPOSED_FIX}))],
+        ),
+        anthropic::tools(
+            "Verify.",
+            &[(
+                "toolu_2",
+                "bash",
+                json!({"command": "grep -c 'workers = 4' app.conf"}),
+            )],
+        ),
+        anthropic::text("Raised workers to 4.\nVerification: grep finds `workers = 4` (1 match)."),
+    ])
+    .await;
+    once(&ws, &fake, &hook).await;
+    assert_eq!(ws.read("app.conf"), "workers = 4\n", "the change ran");
+    assert_eq!(fake.requests().len(), 3, "verified: not asked again");
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    assert!(listed.is_empty(), "no approval was needed: {listed:?}");
+    let summary = &bodies_of(&hook, "investigation")[0];
+    assert!(
+        summary["text"].as_str().unwrap().contains("Verification:"),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! One turn's tool calls: each is checked (arguments, tool name, dry run, approvals for
-//! `remediate: false` runs), answered from an identical earlier call when there is one, run
-//! (in parallel unless configured sequential), truncated to the per-result budget, and
-//! recorded in the transcript.
+//! `remediate: false` runs), answered from an identical earlier check when nothing changed
+//! state since, run (in parallel unless configured sequential), truncated to the per-result
+//! budget, and recorded in the transcript. A `bash` call whose command only observes (see
+//! [`crate::guard::observe`]) counts as read-only: dry runs and `remediate: false` runs let it
+//! run, still through the server's guard, approvals and audit like every call.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,9 +15,9 @@ use super::limits::truncate_result;
 use super::mcp_client::{AgentTool, CallOutcome, Caller, ToolBox};
 use super::provider::{ToolCall, ToolResult};
 use super::transcript::{Event, Transcript};
-use super::verify::Evidence;
+use super::verify::{Effect, Evidence};
 use crate::app::App;
-use crate::guard::{Decision, Verdict};
+use crate::guard::{Decision, PathContext, Verdict};
 use crate::tools::approvals::Queued;
 
 /// The rule name approvals of `remediate: false` runs carry.
@@ -55,12 +57,24 @@ pub struct CallRunner<'a> {
 enum Plan {
     /// Answered without running: (text, is_error, decision).
     Answer(String, bool, &'static str),
+    /// Identical to the earlier call of this turn at this index: shares its result.
+    Duplicate(usize),
     Run {
         caller: Caller,
         arguments: Map<String, Value>,
         key: String,
-        read_only: bool,
+        effect: Effect,
     },
+}
+
+impl Plan {
+    fn decision(&self) -> &'static str {
+        match self {
+            Plan::Answer(_, _, d) => d,
+            Plan::Duplicate(_) => "duplicate",
+            Plan::Run { .. } => "executed",
+        }
+    }
 }
 
 impl<'a> CallRunner<'a> {
@@ -84,83 +98,106 @@ impl<'a> CallRunner<'a> {
         transcript: &mut Transcript,
     ) -> Vec<ToolResult> {
         let mut plans = Vec::with_capacity(calls.len());
-        let mut keys_this_turn: HashMap<String, usize> = HashMap::new();
+        let mut first_of: HashMap<String, usize> = HashMap::new();
         for (i, call) in calls.iter().enumerate() {
-            let plan = self.plan(call, &keys_this_turn).await;
-            if let Plan::Run { key, .. } = &plan {
-                keys_this_turn.insert(key.clone(), i);
-            }
-            let decision = match &plan {
-                Plan::Answer(_, _, d) => *d,
-                Plan::Run { .. } => "executed",
+            let key = call
+                .arguments
+                .as_ref()
+                .ok()
+                .map(|a| call_key(&call.name, a));
+            // An identical call of this turn is neither run nor asked about a second time.
+            let plan = match key.as_ref().and_then(|k| first_of.get(k)) {
+                Some(&first) => Plan::Duplicate(first),
+                None => self.plan(call).await,
             };
+            if let Some(k) = key {
+                first_of.entry(k).or_insert(i);
+            }
             transcript.record(&Event::ToolCall {
                 step,
                 id: &call.id,
                 tool: &call.name,
                 arguments: &call.raw_arguments,
-                decision,
+                decision: plan.decision(),
             });
             plans.push(plan);
         }
         let started = Instant::now();
-        let outcomes = self.execute(&plans).await;
+        let mut ran = self.execute(&plans).await;
         self.exec_time += started.elapsed();
-        // A state-changing call makes earlier results stale.
-        let changed = plans.iter().any(|p| {
-            matches!(
-                p,
-                Plan::Run {
-                    read_only: false,
-                    ..
-                }
-            )
-        });
+        let effects: Vec<(Effect, bool)> = plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match (p, ran.get(&i)) {
+                (Plan::Run { effect, .. }, Some((o, _))) => Some((*effect, !o.is_error)),
+                _ => None,
+            })
+            .collect();
+        self.evidence
+            .record_turn(&effects, self.settings.sequential || effects.len() < 2);
+        // A call that may have changed state makes every earlier result stale, and the
+        // results of checks that ran alongside it may predate it: none of them is kept.
+        let changed = effects.iter().any(|(e, _)| *e == Effect::Change);
         if changed {
             self.cache.clear();
         }
+        let mut outcomes: Vec<CallOutcome> = Vec::with_capacity(calls.len());
         let mut results = Vec::with_capacity(calls.len());
         for (i, (call, plan)) in calls.iter().zip(&plans).enumerate() {
-            let (outcome, elapsed_ms) = match (plan, outcomes.get(&i)) {
-                (Plan::Answer(text, is_error, _), _) => {
-                    (CallOutcome::new(text.clone(), *is_error), 0.0)
+            let (outcome, elapsed_ms) = match plan {
+                Plan::Answer(text, is_error, _) => (CallOutcome::new(text.clone(), *is_error), 0.0),
+                Plan::Duplicate(first) => {
+                    let shared = outcomes.get(*first).map_or_else(
+                        || CallOutcome::new("The call did not complete; try again.", true),
+                        |o| {
+                            CallOutcome::new(
+                                format!(
+                                    "[Identical to another call in this turn; answered from its result instead of \
+                                     running again.]\n{}",
+                                    o.text
+                                ),
+                                o.is_error,
+                            )
+                        },
+                    );
+                    (shared, 0.0)
                 }
-                (Plan::Run { key, read_only, .. }, Some((outcome, ms))) => {
-                    self.executed += 1;
-                    for p in &outcome.progress {
-                        transcript.record(&Event::Progress {
-                            step,
-                            id: &call.id,
-                            tool: &call.name,
-                            progress: p.progress,
-                            total: p.total,
-                            message: p.message.as_deref().unwrap_or_default(),
-                        });
-                    }
-                    if !outcome.is_error {
-                        self.evidence.record(&call.name, *read_only);
-                    }
-                    // A failed call (a timeout, throttling) may succeed when tried again.
-                    if !outcome.is_error {
-                        let mut cached = outcome.clone();
-                        cached.progress.clear();
-                        self.cache.insert(
-                            key.clone(),
-                            Cached {
+                Plan::Run { key, effect, .. } => match ran.remove(&i) {
+                    Some((outcome, ms)) => {
+                        self.executed += 1;
+                        for p in &outcome.progress {
+                            transcript.record(&Event::Progress {
                                 step,
-                                outcome: cached,
-                            },
-                        );
+                                id: &call.id,
+                                tool: &call.name,
+                                progress: p.progress,
+                                total: p.total,
+                                message: p.message.as_deref().unwrap_or_default(),
+                            });
+                        }
+                        // Only checks are answered again, and only while nothing changed state;
+                        // a failed call (a timeout, throttling) may succeed when tried again.
+                        if *effect == Effect::Check && !changed && !outcome.is_error {
+                            let mut cached = outcome.clone();
+                            cached.progress.clear();
+                            self.cache.insert(
+                                key.clone(),
+                                Cached {
+                                    step,
+                                    outcome: cached,
+                                },
+                            );
+                        }
+                        (outcome, ms)
                     }
-                    (outcome.clone(), *ms)
-                }
-                (Plan::Run { .. }, None) => (
-                    CallOutcome::new(
-                        "The call did not complete (its task ended unexpectedly); try again.",
-                        true,
+                    None => (
+                        CallOutcome::new(
+                            "The call did not complete (its task ended unexpectedly); try again.",
+                            true,
+                        ),
+                        0.0,
                     ),
-                    0.0,
-                ),
+                },
             };
             let (text, truncated) = truncate_result(&outcome.text, self.settings.max_result_chars);
             transcript.record(&Event::ToolResult {
@@ -177,24 +214,12 @@ impl<'a> CallRunner<'a> {
                 text,
                 is_error: outcome.is_error,
             });
-        }
-        // Identical calls within this turn share the result of the first one.
-        for (i, plan) in plans.iter().enumerate() {
-            if let Plan::Answer(_, _, "duplicate") = plan
-                && let Some(first) = duplicate_of(calls, i)
-                && let Some(shared) = results.get(first).cloned()
-            {
-                results[i].is_error = shared.is_error;
-                results[i].text = format!(
-                    "[Identical to another call in this turn; answered from its result instead of running again.]\n{}",
-                    shared.text
-                );
-            }
+            outcomes.push(outcome);
         }
         results
     }
 
-    async fn plan(&self, call: &ToolCall, this_turn: &HashMap<String, usize>) -> Plan {
+    async fn plan(&self, call: &ToolCall) -> Plan {
         let arguments = match &call.arguments {
             Ok(a) => a.clone(),
             Err(why) => {
@@ -221,32 +246,31 @@ impl<'a> CallRunner<'a> {
             );
         };
         let key = call_key(&call.name, &arguments);
-        if this_turn.contains_key(&key) {
-            return Plan::Answer(String::new(), false, "duplicate");
-        }
         if let Some(earlier) = self.cache.get(&key) {
             return Plan::Answer(
                 format!(
                     "[This call is identical to one made at step {}; nothing changed state since, so here is that \
-                     result again instead of running it twice. Change the arguments if you need something new.]\n{}",
+                     result again instead of running it twice. Change the arguments if you need a fresh result \
+                     (to poll a probe that changes over time, start the command with `sleep 5;`).]\n{}",
                     earlier.step, earlier.outcome.text
                 ),
                 earlier.outcome.is_error,
                 "cached",
             );
         }
-        if !tool.read_only && self.settings.dry_run {
+        let effect = self.effect(tool, &arguments);
+        if effect != Effect::Check && self.settings.dry_run {
             return Plan::Answer(
                 format!(
                     "DRY RUN: `{}` can change state, so it was not run. Describe what it would do as part of your \
-                     plan, and use read-only tools to gather facts.",
+                     plan, and use read-only tools (and observation-only shell commands) to gather facts.",
                     call.name
                 ),
                 true,
                 "refused_dry_run",
             );
         }
-        if !tool.read_only
+        if effect != Effect::Check
             && self.settings.read_only_asks
             && let Err(why) = self.approval(tool, &arguments).await
         {
@@ -263,8 +287,44 @@ impl<'a> CallRunner<'a> {
             caller,
             arguments,
             key,
-            read_only: tool.read_only,
+            effect,
         }
+    }
+
+    /// What a call would do: read-only tools and observation-only `bash` commands check;
+    /// `notify` and `ghost` are neutral; everything else may change state.
+    fn effect(&self, tool: &AgentTool, args: &Map<String, Value>) -> Effect {
+        if tool.read_only || self.is_observation(tool, args) {
+            Effect::Check
+        } else if tool.local && matches!(tool.remote_name.as_str(), "notify" | "ghost") {
+            Effect::Neutral
+        } else {
+            Effect::Change
+        }
+    }
+
+    /// A `bash` call of pi-mcp's own server whose command only observes (see
+    /// [`crate::guard::observe`]), judged in the directory it would run in.
+    fn is_observation(&self, tool: &AgentTool, args: &Map<String, Value>) -> bool {
+        if !tool.local || tool.remote_name != "bash" {
+            return false;
+        }
+        let Some(command) = args.get("command").and_then(Value::as_str) else {
+            return false;
+        };
+        let ctx = &self.app.tools;
+        let Ok(cwd) = ctx
+            .workspace
+            .resolve_dir(args.get("cwd").and_then(Value::as_str))
+        else {
+            return false;
+        };
+        let paths = PathContext {
+            cwd,
+            roots: ctx.workspace.roots().to_vec(),
+            home: ctx.home.clone(),
+        };
+        ctx.guard.is_observation(command, &paths)
     }
 
     /// `remediate: false`: a state-changing call runs only with a human's approval.
@@ -302,7 +362,8 @@ impl<'a> CallRunner<'a> {
             )),
             Ok(Queued::Pending(a)) => Err(format!(
                 "This run may not change state on its own (remediate: false), so `{}` was NOT run. It waits as \
-                 approval `{}` (expires {}). Continue with read-only tools and put the proposed change in your report.",
+                 approval `{}` (expires {}). Continue with read-only tools and observation-only shell commands, and put \
+                 the proposed change in your report.",
                 tool.spec.name, a.id, a.expires_at
             )),
             Err(e) => Err(format!("`{}` was NOT run: {e}", tool.spec.name)),
@@ -316,7 +377,7 @@ impl<'a> CallRunner<'a> {
             Plan::Run {
                 caller, arguments, ..
             } => Some((i, caller.clone(), arguments.clone())),
-            Plan::Answer(..) => None,
+            Plan::Answer(..) | Plan::Duplicate(_) => None,
         });
         if self.settings.sequential {
             for (i, caller, args) in runs {
@@ -349,15 +410,6 @@ impl<'a> CallRunner<'a> {
 /// Milliseconds since `started`, to the microsecond.
 pub fn millis(started: Instant) -> f64 {
     (started.elapsed().as_micros() as f64) / 1000.0
-}
-
-/// The index of the first call in `calls` identical to call `i`.
-fn duplicate_of(calls: &[ToolCall], i: usize) -> Option<usize> {
-    let key = |c: &ToolCall| c.arguments.as_ref().ok().map(|a| call_key(&c.name, a));
-    let target = key(calls.get(i)?)?;
-    calls[..i]
-        .iter()
-        .position(|c| key(c).as_ref() == Some(&target))
 }
 
 /// A call's identity: tool name and arguments with object keys sorted.

@@ -57,7 +57,8 @@ pub struct AgentArgs {
     /// Characters of one tool result the model sees (the rest is cut with a note).
     #[arg(long, default_value_t = MAX_RESULT_CHARS, value_name = "CHARS")]
     pub max_result_chars: usize,
-    /// Plan only: every call to a tool that is not read-only is refused.
+    /// Plan only: calls that can change state are refused (read-only tools and bash commands
+    /// that only observe still run).
     #[arg(long)]
     pub dry_run: bool,
     /// Print {final_answer, transcript, stop_reason, usage, ...} as JSON.
@@ -162,8 +163,24 @@ pub fn provider_from_env(
     })
 }
 
-/// Runs `pi-mcp agent`.
+/// Runs `pi-mcp agent`. With `--json`, a run that cannot start still prints JSON (with
+/// `stop_reason: "not_started"` and the error) besides the error on stderr.
 pub async fn run(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> {
+    match start(globals, args).await {
+        Err(e) if args.json => {
+            let value = serde_json::json!({
+                "final_answer": null,
+                "stop_reason": "not_started",
+                "error": format!("{e:#}"),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+async fn start(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let provider = provider_config(args)?;
     let app = App::open(globals, false).await?;
     let cancel = CancellationToken::new();
@@ -217,15 +234,23 @@ pub async fn run(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode
     if outcome.verification_reported == Some(false) {
         eprintln!("pi-mcp agent: warning: the run did not report a verification step");
     }
-    Ok(match &outcome.stop_reason {
-        StopReason::FinalAnswer | StopReason::MaxSteps => ExitCode::SUCCESS,
-        StopReason::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-        StopReason::ModelError(e) => {
-            eprintln!("pi-mcp agent: error: {e}");
-            ExitCode::FAILURE
+    let failure = match &outcome.stop_reason {
+        StopReason::FinalAnswer | StopReason::MaxSteps => return Ok(ExitCode::SUCCESS),
+        StopReason::Interrupted => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        StopReason::ModelError(e) => e.clone(),
+        StopReason::EmptyAnswer => "the model sent only empty replies, even when asked again; \
+             try another model or rephrase the task"
+            .to_string(),
+        StopReason::TokenBudget => format!(
+            "the token budget ({} tokens) was spent before the model finished; raise --token-budget",
+            args.token_budget.unwrap_or_default()
+        ),
+        StopReason::Timeout => {
+            "the run reached its --timeout before the model finished".to_string()
         }
-        _ => ExitCode::FAILURE,
-    })
+    };
+    eprintln!("pi-mcp agent: error: {failure}");
+    Ok(ExitCode::FAILURE)
 }
 
 #[cfg(test)]

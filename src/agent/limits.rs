@@ -1,7 +1,9 @@
-//! The bounds of a run: steps, tokens, wall-clock time, and how much of one tool result the
-//! model gets to see.
+//! The bounds of a run: steps, tokens (estimated from characters when the server reports no
+//! usage), wall-clock time, and how much of one tool result the model gets to see.
 
 use std::time::Duration;
+
+use super::provider::{Message, ModelReply, ToolCall, ToolSpec, Usage};
 
 /// Model turns before the model is asked for a summary instead.
 pub const DEFAULT_MAX_STEPS: u32 = 40;
@@ -39,6 +41,46 @@ impl Default for Limits {
     }
 }
 
+/// Characters per token assumed when a server reports no token usage (a rule of thumb for
+/// English text and JSON), so that `--token-budget` still bounds the run.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Token usage of one request estimated from characters, for servers that report none: the
+/// system prompt, the tool list and the conversation in, the reply's text and calls out.
+pub fn estimate_usage(
+    system: &str,
+    specs: &[ToolSpec],
+    messages: &[Message],
+    reply: &ModelReply,
+) -> Usage {
+    let tools: usize = specs
+        .iter()
+        .map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len())
+        .sum();
+    let calls = |calls: &[ToolCall]| -> usize {
+        calls
+            .iter()
+            .map(|c| c.name.len() + c.raw_arguments.to_string().len())
+            .sum()
+    };
+    let conversation: usize = messages
+        .iter()
+        .map(|m| match m {
+            Message::User { text } => text.len(),
+            Message::Assistant { text, tool_calls } => text.len() + calls(tool_calls),
+            Message::ToolResults { results, note } => {
+                results.iter().map(|r| r.text.len()).sum::<usize>()
+                    + note.as_deref().map_or(0, str::len)
+            }
+        })
+        .sum();
+    let tokens = |chars: usize| chars.div_ceil(CHARS_PER_TOKEN) as u64;
+    Usage {
+        input_tokens: tokens(system.len() + tools + conversation),
+        output_tokens: tokens(reply.text.len() + calls(&reply.tool_calls)),
+    }
+}
+
 /// Cuts `text` to `max` characters, keeping its head and tail (errors and summaries are often
 /// at the end) with a note in between saying how much was left out; `true` when cut.
 pub fn truncate_result(text: &str, max: usize) -> (String, bool) {
@@ -62,6 +104,23 @@ pub fn truncate_result(text: &str, max: usize) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_estimated_at_four_characters_a_token() {
+        let reply = ModelReply {
+            text: "12345678".into(),
+            tool_calls: Vec::new(),
+            stop: super::super::provider::StopKind::EndTurn,
+            usage: Usage::default(),
+            wire_time: Duration::ZERO,
+        };
+        let messages = [Message::User {
+            text: "x".repeat(30),
+        }];
+        let u = estimate_usage(&"s".repeat(10), &[], &messages, &reply);
+        assert_eq!(u.input_tokens, 10, "40 characters in");
+        assert_eq!(u.output_tokens, 2, "8 characters out");
+    }
 
     #[test]
     fn long_results_keep_head_and_tail_with_a_note() {

@@ -66,6 +66,8 @@ pub struct AgentTool {
     pub remote_name: String,
     /// Declared read-only (`readOnlyHint`); tools without the hint count as state-changing.
     pub read_only: bool,
+    /// A tool of pi-mcp's own in-process server (not of an attached external server).
+    pub local: bool,
     server: usize,
 }
 
@@ -185,6 +187,7 @@ impl ToolBox {
                 },
                 remote_name: tool.name.to_string(),
                 read_only,
+                local: namespace.is_none(),
                 server,
             });
         }

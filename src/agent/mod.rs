@@ -38,6 +38,9 @@ pub enum Mode {
     /// (`HEARTBEAT.md`): the `sre` prompt; an answer of just `HEARTBEAT_OK` means nothing needs
     /// attention. It may not change anything on its own (its state-changing calls become
     /// approvals), so there is no fix to verify. Investigations of firing rules run in `Sre`.
+    /// Library-only: not offered on the command line, and a run in this mode always has the
+    /// approval gate ([`RunRequest::read_only_asks`]) whatever its request says.
+    #[value(skip)]
     Heartbeat,
 }
 
@@ -55,6 +58,11 @@ impl Mode {
     pub fn enforces_verification(self) -> bool {
         matches!(self, Mode::Sre)
     }
+
+    /// Whether runs in this mode may never change state without a human's approval.
+    pub fn always_asks(self) -> bool {
+        matches!(self, Mode::Heartbeat)
+    }
 }
 
 /// Everything one run needs.
@@ -65,10 +73,12 @@ pub struct RunRequest {
     pub task: String,
     pub provider: ProviderConfig,
     pub limits: Limits,
-    /// Plan only: every call to a tool that is not read-only is refused.
+    /// Plan only: calls that can change state are refused (read-only tools and bash commands
+    /// that only observe still run).
     pub dry_run: bool,
-    /// Autonomous runs with `remediate: false`: calls to tools that are not read-only become
-    /// pending approvals (`pi-mcp approvals`) instead of running.
+    /// Autonomous runs with `remediate: false`: calls that can change state (tools that are not
+    /// read-only, bash commands that do more than observe) become pending approvals
+    /// (`pi-mcp approvals`) instead of running.
     pub read_only_asks: bool,
     /// Run a turn's tool calls one after another instead of in parallel.
     pub sequential: bool,
@@ -152,8 +162,17 @@ may run in parallel when you make several in one turn. When you are done, reply 
 tool calls.";
 
 /// Said to dry runs.
-const DRY_RUN_RULES: &str = "This is a DRY RUN: only read-only tools run. Calls to tools that change state are \
-refused; describe what you would do instead, as a plan.";
+const DRY_RUN_RULES: &str = "This is a DRY RUN: only read-only tools and shell commands that only observe (df, \
+ps, tail/grep of logs, curl GET probes, systemctl status, ...; no file written) run. Calls that can change \
+state are refused; describe what you would do instead, as a plan.";
+
+/// Said to runs that may not change anything without a human (`remediate: false`, the
+/// heartbeat check).
+const ASKS_RULES: &str = "This run may not change anything on its own: calls that can change state wait as \
+approvals for a human and are NOT run. Read-only tools run, and so do shell commands that only observe (for \
+example df, free, ps, ss, tail/grep/cat of logs, curl GET probes without -o/-d/-X, systemctl status, \
+journalctl, kubectl get/describe/logs, git status/log/diff, find without -exec/-delete) as long as they write \
+no file (no `>` redirection except to /dev/null).";
 
 /// The system prompt for a request: the mode's prompt file rendered with the task, plus the
 /// loop's rules.
@@ -177,6 +196,8 @@ pub fn system_prompt(app: &App, request: &RunRequest) -> Result<String, AgentErr
     }
     if request.dry_run {
         parts.push(DRY_RUN_RULES.to_string());
+    } else if request.read_only_asks || request.mode.always_asks() {
+        parts.push(ASKS_RULES.to_string());
     }
     if let Some(extra) = request
         .extra_instructions

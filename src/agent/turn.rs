@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::calls::{CallRunner, CallSettings};
-use super::limits::{EMPTY_REPLY_NUDGES, MAX_TOKENS_CONTINUATIONS};
+use super::limits::{
+    CHARS_PER_TOKEN, EMPTY_REPLY_NUDGES, MAX_TOKENS_CONTINUATIONS, estimate_usage,
+};
 use super::mcp_client::ToolBox;
 use super::provider::{
     Message, ModelReply, Provider, ProviderError, Request, StopKind, ToolSpec, Usage,
@@ -56,7 +58,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
     });
     let settings = CallSettings {
         dry_run: request.dry_run,
-        read_only_asks: request.read_only_asks,
+        read_only_asks: request.read_only_asks || request.mode.always_asks(),
         sequential: request.sequential,
         max_result_chars: request.limits.max_result_chars,
     };
@@ -78,6 +80,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         step: 0,
         deadline,
         wire_time: Duration::ZERO,
+        usage_estimated: false,
     };
     let started = Instant::now();
     let (stop, answer, verification) = run.drive().await;
@@ -121,6 +124,8 @@ struct Run<'a> {
     deadline: Option<tokio::time::Instant>,
     /// Time spent waiting on the model API.
     wire_time: Duration,
+    /// The API reported no usage at least once, so the totals are partly estimated.
+    usage_estimated: bool,
 }
 
 /// (why it ended, the final answer, verification reported — for modes that enforce it).
@@ -276,6 +281,17 @@ impl Run<'_> {
                 return Err(stop);
             }
         };
+        let mut reply = reply;
+        if reply.usage.total() == 0 {
+            reply.usage = estimate_usage(self.system, self.specs, &self.messages, &reply);
+            if !self.usage_estimated {
+                self.usage_estimated = true;
+                self.note(&format!(
+                    "the model API reported no token usage; usage (and --token-budget) is estimated from \
+                     characters, about {CHARS_PER_TOKEN} per token"
+                ));
+            }
+        }
         self.usage.add(reply.usage);
         self.wire_time += reply.wire_time;
         let calls: Vec<serde_json::Value> = reply

@@ -7,6 +7,7 @@ pub mod cloudwatch;
 pub mod decision;
 pub mod installs;
 pub mod notify;
+pub mod observe;
 pub mod osv;
 pub mod paths;
 pub mod policy;

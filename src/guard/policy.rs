@@ -81,6 +81,11 @@ pub struct PolicyFile {
     /// What the `cloudwatch` tool may read: namespaces, log groups, limits.
     #[serde(default)]
     pub cloudwatch: super::cloudwatch::CloudWatchPolicy,
+    /// Programs that only look at the system, and how they may be used to count as observation
+    /// (runs that may not change anything on their own run these without approval). Absent:
+    /// no command counts as observation.
+    #[serde(default)]
+    pub observe_commands: super::observe::ObservePolicy,
     /// Free-form notes for humans.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub comments: BTreeMap<String, String>,

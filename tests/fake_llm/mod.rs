@@ -49,6 +49,16 @@ impl Reply {
         }
     }
 
+    /// An HTTP error with a JSON body.
+    pub fn error(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+            delay: Duration::ZERO,
+        }
+    }
+
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -170,10 +180,20 @@ pub mod anthropic {
     use super::*;
 
     pub fn text(text: &str) -> Reply {
+        stopped(text, "end_turn")
+    }
+
+    /// A text reply that ended for `stop_reason` (`max_tokens`: cut off); `""` sends no blocks.
+    pub fn stopped(text: &str, stop_reason: &str) -> Reply {
+        let content: Vec<Value> = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![json!({"type": "text", "text": text})]
+        };
         Reply::ok(json!({
             "id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-test",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "stop_sequence": null,
+            "content": content,
+            "stop_reason": stop_reason, "stop_sequence": null,
             "usage": {"input_tokens": 100, "output_tokens": 20}
         }))
     }
@@ -208,7 +228,12 @@ pub mod openai {
     }
 
     pub fn text(text: &str) -> Reply {
-        completion(json!({"role": "assistant", "content": text}), "stop")
+        stopped(text, "stop")
+    }
+
+    /// A text reply that ended for `finish_reason` (`length`: cut off at max_tokens).
+    pub fn stopped(text: &str, finish_reason: &str) -> Reply {
+        completion(json!({"role": "assistant", "content": text}), finish_reason)
     }
 
     /// A turn of tool calls: (id, name, arguments as the JSON string the API sends).

@@ -67,6 +67,18 @@ pub async fn run_agent(ws: &Path, provider: &str, fake: &FakeLlm, args: &[&str])
     out
 }
 
+/// Starts a fake model serving `script` and runs `pi-mcp agent ARGS` against it to the end.
+pub async fn scripted_run(
+    ws: &Path,
+    provider: &str,
+    script: Vec<super::Reply>,
+    args: &[&str],
+) -> (FakeLlm, Output) {
+    let fake = FakeLlm::start(script).await;
+    let out = run_agent(ws, provider, &fake, args).await;
+    (fake, out)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

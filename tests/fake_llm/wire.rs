@@ -96,13 +96,59 @@ pub fn assert_anthropic_format(r: &Recorded) {
         messages[0]["role"], "user",
         "the conversation starts with the user"
     );
+    assert_eq!(
+        messages.last().map(|m| &m["role"]),
+        Some(&Value::from("user")),
+        "the request ends with a user message for the model to answer"
+    );
     let mut previous = "";
+    // The tool_use ids of the previous assistant message, each to be answered next.
+    let mut open_calls: Vec<String> = Vec::new();
     for m in messages {
         let role = m["role"].as_str().expect("role");
         assert!(role == "user" || role == "assistant", "{m}");
         assert_ne!(role, previous, "roles alternate: {m}");
         previous = role;
-        for block in m["content"].as_array().expect("content blocks") {
+        let blocks = m["content"].as_array().expect("content blocks");
+        assert!(!blocks.is_empty(), "no empty content: {m}");
+        if role == "user" {
+            let answered: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_result")
+                .filter_map(|b| b["tool_use_id"].as_str())
+                .collect();
+            let mut expected: Vec<&str> = open_calls.iter().map(String::as_str).collect();
+            let mut got = answered.clone();
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(
+                got, expected,
+                "each tool_use is answered by a tool_result with its id in the very next user message, \
+                 and nothing else is: {m}"
+            );
+            let first_other = blocks
+                .iter()
+                .position(|b| b["type"] != "tool_result")
+                .unwrap_or(blocks.len());
+            assert!(
+                blocks[first_other..]
+                    .iter()
+                    .all(|b| b["type"] != "tool_result"),
+                "tool_result blocks come first in their message: {m}"
+            );
+            open_calls.clear();
+        } else {
+            assert!(
+                open_calls.is_empty(),
+                "tool calls answered before the next assistant turn"
+            );
+            open_calls = blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| b["id"].as_str().expect("tool_use id").to_string())
+                .collect();
+        }
+        for block in blocks {
             match block["type"].as_str().unwrap() {
                 "text" => assert!(block["text"].as_str().is_some_and(|t| !t.trim().is_empty())),
                 "tool_use" => {

@@ -193,7 +193,7 @@ pub enum ProviderError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("the model API at {url} answered HTTP {status}: {body}")]
+    #[error("the model API at {url} answered HTTP {status}: {body}{}", http_hint(*status))]
     Http {
         url: String,
         status: u16,
@@ -207,6 +207,16 @@ pub enum ProviderError {
         what: &'static str,
         detail: String,
     },
+}
+
+/// What to check after an HTTP error that retrying does not fix.
+fn http_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => " (check the API key: ANTHROPIC_API_KEY or OPENAI_API_KEY)",
+        404 => " (check the base URL and the model name: --model / PI_MODEL)",
+        400 | 413 | 422 => " (the API refused the request; its message above says why)",
+        _ => "",
+    }
 }
 
 impl ProviderError {

@@ -1,6 +1,6 @@
 //! Sending a model request with retries: 429 (rate limited), 529 (overloaded), other 5xx and
-//! connection failures are retried with exponential backoff and jitter, waiting at least as
-//! long as the server's `retry-after` says (capped); anything else fails at once.
+//! connection failures are retried with exponential backoff and jitter, waiting the longer of
+//! the backoff and the server's `retry-after` (capped); anything else fails at once.
 
 use std::time::Duration;
 
@@ -35,14 +35,21 @@ pub async fn post_json(
     (|| send_once(http, url, headers, body))
         .retry(backoff)
         .when(ProviderError::is_transient)
-        .adjust(|e: &ProviderError, delay| match (e.retry_after(), delay) {
-            // `None` means the backoff is exhausted: stop even if the server asked to wait.
-            (_, None) => None,
-            (Some(after), Some(_)) => Some(after.min(MAX_RETRY_AFTER)),
-            (None, d) => d,
-        })
+        .adjust(|e: &ProviderError, delay| next_delay(e.retry_after(), delay))
         .notify(|e, delay| on_retry(e, delay))
         .await
+}
+
+/// The wait before the next attempt: the backoff for this attempt, or longer when the server's
+/// `retry-after` asks for more (capped at [`MAX_RETRY_AFTER`]); a `retry-after: 0` does not
+/// make the retries immediate. `None` (the backoff is exhausted) stops even if the server
+/// asked to wait.
+fn next_delay(retry_after: Option<Duration>, backoff: Option<Duration>) -> Option<Duration> {
+    let backoff = backoff?;
+    Some(match retry_after {
+        Some(after) => after.min(MAX_RETRY_AFTER).max(backoff),
+        None => backoff,
+    })
 }
 
 async fn send_once(
@@ -110,6 +117,21 @@ mod tests {
         assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_backoff_but_never_shortens_it() {
+        let s = Duration::from_secs;
+        assert_eq!(next_delay(Some(s(0)), Some(MIN_DELAY)), Some(MIN_DELAY));
+        assert_eq!(next_delay(Some(s(0)), Some(s(8))), Some(s(8)));
+        assert_eq!(next_delay(Some(s(20)), Some(s(1))), Some(s(20)));
+        assert_eq!(
+            next_delay(Some(s(3600)), Some(s(1))),
+            Some(MAX_RETRY_AFTER),
+            "capped"
+        );
+        assert_eq!(next_delay(None, Some(s(2))), Some(s(2)));
+        assert_eq!(next_delay(Some(s(5)), None), None, "backoff exhausted");
     }
 
     #[test]
