@@ -342,6 +342,7 @@ mod tests {
                 nulls: (rows as f64 * null_rate) as i64,
                 null_rate,
                 distinct: 1,
+                distinct_approximate: false,
                 min: None,
                 max: None,
                 mean: None,

@@ -14,6 +14,7 @@ pub mod history;
 pub mod profile;
 pub mod progress;
 pub mod report;
+pub mod sampling;
 pub mod schema;
 pub mod source;
 

@@ -272,7 +272,8 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
             md,
             "- Sampled: `{}` column statistics come from `TABLESAMPLE SYSTEM ({:.4}%)` ({} rows \
              examined) because its estimate of {:.0} rows is above the sampling threshold; the \
-             row count and freshness are exact.",
+             row count and freshness are exact, and distinct counts are estimated from the \
+             sample (Haas–Stokes estimator).",
             p.table,
             p.sample_percent.unwrap_or_default(),
             p.rows_examined,
