@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::markdown::inline;
 use super::schema::{ColumnSchema, SchemaSnapshot, TableSchema};
 use crate::severity::Severity;
 
@@ -108,34 +109,52 @@ impl SchemaChange {
         }
     }
 
-    /// One line for the report.
+    /// One line for the report (Markdown; names from the database are made safe).
     pub fn describe(&self) -> String {
         use SchemaChange::*;
+        let n = |name: &str| inline(name);
         match self {
-            TableAdded { table } => format!("table `{table}` added"),
-            TableDropped { table } => format!("table `{table}` dropped"),
-            TableRenamed { from, to } => format!("table `{from}` renamed to `{to}`"),
+            TableAdded { table } => format!("table `{}` added", n(table)),
+            TableDropped { table } => format!("table `{}` dropped", n(table)),
+            TableRenamed { from, to } => {
+                format!("table `{}` renamed to `{}`", n(from), n(to))
+            }
             ColumnAdded {
                 table,
                 column,
                 data_type,
-            } => format!("column `{table}.{column}` added ({data_type})"),
-            ColumnDropped { table, column } => format!("column `{table}.{column}` dropped"),
+            } => format!(
+                "column `{}.{}` added ({})",
+                n(table),
+                n(column),
+                n(data_type)
+            ),
+            ColumnDropped { table, column } => {
+                format!("column `{}.{}` dropped", n(table), n(column))
+            }
             ColumnRenamed { table, from, to } => {
-                format!("column `{table}.{from}` renamed to `{to}`")
+                format!("column `{}.{}` renamed to `{}`", n(table), n(from), n(to))
             }
             TypeChanged {
                 table,
                 column,
                 from,
                 to,
-            } => format!("column `{table}.{column}` type changed from {from} to {to}"),
+            } => format!(
+                "column `{}.{}` type changed from {} to {}",
+                n(table),
+                n(column),
+                n(from),
+                n(to)
+            ),
             NullabilityChanged {
                 table,
                 column,
                 nullable,
             } => format!(
-                "column `{table}.{column}` is now {}",
+                "column `{}.{}` is now {}",
+                n(table),
+                n(column),
                 if *nullable { "nullable" } else { "NOT NULL" }
             ),
             DefaultChanged {
@@ -144,35 +163,56 @@ impl SchemaChange {
                 from,
                 to,
             } => format!(
-                "column `{table}.{column}` default changed from {} to {}",
-                from.as_deref().unwrap_or("none"),
-                to.as_deref().unwrap_or("none")
+                "column `{}.{}` default changed from {} to {}",
+                n(table),
+                n(column),
+                from.as_deref().map_or("none".into(), n),
+                to.as_deref().map_or("none".into(), n)
             ),
             PrimaryKeyChanged { table, from, to } => format!(
-                "table `{table}` primary key changed from ({}) to ({})",
-                from.join(", "),
-                to.join(", ")
+                "table `{}` primary key changed from ({}) to ({})",
+                n(table),
+                n(&from.join(", ")),
+                n(&to.join(", "))
             ),
             ForeignKeyAdded {
                 table,
                 name,
                 definition,
-            } => format!("foreign key `{name}` added on `{table}`: {definition}"),
+            } => format!(
+                "foreign key `{}` added on `{}`: {}",
+                n(name),
+                n(table),
+                n(definition)
+            ),
             ForeignKeyDropped { table, name } => {
-                format!("foreign key `{name}` dropped from `{table}`")
+                format!("foreign key `{}` dropped from `{}`", n(name), n(table))
             }
             IndexAdded {
                 table,
                 index,
                 definition,
-            } => format!("index `{index}` added on `{table}`: {definition}"),
-            IndexDropped { table, index } => format!("index `{index}` dropped from `{table}`"),
+            } => format!(
+                "index `{}` added on `{}`: {}",
+                n(index),
+                n(table),
+                n(definition)
+            ),
+            IndexDropped { table, index } => {
+                format!("index `{}` dropped from `{}`", n(index), n(table))
+            }
             IndexChanged {
                 table,
                 index,
                 from,
                 to,
-            } => format!("index `{index}` on `{table}` redefined: was {from}, now {to}"),
+            } => format!(
+                "index `{}` on `{}` redefined: was {}, now {}",
+                n(index),
+                n(table),
+                n(from),
+                n(to)
+            ),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod demo;
 pub mod diff;
 pub mod history;
+pub mod markdown;
 pub mod profile;
 pub mod progress;
 pub mod report;
@@ -97,17 +98,23 @@ impl GhostRun {
             .max()
     }
 
-    /// Every schema change and finding as (severity, one line), in report order.
+    /// Every schema change and finding as (severity, one line of Markdown), most severe first;
+    /// at the same severity schema changes come before findings.
     pub fn items(&self) -> Vec<(Severity, String)> {
-        self.schema_changes
+        let mut items: Vec<(Severity, String)> = self
+            .schema_changes
             .iter()
             .map(|c| (c.severity(), c.describe()))
-            .chain(
-                self.findings
-                    .iter()
-                    .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
-            )
-            .collect()
+            .chain(self.findings.iter().map(|f| {
+                (
+                    f.severity,
+                    format!("`{}`: {}", markdown::inline(&f.table), f.message),
+                )
+            }))
+            .collect();
+        // A stable sort keeps schema changes ahead of findings of the same severity.
+        items.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+        items
     }
 
     /// True when the run could profile nothing because of errors (the CLI exits non-zero).
