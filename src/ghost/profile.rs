@@ -146,6 +146,15 @@ fn text_expr(source: &Source, col: &str) -> String {
     }
 }
 
+/// What distinct values of `col` are counted on: the column, or its text for types ghost does
+/// not know (they may have no equality operator).
+fn distinct_expr(source: &Source, col: &str, kind: ColumnKind) -> String {
+    match kind {
+        ColumnKind::Other => text_expr(source, col),
+        _ => col.to_string(),
+    }
+}
+
 /// The select-list items of column `i` in the statistics query.
 /// `exact_distinct`: count distinct values (`d{i}`); sampled tables estimate them instead.
 fn column_aggregates(
@@ -157,10 +166,7 @@ fn column_aggregates(
 ) -> String {
     let pg = matches!(source, Source::Postgres(_));
     let int = if pg { "::int8" } else { "" };
-    let distinct_of = match kind {
-        ColumnKind::Other => text_expr(source, col),
-        _ => col.to_string(),
-    };
+    let distinct_of = distinct_expr(source, col, kind);
     let mut items = vec![format!("count({col}){int} AS nn{i}")];
     if exact_distinct {
         items.push(format!("count(DISTINCT {distinct_of}){int} AS d{i}"));
@@ -322,7 +328,12 @@ async fn column_statistics(
                 .await?;
             let (examined, mut columns) = read_statistics(&row, table, kinds, !sampled)?;
             let seen_once = if sampled {
-                let found = sampling::distinct_in_sample(pool, from, cols).await?;
+                let exprs: Vec<String> = cols
+                    .iter()
+                    .zip(kinds)
+                    .map(|(c, k)| distinct_expr(source, c, *k))
+                    .collect();
+                let found = sampling::distinct_in_sample(pool, from, &exprs).await?;
                 for (c, (d, _)) in columns.iter_mut().zip(&found) {
                     c.distinct = *d;
                 }

@@ -97,7 +97,9 @@ async fn check(db: TestDb, url: String, ws: &support::Workspace) {
         format!("values-{}-kind-", stem(&events)),
     ] {
         assert!(
-            names.iter().any(|n| n.starts_with(&expected) && n.ends_with(".png")),
+            names
+                .iter()
+                .any(|n| n.starts_with(&expected) && n.ends_with(".png")),
             "{expected}… not in {names:?}"
         );
     }
