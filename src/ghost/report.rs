@@ -396,22 +396,16 @@ mod tests {
 
     fn run(schema_changes: Vec<SchemaChange>, findings: Vec<Finding>) -> GhostRun {
         GhostRun {
-            run_id: "r1".into(),
-            database: "shop".into(),
             backend: Some("sqlite".into()),
-            taken_at: "2026-01-01T00:00:00.000Z".into(),
-            elapsed_ms: 1,
             first_run: false,
             tables_profiled: 1,
-            tables_failed: 0,
             schema_changes,
             findings,
-            errors: Vec::new(),
-            profiles: Vec::new(),
-            report_path: PathBuf::new(),
-            latest_path: PathBuf::new(),
-            charts: Vec::new(),
-            deliveries: Vec::new(),
+            ..GhostRun::started(
+                "r1".into(),
+                "shop".into(),
+                "2026-01-01T00:00:00.000Z".into(),
+            )
         }
     }
 
