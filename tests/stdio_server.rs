@@ -290,6 +290,53 @@ async fn resources_list_the_policy_and_reports() {
     client.cancel().await.unwrap();
 }
 
+/// More report files than the listing's cap (1000): the newest runs and every `latest.md` stay
+/// listed, the oldest runs are the ones left out.
+#[tokio::test]
+async fn resources_keep_the_newest_reports_past_the_cap() {
+    let ws = Workspace::new();
+    let runs = 1100;
+    for i in 0..runs {
+        // Stamps in the ghost's format, one minute apart, created oldest last.
+        let stamp = format!(
+            "20260101T{:02}{:02}00.000Z",
+            (runs - 1 - i) / 60,
+            (runs - 1 - i) % 60
+        );
+        ws.write(&format!("reports/shop/{stamp}/report.md"), "");
+    }
+    ws.write("reports/shop/latest.md", "# newest\n");
+    ws.write("reports/zoo/latest.md", "# zoo\n");
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    let resources = client.list_all_resources().await.unwrap();
+    let reports: Vec<&str> = resources
+        .iter()
+        .map(|r| r.uri.as_str())
+        .filter(|u| u.starts_with("file://"))
+        .collect();
+    assert_eq!(reports.len(), 1000, "the cap still applies");
+    assert!(
+        reports[0].ends_with("reports/shop/latest.md"),
+        "{:?}",
+        &reports[..3]
+    );
+    assert!(
+        reports[1].ends_with("reports/zoo/latest.md"),
+        "{:?}",
+        &reports[..3]
+    );
+    assert!(
+        reports[2].ends_with("reports/shop/20260101T181900.000Z/report.md"),
+        "the newest run comes next: {:?}",
+        &reports[..3]
+    );
+    assert!(
+        !reports.iter().any(|u| u.contains("20260101T000000.000Z")),
+        "the oldest run is the one left out"
+    );
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn every_call_is_in_the_audit_log() {
     let ws = Workspace::new();

@@ -181,22 +181,19 @@ mod tests {
 
     fn run(findings: Vec<Finding>) -> GhostRun {
         GhostRun {
-            run_id: "r1".into(),
-            database: "shop".into(),
             backend: Some("sqlite".into()),
-            taken_at: "2026-01-01T00:00:00.000Z".into(),
             elapsed_ms: 1,
             first_run: false,
             tables_profiled: 1,
-            tables_failed: 0,
-            schema_changes: Vec::new(),
             findings,
-            errors: Vec::new(),
-            profiles: Vec::new(),
             report_path: PathBuf::from("/r/shop/x/report.md"),
             latest_path: PathBuf::from("/r/shop/latest.md"),
             charts: vec![PathBuf::from("/r/shop/x/rows-orders.png")],
-            deliveries: Vec::new(),
+            ..GhostRun::started(
+                "r1".into(),
+                "shop".into(),
+                "2026-01-01T00:00:00.000Z".into(),
+            )
         }
     }
 

@@ -1,9 +1,12 @@
 //! Schema diff: what changed between two snapshots. Tables and columns added or dropped; a
 //! column counts as renamed when one dropped and one added column of the same table share type
-//! and position; type, nullability and default changes; keys and indexes added or dropped.
+//! and position, a table when a dropped and an added table have the same columns (names and
+//! types, in order); type, nullability and default changes; keys and indexes added, dropped or
+//! (indexes) redefined under the same name.
 
 use serde::{Deserialize, Serialize};
 
+use super::markdown::inline;
 use super::schema::{ColumnSchema, SchemaSnapshot, TableSchema};
 use crate::severity::Severity;
 
@@ -16,6 +19,10 @@ pub enum SchemaChange {
     },
     TableDropped {
         table: String,
+    },
+    TableRenamed {
+        from: String,
+        to: String,
     },
     ColumnAdded {
         table: String,
@@ -71,6 +78,12 @@ pub enum SchemaChange {
         table: String,
         index: String,
     },
+    IndexChanged {
+        table: String,
+        index: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl SchemaChange {
@@ -78,8 +91,12 @@ impl SchemaChange {
     pub fn severity(&self) -> Severity {
         use SchemaChange::*;
         match self {
-            TableDropped { .. } | ColumnDropped { .. } | ColumnRenamed { .. } => Severity::Critical,
+            TableDropped { .. }
+            | TableRenamed { .. }
+            | ColumnDropped { .. }
+            | ColumnRenamed { .. } => Severity::Critical,
             TypeChanged { .. }
+            | IndexChanged { .. }
             | NullabilityChanged { .. }
             | PrimaryKeyChanged { .. }
             | IndexDropped { .. }
@@ -92,33 +109,52 @@ impl SchemaChange {
         }
     }
 
-    /// One line for the report.
+    /// One line for the report (Markdown; names from the database are made safe).
     pub fn describe(&self) -> String {
         use SchemaChange::*;
+        let n = |name: &str| inline(name);
         match self {
-            TableAdded { table } => format!("table `{table}` added"),
-            TableDropped { table } => format!("table `{table}` dropped"),
+            TableAdded { table } => format!("table `{}` added", n(table)),
+            TableDropped { table } => format!("table `{}` dropped", n(table)),
+            TableRenamed { from, to } => {
+                format!("table `{}` renamed to `{}`", n(from), n(to))
+            }
             ColumnAdded {
                 table,
                 column,
                 data_type,
-            } => format!("column `{table}.{column}` added ({data_type})"),
-            ColumnDropped { table, column } => format!("column `{table}.{column}` dropped"),
+            } => format!(
+                "column `{}.{}` added ({})",
+                n(table),
+                n(column),
+                n(data_type)
+            ),
+            ColumnDropped { table, column } => {
+                format!("column `{}.{}` dropped", n(table), n(column))
+            }
             ColumnRenamed { table, from, to } => {
-                format!("column `{table}.{from}` renamed to `{to}`")
+                format!("column `{}.{}` renamed to `{}`", n(table), n(from), n(to))
             }
             TypeChanged {
                 table,
                 column,
                 from,
                 to,
-            } => format!("column `{table}.{column}` type changed from {from} to {to}"),
+            } => format!(
+                "column `{}.{}` type changed from {} to {}",
+                n(table),
+                n(column),
+                n(from),
+                n(to)
+            ),
             NullabilityChanged {
                 table,
                 column,
                 nullable,
             } => format!(
-                "column `{table}.{column}` is now {}",
+                "column `{}.{}` is now {}",
+                n(table),
+                n(column),
                 if *nullable { "nullable" } else { "NOT NULL" }
             ),
             DefaultChanged {
@@ -127,52 +163,132 @@ impl SchemaChange {
                 from,
                 to,
             } => format!(
-                "column `{table}.{column}` default changed from {} to {}",
-                from.as_deref().unwrap_or("none"),
-                to.as_deref().unwrap_or("none")
+                "column `{}.{}` default changed from {} to {}",
+                n(table),
+                n(column),
+                from.as_deref().map_or("none".into(), n),
+                to.as_deref().map_or("none".into(), n)
             ),
             PrimaryKeyChanged { table, from, to } => format!(
-                "table `{table}` primary key changed from ({}) to ({})",
-                from.join(", "),
-                to.join(", ")
+                "table `{}` primary key changed from ({}) to ({})",
+                n(table),
+                n(&from.join(", ")),
+                n(&to.join(", "))
             ),
             ForeignKeyAdded {
                 table,
                 name,
                 definition,
-            } => format!("foreign key `{name}` added on `{table}`: {definition}"),
+            } => format!(
+                "foreign key `{}` added on `{}`: {}",
+                n(name),
+                n(table),
+                n(definition)
+            ),
             ForeignKeyDropped { table, name } => {
-                format!("foreign key `{name}` dropped from `{table}`")
+                format!("foreign key `{}` dropped from `{}`", n(name), n(table))
             }
             IndexAdded {
                 table,
                 index,
                 definition,
-            } => format!("index `{index}` added on `{table}`: {definition}"),
-            IndexDropped { table, index } => format!("index `{index}` dropped from `{table}`"),
+            } => format!(
+                "index `{}` added on `{}`: {}",
+                n(index),
+                n(table),
+                n(definition)
+            ),
+            IndexDropped { table, index } => {
+                format!("index `{}` dropped from `{}`", n(index), n(table))
+            }
+            IndexChanged {
+                table,
+                index,
+                from,
+                to,
+            } => format!(
+                "index `{}` on `{}` redefined: was {}, now {}",
+                n(index),
+                n(table),
+                n(from),
+                n(to)
+            ),
         }
     }
 }
 
-/// The changes from `old` to `new`, tables in name order.
+/// The changes from `old` to `new`, tables in name order (renames where the dropped table was).
 pub fn diff(old: &SchemaSnapshot, new: &SchemaSnapshot) -> Vec<SchemaChange> {
     let mut out = Vec::new();
+    let mut added: Vec<&TableSchema> = new
+        .tables
+        .iter()
+        .filter(|(name, _)| !old.tables.contains_key(*name))
+        .map(|(_, t)| t)
+        .collect();
     for (name, table) in &old.tables {
-        match new.tables.get(name) {
+        if let Some(now) = new.tables.get(name) {
+            diff_table(name, table, now, &mut out);
+            continue;
+        }
+        // A dropped table whose columns reappear, unchanged and in order, under a new name.
+        match added.iter().position(|a| same_columns(table, a)) {
+            Some(i) => {
+                let now = added.remove(i);
+                let to = now.qualified();
+                out.push(SchemaChange::TableRenamed {
+                    from: name.clone(),
+                    to: to.clone(),
+                });
+                diff_table(&to, table, now, &mut out);
+            }
             None => out.push(SchemaChange::TableDropped {
                 table: name.clone(),
             }),
-            Some(now) => diff_table(name, table, now, &mut out),
         }
     }
-    for name in new.tables.keys() {
-        if !old.tables.contains_key(name) {
-            out.push(SchemaChange::TableAdded {
-                table: name.clone(),
-            });
-        }
+    for table in added {
+        out.push(SchemaChange::TableAdded {
+            table: table.qualified(),
+        });
     }
     out
+}
+
+/// Same column names and types in the same order (positions may differ).
+fn same_columns(a: &TableSchema, b: &TableSchema) -> bool {
+    !a.columns.is_empty()
+        && a.columns.len() == b.columns.len()
+        && a.columns
+            .iter()
+            .zip(&b.columns)
+            .all(|(x, y)| x.name == y.name && x.data_type == y.data_type)
+}
+
+/// An index definition as it would read on `new`: definitions name their table right after
+/// ` ON ` (PostgreSQL `ON [ONLY] schema.table`, SQLite `ON table`), so a renamed table's
+/// unchanged index is not reported as redefined.
+fn as_on_renamed(definition: &str, old: &TableSchema, new: &TableSchema) -> String {
+    if old.qualified() == new.qualified() {
+        return definition.to_string();
+    }
+    let Some((head, rest)) = definition.split_once(" ON ") else {
+        return definition.to_string();
+    };
+    let (only, rest) = rest
+        .strip_prefix("ONLY ")
+        .map_or(("", rest), |r| ("ONLY ", r));
+    let forms = [
+        (old.sql_ident(), new.sql_ident()),
+        (old.qualified(), new.qualified()),
+        (old.name.clone(), new.name.clone()),
+    ];
+    for (was, now) in forms {
+        if let Some(tail) = rest.strip_prefix(was.as_str()) {
+            return format!("{head} ON {only}{now}{tail}");
+        }
+    }
+    definition.to_string()
 }
 
 fn diff_table(name: &str, old: &TableSchema, new: &TableSchema, out: &mut Vec<SchemaChange>) {
@@ -256,12 +372,21 @@ fn diff_table(name: &str, old: &TableSchema, new: &TableSchema, out: &mut Vec<Sc
         }
     }
     for (ix, def) in &new.indexes {
-        if !old.indexes.contains_key(ix) {
-            out.push(SchemaChange::IndexAdded {
+        match old.indexes.get(ix) {
+            None => out.push(SchemaChange::IndexAdded {
                 table: table(),
                 index: ix.clone(),
                 definition: def.clone(),
-            });
+            }),
+            Some(was) if as_on_renamed(was, old, new) != *def => {
+                out.push(SchemaChange::IndexChanged {
+                    table: table(),
+                    index: ix.clone(),
+                    from: was.clone(),
+                    to: def.clone(),
+                });
+            }
+            Some(_) => {}
         }
     }
 }
@@ -347,6 +472,65 @@ mod tests {
             changes
                 .iter()
                 .any(|c| matches!(c, SchemaChange::ColumnAdded { column, .. } if column == "c"))
+        );
+    }
+
+    #[test]
+    fn a_table_is_renamed_when_its_columns_reappear_in_order() {
+        let old = snap(vec![col("a", "int", 1), col("b", "text", 2)]);
+        let mut t = old.tables["t"].clone();
+        t.schema = Some("public".into());
+        t.indexes.insert(
+            "t_a".into(),
+            "CREATE INDEX t_a ON public.t USING btree (a)".into(),
+        );
+        let mut old = SchemaSnapshot::default();
+        old.tables.insert("public.t".into(), t.clone());
+        let mut new = SchemaSnapshot::default();
+        let mut u = t.clone();
+        u.name = "u".into();
+        u.indexes.insert(
+            "t_a".into(),
+            "CREATE INDEX t_a ON public.u USING btree (a)".into(),
+        );
+        new.tables.insert("public.u".into(), u.clone());
+        assert_eq!(
+            diff(&old, &new),
+            vec![SchemaChange::TableRenamed {
+                from: "public.t".into(),
+                to: "public.u".into()
+            }]
+        );
+        // Other columns, or the same ones in another order: a drop and an add.
+        u.columns.reverse();
+        new.tables.insert("public.u".into(), u);
+        let changes = diff(&old, &new);
+        assert!(changes.contains(&SchemaChange::TableDropped {
+            table: "public.t".into()
+        }));
+        assert!(changes.contains(&SchemaChange::TableAdded {
+            table: "public.u".into()
+        }));
+    }
+
+    #[test]
+    fn an_index_redefined_under_its_name_is_a_change() {
+        let mut old = snap(vec![col("a", "int", 1), col("b", "int", 2)]);
+        let mut new = old.clone();
+        let set = |s: &mut SchemaSnapshot, def: &str| {
+            if let Some(t) = s.tables.get_mut("t") {
+                t.indexes.insert("ix".into(), def.into());
+            }
+        };
+        set(&mut old, "INDEX ix ON t (a)");
+        set(&mut new, "INDEX ix ON t (a, b)");
+        let changes = diff(&old, &new);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].severity(), Severity::Warning);
+        assert!(
+            changes[0]
+                .describe()
+                .contains("was INDEX ix ON t (a), now INDEX ix ON t (a, b)")
         );
     }
 

@@ -11,9 +11,11 @@ pub mod deliver;
 pub mod demo;
 pub mod diff;
 pub mod history;
+pub mod markdown;
 pub mod profile;
 pub mod progress;
 pub mod report;
+pub mod sampling;
 pub mod schema;
 pub mod source;
 
@@ -87,6 +89,28 @@ pub struct GhostRun {
 }
 
 impl GhostRun {
+    /// A run that has found nothing yet (a baseline until an earlier snapshot turns up).
+    pub fn started(run_id: String, database: String, taken_at: String) -> GhostRun {
+        GhostRun {
+            run_id,
+            database,
+            backend: None,
+            taken_at,
+            elapsed_ms: 0,
+            first_run: true,
+            tables_profiled: 0,
+            tables_failed: 0,
+            schema_changes: Vec::new(),
+            findings: Vec::new(),
+            errors: Vec::new(),
+            profiles: Vec::new(),
+            report_path: PathBuf::new(),
+            latest_path: PathBuf::new(),
+            charts: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+
     /// The highest severity among schema changes and findings.
     pub fn max_severity(&self) -> Option<Severity> {
         self.schema_changes
@@ -96,17 +120,23 @@ impl GhostRun {
             .max()
     }
 
-    /// Every schema change and finding as (severity, one line), in report order.
+    /// Every schema change and finding as (severity, one line of Markdown), most severe first;
+    /// at the same severity schema changes come before findings.
     pub fn items(&self) -> Vec<(Severity, String)> {
-        self.schema_changes
+        let mut items: Vec<(Severity, String)> = self
+            .schema_changes
             .iter()
             .map(|c| (c.severity(), c.describe()))
-            .chain(
-                self.findings
-                    .iter()
-                    .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
-            )
-            .collect()
+            .chain(self.findings.iter().map(|f| {
+                (
+                    f.severity,
+                    format!("`{}`: {}", markdown::inline(&f.table), f.message),
+                )
+            }))
+            .collect();
+        // A stable sort keeps schema changes ahead of findings of the same severity.
+        items.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+        items
     }
 
     /// True when the run could profile nothing because of errors (the CLI exits non-zero).
@@ -130,28 +160,16 @@ pub async fn run_once(app: &App, opts: &GhostOptions) -> Result<GhostRun, GhostE
     let started = Instant::now();
     let now = chrono::Utc::now();
     let database = source::database_name(&opts.database_url);
-    let mut run = GhostRun {
-        run_id: format!(
-            "{}-{}",
-            now.format("%Y%m%dT%H%M%S%.3fZ"),
-            std::process::id()
-        ),
-        database: database.clone(),
-        backend: None,
-        taken_at: crate::store::approvals::timestamp(now),
-        elapsed_ms: 0,
-        first_run: true,
-        tables_profiled: 0,
-        tables_failed: 0,
-        schema_changes: Vec::new(),
-        findings: Vec::new(),
-        errors: Vec::new(),
-        profiles: Vec::new(),
-        report_path: PathBuf::new(),
-        latest_path: PathBuf::new(),
-        charts: Vec::new(),
-        deliveries: Vec::new(),
-    };
+    let run_id = format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    );
+    let mut run = GhostRun::started(
+        run_id,
+        database.clone(),
+        crate::store::approvals::timestamp(now),
+    );
     let observed = match source::open(&opts.database_url, opts.statement_timeout).await {
         Err(e) => {
             run.errors.push(e.to_string());

@@ -2,28 +2,25 @@
 //! distinct counts, min/max/mean of numerics and timestamps and the latest timestamp
 //! (freshness), and one grouped query for the value counts of low-cardinality columns. Rows are
 //! never pulled into memory, and a table costs at most 2 full scans whatever its column count.
-//! Above a configurable row estimate (`pg_class.reltuples`) PostgreSQL tables are profiled on a
-//! `TABLESAMPLE SYSTEM` sample (the row count and freshness stay exact: one full scan).
+//! Above a configurable row estimate PostgreSQL tables are profiled on a `TABLESAMPLE SYSTEM`
+//! sample (the row count and freshness stay exact: one full scan), with distinct counts
+//! estimated from the sample (see [`super::sampling`]).
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::sampling;
 use super::schema::{TableSchema, quote_ident};
 use super::source::Source;
 
-/// Rows a sample aims at: the sample percentage is this over the row estimate.
-pub const SAMPLE_TARGET_ROWS: f64 = 100_000.0;
-/// Default row estimate above which PostgreSQL tables are sampled.
-pub const DEFAULT_SAMPLE_ABOVE_ROWS: u64 = 1_000_000;
+pub use super::sampling::{DEFAULT_SAMPLE_ABOVE_ROWS, SAMPLE_TARGET_ROWS};
 /// Text-like columns with at most this many distinct values get value counts (and new-value
 /// detection).
 pub const TOP_VALUES_MAX_DISTINCT: i64 = 20;
 /// Longest value kept in value counts (longer ones are cut).
 pub const VALUE_MAX_CHARS: usize = 80;
-/// Seed of `TABLESAMPLE ... REPEATABLE`, so both sampled queries see the same pages.
-const SAMPLE_SEED: i64 = 42;
 
 /// What kind of statistics a column gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +52,9 @@ pub struct ColumnProfile {
     pub nulls: i64,
     pub null_rate: f64,
     pub distinct: i64,
+    /// `distinct` is estimated from a sample (exact otherwise).
+    #[serde(default)]
+    pub distinct_approximate: bool,
     pub min: Option<String>,
     pub max: Option<String>,
     pub mean: Option<f64>,
@@ -146,18 +146,31 @@ fn text_expr(source: &Source, col: &str) -> String {
     }
 }
 
-/// The select-list items of column `i` in the statistics query.
-fn column_aggregates(source: &Source, i: usize, col: &str, kind: ColumnKind) -> String {
-    let pg = matches!(source, Source::Postgres(_));
-    let int = if pg { "::int8" } else { "" };
-    let distinct_of = match kind {
+/// What distinct values of `col` are counted on: the column, or its text for types ghost does
+/// not know (they may have no equality operator).
+fn distinct_expr(source: &Source, col: &str, kind: ColumnKind) -> String {
+    match kind {
         ColumnKind::Other => text_expr(source, col),
         _ => col.to_string(),
-    };
-    let mut items = vec![
-        format!("count({col}){int} AS nn{i}"),
-        format!("count(DISTINCT {distinct_of}){int} AS d{i}"),
-    ];
+    }
+}
+
+/// The select-list items of column `i` in the statistics query.
+/// `exact_distinct`: count distinct values (`d{i}`); sampled tables estimate them instead.
+fn column_aggregates(
+    source: &Source,
+    i: usize,
+    col: &str,
+    kind: ColumnKind,
+    exact_distinct: bool,
+) -> String {
+    let pg = matches!(source, Source::Postgres(_));
+    let int = if pg { "::int8" } else { "" };
+    let distinct_of = distinct_expr(source, col, kind);
+    let mut items = vec![format!("count({col}){int} AS nn{i}")];
+    if exact_distinct {
+        items.push(format!("count(DISTINCT {distinct_of}){int} AS d{i}"));
+    }
     let mean = match (kind, pg) {
         (ColumnKind::Numeric, true) => Some(format!("avg({col})::float8")),
         (ColumnKind::Numeric, false) => Some(format!("avg({col})")),
@@ -194,25 +207,12 @@ pub async fn profile_table(
     let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let freshness = pick_freshness_column(table, &kinds);
     let row_estimate = match source {
-        Source::Postgres(pool) => {
-            let est: Option<f64> = sqlx::query_scalar(
-                "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = $1 AND c.relname = $2",
-            )
-            .bind(table.schema.as_deref().unwrap_or("public"))
-            .bind(&table.name)
-            .fetch_optional(pool)
-            .await?;
-            est.filter(|e| *e >= 0.0)
-        }
+        Source::Postgres(pool) => sampling::row_estimate(pool, table).await?,
         Source::Sqlite(_) => None,
     };
-    let sample_percent = row_estimate
-        .filter(|e| *e > sample_above_rows as f64)
-        .map(|e| (100.0 * SAMPLE_TARGET_ROWS / e).clamp(0.0001, 100.0));
-
+    let sample_percent = sampling::sample_percent(row_estimate, sample_above_rows);
     let from = match sample_percent {
-        Some(p) => format!("{ident} TABLESAMPLE SYSTEM ({p}) REPEATABLE ({SAMPLE_SEED})"),
+        Some(p) => sampling::sampled_from(&ident, p),
         None => ident.clone(),
     };
     // A sampled table's exact row count and freshness (its one full scan) run on the pool's
@@ -238,17 +238,31 @@ pub async fn profile_table(
     };
     let (exact, statistics) = tokio::join!(
         exact,
-        column_statistics(source, table, &from, &cols, &kinds, timeout)
+        column_statistics(
+            source,
+            table,
+            (&from, sample_percent.is_some()),
+            &cols,
+            &kinds,
+            timeout
+        )
     );
-    let (exact, (examined, columns, value_scan)) = (exact?, statistics?);
+    let (exact, mut stats) = (exact?, statistics?);
+    let examined = stats.examined;
     let (row_count, freshness_value, full_scans) = match exact {
-        Some((n, fresh)) => (n, fresh, 1),
+        Some((n, fresh)) => {
+            if let Some(once) = &stats.seen_once {
+                scale_distinct_to_table(&mut stats.columns, once, examined, n);
+            }
+            (n, fresh, 1)
+        }
         None => (
             examined,
-            freshness.and_then(|i| columns[i].max.clone()),
-            1 + u32::from(value_scan),
+            freshness.and_then(|i| stats.columns[i].max.clone()),
+            1 + u32::from(stats.values_counted),
         ),
     };
+    let columns = stats.columns;
     Ok(TableProfile {
         table: table.qualified(),
         row_count,
@@ -263,50 +277,99 @@ pub async fn profile_table(
     })
 }
 
-/// The statistics query, then the value counts of text-like low-cardinality columns, over
-/// `from` (the table or its sample): `(rows examined, columns, whether values were counted)`.
+/// Turns the sample's distinct counts (in `distinct`, with the values seen once in `once`)
+/// into estimates for a table of `rows` rows, marked approximate.
+fn scale_distinct_to_table(columns: &mut [ColumnProfile], once: &[i64], examined: i64, rows: i64) {
+    for (c, f1) in columns.iter_mut().zip(once) {
+        let sampled = examined - c.nulls;
+        let total = if examined > 0 {
+            (rows as f64 * sampled as f64 / examined as f64).round() as i64
+        } else {
+            0
+        };
+        c.distinct = sampling::estimate_distinct(sampled, c.distinct, *f1, total);
+        c.distinct_approximate = total > sampled;
+    }
+}
+
+/// What [`column_statistics`] found over the table or its sample.
+struct Statistics {
+    examined: i64,
+    /// `distinct` is exact, or, for a sample, the distinct values within the sample.
+    columns: Vec<ColumnProfile>,
+    /// Per column, the values seen exactly once in the sample (sampled tables only).
+    seen_once: Option<Vec<i64>>,
+    /// The value counts ran (a second pass over `from`).
+    values_counted: bool,
+}
+
+/// The statistics query, then (sampled tables) the distinct values of the sample, then the
+/// value counts of text-like low-cardinality columns, over `from` (the table or its sample).
 async fn column_statistics(
     source: &Source,
     table: &TableSchema,
-    from: &str,
+    (from, sampled): (&str, bool),
     cols: &[String],
     kinds: &[ColumnKind],
     timeout: Duration,
-) -> Result<(i64, Vec<ColumnProfile>, bool), sqlx::Error> {
+) -> Result<Statistics, sqlx::Error> {
     let mut select = vec![match source {
         Source::Postgres(_) => "count(*)::int8 AS n".to_string(),
         Source::Sqlite(_) => "count(*) AS n".to_string(),
     }];
     for (i, (col, kind)) in cols.iter().zip(kinds).enumerate() {
-        select.push(column_aggregates(source, i, col, *kind));
+        select.push(column_aggregates(source, i, col, *kind, !sampled));
     }
     let sql = format!("SELECT {} FROM {from}", select.join(", "));
-    let (examined, mut columns) = match source {
+    let (examined, columns, seen_once) = match source {
         Source::Postgres(pool) => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_one(pool)
                 .await?;
-            read_statistics(&row, table, kinds)?
+            let (examined, mut columns) = read_statistics(&row, table, kinds, !sampled)?;
+            let seen_once = if sampled {
+                let exprs: Vec<String> = cols
+                    .iter()
+                    .zip(kinds)
+                    .map(|(c, k)| distinct_expr(source, c, *k))
+                    .collect();
+                let found = sampling::distinct_in_sample(pool, from, &exprs).await?;
+                for (c, (d, _)) in columns.iter_mut().zip(&found) {
+                    c.distinct = *d;
+                }
+                Some(found.into_iter().map(|(_, f1)| f1).collect())
+            } else {
+                None
+            };
+            (examined, columns, seen_once)
         }
         Source::Sqlite(pool) => {
             let mut conn = sqlite_connection(pool, timeout).await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *conn)
                 .await?;
-            read_statistics(&row, table, kinds)?
+            let (examined, columns) = read_statistics(&row, table, kinds, true)?;
+            (examined, columns, None)
         }
     };
     // Categories: text-like columns with few values (numbers and times are judged by range).
     let low_cardinality: Vec<usize> = columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| matches!(c.kind, ColumnKind::Text | ColumnKind::Other))
+        .filter(|(_, c)| sampling::is_categorical(c.kind))
         .filter(|(_, c)| c.distinct > 0 && c.distinct <= TOP_VALUES_MAX_DISTINCT)
         .map(|(i, _)| i)
         .collect();
+    let mut stats = Statistics {
+        examined,
+        columns,
+        seen_once,
+        values_counted: !low_cardinality.is_empty(),
+    };
     if low_cardinality.is_empty() {
-        return Ok((examined, columns, false));
+        return Ok(stats);
     }
+    let columns = &mut stats.columns;
     let counts = value_counts(source, from, cols, &low_cardinality, timeout).await?;
     for i in &low_cardinality {
         let mut values: Vec<ValueCount> = counts
@@ -320,7 +383,7 @@ async fn column_statistics(
         values.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
         columns[*i].values = Some(values);
     }
-    Ok((examined, columns, true))
+    Ok(stats)
 }
 
 /// `(column index, value, rows)` for the given columns, in one scan of `from`.
@@ -351,15 +414,27 @@ async fn value_counts(
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
         }
         Source::Sqlite(pool) => {
-            let keys: Vec<String> = which.iter().map(|i| format!("SELECT {i} AS k")).collect();
+            let keys: Vec<String> = which
+                .iter()
+                .map(|i| format!("SELECT {i} AS pimcp_k"))
+                .collect();
             let cases: Vec<String> = which
                 .iter()
-                .map(|i| format!("WHEN {i} THEN {}", text_expr(source, &cols[*i])))
+                .map(|i| {
+                    format!(
+                        "WHEN {i} THEN {}",
+                        text_expr(source, &format!("t.{}", cols[*i]))
+                    )
+                })
                 .collect();
+            // Every name is qualified: in SQLite a bare alias in WHERE or GROUP BY loses to a
+            // table column of the same name (a column `v` or `k` would be counted instead).
             // CROSS JOIN keeps the table as the outer loop in SQLite: one scan.
             let sql = format!(
-                "SELECT ks.k AS k, CASE ks.k {} END AS v, count(*) AS n FROM {from}
-                 CROSS JOIN ({}) AS ks WHERE v IS NOT NULL GROUP BY ks.k, v",
+                "SELECT q.pimcp_k AS k, q.pimcp_v AS v, count(*) AS n FROM
+                   (SELECT ks.pimcp_k AS pimcp_k, CASE ks.pimcp_k {} END AS pimcp_v
+                    FROM {from} AS t CROSS JOIN ({}) AS ks) AS q
+                 WHERE q.pimcp_v IS NOT NULL GROUP BY q.pimcp_k, q.pimcp_v",
                 cases.join(" "),
                 keys.join(" UNION ALL ")
             );
@@ -407,6 +482,7 @@ fn read_statistics<R>(
     row: &R,
     table: &TableSchema,
     kinds: &[ColumnKind],
+    with_distinct: bool,
 ) -> Result<(i64, Vec<ColumnProfile>), sqlx::Error>
 where
     R: Row,
@@ -419,7 +495,11 @@ where
     let mut out = Vec::with_capacity(table.columns.len());
     for (i, (col, kind)) in table.columns.iter().zip(kinds).enumerate() {
         let non_null: i64 = row.try_get(format!("nn{i}").as_str())?;
-        let distinct: i64 = row.try_get(format!("d{i}").as_str())?;
+        let distinct: i64 = if with_distinct {
+            row.try_get(format!("d{i}").as_str())?
+        } else {
+            0
+        };
         let (min, max, mean) = if matches!(kind, ColumnKind::Numeric | ColumnKind::Temporal) {
             (
                 row.try_get::<Option<String>, _>(format!("lo{i}").as_str())?,
@@ -437,6 +517,7 @@ where
             nulls,
             null_rate: if n > 0 { nulls as f64 / n as f64 } else { 0.0 },
             distinct,
+            distinct_approximate: false,
             min,
             max,
             mean,

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::anomaly::{Finding, FindingKind, median_mad};
 use super::charts;
 use super::history::History;
+use super::markdown::{inline, link_text};
 use super::{GhostRun, TableProfile};
 use crate::severity::Severity;
 
@@ -45,18 +46,31 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
     }
 }
 
-/// A file-name-safe form of a table or column name.
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
+/// A chart's file name: `<kind>-<names, file-name-safe and cut>-<hash>.png`. The readable part
+/// may collide (`a.b` and `a_b`, long names cut alike); the hash of the exact names does not.
+fn chart_file(kind: &str, names: &[&str]) -> String {
+    use sha2::Digest;
+    let readable: Vec<String> = names
+        .iter()
+        .map(|name| {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(60)
+                .collect()
         })
-        .take(60)
-        .collect()
+        .collect();
+    let digest = sha2::Sha256::digest(names.join("\0"));
+    format!(
+        "{kind}-{}-{}.png",
+        readable.join("-"),
+        hex::encode(&digest[..4])
+    )
 }
 
 /// Writes the report directory, `report.md`, the charts and `latest.md`; sets the run's paths.
@@ -127,7 +141,7 @@ fn draw_charts(
             .map(|h| (short_time(&h.taken_at), h.profile.row_count))
             .collect();
         points.push((short_time(&run.taken_at), p.row_count));
-        let file = format!("rows-{}.png", file_safe(&p.table));
+        let file = chart_file("rows", &[&p.table]);
         let result = charts::row_count_history(&dir.join(&file), &p.table, &points);
         record(result, file, (p.table.clone(), None, "rows"));
     }
@@ -150,7 +164,7 @@ fn draw_charts(
             })
             .collect();
         if !changed.is_empty() {
-            let file = format!("nulls-{}.png", file_safe(&p.table));
+            let file = chart_file("nulls", &[&p.table]);
             let result = charts::null_rates(&dir.join(&file), &p.table, &changed);
             record(result, file, (p.table.clone(), None, "nulls"));
         }
@@ -179,7 +193,7 @@ fn draw_charts(
             .iter()
             .map(|v| (v.value.clone(), v.count, !seen.contains(v.value.as_str())))
             .collect();
-        let file = format!("values-{}-{}.png", file_safe(&p.table), file_safe(col));
+        let file = chart_file("values", &[&p.table, col]);
         let result = charts::value_distribution(&dir.join(&file), &p.table, col, &bars);
         record(result, file, (p.table.clone(), Some(col.clone()), "values"));
     }
@@ -272,22 +286,18 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
             md,
             "- Sampled: `{}` column statistics come from `TABLESAMPLE SYSTEM ({:.4}%)` ({} rows \
              examined) because its estimate of {:.0} rows is above the sampling threshold; the \
-             row count and freshness are exact.",
-            p.table,
+             row count and freshness are exact, and distinct counts are estimated from the \
+             sample (Haas–Stokes estimator).",
+            inline(&p.table),
             p.sample_percent.unwrap_or_default(),
             p.rows_examined,
             p.row_estimate.unwrap_or_default()
         );
     }
+    // Most severe first; at the same severity, schema changes first.
     let top: Vec<String> = run
-        .schema_changes
-        .iter()
-        .map(|c| (c.severity(), c.describe()))
-        .chain(
-            run.findings
-                .iter()
-                .map(|f| (f.severity, format!("`{}`: {}", f.table, f.message))),
-        )
+        .items()
+        .into_iter()
         .filter(|(s, _)| *s > Severity::Info)
         .take(SUMMARY_TOP_FINDINGS)
         .map(|(s, m)| format!("  - **{s}** {m}"))
@@ -307,12 +317,7 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
         let mut changes: Vec<_> = run.schema_changes.iter().collect();
         changes.sort_by_key(|c| std::cmp::Reverse(c.severity()));
         for c in changes {
-            let _ = writeln!(
-                md,
-                "| {} | {} |",
-                c.severity(),
-                c.describe().replace('|', "\\|")
-            );
+            let _ = writeln!(md, "| {} | {} |", c.severity(), c.describe());
         }
     }
     md.push_str("\n## Findings\n\n");
@@ -329,7 +334,7 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
             let chart = finding_chart(links, f)
                 .map(|file| format!(" ([chart]({prefix}{file}))"))
                 .unwrap_or_default();
-            let _ = writeln!(md, "- `{}`: {}{chart}", f.table, f.message);
+            let _ = writeln!(md, "- `{}`: {}{chart}", inline(&f.table), f.message);
         }
         md.push('\n');
     }
@@ -351,11 +356,11 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {} | {} | {} | {} | {} ms |",
-                p.table,
+                inline(&p.table),
                 p.row_count,
                 change,
                 p.sample_percent.map_or("no".into(), |s| format!("{s:.4}%")),
-                p.freshness.as_deref().unwrap_or("-"),
+                p.freshness.as_deref().map_or("-".into(), inline),
                 p.full_scans,
                 p.elapsed_ms
             );
@@ -370,6 +375,7 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
                 (_, Some(c)) => format!("Values of {table}.{c}"),
                 _ => table.clone(),
             };
+            let title = link_text(&title);
             let _ = writeln!(md, "![{title}]({prefix}{file})\n");
         }
     }
@@ -381,4 +387,125 @@ fn capitalised(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ghost::diff::SchemaChange;
+
+    fn run(schema_changes: Vec<SchemaChange>, findings: Vec<Finding>) -> GhostRun {
+        GhostRun {
+            backend: Some("sqlite".into()),
+            first_run: false,
+            tables_profiled: 1,
+            schema_changes,
+            findings,
+            ..GhostRun::started(
+                "r1".into(),
+                "shop".into(),
+                "2026-01-01T00:00:00.000Z".into(),
+            )
+        }
+    }
+
+    fn finding(severity: Severity, table: &str, message: &str) -> Finding {
+        Finding {
+            severity,
+            kind: FindingKind::RowCount,
+            table: table.into(),
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    fn top_items(md: &str) -> Vec<&str> {
+        md.lines()
+            .skip_while(|l| !l.starts_with("- Top items:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  - "))
+            .collect()
+    }
+
+    #[test]
+    fn top_items_are_the_most_severe_with_schema_changes_first_among_equals() {
+        let changes: Vec<SchemaChange> = (0..6)
+            .map(|i| SchemaChange::IndexDropped {
+                table: "t".into(),
+                index: format!("ix{i}"),
+            })
+            .chain([SchemaChange::ColumnDropped {
+                table: "t".into(),
+                column: "gone".into(),
+            }])
+            .collect();
+        let r = run(
+            changes,
+            vec![finding(Severity::Critical, "orders", "row count fell")],
+        );
+        let md = render(&r, &History::new(), &ChartLinks::new(), "");
+        let top = top_items(&md);
+        assert_eq!(top.len(), SUMMARY_TOP_FINDINGS, "{md}");
+        assert!(
+            top[0].contains("**critical** column `t.gone` dropped"),
+            "{top:?}"
+        );
+        assert!(
+            top[1].contains("**critical** `orders`: row count fell"),
+            "{top:?}"
+        );
+        assert!(
+            top[2..].iter().all(|l| l.contains("**warning**")),
+            "{top:?}"
+        );
+    }
+
+    #[test]
+    fn names_from_the_database_cannot_break_the_markdown() {
+        let r = run(
+            vec![SchemaChange::TableAdded {
+                table: "a`b|c\nd".into(),
+            }],
+            vec![finding(Severity::Warning, "x`y|z", "m")],
+        );
+        let md = render(&r, &History::new(), &ChartLinks::new(), "");
+        assert!(md.contains("table `a'b¦c d` added"), "{md}");
+        assert!(md.contains("- `x'y¦z`: m"), "{md}");
+        assert!(!md.contains("a`b") && !md.contains("x`y"), "{md}");
+        let links: ChartLinks = vec![("t](evil)".into(), None, "rows", "rows-t.png".into())];
+        let md = render(&r, &History::new(), &links, "");
+        assert!(
+            md.contains("![Row count history of t)(evil)](rows-t.png)"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn chart_files_of_different_names_never_collide() {
+        let long = "x".repeat(70);
+        let pairs = [
+            (chart_file("rows", &["a.b"]), chart_file("rows", &["a_b"])),
+            (
+                chart_file("rows", &[&format!("{long}1")]),
+                chart_file("rows", &[&format!("{long}2")]),
+            ),
+            (
+                chart_file("values", &["a", "b_c"]),
+                chart_file("values", &["a_b", "c"]),
+            ),
+        ];
+        for (one, other) in pairs {
+            assert_ne!(one, other);
+        }
+        let f = chart_file("values", &["public.orders", "kind"]);
+        assert!(
+            f.starts_with("values-public_orders-kind-") && f.ends_with(".png"),
+            "{f}"
+        );
+        assert_eq!(
+            f,
+            chart_file("values", &["public.orders", "kind"]),
+            "stable"
+        );
+    }
 }

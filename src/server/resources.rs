@@ -29,6 +29,10 @@ fn mime_of(path: &Path) -> &'static str {
     }
 }
 
+/// Every report file under `dir`, newest first, at most [`MAX_LISTED_REPORTS`]: files outside
+/// a run (every `reports/<database>/latest.md`) come first, then runs by their UTC stamp
+/// (`reports/<database>/<stamp>/…`, `reports/agent/<stamp>-<mode>.md`), newest first, so the
+/// cap drops the oldest runs, never the newest.
 fn report_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -46,9 +50,32 @@ fn report_files(dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    out.sort();
-    out.truncate(MAX_LISTED_REPORTS);
-    out
+    let mut keyed: Vec<(Option<String>, PathBuf)> = out
+        .into_iter()
+        .map(|p| (run_stamp(p.strip_prefix(dir).unwrap_or(&p)), p))
+        .collect();
+    keyed.sort_by(|(sa, pa), (sb, pb)| match (sa, sb) {
+        (None, None) => pa.cmp(pb),
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => b.cmp(a).then_with(|| pa.cmp(pb)),
+    });
+    keyed.truncate(MAX_LISTED_REPORTS);
+    keyed.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The UTC stamp (`20261125T163304.440Z`) that names the run a report file belongs to: the
+/// first path component that starts with `YYYYMMDDTHHMMSS`; `None` for files outside a run.
+fn run_stamp(relative: &Path) -> Option<String> {
+    relative.components().find_map(|c| {
+        let name = c.as_os_str().to_str()?;
+        let b = name.as_bytes();
+        let stamp = b.len() >= 15
+            && b[..8].iter().all(u8::is_ascii_digit)
+            && b[8] == b'T'
+            && b[9..15].iter().all(u8::is_ascii_digit);
+        stamp.then(|| name.to_string())
+    })
 }
 
 fn file_uri(p: &Path) -> String {

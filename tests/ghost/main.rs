@@ -9,6 +9,7 @@ mod anomalies;
 mod bad_input;
 mod delivery;
 mod entry_points;
+mod profiling;
 mod schema_diff;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Schema diff across two runs after ALTER TABLEs: columns added, dropped, renamed, retyped and
-//! made nullable; indexes added and dropped; tables added and dropped.
+//! made nullable; defaults, primary and foreign keys changed; indexes added, dropped and
+//! redefined; tables added, dropped and renamed.
 
 use serde_json::{Value, json};
 
@@ -11,6 +12,9 @@ const SETUP: &str = "
     CREATE INDEX orders_customer ON orders (customer_id);
     CREATE TABLE metrics (id INTEGER, val INTEGER, label TEXT NOT NULL);
     CREATE TABLE legacy (x INTEGER);
+    CREATE INDEX orders_id_ix ON orders (id);
+    CREATE TABLE sessions (id INTEGER PRIMARY KEY, token TEXT NOT NULL, seen INTEGER);
+    CREATE INDEX sessions_token ON sessions (token);
     INSERT INTO customers VALUES (1, 'a', 'a@x', 30), (2, 'b', NULL, 40);
     INSERT INTO orders VALUES (1, 1, 'n'), (2, 2, NULL);
     INSERT INTO metrics VALUES (1, 5, 'l');";
@@ -23,15 +27,23 @@ const COMMON_CHANGES: &str = "
     DROP INDEX orders_customer;
     CREATE INDEX customers_name ON customers (name);
     DROP TABLE legacy;
-    CREATE TABLE audit_trail (id INTEGER);";
+    CREATE TABLE audit_trail (id INTEGER);
+    ALTER TABLE sessions RENAME TO user_sessions;
+    DROP INDEX orders_id_ix;
+    CREATE INDEX orders_id_ix ON orders (customer_id, id);";
 
-/// Type and nullability: ALTER COLUMN on PostgreSQL; SQLite has none, so the table is rebuilt.
+/// Type, nullability, default, primary and foreign key: ALTER on PostgreSQL; SQLite has no
+/// ALTER COLUMN, so the table is rebuilt.
 const PG_RETYPE: &str = "
     ALTER TABLE metrics ALTER COLUMN val TYPE double precision;
-    ALTER TABLE metrics ALTER COLUMN label DROP NOT NULL;";
+    ALTER TABLE metrics ALTER COLUMN label DROP NOT NULL;
+    ALTER TABLE metrics ALTER COLUMN id SET DEFAULT 7;
+    ALTER TABLE metrics ADD PRIMARY KEY (id);
+    ALTER TABLE metrics ADD COLUMN customer_id INTEGER REFERENCES customers(id);";
 const SQLITE_RETYPE: &str = "
-    CREATE TABLE metrics_new (id INTEGER, val REAL, label TEXT);
-    INSERT INTO metrics_new SELECT * FROM metrics;
+    CREATE TABLE metrics_new (id INTEGER PRIMARY KEY DEFAULT 7, val REAL, label TEXT,
+        customer_id INTEGER REFERENCES customers(id));
+    INSERT INTO metrics_new (id, val, label) SELECT id, val, label FROM metrics;
     DROP TABLE metrics;
     ALTER TABLE metrics_new RENAME TO metrics;";
 
@@ -74,6 +86,18 @@ async fn check(db: TestDb, url: String, ws: &support::Workspace) {
     has(json!({"kind": "index_added", "table": customers, "index": "customers_name"}));
     has(json!({"kind": "table_dropped", "table": db.table("legacy")}));
     has(json!({"kind": "table_added", "table": db.table("audit_trail")}));
+    has(json!({"kind": "default_changed", "table": metrics, "column": "id", "from": null}));
+    has(json!({"kind": "primary_key_changed", "table": metrics, "from": [], "to": ["id"]}));
+    has(json!({"kind": "foreign_key_added", "table": metrics}));
+    has(json!({"kind": "index_changed", "table": orders, "index": "orders_id_ix"}));
+    // A renamed table is one change, not a drop plus an add, and its indexes did not change.
+    let (sessions, user_sessions) = (db.table("sessions"), db.table("user_sessions"));
+    has(json!({"kind": "table_renamed", "from": sessions, "to": user_sessions}));
+    assert!(
+        !changes.iter().any(|c| c["kind"] != "table_renamed"
+            && (c["table"] == sessions || c["table"] == user_sessions)),
+        "{changes:#?}"
+    );
     // A rename is not also reported as a drop plus an add.
     assert!(
         !changes
@@ -82,6 +106,10 @@ async fn check(db: TestDb, url: String, ws: &support::Workspace) {
     );
     let report = std::fs::read_to_string(second["report_path"].as_str().unwrap()).unwrap();
     assert!(report.contains("renamed to `email_address`"), "{report}");
+    assert!(
+        report.contains(&format!("table `{sessions}` renamed to `{user_sessions}`")),
+        "{report}"
+    );
     // Severity of the run: drops and renames are critical.
     let summary_at = report.find("## Summary").unwrap();
     assert!(report[summary_at..].contains("Highest severity: **critical**"));

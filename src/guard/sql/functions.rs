@@ -31,14 +31,19 @@ const PG_DENIED: &[&str] = &[
     "set_config",
     "txid_current",
     "pg_current_xact_id",
-    "query_to_xml",
-    "query_to_xml_and_xmlschema",
-    "query_to_xmlschema",
-    "cursor_to_xml",
-    "cursor_to_xmlschema",
+    "ts_stat",
+    "ts_rewrite",
     "loread",
     "lowrite",
     "pg_truncate_visibility_map",
+    "pg_log_standby_snapshot",
+    "pg_replication_slot_advance",
+    "pg_sync_replication_slots",
+    "brin_summarize_new_values",
+    "brin_summarize_range",
+    "brin_desummarize_range",
+    "gin_clean_pending_list",
+    "pg_prewarm",
 ];
 
 /// Prefixes of PostgreSQL function families denied as a whole.
@@ -48,6 +53,13 @@ const PG_DENIED_PREFIXES: &[&str] = &[
     "pg_advisory",
     "pg_try_advisory",
     "dblink",
+    // `query_to_xml*`, `cursor_to_xml*`, `table_to_xml*`, `schema_to_xml*` and
+    // `database_to_xml*` run SQL (given as text, or built from a name) inside the server.
+    "query_to_xml",
+    "cursor_to_xml",
+    "table_to_xml",
+    "schema_to_xml",
+    "database_to_xml",
     "pg_read_",
     "pg_ls_",
     "pg_stat_file",
@@ -57,6 +69,7 @@ const PG_DENIED_PREFIXES: &[&str] = &[
     "pg_create_logical_replication_slot",
     "pg_create_physical_replication_slot",
     "pg_drop_replication_slot",
+    "pg_logical_slot_",
     "pg_copy_",
     "pg_wal_replay_",
     "pg_stat_statements_reset",
@@ -73,6 +86,7 @@ const SQLITE_DENIED: &[&str] = &[
     "sqlar_compress",
     "sqlar_uncompress",
     "lsdir",
+    "eval",
 ];
 
 /// Why `name` may not be called, or `None` when the deny-lists do not name it.

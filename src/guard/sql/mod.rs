@@ -6,6 +6,7 @@
 //! is read-only as well; this judge is the first of the two layers.
 
 mod functions;
+mod literals;
 #[cfg(test)]
 mod tests;
 
@@ -174,6 +175,7 @@ pub mod rules {
     pub const READ_ONLY: &str = "sql-read-only";
     pub const UTILITY: &str = "sql-utility";
     pub const FUNCTION: &str = "sql-function";
+    pub const CALL_IN_TEXT: &str = "sql-call-in-text";
     pub const MODIFYING_CTE: &str = "sql-data-modifying-cte";
     pub const SELECT_INTO: &str = "sql-select-into";
     pub const ROW_LOCK: &str = "sql-row-lock";
@@ -267,7 +269,7 @@ pub fn judge_sql(sql: &str, dialect: SqlDialect, allow_writes: bool) -> SqlJudge
             ),
         );
     };
-    let called = functions::called_names(&tokens);
+    let mut called = functions::called_names(&tokens);
     for name in &called {
         if let Some(why) = denied_function(name, dialect) {
             return deny(
@@ -276,6 +278,21 @@ pub fn judge_sql(sql: &str, dialect: SqlDialect, allow_writes: bool) -> SqlJudge
             );
         }
     }
+    let in_text = literals::literal_calls(&tokens, dialect);
+    for name in &in_text {
+        if let Some(why) = denied_function(name, dialect) {
+            return deny(
+                rules::CALL_IN_TEXT,
+                format!(
+                    "a string literal names `{name}`, which some functions would run as SQL, and                      `{name}(…)` is not allowed: {why}; leave the call out of the text"
+                ),
+            );
+        }
+    }
+    // Names called inside text still go to the volatile-function check of the tool.
+    called.extend(in_text);
+    called.sort();
+    called.dedup();
     let kind = match classify(statement, dialect, allow_writes) {
         Ok(k) => k,
         Err(j) => return j,

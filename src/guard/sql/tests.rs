@@ -47,6 +47,9 @@ const PG_READS: &[&str] = &[
     "SELECT $$DELETE FROM t$$",
     "SELECT E'\\'; DELETE FROM users; --'",
     "SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM t",
+    "SELECT proname FROM pg_proc WHERE proname = 'nextval'",
+    "SELECT * FROM logs WHERE msg LIKE '%pg_terminate_backend%'",
+    "SELECT 'it''s fine' AS text",
 ];
 
 const PG_REFUSED: &[(&str, &str)] = &[
@@ -92,6 +95,81 @@ const PG_REFUSED: &[(&str, &str)] = &[
         rules::FUNCTION,
     ),
     ("SELECT txid_current()", rules::FUNCTION),
+    (
+        "SELECT * FROM ts_stat('SELECT to_tsvector(pg_terminate_backend(123)::text)')",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT pg_catalog.ts_rewrite('a'::tsquery, 'SELECT t, s FROM aliases')",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT table_to_xml('users', true, true, '')",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT schema_to_xml('public', true, true, '')",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT cursor_to_xml('c', 1, true, true, '')",
+        rules::FUNCTION,
+    ),
+    ("SELECT pg_read_binary_file('/etc/passwd')", rules::FUNCTION),
+    ("SELECT * FROM pg_stat_file('/etc/passwd')", rules::FUNCTION),
+    (
+        "SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT * FROM pg_logical_slot_peek_binary_changes('s', NULL, NULL)",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT pg_replication_slot_advance('s', '0/0')",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT pg_create_logical_replication_slot('s', 'test_decoding')",
+        rules::FUNCTION,
+    ),
+    ("SELECT pg_log_standby_snapshot()", rules::FUNCTION),
+    ("SELECT brin_summarize_new_values('i')", rules::FUNCTION),
+    ("SELECT brin_summarize_range('i', 0)", rules::FUNCTION),
+    ("SELECT brin_desummarize_range('i', 0)", rules::FUNCTION),
+    ("SELECT gin_clean_pending_list('i')", rules::FUNCTION),
+    ("SELECT pg_switch_wal()", rules::FUNCTION),
+    ("SELECT pg_create_restore_point('x')", rules::FUNCTION),
+    ("SELECT pg_promote()", rules::FUNCTION),
+    ("SELECT pg_rotate_logfile()", rules::FUNCTION),
+    (
+        "SELECT pg_stat_reset_single_table_counters(1)",
+        rules::FUNCTION,
+    ),
+    (
+        "SELECT length('SELECT pg_terminate_backend(pg_backend_pid())')",
+        rules::CALL_IN_TEXT,
+    ),
+    (
+        "SELECT * FROM some_ext.run_sql($q$SELECT \"pg_cancel_backend\" /* x */ (1)$q$)",
+        rules::CALL_IN_TEXT,
+    ),
+    (
+        "SELECT some_ext.run_sql('SELECT run_sql(''SELECT nextval(s)'')')",
+        rules::CALL_IN_TEXT,
+    ),
+    (
+        "SELECT some_ext.run_sql(E'SELECT pg\\x5fterminate_backend(1)')",
+        rules::CALL_IN_TEXT,
+    ),
+    (
+        "SELECT some_ext.run_sql(U&'SELECT pg\\005Fterminate_backend(1)')",
+        rules::CALL_IN_TEXT,
+    ),
+    (
+        "SELECT some_ext.run_sql('SELECT ''unterminated, pg_reload_conf')",
+        rules::CALL_IN_TEXT,
+    ),
     (
         "SELECT x FROM (SELECT pg_terminate_backend(pid) AS x FROM pg_stat_activity) s",
         rules::FUNCTION,
@@ -215,6 +293,23 @@ fn called_names_are_reported_for_the_volatility_check() {
     );
     assert!(j.called.contains(&"audit_me".to_string()), "{:?}", j.called);
     assert!(j.called.contains(&"lower".to_string()));
+}
+
+#[test]
+fn names_called_inside_text_go_to_the_volatility_check_too() {
+    let j = judge_sql(
+        "SELECT * FROM some_ext.run_sql('SELECT audit_me()')",
+        SqlDialect::Postgres,
+        false,
+    );
+    assert_eq!(
+        j.verdict.decision,
+        Decision::Allow,
+        "{}",
+        j.verdict.summary()
+    );
+    assert!(j.called.contains(&"audit_me".to_string()), "{:?}", j.called);
+    assert!(j.called.contains(&"run_sql".to_string()), "{:?}", j.called);
 }
 
 #[test]
