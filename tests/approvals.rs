@@ -323,3 +323,31 @@ async fn the_audit_log_follows_an_approval_from_queue_to_run_and_to_expiry() {
     assert!(text.contains(&expiring) && text.contains(&used), "{text}");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn asking_again_for_a_pending_command_waits_on_the_same_approval() {
+    let ws = Workspace::new();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    let first = pending_id(&text_of(
+        &call(&client, "bash", json!({ "command": ASKING })).await,
+    ));
+    // A model retrying the refused call: no second request for the human to answer.
+    let again = pending_id(&text_of(
+        &call(&client, "bash", json!({ "command": ASKING })).await,
+    ));
+    assert_eq!(again, first);
+    // Other text is another request.
+    let other = pending_id(&text_of(
+        &call(&client, "bash", json!({ "command": format!("{ASKING} ") })).await,
+    ));
+    assert_ne!(other, first);
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // Once decided, the same text asks anew.
+    cli_ok(ws.path(), &["approvals", "deny", &first], &[]);
+    let after = text_of(&call(&client, "bash", json!({ "command": ASKING })).await);
+    assert_ne!(pending_id(&after), first, "{after}");
+    assert!(!ws.path().join("made.txt").exists());
+    client.cancel().await.unwrap();
+}

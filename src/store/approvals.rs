@@ -167,6 +167,27 @@ pub async fn decide(
     Ok(current)
 }
 
+/// The newest pending, unexpired approval for exactly this command in this directory, if any:
+/// asking again for the same thing waits on that request instead of queueing a second one.
+pub async fn find_pending(
+    store: &Store,
+    tool: &str,
+    command: &str,
+    cwd: &str,
+) -> Result<Option<Approval>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals WHERE tool = $1 AND command = $2 AND cwd = $3 \
+         AND status = 'pending' AND expires_at > $4 ORDER BY created_at DESC LIMIT 1"
+    )))
+    .bind(tool.to_string())
+    .bind(command.to_string())
+    .bind(cwd.to_string())
+    .bind(now())
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| from_row(&r)).transpose()?)
+}
+
 /// Uses an approved, unused, unexpired approval for exactly this command in this directory;
 /// returns its id. Each approval is used at most once, even by racing calls.
 pub async fn consume(

@@ -143,30 +143,16 @@ impl ApprovalQueue {
         cwd: &str,
         verdict: &Verdict,
     ) -> Result<Queued, String> {
-        let reasons = serde_json::to_value(&verdict.reasons).unwrap_or_default();
-        let approval = approvals::create(
-            &self.store,
-            tool,
-            command,
-            cwd,
-            i64::from(verdict.risk),
-            &reasons,
-            self.ttl,
-        )
-        .await
-        .map_err(|e| format!("could not queue the approval: {e}"))?;
-        let outcome = format!(
-            "pending: waiting for a human (`pi-mcp approvals approve {}`{}), expires {}",
-            approval.id,
-            if self.slack_webhook.is_some() {
-                ", announced on Slack"
-            } else {
-                ""
-            },
-            approval.expires_at
-        );
-        self.record(approval.subject(), "ask", &outcome, SERVER);
-        self.announce(&approval, verdict).await;
+        // The same request already waiting (a model retrying a refused call): wait on it again
+        // rather than queue and announce a second one.
+        let existing = approvals::find_pending(&self.store, tool, command, cwd)
+            .await
+            .ok()
+            .flatten();
+        let approval = match existing {
+            Some(a) => a,
+            None => self.queue_new(tool, command, cwd, verdict).await?,
+        };
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             let current = approvals::get(&self.store, &approval.id)
@@ -192,6 +178,41 @@ impl ApprovalQueue {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Stores a new pending approval, audits it and announces it on Slack.
+    async fn queue_new(
+        &self,
+        tool: &str,
+        command: &str,
+        cwd: &str,
+        verdict: &Verdict,
+    ) -> Result<Approval, String> {
+        let reasons = serde_json::to_value(&verdict.reasons).unwrap_or_default();
+        let approval = approvals::create(
+            &self.store,
+            tool,
+            command,
+            cwd,
+            i64::from(verdict.risk),
+            &reasons,
+            self.ttl,
+        )
+        .await
+        .map_err(|e| format!("could not queue the approval: {e}"))?;
+        let outcome = format!(
+            "pending: waiting for a human (`pi-mcp approvals approve {}`{}), expires {}",
+            approval.id,
+            if self.slack_webhook.is_some() {
+                ", announced on Slack"
+            } else {
+                ""
+            },
+            approval.expires_at
+        );
+        self.record(approval.subject(), "ask", &outcome, SERVER);
+        self.announce(&approval, verdict).await;
+        Ok(approval)
     }
 
     /// Posts the request to the Slack incoming webhook, if one is configured; a failure is logged.
