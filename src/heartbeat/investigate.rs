@@ -284,6 +284,14 @@ async fn finished(
         // The daemon is stopping: the transcript says so; no delivery holds up the shutdown.
         return;
     }
+    if rule.spec.channels.is_empty() {
+        tracing::warn!(
+            "rule {id}: the investigation's summary is not delivered: the rule names no channels \
+             (add \"channels\" to it); the transcript is {}",
+            outcome.transcript_markdown.display()
+        );
+        return;
+    }
     let subject = format!("Investigation of {}: {reason}", rule.display_name());
     let text = summary_text(outcome);
     let data = json!({
