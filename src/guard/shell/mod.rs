@@ -39,6 +39,9 @@ pub struct Command {
     /// Directory changes (`cd`, `pushd`) earlier on the command line, in order; the command
     /// runs in the directory they lead to.
     pub cd: Vec<Word>,
+    /// Shell variables assigned earlier on the command line (`D=/etc; ...`), latest last; a
+    /// dynamic value is one the guard cannot know.
+    pub vars: Vec<(String, Word)>,
 }
 
 impl Command {
@@ -97,6 +100,9 @@ fn analyze_inner(src: &str) -> Analysis {
         calls: Vec::new(),
         options: ParserOptions::default(),
         cd: Vec::new(),
+        aliases: Vec::new(),
+        vars: Vec::new(),
+        pending: Vec::new(),
     };
     w.script(src, 0, &Ctx::default());
     if let Some(f) = call_cycle(&w.functions, &w.calls) {
@@ -158,6 +164,12 @@ struct Walker<'a> {
     options: ParserOptions,
     /// `cd` targets seen so far (conservatively, also those inside subshells).
     cd: Vec<Word>,
+    /// Aliases and `hash -p` names defined so far: name, the text it stands for.
+    aliases: Vec<(String, String)>,
+    /// Variables assigned so far by plain assignments (`X=1`, `export X=1`).
+    vars: Vec<(String, Word)>,
+    /// Assignments of the simple command being walked, kept if it is a plain assignment.
+    pending: Vec<(String, Word)>,
 }
 
 impl Walker<'_> {
@@ -268,8 +280,13 @@ impl Walker<'_> {
                 self.extended_test(b, depth, ctx);
             }
             E::Not(a) | E::Parenthesized(a) => self.extended_test(a, depth, ctx),
-            E::UnaryTest(_, w) => {
-                self.word(&w.value, depth, ctx);
+            E::UnaryTest(op, w) => {
+                let word = self.word(&w.value, depth, ctx);
+                if matches!(op, ast::UnaryPredicate::ShellVariableIsSetAndAssigned)
+                    && word.is_some_and(|w| w.dynamic)
+                {
+                    self.indirect_name("[[ -v");
+                }
             }
             E::BinaryTest(_, a, b) => {
                 self.word(&a.value, depth, ctx);
@@ -290,6 +307,9 @@ impl Walker<'_> {
                     calls: Vec::new(),
                     options: self.options.clone(),
                     cd: self.cd.clone(),
+                    aliases: self.aliases.clone(),
+                    vars: self.vars.clone(),
+                    pending: Vec::new(),
                 };
                 let quiet = inner.out.problems.len();
                 inner.script(&format!("({})", a.expr.value), depth + 1, ctx);
@@ -304,6 +324,7 @@ impl Walker<'_> {
                 }
             }
             CompoundCommand::ArithmeticForClause(f) => {
+                self.background_loop(&f.body.list);
                 for e in [&f.initializer, &f.condition, &f.updater]
                     .into_iter()
                     .flatten()
@@ -342,12 +363,29 @@ impl Walker<'_> {
                 }
             }
             CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
+                self.background_loop(&w.1.list);
                 self.list(&w.0, depth, ctx);
                 self.list(&w.1.list, depth, ctx);
             }
             CompoundCommand::Coprocess(c) => {
                 self.command(&c.body, depth, ctx);
             }
+        }
+    }
+
+    /// A loop whose body starts commands in the background (`while :; do sleep 9 & done`)
+    /// may start processes without bound: the fork-bomb pattern without a function.
+    fn background_loop(&mut self, body: &CompoundList) {
+        if body
+            .0
+            .iter()
+            .any(|item| matches!(item.1, ast::SeparatorOperator::Async))
+        {
+            self.problem(
+                "background-loop",
+                Decision::Ask,
+                "a loop starts commands in the background on every pass, which can exhaust the process table".into(),
+            );
         }
     }
 
@@ -376,6 +414,16 @@ impl Walker<'_> {
             self.script(s, depth, &sub_ctx);
         }
         e.word
+    }
+
+    /// A variable name computed at run time and then evaluated (`[[ -v $x ]]`): a name such
+    /// as `a[$(cmd)]` runs the command in its subscript.
+    pub(super) fn indirect_name(&mut self, construct: &str) {
+        self.problem(
+            "indirect-code",
+            Decision::Ask,
+            format!("`{construct}` evaluates a variable name computed at run time; a subscript in it (`a[$(cmd)]`) runs a command"),
+        );
     }
 
     fn redirect(&mut self, r: &IoRedirect, depth: usize, ctx: &mut Ctx) {
@@ -466,6 +514,14 @@ impl Walker<'_> {
     }
 
     fn simple(&mut self, s: &ast::SimpleCommand, depth: usize, ctx: &Ctx) -> Option<String> {
+        // Substitutions inside this command's words walk commands of their own.
+        let outer = std::mem::take(&mut self.pending);
+        let program = self.simple_inner(s, depth, ctx);
+        self.pending = outer;
+        program
+    }
+
+    fn simple_inner(&mut self, s: &ast::SimpleCommand, depth: usize, ctx: &Ctx) -> Option<String> {
         let mut c = ctx.clone();
         c.stdin_text = None;
         let mut argv: Vec<Word> = Vec::new();
@@ -479,6 +535,16 @@ impl Walker<'_> {
         }
         for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
             self.item(item, depth, &mut c, &mut argv);
+        }
+        let assigns = argv.first().is_none_or(|p| {
+            matches!(
+                p.text.as_str(),
+                "export" | "declare" | "typeset" | "readonly" | "local"
+            )
+        });
+        if assigns {
+            let pending = std::mem::take(&mut self.pending);
+            self.vars.extend(pending);
         }
         if argv.is_empty() {
             if c.writes.is_empty() && c.reads.is_empty() {
@@ -533,18 +599,37 @@ impl Walker<'_> {
                         format!("setting `{name}` makes programs run code or load libraries the guard cannot see"),
                     );
                 }
+                let mut values = Vec::new();
                 match &a.value {
                     ast::AssignmentValue::Scalar(v) => {
-                        self.word(&v.value, depth, ctx);
+                        let value = self.word(&v.value, depth, ctx);
+                        self.pending.push((
+                            name.to_string(),
+                            value.clone().unwrap_or_else(|| Word::literal("")),
+                        ));
+                        values.extend(value);
                     }
-                    ast::AssignmentValue::Array(values) => {
-                        for (k, v) in values {
+                    ast::AssignmentValue::Array(items) => {
+                        for (k, v) in items {
                             if let Some(k) = k {
                                 self.word(&k.value, depth, ctx);
                             }
-                            self.word(&v.value, depth, ctx);
+                            values.extend(self.word(&v.value, depth, ctx));
                         }
                     }
+                }
+                // `x='a[$(id)]'`: the text of a substitution stored for later, which bash runs
+                // when the value is expanded as arithmetic (`$((x))`), a prompt (`${x@P}`) or
+                // a subscript.
+                if values
+                    .iter()
+                    .any(|v| !v.dynamic && (v.text.contains("$(") || v.text.contains('`')))
+                {
+                    self.problem(
+                        "deferred-code",
+                        Decision::Ask,
+                        format!("`{name}` is given the text of a command substitution, which bash runs if the value is later evaluated (arithmetic, `${{{name}@P}}`, a subscript)"),
+                    );
                 }
                 // As an argument (`export X=1`, `declare -a X=(...)`) the word is passed on.
                 if !argv.is_empty() {
