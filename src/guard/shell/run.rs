@@ -210,13 +210,12 @@ impl Walker<'_> {
                     }
                 }
             }
-            "test" | "[" => {
+            "test" | "["
                 if argv
                     .windows(2)
-                    .any(|w| w[0].text == "-v" && !w[0].dynamic && w[1].dynamic)
-                {
-                    self.indirect_name("test -v");
-                }
+                    .any(|w| w[0].text == "-v" && !w[0].dynamic && w[1].dynamic) =>
+            {
+                self.indirect_name("test -v");
             }
             _ => {}
         }
