@@ -280,6 +280,16 @@ fn is_assignment(w: &str) -> bool {
     }
 }
 
+/// Options of `docker compose` / `docker-compose` that take a value, before its subcommand.
+const COMPOSE_OPTIONS: &[&str] = &[
+    "-f",
+    "--file",
+    "-p",
+    "--project-name",
+    "--env-file",
+    "--profile",
+];
+
 /// A launcher reached through a subcommand (`docker exec`, `docker compose exec`, `uv run`,
 /// `npm exec`, ...) or named directly (`npx`, `uvx`): where its own argv starts in `argv` and
 /// the key of its [`spec`].
@@ -299,14 +309,7 @@ pub(super) fn subcommand_launcher(name: &str, argv: &[Word]) -> Option<(usize, &
             "--namespace",
             "-n",
         ],
-        "docker-compose" => &[
-            "-f",
-            "--file",
-            "-p",
-            "--project-name",
-            "--env-file",
-            "--profile",
-        ],
+        "docker-compose" => COMPOSE_OPTIONS,
         "uv" => &[
             "--directory",
             "--project",
@@ -328,17 +331,7 @@ pub(super) fn subcommand_launcher(name: &str, argv: &[Word]) -> Option<(usize, &
         ("docker" | "podman" | "nerdctl" | "docker-compose", "exec") => (i, "docker exec"),
         ("docker" | "podman" | "nerdctl", "compose") => {
             // `docker compose -f x.yml exec SERVICE CMD`
-            let rest = positional_indices(
-                &argv[i..],
-                &[
-                    "-f",
-                    "--file",
-                    "-p",
-                    "--project-name",
-                    "--env-file",
-                    "--profile",
-                ],
-            );
+            let rest = positional_indices(&argv[i..], COMPOSE_OPTIONS);
             let j = rest.first().map(|&j| j + i)?;
             (argv[j].text == "exec").then_some((j, "docker exec"))?
         }
