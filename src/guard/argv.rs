@@ -101,7 +101,33 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
                 dynamic: w.dynamic,
             })
         })),
-        "cp" | "mv" | "install" | "ln" | "rsync" => out.extend(pos.last().cloned()),
+        "cp" | "mv" | "install" | "ln" | "rsync" => {
+            // `-t DIR` names the target; then every positional is a source.
+            let target_dir = option_values(cmd, &["-t", "--target-directory"]);
+            let sources = if target_dir.is_empty() {
+                pos.len().saturating_sub(1)
+            } else {
+                pos.len()
+            };
+            if target_dir.is_empty() {
+                out.extend(pos.last().cloned());
+            }
+            out.extend(target_dir);
+            // Moving a file removes it from where it was: the sources are written too.
+            if cmd.program() == "mv" {
+                out.extend(
+                    pos.iter()
+                        .take(sources)
+                        .filter(|w| !out_has(&out, w))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        "sort" => out.extend(option_values(cmd, &["-o", "--output"])),
+        "tar" | "gtar" | "bsdtar" if extracts(cmd, shape) => {
+            out.extend(option_values(cmd, &["-C", "--directory"]))
+        }
         "curl" | "wget" => out.extend(option_values(
             cmd,
             &["-o", "--output", "-O", "--output-document"],
@@ -112,6 +138,21 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
         _ => {}
     }
     out
+}
+
+fn out_has(out: &[Word], w: &Word) -> bool {
+    out.iter().any(|o| o.text == w.text)
+}
+
+/// True for a tar that extracts (`-x`, `--extract`, `--get`, or an old-style `xf` bundle).
+fn extracts(cmd: &Command, shape: &Shape) -> bool {
+    shape.flags.contains("-x")
+        || shape.flags.contains("--extract")
+        || shape.flags.contains("--get")
+        || cmd
+            .argv
+            .get(1)
+            .is_some_and(|w| !w.text.starts_with('-') && w.text.contains('x'))
 }
 
 /// Values of the given options, as `-o value`, `--opt value` or `--opt=value`.

@@ -5,6 +5,7 @@
 pub mod argv;
 pub mod cloudwatch;
 pub mod decision;
+pub mod expand;
 pub mod installs;
 pub mod notify;
 pub mod observe;
@@ -14,6 +15,7 @@ pub mod policy;
 pub mod rego;
 pub mod rule;
 pub mod screen;
+pub mod sequence;
 pub mod shell;
 pub mod sql;
 pub mod versions;
@@ -297,7 +299,12 @@ impl Guard {
             };
             verdict = verdict.merge(judged);
         }
-        verdict = verdict.merge(write_then_run(&analysis.commands, &shapes, paths));
+        verdict = verdict.merge(sequence::write_then_run(&analysis.commands, &shapes, paths));
+        verdict = verdict.merge(sequence::through_new_links(
+            &analysis.commands,
+            &shapes,
+            paths,
+        ));
         verdict.commands = analysis
             .commands
             .iter()
@@ -406,37 +413,9 @@ impl Guard {
             ));
         }
         v.risk = v.risk.max(score);
-        for w in cmd
-            .argv
-            .iter()
-            .skip(1)
-            .chain(cmd.writes.iter())
-            .chain(cmd.reads.iter())
-        {
-            if w.dynamic {
-                continue;
-            }
-            // `curl -d @.env`, `--file=.env`, `-F f=@.env`: the path may follow `@` or `=`.
-            let candidates = [
-                Some(w.text.as_str()),
-                w.text.rsplit_once('@').map(|x| x.1),
-                w.text.rsplit_once('=').map(|x| x.1),
-            ];
-            let hit = candidates
-                .into_iter()
-                .flatten()
-                .filter(|t| !t.is_empty())
-                .find_map(|t| self.protected.matches(&paths.absolute(t)));
-            if let Some(pattern) = hit {
-                v = v.merge(Verdict::single(
-                    Decision::Ask,
-                    "protected-path",
-                    format!(
-                        "`{shown}` touches `{}`, protected by policy pattern `{pattern}`",
-                        w.text
-                    ),
-                ));
-            }
+        v = v.merge(self.protected_reach(cmd, &shown, paths));
+        if let Some(sql) = sql::clients::judge_client(cmd) {
+            v = v.merge(sql);
         }
         for r in installs::judge_installs(
             cmd,
@@ -445,6 +424,84 @@ impl Guard {
             self.file.allow_unpinned_installs,
         ) {
             v = v.merge(Verdict::single(r.decision, r.rule, r.message));
+        }
+        v
+    }
+}
+
+impl Guard {
+    /// `ask` when some word of `cmd` names a protected path: as written, after the expansions
+    /// bash would make (see [`expand`]), or through a glob or an unknown part that could reach
+    /// one. `curl -d @.env`, `--file=.env`, `-F f=@.env`: the path may follow `@` or `=`.
+    fn protected_reach(&self, cmd: &shell::Command, shown: &str, paths: &PathContext) -> Verdict {
+        let mut v = Verdict::allow();
+        let mut budget = expand::Budget::new();
+        let ask = |text: &str, why: String| {
+            Verdict::single(
+                Decision::Ask,
+                "protected-path",
+                format!("`{shown}` {why} (`{text}`)"),
+            )
+        };
+        for w in cmd
+            .argv
+            .iter()
+            .skip(1)
+            .chain(cmd.writes.iter())
+            .chain(cmd.reads.iter())
+        {
+            let reach = if w.dynamic {
+                expand::reach(w, &cmd.vars, paths, &mut budget)
+            } else {
+                expand::Reach {
+                    texts: vec![w.text.clone()],
+                    ..expand::Reach::default()
+                }
+            };
+            if reach.over_budget {
+                v = v.merge(ask(
+                    &w.text,
+                    format!(
+                        "has a glob too large to check against the protected paths (over {} entries or {} ms)",
+                        expand::MAX_GLOB_ENTRIES,
+                        expand::MAX_GLOB_TIME.as_millis()
+                    ),
+                ));
+            }
+            let hit = reach.texts.iter().find_map(|text| {
+                [
+                    Some(text.as_str()),
+                    text.rsplit_once('@').map(|x| x.1),
+                    text.rsplit_once('=').map(|x| x.1),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|t| !t.is_empty())
+                .find_map(|t| self.protected.matches(&paths.absolute(t)))
+            });
+            if let Some(pattern) = hit {
+                let how = if reach.unknown {
+                    "could reach a path"
+                } else {
+                    "touches a path"
+                };
+                v = v.merge(ask(
+                    &w.text,
+                    format!("{how} protected by policy pattern `{pattern}`"),
+                ));
+                continue;
+            }
+            let glob_hit = reach.patterns.iter().any(|p| {
+                expand::pattern_may_match(p, self.protected.samples(), |c| {
+                    self.protected.matches(c).is_some()
+                })
+            });
+            if glob_hit {
+                v = v.merge(ask(
+                    &w.text,
+                    "has a glob that can match a protected path".into(),
+                ));
+            }
         }
         v
     }
@@ -461,48 +518,6 @@ fn blur_relative_paths(cmd: &shell::Command) -> shell::Command {
         }
     }
     c
-}
-
-/// A file written by one command and run as a script or program by another in the same call
-/// (`echo ... > x.sh; bash x.sh`): the guard judged the writing, not what the file will hold.
-fn write_then_run(
-    commands: &[shell::Command],
-    shapes: &[argv::Shape],
-    paths: &PathContext,
-) -> Verdict {
-    let written: Vec<PathBuf> = commands
-        .iter()
-        .zip(shapes)
-        .flat_map(|(c, s)| argv::write_targets(c, s))
-        .filter(|w| !w.dynamic)
-        .map(|w| paths.absolute(&w.text))
-        .collect();
-    if written.is_empty() {
-        return Verdict::allow();
-    }
-    let mut v = Verdict::allow();
-    for (cmd, shape) in commands.iter().zip(shapes) {
-        let program = cmd.argv.first().filter(|w| w.text.contains('/'));
-        let script = if wrappers::runs_script_file(cmd.program()) {
-            shape.positionals.first()
-        } else {
-            None
-        };
-        for run in program.into_iter().chain(script) {
-            if !run.dynamic && written.contains(&paths.absolute(&run.text)) {
-                v = v.merge(Verdict::single(
-                    Decision::Ask,
-                    "write-then-run",
-                    format!(
-                        "`{}` runs `{}`, which this same command line writes first",
-                        cmd.display(),
-                        run.text
-                    ),
-                ));
-            }
-        }
-    }
-    v
 }
 
 fn reason(decision: Decision, rule: &Rule, risk: u32, message: String, source: &str) -> Verdict {

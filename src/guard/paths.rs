@@ -176,6 +176,9 @@ pub fn lexical(p: &Path) -> PathBuf {
 pub struct Protected {
     patterns: Vec<String>,
     set: GlobSet,
+    /// Concrete names the patterns' parts stand for (`.ssh`, `.env`, `x.pem`, `id_x`), which a
+    /// glob in a command is tried against.
+    samples: Vec<String>,
 }
 
 impl Protected {
@@ -203,10 +206,30 @@ impl Protected {
             }
         }
         let set = b.build().map_err(|e| (0, e.to_string()))?;
+        let mut samples: Vec<String> = patterns
+            .iter()
+            .flat_map(|p| p.split('/'))
+            .filter(|part| !part.is_empty())
+            .flat_map(|part| {
+                [
+                    part.replace('*', "").replace('?', "x"),
+                    part.replace(['*', '?'], "x"),
+                ]
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        samples.sort();
+        samples.dedup();
         Ok(Protected {
             patterns: patterns.to_vec(),
             set,
+            samples,
         })
+    }
+
+    /// Concrete names the patterns' parts stand for, to try globs against.
+    pub fn samples(&self) -> &[String] {
+        &self.samples
     }
 
     /// The pattern that protects `path`, if any.

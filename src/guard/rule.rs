@@ -211,11 +211,11 @@ impl Rule {
             );
         }
         if !self.flags_all.is_empty() {
-            let all = self.flags_all.iter().all(|f| shape.flags.contains(f));
+            let all = self.flags_all.iter().all(|f| has_flag(shape, f));
             need(&mut hit, if all { Hit::Yes } else { unknown });
         }
         if !self.flags_any.is_empty() {
-            let any = self.flags_any.iter().any(|f| shape.flags.contains(f));
+            let any = self.flags_any.iter().any(|f| has_flag(shape, f));
             need(&mut hit, if any { Hit::Yes } else { unknown });
         }
         if !self.args_any.is_empty() {
@@ -342,6 +342,18 @@ fn glob_stand_in(w: &Word) -> Option<String> {
         .flatten()
         .min()?;
     Some(format!("{}x", &t[..end]))
+}
+
+/// True when the command gives `flag`, also as an abbreviation: getopt_long and git's own
+/// option parser accept any unambiguous prefix of a long option (`--har` for `--hard`), so a
+/// prefix of at least two letters counts (strictly: it could abbreviate the rule's flag).
+fn has_flag(shape: &Shape, flag: &str) -> bool {
+    shape.flags.contains(flag)
+        || (flag.starts_with("--")
+            && shape
+                .flags
+                .iter()
+                .any(|g| g.len() >= 4 && g.starts_with("--") && flag.starts_with(g.as_str())))
 }
 
 fn need(hit: &mut Hit, h: Hit) {

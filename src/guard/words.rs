@@ -99,6 +99,11 @@ fn walk_pieces(
                         "a command substitution inside the parameter expansion `{src}`"
                     ));
                 }
+                if evaluates_value_as_code(src) {
+                    out.problems.push(format!(
+                        "`{src}` evaluates a variable's value as a prompt or a variable name, which runs any command substitution in it"
+                    ));
+                }
             }
             WordPiece::CommandSubstitution(cmd) | WordPiece::BackquotedCommandSubstitution(cmd) => {
                 *dynamic = true;
@@ -112,6 +117,19 @@ fn walk_pieces(
             }
         }
     }
+}
+
+/// `${x@P}` (prompt expansion) and `${!x}` (indirection): the value is expanded again, and a
+/// `$(cmd)` or an array subscript in it runs. `${!prefix*}` and `${!arr[@]}` only list names.
+fn evaluates_value_as_code(src: &str) -> bool {
+    let Some(body) = src.strip_prefix("${").and_then(|b| b.strip_suffix('}')) else {
+        return false;
+    };
+    body.ends_with("@P")
+        || (body.starts_with('!')
+            && !body.ends_with(['*', '@'])
+            && !body.ends_with("[@]")
+            && !body.ends_with("[*]"))
 }
 
 /// Finds command substitutions inside an arithmetic expression such as `$(( $(cmd) + 1 ))`.

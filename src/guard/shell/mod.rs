@@ -5,7 +5,7 @@
 
 use brush_parser::ParserOptions;
 use brush_parser::ast::{
-    self, Command as AstCommand, CommandPrefixOrSuffixItem as Item, CompoundCommand, CompoundList,
+    self, Command as AstCommand, CommandPrefixOrSuffixItem as Item, CompoundList,
     IoFileRedirectKind, IoFileRedirectTarget, IoRedirect,
 };
 
@@ -39,6 +39,9 @@ pub struct Command {
     /// Directory changes (`cd`, `pushd`) earlier on the command line, in order; the command
     /// runs in the directory they lead to.
     pub cd: Vec<Word>,
+    /// Shell variables assigned earlier on the command line (`D=/etc; ...`), latest last; a
+    /// dynamic value is one the guard cannot know.
+    pub vars: Vec<(String, Word)>,
 }
 
 impl Command {
@@ -97,6 +100,9 @@ fn analyze_inner(src: &str) -> Analysis {
         calls: Vec::new(),
         options: ParserOptions::default(),
         cd: Vec::new(),
+        aliases: Vec::new(),
+        vars: Vec::new(),
+        pending: Vec::new(),
     };
     w.script(src, 0, &Ctx::default());
     if let Some(f) = call_cycle(&w.functions, &w.calls) {
@@ -158,6 +164,12 @@ struct Walker<'a> {
     options: ParserOptions,
     /// `cd` targets seen so far (conservatively, also those inside subshells).
     cd: Vec<Word>,
+    /// Aliases and `hash -p` names defined so far: name, the text it stands for.
+    aliases: Vec<(String, String)>,
+    /// Variables assigned so far by plain assignments (`X=1`, `export X=1`).
+    vars: Vec<(String, Word)>,
+    /// Assignments of the simple command being walked, kept if it is a plain assignment.
+    pending: Vec<(String, Word)>,
 }
 
 impl Walker<'_> {
@@ -260,103 +272,6 @@ impl Walker<'_> {
         }
     }
 
-    fn extended_test(&mut self, e: &ast::ExtendedTestExpr, depth: usize, ctx: &Ctx) {
-        use ast::ExtendedTestExpr as E;
-        match e {
-            E::And(a, b) | E::Or(a, b) => {
-                self.extended_test(a, depth, ctx);
-                self.extended_test(b, depth, ctx);
-            }
-            E::Not(a) | E::Parenthesized(a) => self.extended_test(a, depth, ctx),
-            E::UnaryTest(_, w) => {
-                self.word(&w.value, depth, ctx);
-            }
-            E::BinaryTest(_, a, b) => {
-                self.word(&a.value, depth, ctx);
-                self.word(&b.value, depth, ctx);
-            }
-        }
-    }
-
-    fn compound(&mut self, cc: &CompoundCommand, depth: usize, ctx: &Ctx) {
-        match cc {
-            CompoundCommand::Arithmetic(a) => {
-                self.arithmetic(&a.expr.value, depth, ctx);
-                // `( (rm -rf /) )` reaches us as arithmetic `((`, but bash runs it as nested
-                // subshells: judge the text as commands too.
-                let mut inner = Walker {
-                    out: &mut *self.out,
-                    functions: Vec::new(),
-                    calls: Vec::new(),
-                    options: self.options.clone(),
-                    cd: self.cd.clone(),
-                };
-                let quiet = inner.out.problems.len();
-                inner.script(&format!("({})", a.expr.value), depth + 1, ctx);
-                // What fails to parse as commands was real arithmetic, not an evasion.
-                let mut i = quiet;
-                while i < self.out.problems.len() {
-                    if self.out.problems[i].id == "parse-error" {
-                        self.out.problems.remove(i);
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            CompoundCommand::ArithmeticForClause(f) => {
-                for e in [&f.initializer, &f.condition, &f.updater]
-                    .into_iter()
-                    .flatten()
-                {
-                    self.arithmetic(&e.value, depth, ctx);
-                }
-                self.list(&f.body.list, depth, ctx);
-            }
-            CompoundCommand::BraceGroup(b) => self.list(&b.list, depth, ctx),
-            CompoundCommand::Subshell(s) => self.list(&s.list, depth, ctx),
-            CompoundCommand::ForClause(f) => {
-                for w in f.values.iter().flatten() {
-                    self.word(&w.value, depth, ctx);
-                }
-                self.list(&f.body.list, depth, ctx);
-            }
-            CompoundCommand::CaseClause(c) => {
-                self.word(&c.value.value, depth, ctx);
-                for item in &c.cases {
-                    for p in &item.patterns {
-                        self.word(&p.value, depth, ctx);
-                    }
-                    if let Some(l) = &item.cmd {
-                        self.list(l, depth, ctx);
-                    }
-                }
-            }
-            CompoundCommand::IfClause(i) => {
-                self.list(&i.condition, depth, ctx);
-                self.list(&i.then, depth, ctx);
-                for e in i.elses.iter().flatten() {
-                    if let Some(c) = &e.condition {
-                        self.list(c, depth, ctx);
-                    }
-                    self.list(&e.body, depth, ctx);
-                }
-            }
-            CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
-                self.list(&w.0, depth, ctx);
-                self.list(&w.1.list, depth, ctx);
-            }
-            CompoundCommand::Coprocess(c) => {
-                self.command(&c.body, depth, ctx);
-            }
-        }
-    }
-
-    fn arithmetic(&mut self, expr: &str, depth: usize, ctx: &Ctx) {
-        let mut e = words::Evaluated::default();
-        words::collect_arithmetic(expr, &mut e);
-        self.absorb(e, depth, ctx);
-    }
-
     /// Evaluates a word, judging the commands its substitutions would run.
     fn word(&mut self, raw: &str, depth: usize, ctx: &Ctx) -> Option<Word> {
         let e = words::evaluate(raw, &self.options);
@@ -376,6 +291,16 @@ impl Walker<'_> {
             self.script(s, depth, &sub_ctx);
         }
         e.word
+    }
+
+    /// A variable name computed at run time and then evaluated (`[[ -v $x ]]`): a name such
+    /// as `a[$(cmd)]` runs the command in its subscript.
+    pub(super) fn indirect_name(&mut self, construct: &str) {
+        self.problem(
+            "indirect-code",
+            Decision::Ask,
+            format!("`{construct}` evaluates a variable name computed at run time; a subscript in it (`a[$(cmd)]`) runs a command"),
+        );
     }
 
     fn redirect(&mut self, r: &IoRedirect, depth: usize, ctx: &mut Ctx) {
@@ -466,6 +391,14 @@ impl Walker<'_> {
     }
 
     fn simple(&mut self, s: &ast::SimpleCommand, depth: usize, ctx: &Ctx) -> Option<String> {
+        // Substitutions inside this command's words walk commands of their own.
+        let outer = std::mem::take(&mut self.pending);
+        let program = self.simple_inner(s, depth, ctx);
+        self.pending = outer;
+        program
+    }
+
+    fn simple_inner(&mut self, s: &ast::SimpleCommand, depth: usize, ctx: &Ctx) -> Option<String> {
         let mut c = ctx.clone();
         c.stdin_text = None;
         let mut argv: Vec<Word> = Vec::new();
@@ -479,6 +412,16 @@ impl Walker<'_> {
         }
         for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
             self.item(item, depth, &mut c, &mut argv);
+        }
+        let assigns = argv.first().is_none_or(|p| {
+            matches!(
+                p.text.as_str(),
+                "export" | "declare" | "typeset" | "readonly" | "local"
+            )
+        });
+        if assigns {
+            let pending = std::mem::take(&mut self.pending);
+            self.vars.extend(pending);
         }
         if argv.is_empty() {
             if c.writes.is_empty() && c.reads.is_empty() {
@@ -533,18 +476,37 @@ impl Walker<'_> {
                         format!("setting `{name}` makes programs run code or load libraries the guard cannot see"),
                     );
                 }
+                let mut values = Vec::new();
                 match &a.value {
                     ast::AssignmentValue::Scalar(v) => {
-                        self.word(&v.value, depth, ctx);
+                        let value = self.word(&v.value, depth, ctx);
+                        self.pending.push((
+                            name.to_string(),
+                            value.clone().unwrap_or_else(|| Word::literal("")),
+                        ));
+                        values.extend(value);
                     }
-                    ast::AssignmentValue::Array(values) => {
-                        for (k, v) in values {
+                    ast::AssignmentValue::Array(items) => {
+                        for (k, v) in items {
                             if let Some(k) = k {
                                 self.word(&k.value, depth, ctx);
                             }
-                            self.word(&v.value, depth, ctx);
+                            values.extend(self.word(&v.value, depth, ctx));
                         }
                     }
+                }
+                // `x='a[$(id)]'`: the text of a substitution stored for later, which bash runs
+                // when the value is expanded as arithmetic (`$((x))`), a prompt (`${x@P}`) or
+                // a subscript.
+                if values
+                    .iter()
+                    .any(|v| !v.dynamic && (v.text.contains("$(") || v.text.contains('`')))
+                {
+                    self.problem(
+                        "deferred-code",
+                        Decision::Ask,
+                        format!("`{name}` is given the text of a command substitution, which bash runs if the value is later evaluated (arithmetic, `${{{name}@P}}`, a subscript)"),
+                    );
                 }
                 // As an argument (`export X=1`, `declare -a X=(...)`) the word is passed on.
                 if !argv.is_empty() {
@@ -567,6 +529,7 @@ impl Walker<'_> {
     }
 }
 
+mod compound;
 mod run;
 #[cfg(test)]
 mod tests;

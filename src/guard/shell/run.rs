@@ -17,6 +17,17 @@ impl Walker<'_> {
         args_from_stdin: bool,
     ) -> String {
         let name = basename(&argv[0].text).to_string();
+        if !argv[0].dynamic
+            && let Some(at) = self.aliases.iter().rposition(|(n, _)| *n == argv[0].text)
+        {
+            // An alias (or a `hash -p` name) runs what it stands for; bash does not expand
+            // the same alias again inside its own text.
+            let (alias, value) = self.aliases.remove(at);
+            let rest: Vec<String> = argv[1..].iter().map(quoted).collect();
+            self.script(&format!("{value} {}", rest.join(" ")), depth + 1, &ctx);
+            self.aliases.insert(at, (alias, value));
+            return name;
+        }
         if argv[0].dynamic {
             self.problem(
                 "dynamic-command",
@@ -68,6 +79,7 @@ impl Walker<'_> {
             via: ctx.via.clone(),
             reads: ctx.reads.clone(),
             cd: self.cd.clone(),
+            vars: self.vars.clone(),
         });
         match name.as_str() {
             "cd" | "pushd" => {
@@ -164,6 +176,58 @@ impl Walker<'_> {
                 ),
             }
         }
+        // After the alias's own text was judged above, so it is not expanded into itself.
+        self.define_names(&name, &argv);
         innermost
+    }
+
+    /// Records what `alias NAME=VALUE` and `hash -p PATH NAME` make a name run, and flags
+    /// `test -v "$x"` (a computed variable name, whose subscript may run code).
+    fn define_names(&mut self, name: &str, argv: &[Word]) {
+        match name {
+            "alias" => {
+                for w in &argv[1..] {
+                    if let Some((n, v)) = w.text.split_once('=')
+                        && !w.dynamic
+                    {
+                        self.aliases.push((n.to_string(), v.to_string()));
+                    }
+                }
+            }
+            "hash" => {
+                if let Some(p) = argv.iter().position(|w| w.text == "-p")
+                    && let Some(path) = argv.get(p + 1)
+                {
+                    for n in argv[p + 2..].iter().filter(|w| !w.text.starts_with('-')) {
+                        if n.dynamic || path.dynamic {
+                            self.problem(
+                                "dynamic-command",
+                                Decision::Ask,
+                                format!("`hash -p {} {}` makes a name run a program computed at run time", path.text, n.text),
+                            );
+                        }
+                        self.aliases.push((n.text.clone(), quoted(path)));
+                    }
+                }
+            }
+            "test" | "["
+                if argv
+                    .windows(2)
+                    .any(|w| w[0].text == "-v" && !w[0].dynamic && w[1].dynamic) =>
+            {
+                self.indirect_name("test -v");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A word as shell text that evaluates to it again: single-quoted when its value is known,
+/// as written (expansions and globs kept) when it is computed.
+fn quoted(w: &Word) -> String {
+    if w.dynamic {
+        w.text.clone()
+    } else {
+        format!("'{}'", w.text.replace('\'', "'\\''"))
     }
 }

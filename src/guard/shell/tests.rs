@@ -80,3 +80,37 @@ fn hostile_nesting_fails_closed_quickly() {
         analyze(&ifs).problems
     );
 }
+
+#[test]
+fn aliases_and_hashed_names_run_what_they_stand_for() {
+    assert!(argvs("alias x='rm -rf'; x /").contains(&"rm -rf /".to_string()));
+    assert!(
+        argvs("hash -p /usr/bin/kubectl ls; ls delete ns")
+            .contains(&"/usr/bin/kubectl delete ns".to_string())
+    );
+    // Bash does not expand an alias again inside its own text.
+    assert_eq!(
+        argvs("alias ls='ls -F'; ls a"),
+        ["alias ls=ls -F", "ls -F", "ls -F a"]
+    );
+}
+
+#[test]
+fn code_kept_for_later_evaluation_is_flagged() {
+    let ids =
+        |src: &str| -> Vec<&'static str> { analyze(src).problems.iter().map(|p| p.id).collect() };
+    assert!(ids("x='a[$(id)]'; echo $((x))").contains(&"deferred-code"));
+    assert!(ids("[[ -v $x ]]").contains(&"indirect-code"));
+    assert!(ids("test -v \"$x\"").contains(&"indirect-code"));
+    assert!(ids("while :; do sleep 9 & done").contains(&"background-loop"));
+    assert!(ids("x=5; echo $((x + 1)); [[ -v x ]]").is_empty());
+}
+
+#[test]
+fn plain_assignments_are_remembered_for_later_commands() {
+    let a = analyze("D=/etc; X=1 true; cat $D/passwd");
+    let last = a.commands.last().unwrap();
+    assert_eq!(last.vars.len(), 1);
+    assert_eq!(last.vars[0].0, "D");
+    assert_eq!(last.vars[0].1.text, "/etc");
+}

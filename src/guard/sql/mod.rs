@@ -5,6 +5,7 @@
 //! anything the parser cannot read is refused too (fail closed). The connection the tool opens
 //! is read-only as well; this judge is the first of the two layers.
 
+pub mod clients;
 mod functions;
 mod literals;
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! `find -exec`, `bash -c`, `eval`, ... The guard looks through them to what really runs.
 
 use super::words::Word;
+use spec::{command_start, spec, subcommand_launcher};
+
+mod spec;
 
 /// What a wrapper runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,7 @@ pub const INJECTING_ENV: &[&str] = &[
     "BASHOPTS",
     "IFS",
     "PATH",
+    "CDPATH",
     "GIT_SSH_COMMAND",
     "GIT_SSH",
     "GIT_EXEC_PATH",
@@ -115,172 +119,6 @@ pub fn basename(program: &str) -> &str {
 /// True for `python3.11` and friends when `name` is `python3`.
 pub fn is_shell(name: &str) -> bool {
     SHELLS.contains(&name)
-}
-
-/// Option spec of a wrapper: which options take a value (in the next word unless attached).
-struct Spec {
-    /// Short options (letters) that take a value.
-    short_with_value: &'static str,
-    /// Long options that take a value (without `--`).
-    long_with_value: &'static [&'static str],
-    /// Skip leading `NAME=value` words (env, sudo).
-    skip_assignments: bool,
-    /// Positional words to skip before the command (timeout's duration, chroot's dir, flock's file).
-    skip_positionals: usize,
-}
-
-fn spec(name: &str) -> Option<Spec> {
-    let s = |short: &'static str, long: &'static [&'static str], assign: bool, pos: usize| {
-        Some(Spec {
-            short_with_value: short,
-            long_with_value: long,
-            skip_assignments: assign,
-            skip_positionals: pos,
-        })
-    };
-    match name {
-        "sudo" => s(
-            "ugpChDrtUTR",
-            &[
-                "user",
-                "group",
-                "prompt",
-                "close-from",
-                "host",
-                "chdir",
-                "role",
-                "type",
-                "other-user",
-                "command-timeout",
-                "chroot",
-            ],
-            true,
-            0,
-        ),
-        "doas" => s("uC", &[], false, 0),
-        "env" => s(
-            "uCS",
-            &[
-                // --block-signal and friends take an optional `=SIG` only.
-                "unset",
-                "chdir",
-                "split-string",
-            ],
-            true,
-            0,
-        ),
-        "command" | "builtin" | "nohup" | "busybox" | "setsid" | "caffeinate" => {
-            s("", &[], false, 0)
-        }
-        "exec" => s("a", &[], false, 0),
-        "time" => s("fo", &["format", "output"], false, 0),
-        "nice" => s("n", &["adjustment"], false, 0),
-        "ionice" => s("cnp", &["class", "classdata", "pid"], false, 0),
-        "timeout" => s("sk", &["signal", "kill-after"], false, 1),
-        "stdbuf" => s("ioe", &["input", "output", "error"], false, 0),
-        "chroot" => s("", &["userspec", "groups"], false, 1),
-        "flock" => s(
-            "wEc",
-            &["timeout", "conflict-exit-code", "command"],
-            false,
-            1,
-        ),
-        "runuser" | "su" => s(
-            "ugGcsw",
-            &[
-                "user",
-                "group",
-                "supp-group",
-                "command",
-                "shell",
-                "whitelist-environment",
-            ],
-            false,
-            0,
-        ),
-        "xargs" => s(
-            "IiLlnPsdEeaM",
-            &[
-                "replace",
-                "max-lines",
-                "max-args",
-                "max-procs",
-                "max-chars",
-                "delimiter",
-                "eof",
-                "arg-file",
-                "process-slot-var",
-            ],
-            false,
-            0,
-        ),
-        "watch" => s("nqd", &["interval", "differences", "equexit"], false, 0),
-        "strace" | "ltrace" => s("eoOpPsSuIbXa", &[], false, 0),
-        _ => None,
-    }
-}
-
-/// Splits a wrapper's argv at its command: returns the index of the first word of the command.
-fn command_start(name: &str, argv: &[Word], spec: &Spec) -> Option<usize> {
-    let mut i = 1;
-    let mut positionals = spec.skip_positionals;
-    while i < argv.len() {
-        let w = &argv[i].text;
-        if w == "--" {
-            i += 1;
-            break;
-        }
-        if let Some(long) = w.strip_prefix("--") {
-            let key = long.split('=').next().unwrap_or(long);
-            i += if !long.contains('=') && spec.long_with_value.contains(&key) {
-                2
-            } else {
-                1
-            };
-            continue;
-        }
-        if w.starts_with('-') && w.len() > 1 && !(name == "nice" && w[1..].parse::<i64>().is_ok()) {
-            // A bundle like `-u root` or `-uroot`: a value-taking letter eats the rest or the next.
-            let letters: Vec<char> = w[1..].chars().collect();
-            let mut step = 1;
-            for (k, c) in letters.iter().enumerate() {
-                if spec.short_with_value.contains(*c) {
-                    if k + 1 == letters.len() {
-                        step = 2;
-                    }
-                    break;
-                }
-            }
-            i += step;
-            continue;
-        }
-        if w.starts_with('-') {
-            i += 1;
-            continue;
-        }
-        if spec.skip_assignments && is_assignment(w) {
-            i += 1;
-            continue;
-        }
-        if positionals > 0 {
-            positionals -= 1;
-            i += 1;
-            continue;
-        }
-        break;
-    }
-    (i < argv.len()).then_some(i)
-}
-
-fn is_assignment(w: &str) -> bool {
-    match w.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        }
-        None => false,
-    }
 }
 
 /// Finds the value of a short option (`-c SCRIPT`, also bundled as `-lc SCRIPT`).
@@ -438,10 +276,33 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
                     words.extend(inputs);
                     vec![script(name, joined(&words))]
                 }
-                _ => Vec::new(),
+                // No template: every input is a command line of its own; from stdin or a
+                // `::::` file they cannot be seen.
+                _ if !inputs.is_empty() && !argv.iter().any(|w| w.text == "::::") => {
+                    inputs.into_iter().map(|w| script(name, w)).collect()
+                }
+                _ => vec![script(
+                    name,
+                    Word {
+                        text: "<commands read from input>".to_string(),
+                        dynamic: true,
+                    },
+                )],
             };
         }
         _ => {}
+    }
+    if let Some((at, key)) = subcommand_launcher(name, argv) {
+        let sub = &argv[at..];
+        let npm_like = !matches!(key, "docker exec" | "uv run" | "uvx");
+        if npm_like && let Some(w) = call_option(sub) {
+            // `npx -c 'cmd'`, `npm exec --call 'cmd'`: a script string.
+            return vec![script(name, w)];
+        }
+        return match spec(key).and_then(|sp| command_start(key, sub, &sp)) {
+            Some(start) => vec![cmd(name, &sub[start..], false)],
+            None => Vec::new(),
+        };
     }
     let Some(spec) = spec(name) else {
         return Vec::new();
@@ -507,9 +368,66 @@ pub fn unwrap(argv: &[Word]) -> Vec<Unwrapped> {
         "watch" if !argv.iter().any(|w| w.text == "-x" || w.text == "--exec") => {
             vec![script(name, joined(rest))]
         }
-        "xargs" => vec![cmd(name, rest, true)],
+        "xargs" => {
+            // `-I R`: R in the command is replaced by an input line, like find's `{}`.
+            let inner = match xargs_replace_string(&argv[..start]) {
+                Some(r) => rest
+                    .iter()
+                    .map(|w| computed_if(w, w.text.contains(&r)))
+                    .collect(),
+                None => rest.to_vec(),
+            };
+            vec![cmd(name, &inner, true)]
+        }
         _ => vec![cmd(name, rest, false)],
     }
+}
+
+/// The replace string of xargs's options (`-I R`, `-IR`, `-i`, `--replace[=R]`), if any.
+fn xargs_replace_string(options: &[Word]) -> Option<String> {
+    let mut found = None;
+    for (i, w) in options.iter().enumerate().skip(1) {
+        let t = w.text.as_str();
+        if t == "-I" {
+            found = options.get(i + 1).map(|v| v.text.clone());
+        } else if let Some(r) = t.strip_prefix("-I").filter(|r| !r.is_empty()) {
+            found = Some(r.to_string());
+        } else if let Some(r) = t.strip_prefix("-i").or_else(|| t.strip_prefix("--replace")) {
+            let r = r.strip_prefix('=').unwrap_or(r);
+            found = Some(if r.is_empty() { "{}" } else { r }.to_string());
+        }
+    }
+    found.filter(|r| !r.is_empty())
+}
+
+/// `w`, marked as computed at run time when `computed`.
+fn computed_if(w: &Word, computed: bool) -> Word {
+    Word {
+        text: w.text.clone(),
+        dynamic: w.dynamic || computed,
+    }
+}
+
+/// The value of `-c`/`--call` (npm's script option), before the command it would run.
+fn call_option(argv: &[Word]) -> Option<Word> {
+    let mut i = 1;
+    while i < argv.len() {
+        let t = argv[i].text.as_str();
+        if t == "--" || !t.starts_with('-') {
+            return None;
+        }
+        if t == "-c" || t == "--call" {
+            return argv.get(i + 1).cloned();
+        }
+        if let Some(v) = t.strip_prefix("--call=") {
+            return Some(Word {
+                text: v.to_string(),
+                dynamic: argv[i].dynamic,
+            });
+        }
+        i += 1;
+    }
+    None
 }
 
 fn unwrap_find(argv: &[Word]) -> Vec<Unwrapped> {
@@ -528,16 +446,7 @@ fn unwrap_find(argv: &[Word]) -> Vec<Unwrapped> {
             if end > start {
                 let inner: Vec<Word> = argv[start..end]
                     .iter()
-                    .map(|w| {
-                        if w.text.contains("{}") {
-                            Word {
-                                text: w.text.clone(),
-                                dynamic: true,
-                            }
-                        } else {
-                            w.clone()
-                        }
-                    })
+                    .map(|w| computed_if(w, w.text.contains("{}")))
                     .collect();
                 out.push(Unwrapped::Command {
                     wrapper: "find".to_string(),
