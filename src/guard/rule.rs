@@ -304,10 +304,9 @@ impl Rule {
                 };
                 let abs = paths.absolute(&text);
                 let abs = abs.to_string_lossy();
-                let excepted = self
-                    .writes_except
-                    .iter()
-                    .any(|g| g.is_match(abs.as_ref()) || g.is_match(&text));
+                // Only the normalised path may be excepted: `/tmp/../etc/x` as written matches
+                // `/tmp/**`, but it writes /etc/x.
+                let excepted = self.writes_except.iter().any(|g| g.is_match(abs.as_ref()));
                 bool_hit(!excepted && test(abs.as_ref(), &text))
             })
             .max()

@@ -114,6 +114,42 @@ pub(super) fn spec(name: &str) -> Option<Spec> {
             1,
         ),
         "cgexec" => s("g", &[], false, 0),
+        // Sandboxes, init shims, display and bus launchers, resource limiters: the command
+        // they start is the one to judge.
+        "firejail" | "tini" | "dumb-init" | "dbus-run-session" | "unbuffer" | "linux32"
+        | "linux64" | "i386" | "x86_64" | "catchsegv" | "valgrind" | "torsocks" | "proxychains"
+        | "proxychains4" => s("", &[], false, 0),
+        "dbus-launch" => s("", &["autolaunch", "config-file"], false, 0),
+        "xvfb-run" => s(
+            "nsefwp",
+            &[
+                "server-num",
+                "server-args",
+                "error-file",
+                "auth-file",
+                "wait",
+                "xauth-protocol",
+            ],
+            false,
+            0,
+        ),
+        "numactl" => s(
+            "NmCPipl",
+            &[
+                "cpunodebind",
+                "membind",
+                "physcpubind",
+                "preferred",
+                "interleave",
+                "localalloc",
+            ],
+            false,
+            0,
+        ),
+        "cpulimit" => s("lpe", &["limit", "pid", "exe"], false, 0),
+        "chpst" => s("uUenlLmdofpcr", &[], false, 0),
+        // `setarch ARCH [opts] CMD`, `faketime [opts] TIMESTAMP CMD`: one positional first.
+        "setarch" | "faketime" => s("", &[], false, 1),
         "nsenter" => s("tSG", &["target", "setuid", "setgid"], false, 0),
         "unshare" => s(
             "SGRw",
