@@ -117,20 +117,11 @@ impl AuditLog {
 /// Columns written per entry.
 const COLUMNS: usize = 9;
 
-/// Writes a batch with one multi-row INSERT (one round trip to the database). Placeholders are
-/// `$N`, which both SQLite and PostgreSQL accept through the Any driver.
+/// Writes a batch with one multi-row INSERT (one round trip to the database).
 async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
-    let rows: Vec<String> = (0..batch.len())
-        .map(|r| {
-            let params: Vec<String> = (1..=COLUMNS)
-                .map(|c| format!("${}", r * COLUMNS + c))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) VALUES {}",
-        rows.join(", ")
+        super::placeholders::rows(store.backend(), batch.len(), COLUMNS)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in batch {
