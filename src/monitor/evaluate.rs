@@ -26,6 +26,16 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// path so that rules on one file share its reads).
 pub const LOG_READERS: usize = 2;
 
+/// What the sources answered in one evaluation.
+struct Gathered {
+    /// Every enabled rule's outcome, by index.
+    outcomes: HashMap<usize, Outcome>,
+    /// The local log files' bookkeeping to store.
+    reads: Vec<LogRead>,
+    metric_calls: usize,
+    db_statements: usize,
+}
+
 /// Everything an evaluation needs.
 #[derive(Clone)]
 pub struct Monitor {
@@ -69,6 +79,8 @@ pub struct Evaluation {
     pub rules: Vec<RuleReport>,
     /// GetMetricData calls made.
     pub metric_calls: usize,
+    /// SQL statements run for `db_query` rules (rules that run the same statement share one).
+    pub db_statements: usize,
     /// Notices queued (one per notice, not per channel).
     pub notices: usize,
     pub duration_ms: u64,
@@ -121,7 +133,14 @@ impl Monitor {
         let now = Utc::now();
         let enabled: Vec<&Rule> = rules.iter().filter(|r| r.spec.enabled).collect();
         let previous = state::load_all(&self.store).await?;
-        let (outcomes, reads, metric_calls) = self.outcomes(&enabled, now).await?;
+        let loaded = started.elapsed();
+        let Gathered {
+            outcomes,
+            reads,
+            metric_calls,
+            db_statements,
+        } = self.outcomes(&enabled, now).await?;
+        let gathered = started.elapsed();
         let mut next_states = Vec::with_capacity(enabled.len());
         let mut notices = Vec::new();
         let mut reports = Vec::with_capacity(enabled.len());
@@ -164,6 +183,7 @@ impl Monitor {
             });
             next_states.push(s.next);
         }
+        let stepped = started.elapsed();
         if !dry_run {
             let by_id: HashMap<&str, &Rule> = enabled.iter().map(|r| (r.id(), *r)).collect();
             let mut tx = self.store.pool().begin().await?;
@@ -172,21 +192,32 @@ impl Monitor {
             outbox::enqueue(&mut tx, &by_id, &notices).await?;
             tx.commit().await?;
         }
+        tracing::debug!(
+            "evaluated {} rules in {:?}: states loaded {:?}, sources {:?}, steps {:?}, saved {:?} \
+             ({db_statements} SQL statements, {metric_calls} GetMetricData calls)",
+            enabled.len(),
+            started.elapsed(),
+            loaded,
+            gathered - loaded,
+            stepped - gathered,
+            started.elapsed() - stepped,
+        );
         Ok(Evaluation {
             dry_run,
             rules: reports,
             metric_calls,
+            db_statements,
             notices: notices.len(),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
 
-    /// Every enabled rule's outcome by index, the log bookkeeping, and the metric call count.
+    /// Every enabled rule's outcome, the log bookkeeping, and the calls made.
     async fn outcomes(
         &self,
         rules: &[&Rule],
         now: DateTime<Utc>,
-    ) -> Result<(HashMap<usize, Outcome>, Vec<LogRead>, usize), MonitorError> {
+    ) -> Result<Gathered, MonitorError> {
         let mut outcomes = HashMap::with_capacity(rules.len());
         let metric_rules: Vec<(usize, &Rule)> = rules
             .iter()
@@ -240,27 +271,44 @@ impl Monitor {
         let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for (i, rule) in rules.iter().enumerate() {
-            if matches!(rule.params, Params::Metric(_)) || is_local_log(rule) {
+            // Log-group rules here; local files are read above, db_query rules below.
+            let Params::LogKeyword(p) = &rule.params else {
+                continue;
+            };
+            if p.path.is_some() {
                 continue;
             }
-            let params = rule.params.clone();
+            let group = p.log_group.clone().unwrap_or_default();
+            let (p, sources, limit) = (p.clone(), self.sources.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let outcome = db::evaluate_log_group(&sources, &group, &p, now).await;
+                (vec![i], outcome)
+            });
+        }
+        // Each distinct statement runs once (judged by the guard, then run read-only), and
+        // every rule that asks it takes its outcome.
+        let queries = db::group_queries(rules.iter().enumerate().filter_map(
+            |(i, r)| match &r.params {
+                Params::DbQuery(p) => Some((i, p)),
+                _ => None,
+            },
+        ));
+        let db_statements = queries.len();
+        for query in queries {
             let (sources, limit) = (self.sources.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                match params {
-                    Params::LogKeyword(p) => {
-                        let group = p.log_group.clone().unwrap_or_default();
-                        (i, db::evaluate_log_group(&sources, &group, &p, now).await)
-                    }
-                    Params::DbQuery(p) => (i, db::evaluate_query(&sources, &p).await),
-                    Params::Metric(_) => (i, Outcome::NoData),
-                }
+                let outcome = db::evaluate_query(&sources, &query.params).await;
+                (query.rules, outcome)
             });
         }
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok((i, outcome)) => {
-                    outcomes.insert(i, outcome);
+                Ok((takers, outcome)) => {
+                    for i in takers {
+                        outcomes.insert(i, outcome.clone());
+                    }
                 }
                 Err(e) => tracing::error!("a rule evaluation task failed: {e}"),
             }
@@ -277,7 +325,12 @@ impl Monitor {
                 Err(e) => tracing::error!("a log reader failed: {e}"),
             }
         }
-        Ok((outcomes, reads, calls))
+        Ok(Gathered {
+            outcomes,
+            reads,
+            metric_calls: calls,
+            db_statements,
+        })
     }
 }
 

@@ -283,7 +283,7 @@ pub struct LogKeywordParams {
 }
 
 /// `params` of a `db_query` rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DbQueryParams {
     /// Database name from the sql tool's configuration (default: its default database).

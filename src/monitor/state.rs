@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, placeholders};
 
 /// How many recent values a state keeps (for the `sre` prompt and resources).
 pub const RECENT_VALUES: usize = 20;
@@ -166,13 +166,8 @@ pub async fn load_one(store: &Store, rule_id: &str) -> Result<Option<RuleState>,
 
 /// Writes `states` (insert or replace) on `conn`, in batches of multi-row upserts.
 pub async fn save(conn: &mut sqlx::AnyConnection, states: &[RuleState]) -> Result<(), sqlx::Error> {
+    let backend = placeholders::backend_of(conn);
     for chunk in states.chunks(UPSERT_BATCH) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let p: Vec<String> = (1..=NCOLS).map(|c| format!("${}", r * NCOLS + c)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
         let updates: Vec<String> = COLUMNS
             .split(", ")
             .skip(1)
@@ -180,7 +175,7 @@ pub async fn save(conn: &mut sqlx::AnyConnection, states: &[RuleState]) -> Resul
             .collect();
         let sql = format!(
             "INSERT INTO monitor_rule_state ({COLUMNS}) VALUES {} ON CONFLICT (rule_id) DO UPDATE SET {}",
-            rows.join(", "),
+            placeholders::rows(backend, chunk.len(), NCOLS),
             updates.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

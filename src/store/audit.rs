@@ -60,8 +60,11 @@ impl AuditLog {
         tokio::spawn(async move {
             let mut batch: Vec<AuditEntry> = Vec::new();
             let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+            // A full batch left entries queued: the burst is already here, so the next batch
+            // is written without waiting (10,000 entries used to wait 40 times).
+            let mut backlog = false;
             while let Some(first) = rx.recv().await {
-                if matches!(first, Msg::Entry(_)) {
+                if matches!(first, Msg::Entry(_)) && !backlog {
                     tokio::time::sleep(LINGER).await;
                 }
                 let mut next = Some(first);
@@ -74,6 +77,7 @@ impl AuditLog {
                         next = rx.try_recv().ok();
                     }
                 }
+                backlog = batch.len() >= BATCH && !rx.is_empty();
                 if !batch.is_empty() {
                     if let Err(e) = insert_batch(&writer_store, &batch).await {
                         tracing::error!("audit log: could not store {} entries: {e}", batch.len());
@@ -117,20 +121,11 @@ impl AuditLog {
 /// Columns written per entry.
 const COLUMNS: usize = 9;
 
-/// Writes a batch with one multi-row INSERT (one round trip to the database). Placeholders are
-/// `$N`, which both SQLite and PostgreSQL accept through the Any driver.
+/// Writes a batch with one multi-row INSERT (one round trip to the database).
 async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
-    let rows: Vec<String> = (0..batch.len())
-        .map(|r| {
-            let params: Vec<String> = (1..=COLUMNS)
-                .map(|c| format!("${}", r * COLUMNS + c))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) VALUES {}",
-        rows.join(", ")
+        super::placeholders::rows(store.backend(), batch.len(), COLUMNS)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in batch {

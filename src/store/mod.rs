@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod location;
+pub mod placeholders;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::support::{
     self, HookReceiver, Workspace, audit_entries, cli, cli_ok, loopback_notify_policy,
 };
-use super::{alive_rule, as_refs, env_for, kinds, monitor_json, state_of, write_rules};
+use super::{alive_rule, as_refs, env_for, kinds, monitor_json, report_of, state_of, write_rules};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_firing_resolved_once_each_with_dry_run_changing_nothing() {
@@ -307,6 +307,26 @@ fn orders_rule() -> Value {
     })
 }
 
+/// An `orders` table with three pending orders.
+async fn three_pending_orders(pool: &sqlx::AnyPool) {
+    sqlx::query("CREATE TABLE orders (id INTEGER, status TEXT)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO orders VALUES (1, 'pending'), (2, 'pending'), (3, 'pending')")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// A new SQLite database in `dir`: a pool that may write, and the plain URL rules read.
+async fn sqlite_shop(dir: &std::path::Path) -> (sqlx::AnyPool, String) {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}/shop.db?mode=rwc", dir.display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    (pool, format!("sqlite://{}/shop.db", dir.display()))
+}
+
 /// Fires and resolves a db_query rule against `url`, whose `orders` table `exec` can change.
 async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
     let ws = Workspace::new();
@@ -314,14 +334,7 @@ async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
     let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
     env.push(("DATABASE_URL".into(), url.into()));
     write_rules(&ws, &[orders_rule()]);
-    sqlx::query("CREATE TABLE orders (id INTEGER, status TEXT)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO orders VALUES (1, 'pending'), (2, 'pending'), (3, 'pending')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    three_pending_orders(&pool).await;
     let v = monitor_json(&ws, &env, &[]);
     assert_eq!(state_of(&v, "orders-stuck"), "firing", "{v}");
     assert_eq!(v["rules"][0]["value"], 3.0);
@@ -336,12 +349,69 @@ async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn db_query_rules_on_sqlite() {
-    sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/shop.db?mode=rwc", dir.path().display());
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let plain = format!("sqlite://{}/shop.db", dir.path().display());
-    db_rule_fires_and_resolves(&plain, pool).await;
+    let (pool, url) = sqlite_shop(dir.path()).await;
+    db_rule_fires_and_resolves(&url, pool).await;
+}
+
+/// A warning and a critical rule on one query share one statement run per heartbeat and both
+/// get its value; a refused statement shared by two rules is refused for both (the guard
+/// judges every statement a heartbeat runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_on_the_same_query_share_one_run_and_one_judgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, url) = sqlite_shop(dir.path()).await;
+    three_pending_orders(&pool).await;
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    let mut env = env_for(&loopback_notify_policy(&ws), &hook.url("/hook"));
+    env.push(("DATABASE_URL".into(), url));
+    let pending = "SELECT count(*) FROM orders WHERE status = 'pending'";
+    let rule = |id: &str, query: &str, threshold: f64| {
+        json!({
+            "id": id, "type": "db_query", "params": {"query": query},
+            "condition": {"operator": "gt", "threshold": threshold}, "channels": ["webhook"]
+        })
+    };
+    write_rules(
+        &ws,
+        &[
+            rule("orders-warning", pending, 2.0),
+            rule("orders-critical", pending, 5.0),
+            rule("orders-all", "SELECT count(*) FROM orders", 100.0),
+            rule("purge-a", "DELETE FROM orders", 0.0),
+            rule("purge-b", "DELETE FROM orders", 0.0),
+        ],
+    );
+    let v = monitor_json(&ws, &env, &[]);
+    assert_eq!(v["db_statements"], 3, "three distinct statements: {v}");
+    for (id, state, value) in [
+        ("orders-warning", "firing", 3.0),
+        ("orders-critical", "ok", 3.0),
+        ("orders-all", "ok", 3.0),
+    ] {
+        let r = report_of(&v, id);
+        assert_eq!(r["state"], state, "{id}: {r}");
+        assert_eq!(r["value"], value, "{id}: {r}");
+    }
+    for id in ["purge-a", "purge-b"] {
+        let r = report_of(&v, id);
+        assert_eq!(r["state"], "error", "{id}: {r}");
+        let problem = r["problem"].as_str().unwrap_or_default();
+        assert!(problem.contains("refused"), "{id}: {problem}");
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 3, "the refused DELETE never ran");
+    // Each rule still has its own evaluation in the audit log.
+    let evaluated = audit_entries(ws.path(), &as_refs(&env))
+        .iter()
+        .filter(|e| e["tool"] == "monitor.evaluate")
+        .count();
+    assert_eq!(evaluated, 5);
+    assert_eq!(kinds(&hook), ["firing"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::monitor::rules::LogKeywordParams;
 use crate::monitor::transition::Outcome;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, placeholders};
 
 /// A file seen for the first time is read from at most this far before its end.
 pub const FIRST_READ_MAX_BYTES: u64 = 1024 * 1024;
@@ -95,6 +95,7 @@ const COUNT_BATCH: usize = 2000;
 /// Stores what `reads` advanced, on `conn` (inside the evaluation's transaction), in a few
 /// multi-row statements rather than one per (rule, file).
 pub async fn save(conn: &mut sqlx::AnyConnection, reads: &[LogRead]) -> Result<(), sqlx::Error> {
+    let backend = placeholders::backend_of(conn);
     let offsets: Vec<(&str, &str, &FileOffset)> = reads
         .iter()
         .flat_map(|r| {
@@ -107,7 +108,7 @@ pub async fn save(conn: &mut sqlx::AnyConnection, reads: &[LogRead]) -> Result<(
         let sql = format!(
             "INSERT INTO monitor_log_offsets (rule_id, path, file_id, offset_bytes) VALUES {} \
              ON CONFLICT (rule_id, path) DO UPDATE SET file_id = excluded.file_id, offset_bytes = excluded.offset_bytes",
-            placeholders(chunk.len(), 4)
+            placeholders::rows(backend, chunk.len(), 4)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (rule, path, off) in chunk {
@@ -123,7 +124,7 @@ pub async fn save(conn: &mut sqlx::AnyConnection, reads: &[LogRead]) -> Result<(
         let sql = format!(
             "INSERT INTO monitor_log_counts (rule_id, recent) VALUES {} \
              ON CONFLICT (rule_id) DO UPDATE SET recent = excluded.recent",
-            placeholders(chunk.len(), 2)
+            placeholders::rows(backend, chunk.len(), 2)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for read in chunk {
@@ -139,15 +140,6 @@ pub async fn save(conn: &mut sqlx::AnyConnection, reads: &[LogRead]) -> Result<(
         q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// `($1, $2), ($3, $4), ...`: `rows` groups of `cols` numbered placeholders.
-fn placeholders(rows: usize, cols: usize) -> String {
-    let row = |r: usize| {
-        let p: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
-        format!("({})", p.join(", "))
-    };
-    (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
 /// A read's identity: the file, where the rule stopped last (none: never read), the pattern.
