@@ -69,8 +69,7 @@ impl Globals {
 
     /// The policy as the tools apply it: package installs checked against the OSV advisories
     /// found at start, and pi-mcp's own state protected like the policy's protected paths.
-    pub fn runtime_guard(&self, ws: &Workspace) -> anyhow::Result<Arc<Guard>> {
-        let trusted = self.trusted_paths(ws)?;
+    pub fn runtime_guard(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
         let advisories = crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir);
         let guard = self
             .guard()?
@@ -162,14 +161,11 @@ impl App {
     /// HTTP face with a Slack signing secret can receive the clicks).
     pub async fn open(globals: &Globals, slack_buttons: bool) -> anyhow::Result<App> {
         let ws = globals.workspace()?;
-        let guard = globals.runtime_guard(&ws)?;
+        let trusted = globals.trusted_paths(&ws)?;
+        let guard = globals.runtime_guard(&trusted)?;
         let tools = ToolContext::new(ws.clone(), guard.clone());
         let writable = crate::tools::sandbox::writable_dirs(&tools);
-        check_out_of_reach(
-            &globals.trusted_paths(&ws)?,
-            &writable,
-            guard.file().sandbox,
-        )?;
+        check_out_of_reach(&trusted, &writable, guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone());
         let queue = ApprovalQueue::new(

@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         }) => {
             let ws = cli.global.workspace()?;
-            let guard = cli.global.runtime_guard(&ws)?;
+            let guard = cli.global.runtime_guard(&cli.global.trusted_paths(&ws)?)?;
             let cwd = match cwd {
                 Some(c) => c
                     .canonicalize()
