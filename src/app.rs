@@ -164,7 +164,7 @@ impl App {
         let trusted = globals.trusted_paths(&ws)?;
         let guard = globals.runtime_guard(&trusted)?;
         let tools = ToolContext::new(ws.clone(), guard.clone());
-        let writable = crate::tools::sandbox::writable_dirs(&tools);
+        let writable = crate::sandbox::writable_dirs(&tools);
         check_out_of_reach(&trusted, &writable, guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone());
@@ -255,7 +255,7 @@ pub fn check_out_of_reach(
     sandbox: SandboxMode,
 ) -> anyhow::Result<()> {
     for (what, path, fix) in trusted.described() {
-        let Some(by) = crate::tools::sandbox::writable_by_bash(path, writable) else {
+        let Some(by) = crate::sandbox::writable_by_bash(path, writable) else {
             continue;
         };
         let message = format!(

@@ -101,7 +101,7 @@ pub enum PolicyCommand {
 /// Arguments of the hidden `__sandbox-exec` subcommand (see `pi_mcp::tools::sandbox`).
 #[derive(Debug, Args)]
 pub struct SandboxExecArgs {
-    /// What to enforce, as JSON (`pi_mcp::tools::sandbox::Spec`).
+    /// What to enforce, as JSON (`pi_mcp::sandbox::Spec`).
     #[arg(long)]
     pub spec: String,
     /// The program and its arguments, after `--`.

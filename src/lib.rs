@@ -8,6 +8,8 @@ pub mod guard;
 pub mod heartbeat;
 pub mod monitor;
 pub mod redact;
+pub mod sandbox;
+pub mod secrets;
 pub mod server;
 pub mod severity;
 pub mod store;

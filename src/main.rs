@@ -12,7 +12,7 @@ use pi_mcp::app::App;
 use pi_mcp::guard::{Guard, PathContext, PolicyFile};
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
-use pi_mcp::tools::sandbox;
+use pi_mcp::sandbox;
 use tracing_subscriber::EnvFilter;
 
 use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};

@@ -237,7 +237,7 @@ async fn execute(
     let (reader, writer) = std::io::pipe().map_err(|e| fail("create a pipe", e))?;
     let writer2 = writer.try_clone().map_err(|e| fail("create a pipe", e))?;
     // `bash -c command`, under the OS sandbox unless the policy turns it off.
-    let mut cmd = super::sandbox::bash_command(ctx, command)
+    let mut cmd = crate::sandbox::bash_command(ctx, command)
         .map_err(|e| ToolError::new(format!("could not start bash: {e}")))?;
     cmd.current_dir(cwd)
         .stdin(Stdio::null())
@@ -247,7 +247,7 @@ async fn execute(
         .kill_on_drop(true);
     for (name, _) in std::env::vars_os() {
         if let Some(n) = name.to_str()
-            && ctx.guard.env_denied(n)
+            && (ctx.guard.env_denied(n) || crate::secrets::is_server_secret(n))
         {
             cmd.env_remove(n);
         }

@@ -10,7 +10,6 @@ pub mod osv_scanner;
 pub mod osv_update;
 pub mod output;
 pub mod read;
-pub mod sandbox;
 pub mod sql;
 
 use std::future::Future;

@@ -40,7 +40,7 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::ToolContext;
+use crate::tools::ToolContext;
 use crate::guard::PolicyFile;
 use crate::guard::policy::{NetworkMode, SandboxMode};
 
