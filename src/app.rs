@@ -163,9 +163,8 @@ impl App {
         let ws = globals.workspace()?;
         let trusted = globals.trusted_paths(&ws)?;
         let guard = globals.runtime_guard(&trusted)?;
-        let tools = ToolContext::new(ws.clone(), guard.clone());
-        let writable = crate::sandbox::writable_dirs(&tools);
-        check_out_of_reach(&trusted, &writable, guard.file().sandbox)?;
+        let tools = ToolContext::new(ws.clone(), guard.clone()).hiding(&trusted.protected());
+        check_out_of_reach(&trusted, tools.sandbox.writable(), guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone());
         let queue = ApprovalQueue::new(

@@ -10,9 +10,9 @@ use anyhow::Context;
 use clap::Parser;
 use pi_mcp::app::App;
 use pi_mcp::guard::{Guard, PathContext, PolicyFile};
+use pi_mcp::sandbox;
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
-use pi_mcp::sandbox;
 use tracing_subscriber::EnvFilter;
 
 use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};
@@ -37,6 +37,13 @@ fn main() -> ExitCode {
         let e = sandbox::exec(&args.spec, &args.command);
         eprintln!("pi-mcp: sandbox: {e}");
         return ExitCode::from(sandbox::SETUP_FAILED);
+    }
+    // Nothing this process runs may read its memory or its environment (which holds the
+    // operator's tokens and channel secrets) through /proc or ptrace: not dumpable. The bash
+    // children also run under Landlock (no access to processes outside their domain) and, where
+    // namespaces are available, see a /proc with only their own processes.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("pi-mcp: cannot mark the process not dumpable: {e}");
     }
     // A panic (the guard catches the shell parser's) is reported in one log line, not as a
     // backtrace on stderr.
@@ -113,12 +120,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 guard.file().block.len(),
                 guard.file().risk.len()
             );
-            if guard.file().sandbox == pi_mcp::guard::policy::SandboxMode::Required {
-                sandbox::check_at_start(guard.file())?;
+            let must_hold = guard.file().sandbox == pi_mcp::guard::policy::SandboxMode::Required
+                || guard.file().network_required;
+            let policy = guard.file().clone();
+            let probe = app.tools.sandbox.clone();
+            if must_hold {
+                sandbox::check_at_start(&probe, &policy)?;
             } else {
-                // Only a log line depends on the probe: keep it off the path to `initialize`.
-                let policy = guard.file().clone();
-                std::thread::spawn(move || sandbox::check_at_start(&policy));
+                // Only a log line depends on the probes: keep them off the path to `initialize`.
+                std::thread::spawn(move || sandbox::check_at_start(&probe, &policy));
             }
             let server = app.server();
             let store = app.store.clone();

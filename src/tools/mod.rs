@@ -28,6 +28,8 @@ pub struct ToolContext {
     pub home: PathBuf,
     /// Where `ask` decisions wait for a human when the client cannot be asked.
     pub approvals: Option<Arc<approvals::ApprovalQueue>>,
+    /// What bounds a `bash` child (Landlock, namespaces, the egress proxy).
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 impl ToolContext {
@@ -35,12 +37,32 @@ impl ToolContext {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
+        let sandbox = Arc::new(crate::sandbox::Sandbox::new(
+            guard.file(),
+            guard.hidden(),
+            workspace.roots(),
+            &home,
+            &[],
+        ));
         ToolContext {
             workspace,
             guard,
             home,
             approvals: None,
+            sandbox,
         }
+    }
+
+    /// Hides `paths` (pi-mcp's own state) from every `bash` child as well.
+    pub fn hiding(mut self, paths: &[PathBuf]) -> Self {
+        self.sandbox = Arc::new(crate::sandbox::Sandbox::new(
+            self.guard.file(),
+            self.guard.hidden(),
+            self.workspace.roots(),
+            &self.home,
+            paths,
+        ));
+        self
     }
 
     /// Lets `ask` decisions wait in `queue` when no one can be asked on the spot.
