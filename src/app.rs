@@ -191,6 +191,24 @@ impl App {
     pub fn guard(&self) -> &Arc<Guard> {
         &self.tools.guard
     }
+
+    /// Logs how `bash` children are bounded on this machine. Where the policy requires a layer
+    /// (`sandbox: required`, `network_required`) the probes run now and a missing layer is an
+    /// error; otherwise they run off the path to the first request.
+    pub fn report_sandbox(&self) -> anyhow::Result<()> {
+        let policy = self.guard().file().clone();
+        let sandbox = self.tools.sandbox.clone();
+        if policy.sandbox == SandboxMode::Required || policy.network_required {
+            crate::sandbox::check_at_start(&sandbox, &policy)?;
+        } else {
+            std::thread::spawn(move || {
+                if let Err(e) = crate::sandbox::check_at_start(&sandbox, &policy) {
+                    tracing::error!("{e}; every bash call will fail until this is fixed");
+                }
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What pi-mcp must trust on disk: if the agent could write these, it could approve its own

@@ -120,16 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 guard.file().block.len(),
                 guard.file().risk.len()
             );
-            let must_hold = guard.file().sandbox == pi_mcp::guard::policy::SandboxMode::Required
-                || guard.file().network_required;
-            let policy = guard.file().clone();
-            let probe = app.tools.sandbox.clone();
-            if must_hold {
-                sandbox::check_at_start(&probe, &policy)?;
-            } else {
-                // Only a log line depends on the probes: keep them off the path to `initialize`.
-                std::thread::spawn(move || sandbox::check_at_start(&probe, &policy));
-            }
+            app.report_sandbox()?;
             let server = app.server();
             let store = app.store.clone();
             match args.http {

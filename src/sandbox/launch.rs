@@ -291,6 +291,15 @@ impl Sandbox {
         })
     }
 
+    /// Creates the runtime directory and the proxy now, where a call would need them, so that a
+    /// failure shows at start rather than at the first call.
+    pub fn ready(&self) -> Result<(), SandboxError> {
+        if self.mode != SandboxMode::Off && self.namespaces().is_ok() {
+            self.runtime()?;
+        }
+        Ok(())
+    }
+
     /// Where the proxy sockets live (for tests and `doctor`), once created.
     pub fn runtime_dir(&self) -> Option<&Path> {
         match self.runtime.get() {

@@ -435,6 +435,68 @@ mod tests {
         assert!(parse(b"GET https://x/ HTTP/1.1\r\n\r\n").is_err());
     }
 
+    async fn ask(socket: &Path, request: &str) -> String {
+        let mut conn = UnixStream::connect(socket).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = conn.read(&mut answer).await.unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn listed_destinations_pass_others_are_refused_and_all_are_recorded() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = upstream.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = upstream.accept().await {
+                let _ = c.write_all(b"hello").await;
+            }
+        });
+        let policy: NetworkPolicy =
+            serde_json::from_str(&format!(r#"{{"allow": ["127.0.0.1:{port}"]}}"#)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = EgressProxy::new(policy, dir.path().to_path_buf());
+        let session = proxy.session().unwrap();
+        let ok = ask(
+            session.socket(),
+            &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n"),
+        )
+        .await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        let refused = ask(
+            session.socket(),
+            "CONNECT evil.example:443 HTTP/1.1\r\n\r\n",
+        )
+        .await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        assert!(refused.contains("network.allow"), "{refused}");
+        let traffic = session.finish().await;
+        assert_eq!(traffic.refused(), vec!["evil.example:443".to_string()]);
+        assert!(
+            traffic
+                .connections
+                .iter()
+                .any(|c| c.allowed && c.port == port)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_is_refused_not_queued() {
+        let policy: NetworkPolicy = serde_json::from_str(r#"{"allow": []}"#).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = EgressProxy::new(policy, dir.path().to_path_buf());
+        let session = proxy.session().unwrap();
+        // Connections that never send a head hold their slot until the head timeout.
+        let mut held = Vec::new();
+        for _ in 0..MAX_OPEN_PER_CALL {
+            held.push(UnixStream::connect(session.socket()).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let answer = ask(session.socket(), "CONNECT x:1 HTTP/1.1\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        drop(held);
+    }
+
     #[test]
     fn metadata_addresses_are_link_local() {
         assert!(link_local("169.254.169.254".parse().unwrap()));

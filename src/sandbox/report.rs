@@ -29,6 +29,7 @@ pub fn startup_report(
     {
         return Err(SandboxError::NoNamespace(why.clone()));
     }
+    sandbox.ready()?;
     let network = sandbox.network_words();
     let hidden = match &namespaces {
         Ok(()) => format!(
