@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::guard::policy::SandboxMode;
-use crate::guard::{Guard, Workspace};
+use crate::guard::{Enforcement, Guard, PolicyFile, Workspace};
 use crate::store::{AuditLog, Store, location};
 use crate::tools::ToolContext;
 use crate::tools::approvals::ApprovalQueue;
@@ -68,14 +68,17 @@ impl Globals {
     }
 
     /// The policy as the tools apply it: package installs checked against the OSV advisories
-    /// found at start, and pi-mcp's own state protected like the policy's protected paths.
+    /// found at start, pi-mcp's own state protected like the policy's protected paths, and
+    /// judging with what the sandbox enforces on this machine (stricter where it cannot bound).
     pub fn runtime_guard(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
         let advisories = crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir);
         let guard = self
             .guard()?
             .with_osv(advisories)
             .protect(&trusted.protected())?;
-        Ok(Arc::new(guard))
+        // TEMP: `crate::sandbox::enforcement` once the sandbox provides it (see the bottom).
+        let enforced = enforcement(guard.file());
+        Ok(Arc::new(guard.with_enforcement(enforced)))
     }
 
     /// The directory of pi-mcp's own state: `--state-dir`/`$PI_MCP_STATE_DIR`, else
@@ -270,4 +273,21 @@ pub fn check_out_of_reach(
         tracing::warn!("{message}");
     }
     Ok(())
+}
+
+// TEMP until the sandbox provides it
+/// What the sandbox enforces for `bash` children under `policy` on this machine: writes when
+/// Landlock is enforced (and the sandbox is on), the network when the policy denies it (seccomp),
+/// hidden paths not yet.
+pub fn enforcement(policy: &PolicyFile) -> Enforcement {
+    let landlock = policy.sandbox != SandboxMode::Off
+        && matches!(
+            crate::sandbox::probe(),
+            crate::sandbox::Support::Landlock { .. }
+        );
+    Enforcement {
+        writes: landlock,
+        network: policy.network == crate::guard::policy::NetworkMode::Deny,
+        hidden: false,
+    }
 }
