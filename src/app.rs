@@ -68,14 +68,16 @@ impl Globals {
     }
 
     /// The policy as the tools apply it: package installs checked against the OSV advisories
-    /// found at start, and pi-mcp's own state protected like the policy's protected paths.
+    /// found at start, pi-mcp's own state protected like the policy's protected paths, and
+    /// judging with what the sandbox enforces on this machine (stricter where it cannot bound).
     pub fn runtime_guard(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
         let advisories = crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir);
         let guard = self
             .guard()?
             .with_osv(advisories)
             .protect(&trusted.protected())?;
-        Ok(Arc::new(guard))
+        let enforced = crate::sandbox::enforcement(guard.file());
+        Ok(Arc::new(guard.with_enforcement(enforced)))
     }
 
     /// The directory of pi-mcp's own state: `--state-dir`/`$PI_MCP_STATE_DIR`, else

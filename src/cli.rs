@@ -74,6 +74,10 @@ pub enum PolicyCommand {
         /// Directory the command would run in (default: the first workspace root).
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
+        /// Judge as if the sandbox enforced every layer (`full`), writes only (`partial`), or
+        /// nothing (`none`); default: what this machine enforces under the policy.
+        #[arg(long, value_name = "LEVEL", value_parser = ["full", "partial", "none"])]
+        sandbox: Option<String>,
         /// Judge every line of FILE (`-` for stdin) instead: a line is a command, or a JSON
         /// string for a command with newlines; prints one verdict per line.
         #[arg(long, value_name = "FILE", conflicts_with = "command")]

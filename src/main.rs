@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pi_mcp::app::App;
-use pi_mcp::guard::{Guard, PathContext, PolicyFile};
+use pi_mcp::guard::{Enforcement, Guard, PathContext, PolicyFile};
 use pi_mcp::sandbox;
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
@@ -141,11 +141,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Check {
             json,
             cwd,
+            sandbox,
             batch,
             command,
         }) => {
             let ws = cli.global.workspace()?;
-            let guard = cli.global.runtime_guard(&cli.global.trusted_paths(&ws)?)?;
+            let mut guard = cli.global.runtime_guard(&cli.global.trusted_paths(&ws)?)?;
+            if let Some(level) = sandbox.as_deref().and_then(Enforcement::from_level) {
+                guard = std::sync::Arc::new((*guard).clone().with_enforcement(level));
+            }
+            let layers = sandbox_layers(guard.enforcement());
             let cwd = match cwd {
                 Some(c) => c
                     .canonicalize()
@@ -161,13 +166,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 home,
             };
             match batch {
-                None => print_verdict(&guard.judge_command(&command.join(" "), &ctx), *json)?,
+                None => print_verdict(
+                    &guard.judge_command(&command.join(" "), &ctx),
+                    &layers,
+                    *json,
+                )?,
                 Some(file) => {
                     for command in batch_commands(file)? {
                         let verdict = guard.judge_command(&command, &ctx);
                         if *json {
                             let mut v = serde_json::to_value(&verdict)?;
                             v["command"] = serde_json::Value::String(command);
+                            v["sandbox"] = layers.clone();
                             println!("{v}");
                         } else {
                             println!(
@@ -289,12 +299,49 @@ async fn osv_update(
     })
 }
 
-fn print_verdict(verdict: &pi_mcp::guard::Verdict, json: bool) -> anyhow::Result<()> {
+/// Which sandbox layers bound the judged commands and which are missing, for `policy check`:
+/// `{"level": "partial", "bound": ["writes"], "missing": ["network", "hidden"]}`.
+fn sandbox_layers(e: Enforcement) -> serde_json::Value {
+    let level = [
+        ("full", Enforcement::FULL),
+        ("partial", Enforcement::PARTIAL),
+        ("none", Enforcement::NONE),
+    ]
+    .into_iter()
+    .find(|(_, l)| *l == e)
+    .map_or("custom", |(n, _)| n);
+    serde_json::json!({ "level": level, "bound": e.bound(), "missing": e.missing() })
+}
+
+fn print_verdict(
+    verdict: &pi_mcp::guard::Verdict,
+    layers: &serde_json::Value,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(verdict)?);
+        let mut v = serde_json::to_value(verdict)?;
+        v["sandbox"] = layers.clone();
+        println!("{v}");
         return Ok(());
     }
     println!("decision: {} (risk {})", verdict.decision, verdict.risk);
+    let names = |key: &str| {
+        let list: Vec<&str> = layers[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        if list.is_empty() {
+            "-".to_string()
+        } else {
+            list.join(", ")
+        }
+    };
+    println!(
+        "sandbox: {} (bound by: {}; not bound: {})",
+        layers["level"].as_str().unwrap_or("?"),
+        names("bound"),
+        names("missing")
+    );
     if !verdict.reasons.is_empty() {
         println!("reasons:");
         for r in &verdict.reasons {

@@ -22,6 +22,60 @@ fn corpus() -> Vec<Value> {
         .collect()
 }
 
+/// The sandbox level an entry is judged under: its `sandbox` field, else `partial` (writes
+/// confined, network and hidden paths not), so that the corpus does not depend on the machine.
+fn level(e: &Value) -> &str {
+    e["sandbox"].as_str().unwrap_or("partial")
+}
+
+/// The verdict on every entry, in order: one `policy check --batch` per sandbox level.
+fn judge_by_level(ws: &Workspace, entries: &[Value]) -> Vec<Value> {
+    let mut verdicts: Vec<Option<Value>> = vec![None; entries.len()];
+    for lvl in ["full", "partial", "none"] {
+        let at: Vec<usize> = (0..entries.len())
+            .filter(|&i| level(&entries[i]) == lvl)
+            .collect();
+        if at.is_empty() {
+            continue;
+        }
+        let batch = ws.write(
+            &format!("batch-{lvl}.txt"),
+            at.iter()
+                .map(|&i| format!("{}\n", entries[i]["command"]))
+                .collect::<String>(),
+        );
+        let out = cli_ok(
+            ws.path(),
+            &[
+                "policy",
+                "check",
+                "--sandbox",
+                lvl,
+                "--json",
+                "--batch",
+                batch.to_str().unwrap(),
+            ],
+            &[("HOME", "/home/agent")],
+        );
+        let got: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got.len(), at.len(), "{lvl}");
+        for (i, v) in at.into_iter().zip(got) {
+            assert_eq!(v["sandbox"]["level"], lvl);
+            verdicts[i] = Some(v);
+        }
+    }
+    assert!(
+        entries
+            .iter()
+            .all(|e| ["full", "partial", "none"].contains(&level(e))),
+        "a corpus entry names an unknown sandbox level"
+    );
+    verdicts.into_iter().flatten().collect()
+}
+
 #[test]
 fn disguised_commands_are_never_allowed_and_everyday_ones_are() {
     let entries = corpus();
@@ -33,28 +87,7 @@ fn disguised_commands_are_never_allowed_and_everyday_ones_are() {
     );
 
     let ws = Workspace::new();
-    let batch = ws.write(
-        "batch.txt",
-        entries
-            .iter()
-            .map(|e| format!("{}\n", e["command"]))
-            .collect::<String>(),
-    );
-    let out = cli_ok(
-        ws.path(),
-        &[
-            "policy",
-            "check",
-            "--json",
-            "--batch",
-            batch.to_str().unwrap(),
-        ],
-        &[("HOME", "/home/agent")],
-    );
-    let verdicts: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let verdicts = judge_by_level(&ws, &entries);
     assert_eq!(verdicts.len(), entries.len());
 
     let mut failures = Vec::new();
@@ -109,6 +142,9 @@ fn disguised_commands_are_never_allowed_and_everyday_ones_are() {
         "host",
         "exfiltration",
         "hostile",
+        "unknown-program",
+        "staged-code",
+        "program-options",
     ] {
         assert!(
             by_class.get(class).is_some_and(|n| *n >= 3),

@@ -216,7 +216,10 @@ async fn required_sandbox_starts_on_this_kernel_and_says_so() {
 #[tokio::test]
 async fn sandbox_off_runs_bash_unconfined() {
     let ws = Workspace::new();
-    let path = ws.write("test-policy.json", r#"{"sandbox": "off"}"#);
+    let path = ws.write(
+        "test-policy.json",
+        r#"{"sandbox": "off", "known_programs": ["touch"]}"#,
+    );
     let path = path.to_str().unwrap();
     let out = cli(ws.path(), &["--policy", path, "serve", "--stdio"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -101,7 +101,7 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
                 dynamic: w.dynamic,
             })
         })),
-        "cp" | "mv" | "install" | "ln" | "rsync" => {
+        "cp" | "mv" | "install" | "ln" | "rsync" | "scp" => {
             // `-t DIR` names the target; then every positional is a source.
             let target_dir = option_values(cmd, &["-t", "--target-directory"]);
             let sources = if target_dir.is_empty() {
@@ -128,6 +128,18 @@ pub fn write_targets(cmd: &Command, shape: &Shape) -> Vec<Word> {
         "tar" | "gtar" | "bsdtar" if extracts(cmd, shape) => {
             out.extend(option_values(cmd, &["-C", "--directory"]))
         }
+        // Creating, appending or updating writes the archive named by `-f`.
+        "tar" | "gtar" | "bsdtar" if archives(cmd, shape) => {
+            out.extend(option_values(cmd, &["-f", "--file"]));
+            // Old style, `tar czf out.tgz src`: the file follows the bundle.
+            if cmd
+                .argv
+                .get(1)
+                .is_some_and(|w| !w.text.starts_with('-') && w.text.contains('f'))
+            {
+                out.extend(cmd.argv.get(2).cloned());
+            }
+        }
         "curl" | "wget" => out.extend(option_values(
             cmd,
             &["-o", "--output", "-O", "--output-document"],
@@ -153,6 +165,26 @@ fn extracts(cmd: &Command, shape: &Shape) -> bool {
             .argv
             .get(1)
             .is_some_and(|w| !w.text.starts_with('-') && w.text.contains('x'))
+}
+
+/// True for a tar that writes an archive (`-c`, `-r`, `-u`, `-A` or an old-style bundle).
+fn archives(cmd: &Command, shape: &Shape) -> bool {
+    [
+        "-c",
+        "--create",
+        "-r",
+        "--append",
+        "-u",
+        "--update",
+        "-A",
+        "--catenate",
+    ]
+    .iter()
+    .any(|f| shape.flags.contains(*f))
+        || cmd
+            .argv
+            .get(1)
+            .is_some_and(|w| !w.text.starts_with('-') && w.text.contains(['c', 'r', 'u']))
 }
 
 /// Values of the given options, as `-o value`, `--opt value` or `--opt=value`.

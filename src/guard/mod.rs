@@ -24,11 +24,19 @@ pub mod versions;
 pub mod words;
 pub mod wrappers;
 
+// Failing closed where the sandbox cannot bound (what it enforces, unknown programs, code
+// staged for a loader, options that run or write).
+pub mod bounds;
+pub mod enforcement;
+pub mod known;
+pub mod options;
+
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 pub use decision::{Decision, Reason, Verdict};
+pub use enforcement::Enforcement;
 pub use paths::{PathContext, PathError, Protected, Workspace};
 pub use policy::{PolicyError, PolicyFile, Timeouts};
 
@@ -56,6 +64,8 @@ pub struct Guard {
     hidden: hidden::HiddenPatterns,
     /// What the `cloudwatch` tool may read.
     cloudwatch: cloudwatch::CloudWatchScope,
+    /// What the sandbox enforces, and what the guard judges more strictly without it.
+    bounds: bounds::Bounds,
 }
 
 impl Guard {
@@ -180,8 +190,10 @@ impl Guard {
             osv: None,
             rego: None,
             cloudwatch,
+            bounds: bounds::Bounds::default(),
         };
-        Ok(guard)
+        let bounds = bounds::Bounds::compile(&guard.file, source)?;
+        Ok(Guard { bounds, ..guard })
     }
 
     /// The same policy, checking package installs against `advisories` (see
@@ -253,42 +265,70 @@ impl Guard {
     }
 
     fn check_examples(&self) -> Result<(), PolicyError> {
-        let ctx = Guard::example_context();
         for (kind, specs) in [("block", &self.file.block), ("risk", &self.file.risk)] {
             for (i, s) in specs.iter().enumerate() {
-                for (j, ex) in s.examples.iter().enumerate() {
-                    let v = self.judge_command(ex, &ctx);
-                    if !v.reasons.iter().any(|r| r.rule == s.id) {
-                        return Err(PolicyError::Rule {
-                            file: self.source.clone(),
-                            rule: s.id.clone(),
-                            field: format!("{kind}[{i}].examples[{j}]"),
-                            message: format!(
-                                "the rule does not match its example `{ex}` (got {})",
-                                v.summary()
-                            ),
-                        });
-                    }
-                }
-                for (j, ex) in s.counter_examples.iter().enumerate() {
-                    let v = self.judge_command(ex, &ctx);
-                    if v.reasons.iter().any(|r| r.rule == s.id) {
-                        return Err(PolicyError::Rule {
-                            file: self.source.clone(),
-                            rule: s.id.clone(),
-                            field: format!("{kind}[{i}].counter_examples[{j}]"),
-                            message: format!("the rule matches its counter-example `{ex}`"),
-                        });
-                    }
-                }
+                self.check_rule_examples(kind, i, &s.id, &s.examples, &s.counter_examples)?;
+            }
+        }
+        self.check_bound_examples()
+    }
+
+    /// Rule `id` (the `i`th of `kind`) must take part in the verdict on each example and in
+    /// none on its counter-examples, judged in [`Guard::example_context`] with every sandbox
+    /// layer enforced (so that an example holds whatever the machine enforces).
+    fn check_rule_examples(
+        &self,
+        kind: &str,
+        i: usize,
+        id: &str,
+        examples: &[String],
+        counter_examples: &[String],
+    ) -> Result<(), PolicyError> {
+        let ctx = Guard::example_context();
+        let error = |field: String, message: String| PolicyError::Rule {
+            file: self.source.clone(),
+            rule: id.to_string(),
+            field,
+            message,
+        };
+        for (j, ex) in examples.iter().enumerate() {
+            let v = self.judge_under(ex, &ctx, Enforcement::FULL);
+            if !v.reasons.iter().any(|r| r.rule == id) {
+                return Err(error(
+                    format!("{kind}[{i}].examples[{j}]"),
+                    format!(
+                        "the rule does not match its example `{ex}` (got {})",
+                        v.summary()
+                    ),
+                ));
+            }
+        }
+        for (j, ex) in counter_examples.iter().enumerate() {
+            let v = self.judge_under(ex, &ctx, Enforcement::FULL);
+            if v.reasons.iter().any(|r| r.rule == id) {
+                return Err(error(
+                    format!("{kind}[{i}].counter_examples[{j}]"),
+                    format!("the rule matches its counter-example `{ex}`"),
+                ));
             }
         }
         Ok(())
     }
 
-    /// Judges a shell command without running anything.
+    /// Judges a shell command without running anything, under the enforcement the guard was
+    /// given ([`Guard::with_enforcement`]).
     pub fn judge_command(&self, command: &str, paths: &PathContext) -> Verdict {
-        let analysis = shell::analyze(command);
+        self.judge_under(command, paths, self.bounds.enforcement)
+    }
+
+    /// Judges a shell command as if the sandbox enforced `enforcement`.
+    pub fn judge_under(
+        &self,
+        command: &str,
+        paths: &PathContext,
+        enforcement: Enforcement,
+    ) -> Verdict {
+        let analysis = shell::analyze_with(command, Some(self.program_options()));
         let mut verdict = Verdict::allow();
         for p in &analysis.problems {
             verdict = verdict.merge(Verdict::single(p.decision, p.id, p.message.clone()));
@@ -310,8 +350,10 @@ impl Guard {
                 self.judge_simple(&blurred, &blurred_shape, paths)
             };
             verdict = verdict.merge(judged);
+            verdict = verdict.merge(self.judge_bounds(cmd, &analysis.functions, enforcement));
         }
         verdict = verdict.merge(sequence::write_then_run(&analysis.commands, &shapes, paths));
+        verdict = verdict.merge(self.judge_staged(&analysis.commands, &shapes, paths));
         verdict = verdict.merge(sequence::through_new_links(
             &analysis.commands,
             &shapes,

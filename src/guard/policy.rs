@@ -97,6 +97,24 @@ pub struct PolicyFile {
     /// no command counts as observation.
     #[serde(default)]
     pub observe_commands: super::observe::ObservePolicy,
+    /// Everyday programs the guard knows besides those its rules name (see README, "Fail
+    /// closed where the sandbox cannot bound"): a program known nowhere is `ask` unless the
+    /// sandbox bounds writes, network and hidden paths for it. Globs allowed.
+    #[serde(default)]
+    pub known_programs: Vec<String>,
+    /// Programs that load code from files (`make`, `npm test`, `pytest`, `git`, `bash FILE`):
+    /// at least `ask` when an earlier part of the same command line writes a file. Rules
+    /// without a score; their examples are checked when the policy loads.
+    #[serde(default)]
+    pub code_loaders: Vec<RuleSpec>,
+    /// Programs that write files without naming them as a target (`git clone`, `tar -x`,
+    /// `unzip`, `curl -O`): they count as writes for `code_loaders`.
+    #[serde(default)]
+    pub file_writers: Vec<RuleSpec>,
+    /// Options of everyday tools that run a program, write a file or follow instructions from
+    /// a file (`tar --to-command`, `git -c core.pager=`, `curl --output-dir`, `curl -K`).
+    #[serde(default)]
+    pub program_options: Vec<super::options::OptionSpec>,
     /// Free-form notes for humans.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub comments: BTreeMap<String, String>,

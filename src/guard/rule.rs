@@ -46,6 +46,9 @@ pub struct Match {
     /// Normalised flags of which at least one must be present.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags_any: Vec<String>,
+    /// Normalised flags none of which may be present (`bash FILE` loads a file, `bash -c` not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags_none: Vec<String>,
     /// Globs of which at least one argument word must match (as written, quotes removed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args_any: Vec<String>,
@@ -90,6 +93,7 @@ pub struct Rule {
     subcommands: Vec<Pattern>,
     flags_all: Vec<String>,
     flags_any: Vec<String>,
+    flags_none: Vec<String>,
     args_any: Vec<Pattern>,
     args_regex: Option<Regex>,
     outside_workspace: bool,
@@ -164,6 +168,7 @@ impl Rule {
             subcommands: globs("subcommands", &m.subcommands, false)?,
             flags_all: m.flags_all.clone(),
             flags_any: m.flags_any.clone(),
+            flags_none: m.flags_none.clone(),
             args_any: globs("args_any", &m.args_any, false)?,
             args_regex,
             outside_workspace: m.outside_workspace,
@@ -217,6 +222,9 @@ impl Rule {
         if !self.flags_any.is_empty() {
             let any = self.flags_any.iter().any(|f| has_flag(shape, f));
             need(&mut hit, if any { Hit::Yes } else { unknown });
+        }
+        if self.flags_none.iter().any(|f| shape.flags.contains(f)) {
+            return Hit::No;
         }
         if !self.args_any.is_empty() {
             let args = &cmd.argv[1..];

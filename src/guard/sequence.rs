@@ -1,13 +1,104 @@
 //! State carried across the commands of one line that the guard cannot see through by
 //! judging each command alone: a file written and then run (`curl -o i.sh ...; sh i.sh`), and
 //! a symbolic or hard link made and then used as a path (`ln -s / r; rm -rf r/etc`), which
-//! would reach wherever the link points.
+//! would reach wherever the link points, and a file written and then loaded as code by a
+//! build tool, test runner, package manager or version-control hook (`echo ... > Makefile;
+//! make`), which the guard cannot read.
 
 use std::path::PathBuf;
 
-use super::decision::{Decision, Verdict};
+use super::decision::{Decision, Reason, Verdict};
 use super::paths::PathContext;
+use super::rule::{Hit, Rule};
 use super::{argv, shell, wrappers};
+
+/// Written "files" that are not files: writing them stages nothing.
+const SINKS: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/stdout",
+    "/dev/stderr",
+    "/dev/tty",
+];
+const SINK_PREFIXES: &[&str] = &["/dev/fd/", "/proc/self/fd/"];
+
+/// A program of the policy's `code_loaders` (`make`, `npm test`, `pytest`, `git commit`,
+/// `bash FILE`, ...) run after an earlier part of the same line wrote a file: what it loads
+/// (a build file, a package manifest's scripts, a test configuration, a hook) may be what was
+/// just written, and the guard judged the writing, not the code. A write counts when it goes
+/// anywhere but a sink such as `/dev/null`, when the guard cannot resolve its target, or when
+/// a program of `file_writers` writes files it does not name (`git clone`, `tar -x`).
+pub fn staged_code(
+    commands: &[shell::Command],
+    shapes: &[argv::Shape],
+    loaders: &[Rule],
+    writers: &[Rule],
+    paths: &PathContext,
+    source: &str,
+) -> Verdict {
+    let mut v = Verdict::allow();
+    if loaders.is_empty() {
+        return v;
+    }
+    let mut staged: Option<String> = None;
+    for (cmd, shape) in commands.iter().zip(shapes) {
+        if let Some(write) = &staged
+            && let Some(rule) = loaders
+                .iter()
+                .find(|r| r.check(cmd, shape, paths) != Hit::No)
+        {
+            v = v.merge(Verdict {
+                decision: Decision::Ask,
+                risk: 0,
+                reasons: vec![Reason {
+                    rule: rule.id.clone(),
+                    decision: Decision::Ask,
+                    risk: 0,
+                    message: format!(
+                        "`{}` loads code from files ({}), and {write} earlier on this line: it could load what was just written, which the guard has not seen",
+                        cmd.display(),
+                        rule.description
+                    ),
+                    source: Some(source.to_string()),
+                }],
+                commands: Vec::new(),
+            });
+        }
+        if staged.is_none() {
+            staged = written_file(cmd, shape, writers, paths);
+        }
+    }
+    v
+}
+
+/// How `cmd` writes a file, in words, if it does.
+fn written_file(
+    cmd: &shell::Command,
+    shape: &argv::Shape,
+    writers: &[Rule],
+    paths: &PathContext,
+) -> Option<String> {
+    let shown = cmd.display();
+    for w in argv::write_targets(cmd, shape) {
+        if w.dynamic {
+            return Some(format!(
+                "`{shown}` writes `{}`, a path known only at run time",
+                w.text
+            ));
+        }
+        let abs = paths.absolute(&w.text);
+        let abs = abs.to_string_lossy();
+        let sink =
+            SINKS.contains(&abs.as_ref()) || SINK_PREFIXES.iter().any(|p| abs.starts_with(p));
+        if !sink {
+            return Some(format!("`{shown}` writes `{}`", w.text));
+        }
+    }
+    writers
+        .iter()
+        .find(|r| r.check(cmd, shape, paths) != Hit::No)
+        .map(|r| format!("`{shown}` writes files ({})", r.description))
+}
 
 /// A file written by one command and run as a script or program by another in the same call
 /// (`echo ... > x.sh; bash x.sh`): the guard judged the writing, not what the file will hold.

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::guard::PolicyFile;
 use crate::guard::egress::NetworkMode;
 use crate::guard::policy::SandboxMode;
+use crate::guard::{Enforcement, PolicyFile};
 
 use super::hidden::HiddenPaths;
 use super::landlock::Support;
@@ -17,15 +17,36 @@ use super::proxy::{EgressProxy, Session};
 use super::relay::{Forward, name_address};
 use super::{EXEC_SUBCOMMAND, NetSpec, SandboxError, Spec, TMP_DIR, listed_writable};
 
-/// Which layers bound a `bash` child on this machine under this policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Layers {
-    /// Writes confined by Landlock.
-    pub writes: bool,
-    /// The network bounded: the allow-list proxy in a namespace, or no sockets at all.
-    pub network: bool,
-    /// Hidden paths and other processes' `/proc` entries unreadable.
-    pub hidden: bool,
+/// What the running kernel gives every child, probed once per process.
+static LANDLOCK: OnceLock<Support> = OnceLock::new();
+static NAMESPACES: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Landlock support on this kernel (probed once per process).
+pub fn landlock_support() -> &'static Support {
+    LANDLOCK.get_or_init(super::landlock::probe)
+}
+
+/// Whether this process can give a child its own namespaces (probed once per process, by
+/// starting one).
+pub fn namespace_support() -> Result<(), String> {
+    NAMESPACES.get_or_init(probe_namespaces).clone()
+}
+
+/// The layers that bound a `bash` child under `policy` on this machine: what the guard judges
+/// with (a program it does not know is `allow` only when all three hold).
+pub fn enforcement(policy: &PolicyFile) -> Enforcement {
+    if policy.sandbox == SandboxMode::Off {
+        return Enforcement::NONE;
+    }
+    Enforcement {
+        writes: matches!(landlock_support(), Support::Landlock { .. }),
+        network: match policy.network.mode {
+            NetworkMode::Open => false,
+            // Where namespaces are missing, `allowlist` falls back to `deny`: bounded either way.
+            NetworkMode::Deny | NetworkMode::Allowlist => true,
+        },
+        hidden: namespace_support().is_ok(),
+    }
 }
 
 /// A prepared `bash` call: the command to spawn, and the proxy session when the child gets a
@@ -50,8 +71,6 @@ pub struct Sandbox {
     forward_names: Vec<(String, std::net::IpAddr)>,
     policy_network: crate::guard::egress::NetworkPolicy,
     runtime: OnceLock<Result<Runtime, String>>,
-    support: OnceLock<Support>,
-    namespaces: OnceLock<Result<(), String>>,
 }
 
 /// The private directory and what lives in it.
@@ -118,8 +137,6 @@ impl Sandbox {
             forward_names,
             policy_network: policy.network.clone(),
             runtime: OnceLock::new(),
-            support: OnceLock::new(),
-            namespaces: OnceLock::new(),
         }
     }
 
@@ -128,42 +145,17 @@ impl Sandbox {
         &self.writable
     }
 
-    /// Landlock support on this kernel (probed once).
-    pub fn landlock(&self) -> &Support {
-        self.support.get_or_init(super::landlock::probe)
+    /// Landlock support on this kernel.
+    pub fn landlock(&self) -> &'static Support {
+        landlock_support()
     }
 
-    /// Whether this process can give a child its own namespaces (probed once, by starting one).
+    /// Whether a child gets its own namespaces here.
     pub fn namespaces(&self) -> Result<(), String> {
-        self.namespaces
-            .get_or_init(|| {
-                if self.mode == SandboxMode::Off {
-                    return Err("the sandbox is off".into());
-                }
-                probe_namespaces()
-            })
-            .clone()
-    }
-
-    /// The layers that bound a child here.
-    pub fn layers(&self) -> Layers {
         if self.mode == SandboxMode::Off {
-            return Layers {
-                writes: false,
-                network: false,
-                hidden: false,
-            };
+            return Err("the sandbox is off".into());
         }
-        let writes = matches!(self.landlock(), Support::Landlock { .. });
-        let ns = self.namespaces().is_ok();
-        Layers {
-            writes,
-            network: match self.network {
-                NetworkMode::Open => false,
-                NetworkMode::Deny | NetworkMode::Allowlist => true,
-            },
-            hidden: ns,
-        }
+        namespace_support()
     }
 
     /// The network a child gets here, as words for the start-up line and `doctor`.
@@ -323,6 +315,10 @@ fn own_exe() -> Result<PathBuf, SandboxError> {
 /// Starts `true` in every namespace a child would get (user where allowed, mount, PID,
 /// network, a private `/proc`) and reports why not when that fails.
 fn probe_namespaces() -> Result<(), String> {
+    // A unit-test binary is not pi-mcp: it has no sandbox subcommand to start.
+    if cfg!(test) {
+        return Err("not probed in unit tests".into());
+    }
     let spec = Spec {
         writable: Vec::new(),
         required: false,

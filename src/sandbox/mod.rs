@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guard::PolicyFile;
 
-pub use launch::{Layers, Prepared, Sandbox};
+pub use launch::{Prepared, Sandbox, enforcement, landlock_support, namespace_support};
 pub use report::{check_at_start, startup_report};
 
 /// The hidden subcommand that applies a [`Spec`] to itself and execs the command.

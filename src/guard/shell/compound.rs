@@ -3,7 +3,7 @@
 
 use brush_parser::ast::{self, CompoundCommand, CompoundList};
 
-use super::{Ctx, Walker};
+use super::{ARITHMETIC, Ctx, Walker};
 use crate::guard::decision::Decision;
 use crate::guard::words;
 
@@ -39,6 +39,7 @@ impl Walker<'_> {
                 // subshells: judge the text as commands too.
                 let mut inner = Walker {
                     out: &mut *self.out,
+                    program_options: self.program_options,
                     functions: Vec::new(),
                     calls: Vec::new(),
                     options: self.options.clone(),
@@ -48,7 +49,9 @@ impl Walker<'_> {
                     pending: Vec::new(),
                 };
                 let quiet = inner.out.problems.len();
-                inner.script(&format!("({})", a.expr.value), depth + 1, ctx);
+                let mut as_commands = ctx.clone();
+                as_commands.via.push(ARITHMETIC.to_string());
+                inner.script(&format!("({})", a.expr.value), depth + 1, &as_commands);
                 // What fails to parse as commands was real arithmetic, not an evasion.
                 let mut i = quiet;
                 while i < self.out.problems.len() {

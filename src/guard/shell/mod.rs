@@ -10,6 +10,7 @@ use brush_parser::ast::{
 };
 
 use super::decision::Decision;
+use super::options::{OptionUse, ProgramOptions};
 use super::screen::too_complex;
 use super::words::{self, Word};
 use super::wrappers::{self, basename};
@@ -42,6 +43,8 @@ pub struct Command {
     /// Shell variables assigned earlier on the command line (`D=/etc; ...`), latest last; a
     /// dynamic value is one the guard cannot know.
     pub vars: Vec<(String, Word)>,
+    /// Options of the policy's `program_options` table the command uses, with their values.
+    pub option_uses: Vec<OptionUse>,
 }
 
 impl Command {
@@ -71,7 +74,13 @@ pub struct Problem {
 pub struct Analysis {
     pub commands: Vec<Command>,
     pub problems: Vec<Problem>,
+    /// Functions the command line defines: calling one runs its body, judged where defined.
+    pub functions: Vec<String>,
 }
+
+/// The `via` entry of commands found by reading an arithmetic `(( ))` as nested subshells,
+/// as bash may: judged by the rules, but most of what it "runs" is arithmetic.
+pub const ARITHMETIC: &str = "((";
 
 /// Most wrappers looked through for one command (`nice nice nice ... ls`).
 pub const MAX_WRAPPERS: usize = 16;
@@ -79,7 +88,13 @@ pub const MAX_WRAPPERS: usize = 16;
 /// Parses `src` and lists every simple command it would run. A parser failure (even a panic
 /// inside the parser) becomes a `deny`, never an answer that lets the command through.
 pub fn analyze(src: &str) -> Analysis {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(src))) {
+    analyze_with(src, None)
+}
+
+/// Like [`analyze`], also looking through the options of `options` that run a program (their
+/// values are judged as command lines) or write a file (added to the command's writes).
+pub fn analyze_with(src: &str, options: Option<&ProgramOptions>) -> Analysis {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze_inner(src, options))) {
         Ok(a) => a,
         Err(_) => Analysis {
             commands: Vec::new(),
@@ -88,14 +103,16 @@ pub fn analyze(src: &str) -> Analysis {
                 decision: Decision::Deny,
                 message: "the shell parser failed on this command, so it cannot be judged".into(),
             }],
+            functions: Vec::new(),
         },
     }
 }
 
-fn analyze_inner(src: &str) -> Analysis {
+fn analyze_inner(src: &str, options: Option<&ProgramOptions>) -> Analysis {
     let mut a = Analysis::default();
     let mut w = Walker {
         out: &mut a,
+        program_options: options,
         functions: Vec::new(),
         calls: Vec::new(),
         options: ParserOptions::default(),
@@ -112,6 +129,8 @@ fn analyze_inner(src: &str) -> Analysis {
             format!("function `{f}` ends up calling itself (the fork-bomb pattern)"),
         );
     }
+    let functions = std::mem::take(&mut w.functions);
+    a.functions = functions;
     a
 }
 
@@ -158,6 +177,8 @@ struct Ctx {
 
 struct Walker<'a> {
     out: &'a mut Analysis,
+    /// Options that run a program or write a file, from the policy.
+    program_options: Option<&'a ProgramOptions>,
     functions: Vec<String>,
     /// (function, program it calls) for every call made inside a function body.
     calls: Vec<(String, String)>,
@@ -464,12 +485,7 @@ impl Walker<'_> {
                         "export" | "declare" | "typeset" | "readonly" | "local" | "env"
                     )
                 });
-                if exported
-                    && wrappers::INJECTING_ENV.iter().any(|v| {
-                        name == *v
-                            || (v.ends_with('*') && name.starts_with(v.trim_end_matches('*')))
-                    })
-                {
+                if exported && wrappers::injects_code(name) {
                     self.problem(
                         "env-injection",
                         Decision::Ask,

@@ -4,6 +4,7 @@
 
 use super::{Command, Ctx, MAX_WRAPPERS, Walker};
 use crate::guard::decision::Decision;
+use crate::guard::options::{Effect, OptionUse};
 use crate::guard::words::Word;
 use crate::guard::wrappers::{self, Unwrapped, basename};
 
@@ -55,6 +56,7 @@ impl Walker<'_> {
                 script,
             });
         }
+        let (option_uses, option_writes) = self.option_effects(&name, &argv, &mut inner);
         let script = argv[1..]
             .iter()
             .find(|w| !w.text.starts_with('-') || w.dynamic);
@@ -70,9 +72,11 @@ impl Walker<'_> {
                 ),
             );
         }
+        let mut writes = ctx.writes.clone();
+        writes.extend(option_writes);
         self.out.commands.push(Command {
             argv: argv.clone(),
-            writes: ctx.writes.clone(),
+            writes,
             piped_from: ctx.piped_from.clone(),
             stdin_fed: ctx.stdin_fed,
             args_from_stdin,
@@ -80,6 +84,7 @@ impl Walker<'_> {
             reads: ctx.reads.clone(),
             cd: self.cd.clone(),
             vars: self.vars.clone(),
+            option_uses,
         });
         match name.as_str() {
             "cd" | "pushd" => {
@@ -179,6 +184,40 @@ impl Walker<'_> {
         // After the alias's own text was judged above, so it is not expanded into itself.
         self.define_names(&name, &argv);
         innermost
+    }
+
+    /// The policy's `program_options` that `argv` uses: a value that runs a program becomes a
+    /// script to judge (in `inner`), a value that is a written file is returned with the uses.
+    fn option_effects(
+        &self,
+        name: &str,
+        argv: &[Word],
+        inner: &mut Vec<Unwrapped>,
+    ) -> (Vec<OptionUse>, Vec<Word>) {
+        let uses = match self.program_options {
+            Some(table) if table.covers(name) => table.find(argv),
+            _ => return (Vec::new(), Vec::new()),
+        };
+        let mut writes = Vec::new();
+        for u in &uses {
+            match u.effect {
+                Effect::Runs => inner.push(Unwrapped::Script {
+                    wrapper: format!("{name} {}", u.option),
+                    script: Word {
+                        // `!cmd` (a git alias, an editor's shell escape) runs `cmd`.
+                        text: u
+                            .value
+                            .text
+                            .trim_start_matches([':', '!', ' ', '\t'])
+                            .to_string(),
+                        dynamic: u.value.dynamic,
+                    },
+                }),
+                Effect::Writes => writes.push(u.value.clone()),
+                Effect::Interprets => {}
+            }
+        }
+        (uses, writes)
     }
 
     /// Records what `alias NAME=VALUE` and `hash -p PATH NAME` make a name run, and flags

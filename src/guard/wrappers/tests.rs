@@ -65,3 +65,18 @@ fn replace_strings_and_template_less_parallel_are_seen() {
     assert_eq!(inner("parallel ::: ls"), ["script:ls"]);
     assert_eq!(inner("parallel"), ["script:<commands read from input>"]);
 }
+
+#[test]
+fn wrappers_with_an_option_spec_count_as_looked_through() {
+    for name in [
+        "sudo",
+        "env",
+        "timeout",
+        "systemd-run",
+        "xvfb-run",
+        "nsenter",
+    ] {
+        assert!(super::spec::spec(name).is_some(), "{name}");
+        assert!(super::LOOKED_THROUGH.contains(&name), "{name}");
+    }
+}
