@@ -2,7 +2,8 @@
 //! --bench sandbox`): the latency of a `bash` `echo hi` call over stdio with each layer on
 //! (sandbox off; Landlock; + seccomp network deny; + namespaces, egress proxy and hidden paths),
 //! and a 100 MiB download from a loopback server directly, through the plain-TCP forward and
-//! through the HTTP proxy. Not a test: it asserts nothing.
+//! through the HTTP proxy. The workspace holds 2,000 files in 40 directories. Not a test: it
+//! asserts nothing.
 
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::TcpListener;
@@ -14,6 +15,9 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_pi-mcp");
 const CALLS: usize = 60;
 const DOWNLOAD_BYTES: usize = 100 * 1024 * 1024;
+/// The benchmark's workspace: this many directories of [`FILES_PER_DIR`] files.
+const WORKSPACE_DIRS: usize = 40;
+const FILES_PER_DIR: usize = 50;
 
 struct Server {
     child: Child,
@@ -26,6 +30,14 @@ struct Server {
 impl Server {
     fn start(policy: &Value) -> Server {
         let ws = tempfile::tempdir().unwrap();
+        // A workspace of some size: the hidden-path globs are searched in it on every call.
+        for d in 0..WORKSPACE_DIRS {
+            let dir = ws.path().join(format!("src/module{d}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..FILES_PER_DIR {
+                std::fs::write(dir.join(format!("file{f}.rs")), "fn main() {}\n").unwrap();
+            }
+        }
         let state = tempfile::tempdir().unwrap();
         let path = state.path().join("policy.json");
         std::fs::write(&path, policy.to_string()).unwrap();

@@ -197,6 +197,7 @@ async fn hidden_files_server_secrets_and_unlisted_hosts_stay_out_of_reach() {
     let unlisted = Recorder::start(b"");
     let listed_http = Recorder::start(HTTP_OK);
     let listed_raw = Recorder::start(b"raw-hello\n");
+    let listed_name = Recorder::start(b"name-hello\n");
     let dns = UdpSocket::bind("127.0.0.1:0").unwrap();
     dns.set_nonblocking(true).unwrap();
     let dns_port = dns.local_addr().unwrap().port();
@@ -204,6 +205,7 @@ async fn hidden_files_server_secrets_and_unlisted_hosts_stay_out_of_reach() {
     let mut allow = vec![
         format!("127.0.0.1:{}", listed_http.port),
         format!("127.0.0.1:{}", listed_raw.port),
+        format!("localhost:{}", listed_name.port),
     ];
     if let Some(url) = &pg {
         let hostport = url.split('@').nth(1).unwrap().split('/').next().unwrap();
@@ -299,6 +301,9 @@ async fn hidden_files_server_secrets_and_unlisted_hosts_stay_out_of_reach() {
     assert_eq!(text.matches("listed-ok").count(), 2, "{text}");
     let text = run(&client, ws.path(), &format!("python3 -c \"import socket; print(socket.create_connection(('127.0.0.1', {}), timeout=5).recv(64))\"", listed_raw.port)).await;
     assert!(text.contains("raw-hello"), "{text}");
+    // A listed name is forwarded too: the namespace's hosts file maps it to a loopback address.
+    let text = run(&client, ws.path(), &format!("python3 -c \"import socket; print(socket.create_connection(('localhost', {}), timeout=5).recv(64))\"", listed_name.port)).await;
+    assert!(text.contains("name-hello"), "{text}");
     if let Some(url) = &pg {
         let text = run(
             &client,

@@ -189,11 +189,14 @@ impl Sandbox {
             let hosts = if self.forward_names.is_empty() {
                 None
             } else {
-                let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-                text.push_str("\n# pi-mcp: destinations forwarded inside the sandbox\n");
+                // First, so that a listed name resolves to its forward even where the host's
+                // file names it too (the first match wins).
+                let mut text =
+                    String::from("# pi-mcp: destinations forwarded inside the sandbox\n");
                 for (name, ip) in &self.forward_names {
                     text.push_str(&format!("{ip} {name}\n"));
                 }
+                text.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
                 let path = dir.path().join("hosts");
                 std::fs::write(&path, text)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
