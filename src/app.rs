@@ -167,7 +167,7 @@ impl App {
         let writable = crate::sandbox::writable_dirs(&tools);
         check_out_of_reach(&trusted, &writable, guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
-        let audit = AuditLog::start(store.clone());
+        let audit = AuditLog::start(store.clone()).with_redactor(tools.redactor.clone());
         let queue = ApprovalQueue::new(
             store.clone(),
             Duration::from_secs(guard.file().approval_ttl_secs),

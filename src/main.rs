@@ -10,9 +10,9 @@ use anyhow::Context;
 use clap::Parser;
 use pi_mcp::app::App;
 use pi_mcp::guard::{Guard, PathContext, PolicyFile};
+use pi_mcp::sandbox;
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
-use pi_mcp::sandbox;
 use tracing_subscriber::EnvFilter;
 
 use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};
@@ -413,7 +413,14 @@ fn print_audit(entries: &[audit::AuditEntry]) {
             e.decision,
             e.risk,
             e.duration_ms,
-            e.outcome.chars().take(40).collect::<String>(),
+            if e.redactions > 0 {
+                format!("{} [{} redacted]", e.outcome, e.redactions)
+            } else {
+                e.outcome.clone()
+            }
+            .chars()
+            .take(40)
+            .collect::<String>(),
             args
         );
     }
