@@ -42,23 +42,31 @@ impl SecretSetBuilder {
 
     pub fn build(self) -> SecretSet {
         let (values, sources): (Vec<String>, Vec<String>) = self.values.into_iter().unzip();
-        let ac = if values.is_empty() {
-            None
-        } else {
-            // Standard semantics so that overlapping matches can all be found and merged.
+        let build = |kind| {
+            if values.is_empty() {
+                return None;
+            }
             AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
+                .match_kind(kind)
                 .build(&values)
                 .map_err(|e| tracing::warn!("secret redaction: cannot index the secrets: {e}"))
                 .ok()
         };
-        SecretSet { ac, sources }
+        SecretSet {
+            find: build(MatchKind::LeftmostLongest),
+            overlapping: build(MatchKind::Standard),
+            sources,
+        }
     }
 }
 
 /// The secrets to mask, indexed for one linear pass.
 pub struct SecretSet {
-    ac: Option<AhoCorasick>,
+    /// Whether any value occurs: leftmost semantics keep the search on the SIMD prefilter
+    /// (about twenty times faster than the overlapping search on text without secrets).
+    find: Option<AhoCorasick>,
+    /// Every occurrence, overlapping ones included, once [`SecretSet::find`] found one.
+    overlapping: Option<AhoCorasick>,
     /// Where each value came from, by pattern id (shown in the mask, never the value).
     sources: Vec<String>,
 }
@@ -100,9 +108,12 @@ impl SecretSet {
     /// overlap or touch (a URL and its own password, two secrets sharing characters) merge into
     /// one masked region, so no part of either shows; each region counts once.
     pub fn mask<'a>(&self, text: &'a str) -> (Cow<'a, str>, usize) {
-        let Some(ac) = &self.ac else {
+        let (Some(find), Some(ac)) = (&self.find, &self.overlapping) else {
             return (Cow::Borrowed(text), 0);
         };
+        if !find.is_match(text) {
+            return (Cow::Borrowed(text), 0);
+        }
         let mut spans: Vec<(usize, usize, usize)> = ac
             .find_overlapping_iter(text)
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()))

@@ -229,7 +229,12 @@ fn everyday_output_is_untouched() {
          \x20   if secret.is_empty() { return; }\n    api_key: &str,\n    max_tokens: 4096,\n\
          \x20   token = self.token.clone();\n    password: String,\n    secret = true\n\
          \x20   \"nextToken\": \"AQICAHh0bG9uZyBwYWdlIHRva2Vu\",\n    let token_url = \"https://auth.example.com/oauth/token\";\n\
-         \x20   password=${DB_PASSWORD}\n    token: <your token here>\n    api_key = config.api_key\n",
+         \x20   password=${DB_PASSWORD}\n    token: <your token here>\n    api_key = config.api_key\n\
+         \x20   fn take(&self, token: &ProgressToken) {}\n    matches!(t, Token::EOF)\n    o.token = None;\n\
+         \x20   use sqlparser::tokenizer::Tokenizer;\n    if token == other {}\n",
+        // documentation placeholders
+        "SMTP_URL=smtp://user:pass@host:587 or postgres://USER:PASSWORD@HOST/DB or \
+         postgres://pi_reader:…@host/app or smtps://u:p@mail\nANTHROPIC_API_KEY=sk-ant-...\n",
         // git log / ls -l / df
         "commit 3f9a1c2b7d4e5f60718293a4b5c6d7e8f9012345\nAuthor: Jane Doe <jane@example.com>\n\
          -rw-r--r-- 1 me me 4096 Jan  1 10:00 tokens.rs\n/dev/vda 252G 15G 77G 17% /\n",
@@ -239,5 +244,74 @@ fn everyday_output_is_untouched() {
         let (masked, n) = r.text(s);
         assert_eq!(n, 0, "mangled:\n{masked}");
         assert!(matches!(masked, Cow::Borrowed(_)));
+    }
+}
+
+/// The cost of redacting a small `read` result (run with `--ignored --nocapture`; the README
+/// quotes it). Three texts: no trigger at all, everyday text whose words trip the prefilter
+/// (`token`, `password`), and one with secrets to mask.
+#[test]
+#[ignore = "timing, run by hand"]
+fn cost_of_a_small_result() {
+    let r = redactor(&[
+        ("PI_MCP_TOKEN", "tok-0123456789abcdef"),
+        ("SLACK_SIGNING_SECRET", "8f2b6c1d9e0a4b7c3d2e"),
+        (
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T000/B000/XXXXsecret42",
+        ),
+        (
+            "SMTP_URL",
+            "smtp://mailer:m%40ilPassw0rd@smtp.example.com:587",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://app:dbpassw0rd9@db.internal/orders",
+        ),
+        ("ANTHROPIC_API_KEY", "sk-ant-api03-abcdefghijklmnopqrstuv"),
+    ]);
+    let plain: String = (1..=40)
+        .map(|i| format!("{i:>4}\tfn handler_{i}(req: Request) -> Response {{ respond(req) }}\n"))
+        .collect();
+    let wordy = plain.replace("respond(req)", "check(req.token, password_hash)");
+    let secret = format!("{plain}password=hunter22 tok-0123456789abcdef\n");
+    for (name, text) in [
+        ("no trigger", &plain),
+        ("triggers", &wordy),
+        ("secrets", &secret),
+    ] {
+        let rounds = 20_000u32;
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..rounds {
+            n += r.text(std::hint::black_box(text)).1;
+        }
+        let each = start.elapsed() / rounds;
+        println!(
+            "{name}: {} bytes, {each:?} per result ({} masked)",
+            text.len(),
+            n / 20_000
+        );
+    }
+}
+
+#[test]
+fn the_prefilter_stays_small_and_sees_common_spellings() {
+    // Aho-Corasick's SIMD searcher handles up to 64 literals.
+    assert!(
+        shapes::prefilter_size() <= 64,
+        "{}",
+        shapes::prefilter_size()
+    );
+    for input in [
+        "password=hunter22",
+        "PASSWORD=hunter22",
+        "Password: hunter22",
+        "dbPassword=hunter22",
+        "AUTHORIZATION: BEARER abc123def456",
+        "apiKey: \"k3y-v4lue-123\"",
+        "X-Api-Key: k3y-v4lue-123",
+    ] {
+        assert_eq!(out(input).1, 1, "{input}");
     }
 }
