@@ -52,9 +52,10 @@ struct Shape {
 /// not chew into a key block, and the generic assignment last, so that a value a specific
 /// pattern already masked is not counted twice.
 const TABLE: &[(&str, &[&str], &str, usize, Check)] = &[
-    // A private key, from BEGIN to END (or to the end of the text when it was cut).
+    // A private key, from BEGIN to END (or to the end of the text when it was cut). Never
+    // across a `"`, which a key does not contain: in a JSON line the string's end stays.
     (
-        r"(?s)-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+        r#"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----(?:[^"]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[^"]*)"#,
         &["PRIVATE KEY-----"],
         "-----BEGIN ${1}PRIVATE KEY-----[REDACTED]-----END ${1}PRIVATE KEY-----",
         0,
@@ -132,9 +133,9 @@ const TABLE: &[(&str, &[&str], &str, usize, Check)] = &[
     // from its secret word on (`DB_PASSWORD` from `PASSWORD`): a leading `\b` and a lazy
     // prefix made this pattern forty times slower; [`full_key`] looks back for the rest.
     (
-        r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[A-Z0-9_.-]*)("?[ \t]*[=:][ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s'"]+)"#,
+        r#"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[A-Z0-9_.-]*)(\\?"?[ \t]*[=:][ \t]*)(\\"[^"\\\n]*\\"|"[^"\n]*"|'[^'\n]*'|[^\s'"\\]+)"#,
         &["passw", "pwd", "secret", "token", "api", "access"],
-        "${1}${2}[REDACTED]",
+        "${1}${2}[REDACTED]", // built by `assignment_mask`, which keeps quotes
         3,
         Check::Assignment,
     ),
@@ -224,16 +225,19 @@ pub fn mask(text: &str, mode: Mode) -> (Cow<'_, str>, usize) {
         let hay: &str = &out;
         let replaced = shape.re.replace_all(hay, |caps: &Captures<'_>| {
             let whole = caps.get(0).map_or("", |m| m.as_str());
-            if mode == Mode::Output && !passes(shape, caps, hay) {
+            let skip = match mode {
+                Mode::Output => !passes(shape, caps, hay),
+                Mode::Strict => shape.check == Check::Assignment && json_literal(caps),
+            };
+            if skip {
                 return whole.to_string();
             }
             hits += 1;
             let mut dst = String::new();
-            caps.expand(shape.replace, &mut dst);
-            if mode == Mode::Output && shape.check == Check::Assignment {
-                // What follows the value in the same word (`,user=x`) is not the secret.
-                let value = caps.get(shape.value_group).map_or("", |m| m.as_str());
-                dst.push_str(&value[unquoted_end(value)..]);
+            if shape.check == Check::Assignment {
+                assignment_mask(caps, mode, &mut dst);
+            } else {
+                caps.expand(shape.replace, &mut dst);
             }
             dst
         });
@@ -244,6 +248,56 @@ pub fn mask(text: &str, mode: Mode) -> (Cow<'_, str>, usize) {
         }
     }
     (out, count)
+}
+
+/// A `"key":` separator: the value is JSON, and a comma ends it.
+fn json_separator(sep: &str) -> bool {
+    sep.contains('"')
+}
+
+/// `"input_tokens":123` or `"token":null` in a JSON text: a number or literal, not a secret,
+/// and masking it would break the JSON (the agent's transcript is redacted line by line).
+fn json_literal(caps: &Captures<'_>) -> bool {
+    let sep = caps.get(2).map_or("", |m| m.as_str());
+    let value = caps.get(3).map_or("", |m| m.as_str());
+    let value = &value[..unquoted_end(value)];
+    json_separator(sep)
+        && (matches!(value, "true" | "false" | "null")
+            || (!value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ".-+eE".contains(c))))
+}
+
+/// `key=[REDACTED]`, keeping the value's quotes (`"token": "[REDACTED]"` stays JSON) and, in
+/// output, what follows an unquoted value in the same word (`,user=x`), which is not the secret.
+fn assignment_mask(caps: &Captures<'_>, mode: Mode, dst: &mut String) {
+    let group = |i| caps.get(i).map_or("", |m| m.as_str());
+    let value = group(3);
+    dst.push_str(group(1));
+    dst.push_str(group(2));
+    match quote_of(value) {
+        Some(q) => {
+            dst.push_str(q);
+            dst.push_str(MASK);
+            dst.push_str(q);
+        }
+        None => {
+            dst.push_str(MASK);
+            if mode == Mode::Output || json_separator(group(2)) {
+                dst.push_str(&value[unquoted_end(value)..]);
+            }
+        }
+    }
+}
+
+const MASK: &str = "[REDACTED]";
+
+/// The quote around a quoted value: `"`, `'`, or `\"` inside a JSON string.
+fn quote_of(value: &str) -> Option<&'static str> {
+    ["\\\"", "\"", "'"]
+        .into_iter()
+        .find(|q| value.len() >= 2 * q.len() && value.starts_with(q) && value.ends_with(q))
 }
 
 fn passes(shape: &Shape, caps: &Captures<'_>, hay: &str) -> bool {
@@ -351,7 +405,7 @@ const NOT_SECRETS: &[&str] = &[
 /// item (`password=hunter2,user=x`, `(token=abc)`, `token = None;`); a quoted value is taken
 /// whole.
 fn unquoted_end(raw: &str) -> usize {
-    if raw.starts_with(['"', '\'']) {
+    if quote_of(raw).is_some() {
         return raw.len();
     }
     raw.find([',', ';', ')', '}', ']', '`'])
@@ -363,10 +417,10 @@ fn unquoted_end(raw: &str) -> usize {
 /// (`max_tokens: 4096`, `token: Option<String>`, `PWD=/home/me`, `password = input()`); what
 /// stays masked are literal values such as `hunter2`, `"s3cr3t"` or a 40-character key.
 pub fn assigned_secret(raw: &str) -> bool {
-    let quoted = raw.len() >= 2
-        && ((raw.starts_with('"') && raw.ends_with('"'))
-            || (raw.starts_with('\'') && raw.ends_with('\'')));
-    let v = if quoted { &raw[1..raw.len() - 1] } else { raw };
+    let quote = quote_of(raw);
+    let quoted = quote.is_some();
+    let q = quote.map_or(0, str::len);
+    let v = &raw[q..raw.len() - q];
     let v = if quoted { v } else { &v[..unquoted_end(v)] };
     let lower = v.to_ascii_lowercase();
     if v.len() < 4

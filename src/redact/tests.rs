@@ -315,3 +315,29 @@ fn the_prefilter_stays_small_and_sees_common_spellings() {
         assert_eq!(out(input).1, 1, "{input}");
     }
 }
+
+#[test]
+fn a_json_line_stays_json() {
+    // The agent's transcript redacts whole JSON lines with the strict form.
+    let line = json!({
+        "event": "tool_result",
+        "text": "password=hunter22\" done",
+        "config": {"token": "abc123def456"},
+        "nested": "{\"api_key\": \"k3y-v4lue-123\"}",
+        "key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAx7\n",
+        "usage": {"input_tokens": 123, "output_tokens": 45, "token": null}
+    })
+    .to_string();
+    let masked = text(&line);
+    let back: serde_json::Value = serde_json::from_str(&masked).expect(&masked);
+    for secret in [
+        "hunter22",
+        "abc123def456",
+        "k3y-v4lue-123",
+        "MIIEpAIBAAKCAQEAx7",
+    ] {
+        assert!(!masked.contains(secret), "{masked}");
+    }
+    assert_eq!(back["event"], "tool_result");
+    assert_eq!(back["usage"]["input_tokens"], 123);
+}
