@@ -163,9 +163,8 @@ impl App {
         let ws = globals.workspace()?;
         let trusted = globals.trusted_paths(&ws)?;
         let guard = globals.runtime_guard(&trusted)?;
-        let tools = ToolContext::new(ws.clone(), guard.clone());
-        let writable = crate::sandbox::writable_dirs(&tools);
-        check_out_of_reach(&trusted, &writable, guard.file().sandbox)?;
+        let tools = ToolContext::new(ws.clone(), guard.clone()).hiding(&trusted.protected());
+        check_out_of_reach(&trusted, tools.sandbox.writable(), guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
         let audit = AuditLog::start(store.clone()).with_redactor(tools.redactor.clone());
         let queue = ApprovalQueue::new(
@@ -191,6 +190,24 @@ impl App {
     /// The guard in force.
     pub fn guard(&self) -> &Arc<Guard> {
         &self.tools.guard
+    }
+
+    /// Logs how `bash` children are bounded on this machine. Where the policy requires a layer
+    /// (`sandbox: required`, `network_required`) the probes run now and a missing layer is an
+    /// error; otherwise they run off the path to the first request.
+    pub fn report_sandbox(&self) -> anyhow::Result<()> {
+        let policy = self.guard().file().clone();
+        let sandbox = self.tools.sandbox.clone();
+        if policy.sandbox == SandboxMode::Required || policy.network_required {
+            crate::sandbox::check_at_start(&sandbox, &policy)?;
+        } else {
+            std::thread::spawn(move || {
+                if let Err(e) = crate::sandbox::check_at_start(&sandbox, &policy) {
+                    tracing::error!("{e}; every bash call will fail until this is fixed");
+                }
+            });
+        }
+        Ok(())
     }
 }
 

@@ -38,6 +38,13 @@ fn main() -> ExitCode {
         eprintln!("pi-mcp: sandbox: {e}");
         return ExitCode::from(sandbox::SETUP_FAILED);
     }
+    // Nothing this process runs may read its memory or its environment (which holds the
+    // operator's tokens and channel secrets) through /proc or ptrace: not dumpable. The bash
+    // children also run under Landlock (no access to processes outside their domain) and, where
+    // namespaces are available, see a /proc with only their own processes.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("pi-mcp: cannot mark the process not dumpable: {e}");
+    }
     // A panic (the guard catches the shell parser's) is reported in one log line, not as a
     // backtrace on stderr.
     std::panic::set_hook(Box::new(|info| tracing::error!("internal error: {info}")));
@@ -113,13 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 guard.file().block.len(),
                 guard.file().risk.len()
             );
-            if guard.file().sandbox == pi_mcp::guard::policy::SandboxMode::Required {
-                sandbox::check_at_start(guard.file())?;
-            } else {
-                // Only a log line depends on the probe: keep it off the path to `initialize`.
-                let policy = guard.file().clone();
-                std::thread::spawn(move || sandbox::check_at_start(&policy));
-            }
+            app.report_sandbox()?;
             let server = app.server();
             let store = app.store.clone();
             match args.http {

@@ -87,7 +87,7 @@ async fn bash_runs_reports_exit_codes_times_out_and_saves_long_output() {
     let r = call(
         &client,
         "bash",
-        json!({"command": "sleep 30 & echo $! > child.pid; wait", "timeout_secs": 1}),
+        json!({"command": "sleep 30.4159 & wait", "timeout_secs": 1}),
     )
     .await;
     assert_eq!(r.is_error, Some(true));
@@ -97,12 +97,23 @@ async fn bash_runs_reports_exit_codes_times_out_and_saves_long_output() {
         text_of(&r)
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let pid: i32 = ws.read("child.pid").trim().parse().unwrap();
+    // The child's own pid is a pid of its namespace: find it on the host by its command line.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false);
-    assert!(!alive, "the sleep child {pid} survived the timeout");
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let dir = e.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            cmdline == b"sleep\x0030.4159\x00" && !stat.contains(") Z ")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "the sleep child survived the timeout: {survivors:?}"
+    );
 
     // A background child that keeps the output open does not hold the call until the timeout.
     let started = std::time::Instant::now();

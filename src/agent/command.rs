@@ -183,6 +183,7 @@ pub async fn run(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode
 async fn start(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let provider = provider_config(args)?;
     let app = App::open(globals, false).await?;
+    app.report_sandbox()?;
     let cancel = CancellationToken::new();
     let stop = crate::server::shutdown_signal().context("cannot install the Ctrl-C handler")?;
     let on_signal = cancel.clone();

@@ -5,7 +5,9 @@
 pub mod argv;
 pub mod cloudwatch;
 pub mod decision;
+pub mod egress;
 pub mod expand;
+pub mod hidden;
 pub mod installs;
 pub mod notify;
 pub mod observe;
@@ -50,6 +52,8 @@ pub struct Guard {
     rego: Option<std::sync::Arc<rego::RegoPolicies>>,
     /// The `notify` allow-lists.
     notify: notify::NotifyRules,
+    /// What no `bash` child may read.
+    hidden: hidden::HiddenPatterns,
     /// What the `cloudwatch` tool may read.
     cloudwatch: cloudwatch::CloudWatchScope,
 }
@@ -160,9 +164,12 @@ impl Guard {
         let env_deny = env
             .build()
             .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
+        let hidden = hidden::HiddenPatterns::new(&file.hidden_paths)
+            .map_err(|(i, m)| rule_err("-", format!("hidden_paths[{i}]"), m))?;
         let notify = notify::NotifyRules::compile(&file.notify, source)?;
         let cloudwatch = cloudwatch::CloudWatchScope::compile(&file.cloudwatch, source)?;
         let guard = Guard {
+            hidden,
             notify,
             file,
             source: source.to_string(),
@@ -216,6 +223,11 @@ impl Guard {
 
     pub fn file(&self) -> &PolicyFile {
         &self.file
+    }
+
+    /// The paths no `bash` child may read (the sandbox covers them).
+    pub fn hidden(&self) -> &hidden::HiddenPatterns {
+        &self.hidden
     }
 
     pub fn protected(&self) -> &Protected {

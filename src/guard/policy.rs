@@ -41,9 +41,20 @@ pub struct PolicyFile {
     /// runs bash unconfined.
     #[serde(default)]
     pub sandbox: SandboxMode,
-    /// `deny` makes every socket but Unix-domain and netlink ones fail in `bash` children.
+    /// Where `bash` children may connect: `{"mode": "allowlist" | "deny" | "open", "allow":
+    /// ["*.amazonaws.com:443", "db.internal:5432", ...]}` (see the README, "Network").
     #[serde(default)]
-    pub network: NetworkMode,
+    pub network: super::egress::NetworkPolicy,
+    /// Refuse to run `bash` when the `allowlist` mode cannot have its network namespace
+    /// (instead of falling back to `deny`).
+    #[serde(default)]
+    pub network_required: bool,
+    /// Paths no `bash` child can read, enforced by the OS (a mount namespace covers them):
+    /// `~/...`, absolute paths, or bare file-name globs (`.env*`, `*.pem`) matched in the
+    /// workspace roots and the home directory. pi-mcp's own state directory and other
+    /// processes' `/proc` entries are always hidden.
+    #[serde(default)]
+    pub hidden_paths: Vec<String>,
     /// Paths `bash` children may write besides the workspace roots and their temp directory
     /// (`<workspace>/.pi-mcp/tmp`): absolute, `~/...`, or relative to the first root.
     #[serde(default)]
@@ -104,14 +115,7 @@ pub enum SandboxMode {
     Off,
 }
 
-/// Whether `bash` children may open network sockets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NetworkMode {
-    #[default]
-    Allow,
-    Deny,
-}
+pub use super::egress::NetworkMode;
 
 fn default_approval_ttl() -> u64 {
     3600

@@ -114,6 +114,7 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<ExitCode> {
     let path = crate::monitor::command::resolve(globals, &args.rules)?;
     let app = App::open(globals, false).await?;
+    app.report_sandbox()?;
     let monitor = crate::monitor::wiring::monitor(&app, "heartbeat").await;
     let metrics = Arc::new(Metrics::new(args.interval));
     if let Some(addr) = args.listen {

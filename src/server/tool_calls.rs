@@ -177,6 +177,7 @@ pub async fn call(
         .map(|i| i.client_info.name.clone())
         .unwrap_or_else(|| "unknown".into());
     let ctx = &server.tools;
+    let mut traffic = None;
     let (result, verdict, outcome): (CallToolResult, Verdict, String) = match name {
         "read" => match parse::<ReadParams>(name, &args) {
             Err(msg) => invalid(msg),
@@ -214,11 +215,15 @@ pub async fn call(
                 let approver = ElicitationApprover::new(peer.clone());
                 match bash::run(ctx, p, &approver).await {
                     Ok(r) => {
-                        let outcome = match (r.timed_out, r.exit_code) {
+                        let mut outcome = match (r.timed_out, r.exit_code) {
                             (true, _) => "timeout".to_string(),
                             (false, Some(c)) => format!("exit {c}"),
                             (false, None) => "killed".to_string(),
                         };
+                        if let Some(t) = r.traffic.as_ref().filter(|t| !t.connections.is_empty()) {
+                            outcome.push_str(&egress_summary(t));
+                        }
+                        traffic = r.traffic.clone();
                         let content = vec![ContentBlock::text(r.text.clone())];
                         let result = if r.is_error() {
                             CallToolResult::error(content)
@@ -302,7 +307,7 @@ pub async fn call(
     let redactions = redact_result(&ctx.redactor, &mut result);
     server.audit.record(AuditEntry {
         id: 0,
-        ts,
+        ts: ts.clone(),
         tool: name.to_string(),
         arguments: redact::json(&serde_json::Value::Object(args)),
         decision: verdict.decision.to_string(),
@@ -310,9 +315,29 @@ pub async fn call(
         reasons: redact::json(&serde_json::to_value(&verdict.reasons).unwrap_or_default()),
         duration_ms: started.elapsed().as_millis() as i64,
         outcome: redact::text(&outcome),
-        client,
+        client: client.clone(),
         redactions: i64::try_from(redactions).unwrap_or(i64::MAX),
     });
+    // Each connection the command asked the egress proxy for, under the call's time and client.
+    for c in traffic.iter().flat_map(|t| &t.connections) {
+        server.audit.record(AuditEntry {
+            id: 0,
+            ts: ts.clone(),
+            tool: EGRESS_AUDIT_TOOL.into(),
+            arguments: redact::json(&serde_json::to_value(c).unwrap_or_default()),
+            decision: if c.allowed { "allow" } else { "deny" }.into(),
+            risk: 0,
+            reasons: serde_json::Value::Array(Vec::new()),
+            duration_ms: 0,
+            outcome: match (&c.error, c.allowed) {
+                (None, _) => format!("{} bytes out, {} in", c.bytes_sent, c.bytes_received),
+                (Some(e), true) => format!("failed: {}", redact::text(e)),
+                (Some(e), false) => format!("refused: {e}"),
+            },
+            client: client.clone(),
+            redactions: 0,
+        });
+    }
     Ok(result)
 }
 
@@ -350,6 +375,23 @@ pub fn redact_result(redactor: &Redactor, result: &mut CallToolResult) -> usize 
             .push(ContentBlock::text(redact::count_line(count)));
     }
     count
+}
+
+/// The audit log's tool name for a connection a `bash` child asked the egress proxy for.
+pub const EGRESS_AUDIT_TOOL: &str = "bash.egress";
+
+/// `; network: 2 allowed, 1 refused (evil.example:443)` for a call's outcome.
+fn egress_summary(t: &crate::sandbox::proxy::Traffic) -> String {
+    let allowed = t.connections.iter().filter(|c| c.allowed).count();
+    let refused = t.refused();
+    let mut s = format!(
+        "; network: {allowed} allowed, {} refused",
+        t.connections.len() - allowed
+    );
+    if !refused.is_empty() {
+        s.push_str(&format!(" ({})", refused.join(", ")));
+    }
+    s
 }
 
 fn invalid(msg: String) -> (CallToolResult, Verdict, String) {

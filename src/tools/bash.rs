@@ -50,6 +50,8 @@ pub struct BashResult {
     pub timed_out: bool,
     pub saved_to: Option<PathBuf>,
     pub verdict: Verdict,
+    /// The connections the command asked the egress proxy for (allow-list mode only).
+    pub traffic: Option<crate::sandbox::proxy::Traffic>,
 }
 
 impl BashResult {
@@ -237,7 +239,21 @@ async fn execute(
     let (reader, writer) = std::io::pipe().map_err(|e| fail("create a pipe", e))?;
     let writer2 = writer.try_clone().map_err(|e| fail("create a pipe", e))?;
     // `bash -c command`, under the OS sandbox unless the policy turns it off.
-    let mut cmd = crate::sandbox::bash_command(ctx, command)
+    let prepared = {
+        let sandbox = ctx.sandbox.clone();
+        let command = command.to_string();
+        // The first call may probe for namespaces (a short subprocess): off the async thread.
+        tokio::task::spawn_blocking(move || {
+            // The proxy session's accept loop needs the runtime: enter it on this thread.
+            sandbox.prepare(&command)
+        })
+    };
+    let crate::sandbox::Prepared {
+        command: mut cmd,
+        proxy,
+    } = prepared
+        .await
+        .map_err(|e| ToolError::new(format!("could not start bash: {e}")))?
         .map_err(|e| ToolError::new(format!("could not start bash: {e}")))?;
     cmd.current_dir(cwd)
         .stdin(Stdio::null())
@@ -368,12 +384,29 @@ async fn execute(
             (None, None) => text.push_str("\n[exit status unknown]"),
         }
     }
+    let traffic = match proxy {
+        Some(session) => Some(session.finish().await),
+        None => None,
+    };
+    if let Some(refused) = traffic
+        .as_ref()
+        .map(|t| t.refused())
+        .filter(|r| !r.is_empty())
+    {
+        text.push_str(&format!(
+            "\n[network: pi-mcp's egress proxy refused {}: not in the policy's network.allow list. \
+             Do not work around it; if the destination is needed, ask the operator to add it to \
+             network.allow in the policy file.]",
+            refused.join(", ")
+        ));
+    }
     Ok(BashResult {
         text,
         exit_code,
         timed_out,
         saved_to,
         verdict,
+        traffic,
     })
 }
 

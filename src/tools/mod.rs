@@ -32,6 +32,8 @@ pub struct ToolContext {
     /// Masks secrets in every tool result (applied where results leave the tools, in
     /// `server::tool_calls`), built once from this process's secrets.
     pub redactor: Arc<Redactor>,
+    /// What bounds a `bash` child (Landlock, namespaces, the egress proxy).
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 impl ToolContext {
@@ -43,13 +45,33 @@ impl ToolContext {
             &|name| guard.env_denied(name),
             &home,
         ));
+        let sandbox = Arc::new(crate::sandbox::Sandbox::new(
+            guard.file(),
+            guard.hidden(),
+            workspace.roots(),
+            &home,
+            &[],
+        ));
         ToolContext {
             workspace,
             guard,
             home,
             approvals: None,
             redactor,
+            sandbox,
         }
+    }
+
+    /// Hides `paths` (pi-mcp's own state) from every `bash` child as well.
+    pub fn hiding(mut self, paths: &[PathBuf]) -> Self {
+        self.sandbox = Arc::new(crate::sandbox::Sandbox::new(
+            self.guard.file(),
+            self.guard.hidden(),
+            self.workspace.roots(),
+            &self.home,
+            paths,
+        ));
+        self
     }
 
     /// Lets `ask` decisions wait in `queue` when no one can be asked on the spot.
