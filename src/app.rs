@@ -168,7 +168,7 @@ impl App {
         let tools = ToolContext::new(ws.clone(), guard.clone()).hiding(&trusted.protected());
         check_out_of_reach(&trusted, tools.sandbox.writable(), guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
-        let audit = AuditLog::start(store.clone());
+        let audit = AuditLog::start(store.clone()).with_redactor(tools.redactor.clone());
         let queue = ApprovalQueue::new(
             store.clone(),
             Duration::from_secs(guard.file().approval_ttl_secs),

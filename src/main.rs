@@ -461,7 +461,14 @@ fn print_audit(entries: &[audit::AuditEntry]) {
             e.decision,
             e.risk,
             e.duration_ms,
-            e.outcome.chars().take(40).collect::<String>(),
+            if e.redactions > 0 {
+                format!("{} [{} redacted]", e.outcome, e.redactions)
+            } else {
+                e.outcome.clone()
+            }
+            .chars()
+            .take(40)
+            .collect::<String>(),
             args
         );
     }

@@ -24,6 +24,23 @@ pub fn is_server_secret(name: &str) -> bool {
     SERVER_SECRET_VARS.contains(&name) || name.starts_with("DATABASE_URL_")
 }
 
+/// Well-known credential variables that are not pi-mcp's own but that it may hold for the
+/// CLIs it runs (cloud, GitHub, PostgreSQL). Their values are redacted from tool results like
+/// the server's own secrets and the policy's `env_deny` variables.
+pub const CREDENTIAL_VARS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "PGPASSWORD",
+];
+
+/// True when the value of variable `name` is redacted from every tool result (whatever the
+/// policy says): pi-mcp's own secrets and [`CREDENTIAL_VARS`].
+pub fn is_redacted_var(name: &str) -> bool {
+    is_server_secret(name) || CREDENTIAL_VARS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +50,7 @@ mod tests {
         assert!(is_server_secret("SLACK_SIGNING_SECRET"));
         assert!(is_server_secret("DATABASE_URL_ORDERS"));
         assert!(!is_server_secret("HOME"));
+        assert!(is_redacted_var("PI_MCP_TOKEN") && is_redacted_var("GH_TOKEN"));
+        assert!(!is_redacted_var("PATH"));
     }
 }

@@ -49,5 +49,6 @@ pub fn audit_entry(
         duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         outcome: outcome.to_string(),
         client: client.to_string(),
+        redactions: 0,
     }
 }

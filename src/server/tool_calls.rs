@@ -5,7 +5,10 @@
 use std::time::Instant;
 
 use base64::Engine;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ProgressToken, Tool, ToolAnnotations};
+use rmcp::model::{
+    CallToolResult, ContentBlock, JsonObject, ProgressToken, ResourceContents, Tool,
+    ToolAnnotations,
+};
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde::de::DeserializeOwned;
 
@@ -13,7 +16,7 @@ use super::PiServer;
 use super::approval::ElicitationApprover;
 use super::ghost_tool::{self, GHOST_DESCRIPTION, GhostParams};
 use crate::guard::{Decision, Verdict};
-use crate::redact;
+use crate::redact::{self, Redactor};
 use crate::store::AuditEntry;
 use crate::tools::ToolError;
 use crate::tools::bash::{self, BashParams};
@@ -300,6 +303,8 @@ pub async fn call(
             ));
         }
     };
+    let mut result = result;
+    let redactions = redact_result(&ctx.redactor, &mut result);
     server.audit.record(AuditEntry {
         id: 0,
         ts: ts.clone(),
@@ -311,6 +316,7 @@ pub async fn call(
         duration_ms: started.elapsed().as_millis() as i64,
         outcome: redact::text(&outcome),
         client: client.clone(),
+        redactions: i64::try_from(redactions).unwrap_or(i64::MAX),
     });
     // Each connection the command asked the egress proxy for, under the call's time and client.
     for c in traffic.iter().flat_map(|t| &t.connections) {
@@ -329,9 +335,46 @@ pub async fn call(
                 (Some(e), false) => format!("refused: {e}"),
             },
             client: client.clone(),
+            redactions: 0,
         });
     }
     Ok(result)
+}
+
+/// Masks the secrets in a tool result, the one place every result passes on its way out (to
+/// an MCP client over stdio or HTTP, and to the agent, which calls this server over MCP too):
+/// text content, embedded text resources and structured content, error messages included. When
+/// something was masked, the result ends with a `[N secrets redacted]` text line. Returns N.
+pub fn redact_result(redactor: &Redactor, result: &mut CallToolResult) -> usize {
+    let mut count = 0;
+    let mut mask = |text: &mut String| {
+        let (out, n) = redactor.text(text);
+        if n > 0 {
+            *text = out.into_owned();
+            count += n;
+        }
+    };
+    for block in &mut result.content {
+        match block {
+            ContentBlock::Text(t) => mask(&mut t.text),
+            ContentBlock::Resource(r) => {
+                if let ResourceContents::TextResourceContents { text, .. } = &mut r.resource {
+                    mask(text);
+                }
+            }
+            // Images, audio and links carry no text to search.
+            _ => {}
+        }
+    }
+    if let Some(structured) = &mut result.structured_content {
+        count += redactor.json(structured);
+    }
+    if count > 0 {
+        result
+            .content
+            .push(ContentBlock::text(redact::count_line(count)));
+    }
+    count
 }
 
 /// The audit log's tool name for a connection a `bash` child asked the egress proxy for.

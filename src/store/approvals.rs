@@ -259,6 +259,7 @@ pub fn audit_step(
         duration_ms: 0,
         outcome: crate::redact::text(outcome),
         client: client.into(),
+        redactions: 0,
     }
 }
 

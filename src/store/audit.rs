@@ -2,11 +2,14 @@
 //! duration and outcome. Writes go through a background writer that batches them into
 //! transactions, so auditing never slows a call; `flush` waits until all are stored.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
+use crate::redact::Redactor;
 
 /// One audited call.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -26,6 +29,9 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Who called: the MCP client's name, or `cli`.
     pub client: String,
+    /// How many secrets were masked in the result before the caller saw it.
+    #[serde(default)]
+    pub redactions: i64,
 }
 
 /// Most entries written in one transaction.
@@ -44,6 +50,8 @@ enum Msg {
 pub struct AuditLog {
     tx: mpsc::UnboundedSender<Msg>,
     store: Store,
+    /// Masks the secret values pi-mcp knows in every entry, whoever writes it.
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -89,11 +97,28 @@ impl AuditLog {
                 }
             }
         });
-        AuditLog { tx, store }
+        AuditLog {
+            tx,
+            store,
+            redactor: None,
+        }
+    }
+
+    /// Masks `redactor`'s known secret values in the arguments, reasons and outcome of every
+    /// entry recorded from now on (tool calls, approvals, monitor actions alike), so the audit
+    /// log never holds a value the model was not shown.
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> AuditLog {
+        self.redactor = Some(redactor);
+        self
     }
 
     /// Queues an entry; it is stored within milliseconds.
-    pub fn record(&self, entry: AuditEntry) {
+    pub fn record(&self, mut entry: AuditEntry) {
+        if let Some(r) = &self.redactor {
+            r.known_json(&mut entry.arguments);
+            r.known_json(&mut entry.reasons);
+            entry.outcome = r.known_text(&entry.outcome);
+        }
         if self.tx.send(Msg::Entry(Box::new(entry))).is_err() {
             tracing::error!("audit log writer has stopped; an entry was not stored");
         }
@@ -119,12 +144,12 @@ impl AuditLog {
 }
 
 /// Columns written per entry.
-const COLUMNS: usize = 9;
+const COLUMNS: usize = 10;
 
 /// Writes a batch with one multi-row INSERT (one round trip to the database).
 async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client) VALUES {}",
+        "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, redactions) VALUES {}",
         super::placeholders::rows(store.backend(), batch.len(), COLUMNS)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -138,7 +163,8 @@ async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::E
             .bind(e.reasons.to_string())
             .bind(e.duration_ms)
             .bind(e.outcome.clone())
-            .bind(e.client.clone());
+            .bind(e.client.clone())
+            .bind(e.redactions);
     }
     q.execute(store.pool()).await.map(|_| ())
 }
@@ -146,8 +172,8 @@ async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::E
 /// The newest `n` entries of the store's audit log, oldest first.
 pub async fn tail(store: &Store, n: i64) -> Result<Vec<AuditEntry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client \
-         FROM audit_log ORDER BY id DESC LIMIT $1",
+        "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, \
+         redactions FROM audit_log ORDER BY id DESC LIMIT $1",
     )
     .bind(n)
     .fetch_all(store.pool())
@@ -166,6 +192,7 @@ pub async fn tail(store: &Store, n: i64) -> Result<Vec<AuditEntry>, StoreError> 
             duration_ms: r.try_get("duration_ms")?,
             outcome: r.try_get("outcome")?,
             client: r.try_get("client")?,
+            redactions: r.try_get("redactions")?,
         });
     }
     Ok(out)

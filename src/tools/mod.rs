@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::guard::{Guard, PathError, Verdict, Workspace};
+use crate::redact::Redactor;
 
 /// What every tool needs: where it may work and the policy that judges it.
 #[derive(Debug, Clone)]
@@ -28,6 +29,9 @@ pub struct ToolContext {
     pub home: PathBuf,
     /// Where `ask` decisions wait for a human when the client cannot be asked.
     pub approvals: Option<Arc<approvals::ApprovalQueue>>,
+    /// Masks secrets in every tool result (applied where results leave the tools, in
+    /// `server::tool_calls`), built once from this process's secrets.
+    pub redactor: Arc<Redactor>,
     /// What bounds a `bash` child (Landlock, namespaces, the egress proxy).
     pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
@@ -37,6 +41,10 @@ impl ToolContext {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
+        let redactor = Arc::new(Redactor::from_environment(
+            &|name| guard.env_denied(name),
+            &home,
+        ));
         let sandbox = Arc::new(crate::sandbox::Sandbox::new(
             guard.file(),
             guard.hidden(),
@@ -49,6 +57,7 @@ impl ToolContext {
             guard,
             home,
             approvals: None,
+            redactor,
             sandbox,
         }
     }
