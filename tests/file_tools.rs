@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use serde_json::json;
-use support::{Workspace, call, spawn_stdio, text_of};
+use support::{Workspace, call, spawn_stdio, spawn_stdio_env, text_of};
 
 fn lines(n: usize) -> String {
     (1..=n).map(|i| format!("line {i}\n")).collect()
@@ -226,5 +226,128 @@ async fn paths_cannot_escape_the_workspace() {
         std::fs::read_to_string(outside.path()).unwrap(),
         "outside\n"
     );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn tilde_is_the_servers_home_never_a_directory_named_tilde() {
+    let ws = Workspace::new();
+    // The server's home is the directory holding the workspace: `~/<ws>/x` is inside it.
+    let home = ws.path().parent().expect("a parent").to_path_buf();
+    let ws_name = ws
+        .path()
+        .file_name()
+        .expect("a name")
+        .to_string_lossy()
+        .into_owned();
+    let client = spawn_stdio_env(ws.path(), &[("HOME", home.to_str().expect("UTF-8"))])
+        .await
+        .unwrap();
+    for (tool, args, expect) in [
+        (
+            "edit",
+            json!({"path": "~/pi-mcp-notes.txt", "old_text": "", "new_text": "x"}),
+            "`~` is the server's home",
+        ),
+        (
+            "read",
+            json!({"path": "~/pi-mcp-notes.txt"}),
+            "`~` is the server's home",
+        ),
+        (
+            "edit",
+            json!({"path": "~root/notes.txt", "old_text": "", "new_text": "x"}),
+            "`~user` paths are not expanded",
+        ),
+    ] {
+        let r = call(&client, tool, args.clone()).await;
+        let text = text_of(&r);
+        assert_eq!(r.is_error, Some(true), "{tool} {args}: {text}");
+        assert!(text.contains(expect), "{tool} {args}: {text}");
+    }
+    assert!(
+        !ws.path().join("~").exists(),
+        "no directory named ~ in the workspace"
+    );
+    assert!(
+        !home.join("pi-mcp-notes.txt").exists(),
+        "nothing written in the home"
+    );
+
+    // Expanded, then judged like any other path: inside the workspace it works.
+    let inside = format!("~/{ws_name}/notes/today.md");
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": inside, "old_text": "", "new_text": "hello\n"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    assert_eq!(ws.read("notes/today.md"), "hello\n");
+    let r = call(&client, "read", json!({"path": inside})).await;
+    assert_eq!(text_of(&r), "hello\n");
+    assert!(!ws.path().join("~").exists());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn links_out_of_the_workspace_or_to_nothing_are_refused_and_left_alone() {
+    use std::os::unix::fs::symlink;
+    let ws = Workspace::new();
+    let outside = tempfile::tempdir().unwrap();
+    let gone = outside.path().join("gone.txt");
+    symlink(
+        ws.path().join("missing-target.txt"),
+        ws.path().join("dangling.txt"),
+    )
+    .unwrap();
+    symlink(&gone, ws.path().join("dangling-out.txt")).unwrap();
+    symlink(outside.path(), ws.path().join("outdir")).unwrap();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    for (args, link) in [
+        (
+            json!({"path": "dangling.txt", "old_text": "", "new_text": "x"}),
+            "dangling.txt",
+        ),
+        (
+            json!({"path": "dangling-out.txt", "old_text": "", "new_text": "x"}),
+            "dangling-out.txt",
+        ),
+        (
+            json!({"path": "outdir/new.txt", "old_text": "", "new_text": "x"}),
+            "outdir",
+        ),
+    ] {
+        let r = call(&client, "edit", args.clone()).await;
+        let text = text_of(&r);
+        assert_eq!(r.is_error, Some(true), "{args}: {text}");
+        let named = format!("symbolic link `{}", ws.path().join(link).display());
+        assert!(text.contains(&named), "{args}: names the link: {text}");
+        assert!(text.contains("the link is left as it is"), "{text}");
+    }
+    let r = call(
+        &client,
+        "edit",
+        json!({"path": "dangling.txt", "old_text": "", "new_text": "x"}),
+    )
+    .await;
+    assert!(text_of(&r).contains("does not exist"), "{}", text_of(&r));
+    let r = call(&client, "read", json!({"path": "dangling.txt"})).await;
+    assert!(text_of(&r).contains("dangling link"), "{}", text_of(&r));
+    // Every link is still the same link, and nothing was created behind any of them.
+    for (link, target) in [
+        ("dangling.txt", ws.path().join("missing-target.txt")),
+        ("dangling-out.txt", gone.clone()),
+        ("outdir", outside.path().to_path_buf()),
+    ] {
+        let p = ws.path().join(link);
+        assert!(
+            p.symlink_metadata().unwrap().file_type().is_symlink(),
+            "{link}"
+        );
+        assert_eq!(std::fs::read_link(&p).unwrap(), target, "{link}");
+    }
+    assert!(!ws.path().join("missing-target.txt").exists());
+    assert!(!gone.exists() && !outside.path().join("new.txt").exists());
     client.cancel().await.unwrap();
 }

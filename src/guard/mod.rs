@@ -9,6 +9,7 @@ pub mod egress;
 pub mod expand;
 pub mod hidden;
 pub mod installs;
+pub mod links;
 pub mod notify;
 pub mod observe;
 pub mod osv;

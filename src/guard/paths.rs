@@ -1,5 +1,7 @@
 //! Paths and the workspace: the roots every file tool is confined to, the protected paths that
 //! stay untouchable inside them, and the lexical path reasoning rules use for `bash` arguments.
+//! A file tool's `~` means the server's home (never a directory named `~`), and a symbolic
+//! link that leads outside the workspace or nowhere is refused by name ([`super::links`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -9,6 +11,8 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 #[derive(Debug, Clone)]
 pub struct Workspace {
     roots: Vec<PathBuf>,
+    /// What a leading `~` in a file tool's path means; `None`: such paths are refused.
+    home: Option<PathBuf>,
 }
 
 /// Why a path was refused.
@@ -20,6 +24,40 @@ pub enum PathError {
     Protected(String, String),
     #[error("`{0}` does not exist")]
     Missing(String),
+    #[error(
+        "`{path}`: `~` is the server's home ({home}), and {expanded} is outside the workspace \
+         ({roots}); use a path inside the workspace"
+    )]
+    OutsideHome {
+        path: String,
+        home: String,
+        expanded: String,
+        roots: String,
+    },
+    #[error("`{0}`: {1}")]
+    Tilde(String, String),
+    #[error(
+        "`{path}` goes through the symbolic link `{link}`, which points to `{target}`, outside \
+         the workspace ({roots}); pi-mcp does not read or write through it (the link is left as \
+         it is)"
+    )]
+    LinkOutside {
+        path: String,
+        link: String,
+        target: String,
+        roots: String,
+    },
+    #[error(
+        "`{path}` goes through the symbolic link `{link}`, whose target `{target}` does not \
+         exist (a dangling link); pi-mcp does not read, create or edit files through it (the \
+         link is left as it is): create the target inside the workspace first, or remove the \
+         link"
+    )]
+    Dangling {
+        path: String,
+        link: String,
+        target: String,
+    },
     #[error("cannot resolve `{0}`: {1}")]
     Io(String, String),
 }
@@ -40,7 +78,16 @@ impl Workspace {
         if out.is_empty() {
             return Err("no workspace root given".into());
         }
-        Ok(Workspace { roots: out })
+        Ok(Workspace {
+            roots: out,
+            home: None,
+        })
+    }
+
+    /// The same workspace, with `home` as what a leading `~` in a path means.
+    pub fn with_home(mut self, home: PathBuf) -> Workspace {
+        self.home = Some(home);
+        self
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -66,20 +113,29 @@ impl Workspace {
             .any(|r| p.starts_with(r) && (allow_root || p != r))
     }
 
-    /// Resolves `path` (relative to the primary root) to a canonical path inside the workspace,
-    /// following symlinks. With `may_be_missing`, the file may not exist yet (its nearest
-    /// existing ancestor is resolved instead).
+    /// Resolves `path` (relative to the primary root; a leading `~` is the home given with
+    /// [`Workspace::with_home`]) to a canonical path inside the workspace, following symlinks.
+    /// With `may_be_missing`, the file may not exist yet (its nearest existing ancestor is
+    /// resolved instead), but never behind a dangling symbolic link.
     pub fn resolve(
         &self,
         path: &str,
         may_be_missing: bool,
         protected: &Protected,
     ) -> Result<PathBuf, PathError> {
-        let given = Path::new(path);
-        let joined = if given.is_absolute() {
-            given.to_path_buf()
-        } else {
-            self.primary().join(given)
+        let joined = match self.expand_home(path)? {
+            Some(expanded) => expanded,
+            None if Path::new(path).is_absolute() => PathBuf::from(path),
+            None => self.primary().join(path),
+        };
+        let outside = || match (&self.home, path.starts_with('~')) {
+            (Some(home), true) => PathError::OutsideHome {
+                path: path.to_string(),
+                home: home.display().to_string(),
+                expanded: lexical(&joined).display().to_string(),
+                roots: self.describe(),
+            },
+            _ => PathError::Outside(path.to_string(), self.describe()),
         };
         if let Some(pattern) = protected.matches(&lexical(&joined)) {
             return Err(PathError::Protected(path.to_string(), pattern));
@@ -87,10 +143,17 @@ impl Workspace {
         let resolved = match joined.canonicalize() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some((link, target)) = super::links::dangling(&joined) {
+                    return Err(PathError::Dangling {
+                        path: path.to_string(),
+                        link: link.display().to_string(),
+                        target: target.display().to_string(),
+                    });
+                }
                 if !may_be_missing {
                     let lex = lexical(&joined);
                     if !self.contains(&lex, false) {
-                        return Err(PathError::Outside(path.to_string(), self.describe()));
+                        return Err(outside());
                     }
                     return Err(PathError::Missing(path.to_string()));
                 }
@@ -99,12 +162,43 @@ impl Workspace {
             Err(e) => return Err(PathError::Io(path.to_string(), e.to_string())),
         };
         if !self.contains(&resolved, false) {
-            return Err(PathError::Outside(path.to_string(), self.describe()));
+            let inside = |p: &Path| self.contains(p, false);
+            if let Some((link, target)) = super::links::leaving(&joined, inside) {
+                return Err(PathError::LinkOutside {
+                    path: path.to_string(),
+                    link: link.display().to_string(),
+                    target: target.display().to_string(),
+                    roots: self.describe(),
+                });
+            }
+            return Err(outside());
         }
         if let Some(pattern) = protected.matches(&resolved) {
             return Err(PathError::Protected(path.to_string(), pattern));
         }
         Ok(resolved)
+    }
+
+    /// `path` with a leading `~` or `~/` replaced by the home, `None` when it has none; `~user`
+    /// and a `~` without a known home are refused (never taken as a directory named `~`).
+    fn expand_home(&self, path: &str) -> Result<Option<PathBuf>, PathError> {
+        let Some(rest) = path.strip_prefix('~') else {
+            return Ok(None);
+        };
+        let refuse = |why: &str| Err(PathError::Tilde(path.to_string(), why.to_string()));
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return refuse(
+                "`~user` paths are not expanded; give the path inside the workspace (relative to \
+                 its root, or absolute)",
+            );
+        }
+        match &self.home {
+            Some(home) => Ok(Some(home.join(rest.trim_start_matches('/')))),
+            None => refuse(
+                "`~` would mean the server's home, which is not known here; give the path inside \
+                 the workspace (relative to its root, or absolute)",
+            ),
+        }
     }
 
     /// Resolves a working directory for `bash`: an existing directory inside (or equal to) a root.

@@ -53,7 +53,7 @@ impl ToolContext {
             &[],
         ));
         ToolContext {
-            workspace,
+            workspace: workspace.with_home(home.clone()),
             guard,
             home,
             approvals: None,
@@ -144,7 +144,9 @@ impl std::fmt::Display for ToolError {
 impl From<PathError> for ToolError {
     fn from(e: PathError) -> Self {
         let verdict = match &e {
-            PathError::Outside(..) => Some(Verdict::single(
+            PathError::Outside(..)
+            | PathError::OutsideHome { .. }
+            | PathError::LinkOutside { .. } => Some(Verdict::single(
                 crate::guard::Decision::Deny,
                 "workspace",
                 e.to_string(),

@@ -1,0 +1,90 @@
+//! Symbolic links on the way to a file tool's path. Canonicalising a path tells *that* it ends
+//! outside the workspace, or that it leads nowhere; these functions tell *which* link did it, so
+//! the refusal can name the link, and so that `edit` never replaces a dangling link with a file
+//! (a rename over the link's path would silently drop the link the user put there).
+
+use std::path::{Path, PathBuf};
+
+/// The first symbolic link on the way to `path` (itself included) whose target does not exist,
+/// with what it points to. Walks from `path` up to the root: the nearest existing ancestor that
+/// is a link and cannot be resolved is the one that leaves the path nowhere.
+pub fn dangling(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    for candidate in path.ancestors() {
+        let Ok(meta) = candidate.symlink_metadata() else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            // A real file or directory: nothing above it can make the rest dangle (a link
+            // above it resolves, or this entry could not be reached).
+            return None;
+        }
+        return match candidate.canonicalize() {
+            Ok(_) => None,
+            Err(_) => Some((
+                candidate.to_path_buf(),
+                std::fs::read_link(candidate).unwrap_or_default(),
+            )),
+        };
+    }
+    None
+}
+
+/// The first symbolic link on the way to `path`, lying inside the workspace (`inside`), whose
+/// resolved target is not inside it, with that target.
+pub fn leaving(path: &Path, inside: impl Fn(&Path) -> bool) -> Option<(PathBuf, PathBuf)> {
+    let mut prefix = PathBuf::new();
+    for part in path.components() {
+        prefix.push(part);
+        let is_link = prefix
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link || !inside(&super::paths::lexical(&prefix)) {
+            continue;
+        }
+        match prefix.canonicalize() {
+            Ok(target) if !inside(&target) => return Some((prefix, target)),
+            Ok(_) => {}
+            Err(_) => {
+                let target = std::fs::read_link(&prefix).unwrap_or_default();
+                return Some((prefix, target));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn dangling_links_are_found_at_any_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        symlink(root.join("nowhere"), root.join("link")).unwrap();
+        let (link, target) = dangling(&root.join("link")).unwrap();
+        assert_eq!(
+            (link.clone(), target),
+            (root.join("link"), root.join("nowhere"))
+        );
+        assert_eq!(dangling(&root.join("link/a/b")).map(|d| d.0), Some(link));
+        std::fs::create_dir(root.join("real")).unwrap();
+        assert_eq!(dangling(&root.join("real/missing.txt")), None);
+        assert_eq!(dangling(&root.join("missing/deeper")), None);
+    }
+
+    #[test]
+    fn links_leaving_the_workspace_are_named() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        symlink(outside.path(), root.join("out")).unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        symlink(root.join("sub"), root.join("in")).unwrap();
+        let inside = |p: &Path| p.starts_with(&root);
+        let (link, _) = leaving(&root.join("out/x.txt"), inside).unwrap();
+        assert_eq!(link, root.join("out"));
+        assert_eq!(leaving(&root.join("in/x.txt"), inside), None);
+    }
+}
