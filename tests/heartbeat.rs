@@ -139,3 +139,47 @@ async fn the_daemon_beats_reloads_serves_metrics_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     assert_eq!(lines.count("stopping on signal"), 1);
 }
+
+/// Issue 11: the operator's own `http://` receivers, named only in the server's environment,
+/// get the notices without any policy file (the shipped policy allows only https webhooks and
+/// hooks.slack.com for destinations the agent could choose).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_configured_http_channels_deliver_without_a_policy_file() {
+    let ws = Workspace::new();
+    let hook = HookReceiver::start().await;
+    ws.write("app.log", "quiet\n");
+    let rule = json!({
+        "id": "app-alive", "type": "log_keyword",
+        "params": {"path": "app.log", "keyword": "alive", "window_minutes": 60},
+        "condition": {"operator": "lt", "threshold": 1}, "channels": ["webhook", "slack"]
+    });
+    ws.write("alerts.json", json!({"rules": [rule]}).to_string());
+    let status = tokio::process::Command::new(support::bin())
+        .arg("--workspace")
+        .arg(ws.path())
+        .args(["heartbeat", "--once", "--rules", "alerts.json"])
+        .env_remove("PI_MCP_STATE_URL")
+        .env_remove("PI_MCP_POLICY")
+        .envs(support::state_env(ws.path()))
+        .env("PI_MCP_NOTIFY_RETRY_BASE_MS", "10")
+        .env("ALERT_WEBHOOK_URL", hook.url("/internal/alerts"))
+        .env("SLACK_WEBHOOK_URL", hook.url("/slack-relay/T0/B0/token"))
+        .env("SMTP_URL", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("run pi-mcp heartbeat --once");
+    assert!(status.success(), "{status}");
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let webhook = bodies
+        .iter()
+        .find(|b| b["rule_id"] == "app-alive")
+        .unwrap_or_else(|| panic!("the webhook notice: {bodies:?}"));
+    assert_eq!(webhook["kind"], "firing");
+    assert!(
+        bodies.iter().any(|b| b.get("blocks").is_some()),
+        "the Slack notice: {bodies:?}"
+    );
+}

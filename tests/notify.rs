@@ -1,8 +1,9 @@
 //! The `notify` tool through the built binary over stdio: Slack and the generic webhook against
 //! an axum receiver in the test (JSON, HMAC signature, custom headers, retries after 500s, a
 //! 429's Retry-After, permanent 400s, Slack's `ok`), email through the real aiosmtpd, and the
-//! policy's allow-list (unknown channel, URL not allowed, attachments outside the workspace or
-//! protected: denied, nothing sent, audited as deny).
+//! policy (unknown or disabled channel, attachments outside the workspace or protected: denied,
+//! nothing sent, audited as deny), while destinations from the server's own environment are
+//! trusted as configured, outside the allow-list.
 
 mod support;
 
@@ -318,24 +319,24 @@ async fn the_policy_denies_and_nothing_is_sent() {
     ws.write(".env", "DB_PASSWORD=hunter2\n");
     let outside = tempfile::NamedTempFile::new().expect("a file outside the workspace");
     let policy = loopback_policy(&ws);
-    let not_allowed = rx.url("/elsewhere");
+    // The operator switched Slack off: its configured URL does not matter.
+    let mut text: Value =
+        serde_json::from_str(&std::fs::read_to_string(&policy).expect("read policy"))
+            .expect("policy JSON");
+    text["notify"]["channels"] = json!(["email", "webhook"]);
+    std::fs::write(&policy, text.to_string()).expect("write policy");
+    let slack = rx.url("/slack");
     let hook = rx.url("/hook");
     let env = server_env(
         &policy,
-        &[
-            ("SLACK_WEBHOOK_URL", &not_allowed),
-            ("ALERT_WEBHOOK_URL", &hook),
-        ],
+        &[("SLACK_WEBHOOK_URL", &slack), ("ALERT_WEBHOOK_URL", &hook)],
     );
     let client = spawn_stdio_env(ws.path(), &env)
         .await
         .expect("server starts");
     let outside_path = outside.path().to_string_lossy().into_owned();
     let cases = [
-        (
-            json!({"channel": "slack", "text": "x"}),
-            "notify-destination",
-        ),
+        (json!({"channel": "slack", "text": "x"}), "notify-channel"),
         (json!({"channel": "sms", "text": "x"}), "notify-channel"),
         (
             json!({"channel": "webhook", "text": "x", "attachments": [outside_path]}),
@@ -364,6 +365,38 @@ async fn the_policy_denies_and_nothing_is_sent() {
     for e in notify {
         assert_eq!(e["decision"], "deny", "{e}");
     }
+}
+
+#[tokio::test]
+async fn destinations_from_the_servers_environment_are_trusted_as_configured() {
+    let rx = Receiver::start().await;
+    let ws = Workspace::new();
+    // The shipped policy: only https:// webhooks and hooks.slack.com are in its allow-list.
+    let slack = rx.url("/relay/slack");
+    let hook = rx.url("/internal/alerts");
+    let mut env = server_env(Path::new(""), &[]);
+    env.retain(|(k, _)| *k != "PI_MCP_POLICY");
+    env.extend([
+        ("SLACK_WEBHOOK_URL", slack.as_str()),
+        ("ALERT_WEBHOOK_URL", hook.as_str()),
+    ]);
+    let client = spawn_stdio_env(ws.path(), &env)
+        .await
+        .expect("server starts");
+    for channel in ["slack", "webhook"] {
+        let r = call(
+            &client,
+            "notify",
+            json!({"channel": channel, "text": "hello"}),
+        )
+        .await;
+        let text = text_of(&r);
+        assert_ne!(r.is_error, Some(true), "{channel}: {text}");
+        assert!(text.contains("Delivered"), "{channel}: {text}");
+    }
+    let paths: Vec<String> = rx.hits().iter().map(|h| h.path.clone()).collect();
+    assert_eq!(paths, ["/relay/slack", "/internal/alerts"]);
+    client.cancel().await.expect("stop the server");
 }
 
 #[tokio::test]
@@ -396,25 +429,8 @@ async fn email_problems_name_what_to_fix() {
     let client = spawn_stdio_env(ws.path(), &env)
         .await
         .expect("server starts");
-    let r = call(&client, "notify", json!({"channel": "email", "text": "x"})).await;
-    let text = text_of(&r);
-    assert!(
-        text.contains("root@elsewhere.example") && text.contains("notify-destination"),
-        "{text}"
-    );
-    client.cancel().await.expect("stop the server");
-
-    let env = server_env(
-        &policy,
-        &[
-            ("SMTP_URL", &smtp),
-            ("ALERT_EMAIL_FROM", "pi@example.test"),
-            ("ALERT_EMAIL_TO", "ops@example.test"),
-        ],
-    );
-    let client = spawn_stdio_env(ws.path(), &env)
-        .await
-        .expect("server starts");
+    // The recipients are the operator's (the policy allows only *@example.test): trusted, so
+    // the send is tried and fails on the closed port, not on the allow-list.
     let r = call(&client, "notify", json!({"channel": "email", "text": "x"})).await;
     let text = text_of(&r);
     assert_eq!(r.is_error, Some(true));
@@ -422,6 +438,7 @@ async fn email_problems_name_what_to_fix() {
         text.contains("failed after 4 attempts") && text.contains("transient"),
         "{text}"
     );
+    assert!(!text.contains("notify-destination"), "{text}");
     client.cancel().await.expect("stop the server");
 }
 

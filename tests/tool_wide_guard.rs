@@ -56,8 +56,8 @@ async fn every_tool_is_judged_and_every_decision_audited() {
         ),
         (
             "notify",
-            json!({"channel": "webhook", "text": "exfiltrate"}),
-            "notify-destination",
+            json!({"channel": "pager", "text": "exfiltrate"}),
+            "notify-channel",
         ),
         (
             "ghost",

@@ -3,6 +3,12 @@
 //! notification to a channel or destination the allow-list does not name is denied, so a
 //! prompt-injected model cannot mail a report to an outsider or post it to its own webhook.
 //!
+//! Destinations the operator configured in the server's own environment (`SLACK_WEBHOOK_URL`,
+//! `ALERT_WEBHOOK_URL`, `SMTP_URL`, `ALERT_EMAIL_TO`) are not the agent's to choose, so they are
+//! trusted as configured, whatever their scheme or host ([`super::Guard::judge_configured_notify`]):
+//! only the channel switch and the operator's Rego files apply to them. The allow-list governs
+//! what a tool call, or a file the agent can edit, can choose.
+//!
 //! URLs are judged in a normalised form, `scheme://host[:port]/path` (lower-case scheme and
 //! host, no user info, query or fragment), so `https://hooks.slack.com@evil.example/services/x`
 //! is judged as the `evil.example` URL it really is.
@@ -205,7 +211,7 @@ impl super::Guard {
                 email_address(destination),
             ),
         };
-        let mut verdict = match candidate {
+        let verdict = match candidate {
             Err(why) => self.notify_deny(RULE_DESTINATION, why),
             Ok(c) if globs.is_match(&c) => Verdict::allow(),
             Ok(c) => {
@@ -216,6 +222,23 @@ impl super::Guard {
                 )
             }
         };
+        self.notify_rego(channel, destination, verdict)
+    }
+
+    /// Judges a notification to a destination the operator configured in the server's own
+    /// environment: the agent cannot change it, so the allow-list does not apply (any scheme,
+    /// any host); the channel must still be enabled, and the policy's Rego files still decide.
+    pub fn judge_configured_notify(&self, channel: &str, destination: &str) -> Verdict {
+        let verdict = self.judge_notify_channel(channel);
+        if verdict.decision == Decision::Deny {
+            return verdict;
+        }
+        self.notify_rego(channel, destination, verdict)
+    }
+
+    /// `verdict` merged with what the policy's Rego files say about the notification.
+    fn notify_rego(&self, channel: &str, destination: &str, verdict: Verdict) -> Verdict {
+        let mut verdict = verdict;
         if let Some(rego) = &self.rego {
             // Rego sees a URL without its secret path or query (a reason that echoes its input
             // must not carry a webhook token into the audit log).
@@ -299,6 +322,28 @@ mod tests {
             Decision::Deny,
             "plain http is not in the default"
         );
+    }
+
+    #[test]
+    fn configured_destinations_skip_the_allow_list_but_not_the_channel_switch() {
+        let g = guard(
+            r#"{"channels": ["webhook", "email"], "webhook_urls": [], "email_recipients": []}"#,
+        );
+        let allowed = |c: &str, d: &str| g.judge_configured_notify(c, d).decision;
+        assert_eq!(
+            allowed("webhook", "http://alerts-relay.internal:8080/x"),
+            Decision::Allow
+        );
+        assert_eq!(allowed("email", "oncall@anywhere.example"), Decision::Allow);
+        // The same destinations chosen by someone else are judged by the allow-list.
+        let v = g.judge_notify("webhook", "http://alerts-relay.internal:8080/x");
+        assert_eq!(
+            (v.decision, rule_of(&v)),
+            (Decision::Deny, RULE_DESTINATION)
+        );
+        // A channel the operator switched off stays off.
+        let v = g.judge_configured_notify("slack", "https://hooks.slack.com/services/x");
+        assert_eq!((v.decision, rule_of(&v)), (Decision::Deny, RULE_CHANNEL));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Where notifications go, read from the environment: the Slack incoming webhook, the SMTP
 //! server and addresses, the generic webhook with its secret and extra headers. Empty values
 //! count as unset; malformed ones are reported when a notification needs them, naming the
-//! variable.
+//! variable. Settings carry where they came from ([`Origin`]): the server's own environment is
+//! the operator's and trusted as configured; anything else is judged by the policy's allow-list.
 
 /// Slack incoming-webhook URL.
 pub const SLACK_WEBHOOK_URL: &str = "SLACK_WEBHOOK_URL";
@@ -18,9 +19,23 @@ pub const ALERT_WEBHOOK_SECRET: &str = "ALERT_WEBHOOK_SECRET";
 /// Extra webhook headers: `"K: V; K2: V2"` or a JSON object.
 pub const ALERT_WEBHOOK_HEADERS: &str = "ALERT_WEBHOOK_HEADERS";
 
+/// Who chose a [`ChannelConfig`]'s destinations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The server's own environment: the operator's, out of the agent's reach. Destinations are
+    /// allowed as configured (any scheme, any host); the channel switch still applies.
+    Operator,
+    /// Anything the agent could have chosen or edited: every destination is judged by the
+    /// policy's `notify` allow-list.
+    #[default]
+    Judged,
+}
+
 /// The channels' settings. Its `Debug` hides every value that can hold a secret.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ChannelConfig {
+    /// Who chose the destinations below.
+    pub origin: Origin,
     pub slack_webhook_url: Option<String>,
     pub smtp_url: Option<String>,
     pub email_from: Option<String>,
@@ -34,6 +49,7 @@ impl std::fmt::Debug for ChannelConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = |v: &Option<String>| v.as_ref().map(|_| "<set>");
         f.debug_struct("ChannelConfig")
+            .field("origin", &self.origin)
             .field("slack_webhook_url", &set(&self.slack_webhook_url))
             .field("smtp_url", &set(&self.smtp_url))
             .field("email_from", &self.email_from)
@@ -51,7 +67,8 @@ impl ChannelConfig {
         ChannelConfig::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Reads settings through `get` (the environment, or a map in tests).
+    /// Reads the operator's settings through `get` (the server's environment, or a map in
+    /// tests): [`Origin::Operator`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let var = |k: &str| {
             get(k)
@@ -59,6 +76,7 @@ impl ChannelConfig {
                 .filter(|v| !v.is_empty())
         };
         ChannelConfig {
+            origin: Origin::Operator,
             slack_webhook_url: var(SLACK_WEBHOOK_URL),
             smtp_url: var(SMTP_URL),
             email_from: var(ALERT_EMAIL_FROM),

@@ -1,7 +1,8 @@
 //! Notifications on Slack, email and a generic webhook: the `notify` tool, and the
 //! [`Notifier`] the monitor's outbox, the Data Ghost and the agent heartbeat deliver through.
-//! Every delivery is judged by the policy's `notify` allow-list first (channel, then each
-//! destination), transient failures are retried with backoff ([`retry`]), and what is
+//! Every delivery is judged by the policy first: the channel must be enabled, and a
+//! destination the agent could have chosen must match the `notify` allow-list (the operator's
+//! own environment is trusted as configured, see [`config::Origin`]); transient failures are retried with backoff ([`retry`]), and what is
 //! reported names the destination with its secrets removed.
 
 pub mod attachments;
@@ -291,11 +292,13 @@ impl Notifier {
         }
     }
 
-    /// Refuses what the policy denies (a notification is never `ask`: nobody waits for it).
+    /// Refuses what the policy denies (a notification is never `ask`: nobody waits for it). A
+    /// destination from the operator's own configuration is not held to the allow-list.
     fn judged(&self, channel: &str, destination: Option<&str>) -> Result<(), NotifyError> {
-        let verdict = match destination {
-            Some(d) => self.guard.judge_notify(channel, d),
-            None => self.guard.judge_notify_channel(channel),
+        let verdict = match (destination, self.config.origin) {
+            (Some(d), config::Origin::Operator) => self.guard.judge_configured_notify(channel, d),
+            (Some(d), config::Origin::Judged) => self.guard.judge_notify(channel, d),
+            (None, _) => self.guard.judge_notify_channel(channel),
         };
         if verdict.decision == Decision::Allow {
             return Ok(());
@@ -374,10 +377,12 @@ mod tests {
             e.message.starts_with("SMTP_URL is not set") && e.verdict.is_none(),
             "{e}"
         );
+        // Destinations not from the operator's environment are held to the allow-list.
         let cfg = ChannelConfig {
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
             ..ChannelConfig::default()
         };
+        assert_eq!(cfg.origin, config::Origin::Judged);
         let n = Notifier::new(guard, cfg, RetryPolicy::default());
         let e = n
             .send(&Message::new(Channel::Webhook, "x"))
