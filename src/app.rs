@@ -273,20 +273,57 @@ pub fn check_out_of_reach(
     writable: &[PathBuf],
     sandbox: SandboxMode,
 ) -> anyhow::Result<()> {
-    for (what, path, fix) in trusted.described() {
-        let Some(by) = crate::sandbox::writable_by_bash(path, writable) else {
-            continue;
-        };
-        let message = format!(
-            "{what} {} is inside {}, which bash commands may write: the agent could forge \
-             approvals, rewrite the audit log or tamper with advisories; {fix}",
-            path.display(),
-            by.display()
-        );
+    for (message, fix) in trusted.within_reach(writable) {
+        let message = format!("{message}; {fix}");
         if sandbox == SandboxMode::Required {
             anyhow::bail!("{message} (the policy says \"sandbox\": \"required\")");
         }
         tracing::warn!("{message}");
     }
     Ok(())
+}
+
+impl TrustedPaths {
+    /// `(problem, fix)` for each trusted path that lies where `bash` may write (`writable`).
+    pub fn within_reach(&self, writable: &[PathBuf]) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for (what, path, fix) in self.described() {
+            let Some(by) = crate::sandbox::writable_by_bash(path, writable) else {
+                continue;
+            };
+            out.push((
+                format!(
+                    "{what} {} is inside {}, which bash commands may write: the agent could \
+                     forge approvals, rewrite the audit log or tamper with advisories",
+                    path.display(),
+                    by.display()
+                ),
+                fix,
+            ));
+        }
+        out
+    }
+
+    /// The location check of `pi-mcp doctor`: the same test as at start, one line each for the
+    /// state directory's trusted contents (`fail` where the sandbox is required, as at start).
+    pub fn health(&self, writable: &[PathBuf], sandbox: SandboxMode) -> crate::health::Check {
+        use crate::health::Check;
+        let problems = self.within_reach(writable);
+        let Some((message, fix)) = problems.first() else {
+            return Check::ok(
+                "store location",
+                format!(
+                    "{} and the OSV database {} are outside everything bash may write",
+                    self.state_db
+                        .as_ref()
+                        .map_or("the PostgreSQL store".to_string(), |p| p
+                            .display()
+                            .to_string()),
+                    self.osv_dir.display()
+                ),
+            );
+        };
+        Check::warn("store location", message.clone(), *fix)
+            .needed_if(sandbox == SandboxMode::Required)
+    }
 }

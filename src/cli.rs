@@ -40,6 +40,9 @@ pub enum Command {
     Heartbeat(pi_mcp::heartbeat::HeartbeatArgs),
     /// Run the built-in Pi agent once: the model drives pi-mcp's own tools until it answers.
     Agent(pi_mcp::agent::command::AgentArgs),
+    /// Check this machine's setup and say what to fix: policy, sandbox, store, channels, AWS,
+    /// databases, rules, prompts, and the client configuration. Exit 1 when something fails.
+    Doctor(pi_mcp::doctor::DoctorArgs),
     /// Internal (the bash tool's child): apply the OS sandbox, then exec the command.
     #[command(name = "__sandbox-exec", hide = true)]
     SandboxExec(SandboxExecArgs),

@@ -3,8 +3,10 @@
 
 pub mod agent;
 pub mod app;
+pub mod doctor;
 pub mod ghost;
 pub mod guard;
+pub mod health;
 pub mod heartbeat;
 pub mod monitor;
 pub mod redact;

@@ -248,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(args) => pi_mcp::monitor::command::run(&cli.global, args).await,
         Command::Heartbeat(args) => pi_mcp::heartbeat::run(&cli.global, args).await,
         Command::Agent(args) => pi_mcp::agent::command::run(&cli.global, args).await,
+        Command::Doctor(args) => pi_mcp::doctor::run(&cli.global, args).await,
         Command::Osv(OsvCommand::Update {
             base_url,
             ecosystems,

@@ -7,6 +7,7 @@ pub mod cloudwatch;
 pub mod decision;
 pub mod egress;
 pub mod expand;
+pub mod health;
 pub mod hidden;
 pub mod installs;
 pub mod links;

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod evaluate;
+pub mod health;
 pub mod lease;
 pub mod mcp;
 pub mod outbox;

@@ -103,6 +103,72 @@ pub fn load_all(dir: Option<&Path>) -> Result<Vec<PromptFile>, String> {
     Ok(out)
 }
 
+/// The prompts' health for `pi-mcp doctor`: which templates the server will offer and from
+/// where; a file that does not parse is a warning (the others are still offered).
+pub fn health(dir: Option<&Path>) -> Vec<crate::health::Check> {
+    use crate::health::Check;
+    let Some(dir) = dir else {
+        let names: Vec<String> = BUILT_IN
+            .iter()
+            .filter_map(|(file, text)| parse(text, file).ok().map(|p| p.name))
+            .collect();
+        return vec![Check::ok(
+            "prompts",
+            format!("{} built-in ({})", names.len(), names.join(", ")),
+        )];
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return vec![Check::fail(
+                "prompts",
+                format!("{}: {e}", dir.display()),
+                "correct --prompts / PI_MCP_PROMPTS, or remove it to use the built-in prompts",
+            )];
+        }
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    paths.sort();
+    let mut names = Vec::new();
+    let mut out = Vec::new();
+    for p in &paths {
+        let parsed = std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))
+            .and_then(|text| parse(&text, &p.display().to_string()));
+        match parsed {
+            Ok(prompt) => names.push(prompt.name),
+            Err(e) => out.push(Check::warn(
+                "prompt",
+                e,
+                "fix the front matter (---, name, description, arguments, ---); the file is \
+                 skipped until then",
+            )),
+        }
+    }
+    let summary = if names.is_empty() {
+        Check::warn(
+            "prompts",
+            format!("no usable *.md prompt in {}", dir.display()),
+            "add prompt files, or remove the directory to use the built-in prompts",
+        )
+    } else {
+        Check::ok(
+            "prompts",
+            format!(
+                "{} in {} ({})",
+                names.len(),
+                dir.display(),
+                names.join(", ")
+            ),
+        )
+    };
+    out.insert(0, summary);
+    out
+}
+
 impl PromptFile {
     pub fn to_mcp(&self) -> Prompt {
         let args = self

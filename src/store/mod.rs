@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod health;
 pub mod location;
 pub mod placeholders;
 

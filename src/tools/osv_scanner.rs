@@ -240,6 +240,78 @@ pub fn advisories_at_start(db_dir: &Path) -> Option<Arc<dyn Advisories>> {
     }
 }
 
+/// Advisories older than this are reported as stale by `pi-mcp doctor`.
+pub const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The advisory source's health for `pi-mcp doctor`: `osv-scanner` on PATH, and the OSV
+/// database in `db_dir` (records per ecosystem, age of the newest download), without loading it.
+pub fn health(db_dir: &Path) -> Vec<crate::health::Check> {
+    use crate::health::Check;
+    let scanner = OsvScanner::find_on_path();
+    let mut records = Vec::new();
+    let mut newest: Option<std::time::SystemTime> = None;
+    for eco in Ecosystem::ALL {
+        let dir = db_dir.join(eco.as_str());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let n = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count();
+        if n == 0 {
+            continue;
+        }
+        records.push(format!("{} {n}", eco.as_str()));
+        let modified = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        newest = newest.max(modified);
+    }
+    let mut out = Vec::new();
+    if let Some(program) = &scanner {
+        out.push(Check::ok(
+            "osv-scanner",
+            format!("{} checks package installs", program.display()),
+        ));
+    }
+    let age = newest.and_then(|t| t.elapsed().ok());
+    let update = "run `pi-mcp osv update` (or install osv-scanner)";
+    out.push(match (records.is_empty(), age) {
+        (true, _) if scanner.is_some() => Check::ok(
+            "OSV database",
+            format!("none at {} (osv-scanner is used instead)", db_dir.display()),
+        ),
+        (true, _) => Check::warn(
+            "OSV database",
+            format!(
+                "none at {} and no {PROGRAM} on PATH: every package install needs approval",
+                db_dir.display()
+            ),
+            update,
+        ),
+        (false, Some(age)) if age > STALE_AFTER => Check::warn(
+            "OSV database",
+            format!(
+                "{} ({}), downloaded {} days ago",
+                db_dir.display(),
+                records.join(", "),
+                age.as_secs() / 86_400
+            ),
+            update,
+        ),
+        (false, age) => Check::ok(
+            "OSV database",
+            format!(
+                "{} ({}){}",
+                db_dir.display(),
+                records.join(", "),
+                age.map(|a| format!(", downloaded {} hours ago", a.as_secs() / 3600))
+                    .unwrap_or_default()
+            ),
+        ),
+    });
+    out
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

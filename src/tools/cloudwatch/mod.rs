@@ -4,6 +4,7 @@
 //! backoff, and a counter of every API request made.
 
 pub mod error;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod render;

@@ -8,6 +8,7 @@
 pub mod attachments;
 pub mod config;
 pub mod email;
+pub mod health;
 pub mod http;
 pub mod retry;
 pub mod slack;

@@ -7,6 +7,7 @@
 
 mod connect;
 mod exec;
+pub mod health;
 pub mod pools;
 pub mod table;
 pub mod values;
