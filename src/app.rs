@@ -309,7 +309,7 @@ impl TrustedPaths {
     pub fn health(&self, writable: &[PathBuf], sandbox: SandboxMode) -> crate::health::Check {
         use crate::health::Check;
         let problems = self.within_reach(writable);
-        let Some((message, fix)) = problems.first() else {
+        let Some((_, fix)) = problems.first() else {
             return Check::ok(
                 "store location",
                 format!(
@@ -323,7 +323,8 @@ impl TrustedPaths {
                 ),
             );
         };
-        Check::warn("store location", message.clone(), *fix)
+        let messages: Vec<&str> = problems.iter().map(|(m, _)| m.as_str()).collect();
+        Check::warn("store location", messages.join("; "), *fix)
             .needed_if(sandbox == SandboxMode::Required)
     }
 }

@@ -282,3 +282,22 @@ async fn a_channel_that_answers_500_to_the_test_notice_fails() {
     assert!(fix.contains("fix:"), "{fix}");
     assert_eq!(hook.bodies().len(), 1, "one attempt, no retries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_store_bash_could_write_is_reported_with_its_fix() {
+    let ws = Workspace::new();
+    let inside = ws.path().join(".state");
+    let out = doctor(
+        ws.path(),
+        &[],
+        &[("PI_MCP_STATE_DIR", inside.to_str().expect("UTF-8"))],
+    )
+    .await;
+    let report = stdout(&out);
+    // A warning under the default best_effort sandbox, as at start.
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let (warn, fix) = line(&report, "warn", "store location");
+    assert!(warn.contains("forge approvals"), "{warn}");
+    assert!(fix.contains("outside the workspace"), "{fix}");
+    assert!(!inside.join("state.db").exists(), "doctor creates no store");
+}
