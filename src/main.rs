@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pi_mcp::app::App;
-use pi_mcp::guard::{Enforcement, Guard, PathContext, PolicyFile};
+use pi_mcp::guard::{Decision, Enforcement, Guard, PathContext, PolicyFile};
 use pi_mcp::sandbox;
 use pi_mcp::server::http::{self, HttpOptions};
 use pi_mcp::store::{AuditLog, Store, approvals, audit};
@@ -165,15 +165,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 roots: ws.roots().to_vec(),
                 home,
             };
+            // The exit status is the strictest decision judged, so a script need not parse.
+            let mut strictest = Decision::Allow;
             match batch {
-                None => print_verdict(
-                    &guard.judge_command(&command.join(" "), &ctx),
-                    &layers,
-                    *json,
-                )?,
+                None => {
+                    let verdict = guard.judge_command(&command.join(" "), &ctx);
+                    strictest = verdict.decision;
+                    print_verdict(&verdict, &layers, *json)?;
+                }
                 Some(file) => {
                     for command in batch_commands(file)? {
                         let verdict = guard.judge_command(&command, &ctx);
+                        strictest = strictest.max(verdict.decision);
                         if *json {
                             let mut v = serde_json::to_value(&verdict)?;
                             v["command"] = serde_json::Value::String(command);
@@ -190,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(cli::decision_exit_code(strictest)))
         }
         Command::Policy(PolicyCommand::Validate { file }) => {
             let path = file.as_deref().or(cli.global.policy.as_deref());
