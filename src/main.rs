@@ -107,7 +107,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    // A missing OSV database matters where commands run for a model or a daemon; elsewhere
+    // an install's verdict (`osv-no-database`) already says it.
+    if matches!(
+        &cli.command,
+        Command::Serve(_) | Command::Heartbeat(_) | Command::Agent(_)
+    ) {
+        cli.global.missing_osv = pi_mcp::tools::osv_scanner::MissingDb::Warn;
+    }
     match &cli.command {
         Command::Serve(args) => {
             let slack_buttons = args.http.is_some()
