@@ -113,11 +113,15 @@ impl<'a> CallRunner<'a> {
             if let Some(k) = key {
                 first_of.entry(k).or_insert(i);
             }
+            let arguments = call.arguments_object();
+            let arguments_error = call.arguments_error();
             transcript.record(&Event::ToolCall {
                 step,
                 id: &call.id,
                 tool: &call.name,
-                arguments: &call.raw_arguments,
+                arguments: &arguments,
+                arguments_error,
+                raw_arguments: arguments_error.map(|_| &call.raw_arguments),
                 decision: plan.decision(),
             });
             plans.push(plan);

@@ -40,8 +40,14 @@ pub enum Event<'a> {
         step: u32,
         id: &'a str,
         tool: &'a str,
+        /// Always a JSON object, whatever the provider's wire format (`{}` when unusable).
         arguments: &'a Value,
-        /// executed, cached, refused_dry_run, approval, invalid, unknown_tool
+        /// Why the arguments could not be used, with what the model sent (`decision: invalid`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arguments_error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw_arguments: Option<&'a Value>,
+        /// executed, cached, duplicate, refused_dry_run, approval, refused, invalid, unknown_tool
         decision: &'a str,
     },
     ToolResult {
@@ -183,10 +189,22 @@ fn markdown_of(event: &Event<'_>) -> String {
         Event::ToolCall {
             tool,
             arguments,
+            arguments_error,
+            raw_arguments,
             decision,
             id,
             ..
-        } => format!("### `{tool}` ({id}): {decision}\n\n```json\n{arguments}\n```\n\n"),
+        } => {
+            let pretty = serde_json::to_string_pretty(arguments).unwrap_or_default();
+            let mut s = format!("### `{tool}` ({id}): {decision}\n\n```json\n{pretty}\n```\n\n");
+            if let Some(why) = arguments_error {
+                let raw = raw_arguments.map(|r| r.to_string()).unwrap_or_default();
+                s.push_str(&format!(
+                    "Arguments not usable: {why}. As sent:\n\n```\n{raw}\n```\n\n"
+                ));
+            }
+            s
+        }
         Event::ToolResult {
             tool,
             is_error,

@@ -297,7 +297,14 @@ impl Run<'_> {
         let calls: Vec<serde_json::Value> = reply
             .tool_calls
             .iter()
-            .map(|c| serde_json::json!({"id": c.id, "name": c.name, "arguments": c.raw_arguments}))
+            .map(|c| {
+                let mut call = serde_json::json!({"id": c.id, "name": c.name, "arguments": c.arguments_object()});
+                if let Some(why) = c.arguments_error() {
+                    call["arguments_error"] = why.into();
+                    call["raw_arguments"] = c.raw_arguments.clone();
+                }
+                call
+            })
             .collect();
         self.transcript.record(&Event::ModelReply {
             step: self.step,
