@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::facts::{Headline, RunFacts};
 use super::provider::Usage;
 
 /// How much of a tool result the Markdown shows (the JSONL keeps what the model saw).
@@ -77,6 +78,9 @@ pub enum Event<'a> {
         verification_reported: Option<bool>,
         /// Time of the loop itself: the run less model API waits and tool calls.
         loop_overhead_ms: f64,
+        /// What pi-mcp saw the run do, and the report's first line from it.
+        headline: &'a Headline,
+        facts: &'a RunFacts,
         final_answer: &'a str,
     },
 }
@@ -250,17 +254,25 @@ fn markdown_of(event: &Event<'_>) -> String {
             steps,
             usage,
             verification_reported,
+            headline,
+            facts,
             final_answer,
             ..
         } => {
             let verification = match verification_reported {
-                Some(true) => "\n- verification: reported",
-                Some(false) => "\n- verification: NOT reported",
+                Some(true) => "\n- verification: reported by the model",
+                Some(false) => "\n- verification: NOT reported by the model",
                 None => "",
             };
+            let seen: String = facts.lines().iter().map(|l| format!("{l}\n")).collect();
+            let answer = if final_answer.trim().is_empty() {
+                "(the run ended without an answer)\n\n".to_string()
+            } else {
+                quote(final_answer)
+            };
             format!(
-                "## Result\n\n- stop reason: {stop_reason}\n- steps: {steps}\n- tokens: {} in / {} out{verification}\n\n## Final answer\n\n{final_answer}\n",
-                usage.input_tokens, usage.output_tokens
+                "## Result\n\n**{}**\n\n- stop reason: {stop_reason}\n- steps: {steps}\n- tokens: {} in / {} out{verification}\n\n## What pi-mcp saw\n\n{seen}\n## Final answer (the model's words)\n\n{answer}",
+                headline.text, usage.input_tokens, usage.output_tokens
             )
         }
     }

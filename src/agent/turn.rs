@@ -88,13 +88,17 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
     let loop_overhead_ms = (started.elapsed().saturating_sub(waited).as_micros() as f64) / 1000.0;
     let steps = run.step;
     let usage = run.usage;
+    let facts = std::mem::take(&mut run.calls.facts);
     drop(run);
+    let headline = facts.headline(&answer);
     transcript.record(&Event::RunEnd {
         stop_reason: stop.as_str(),
         steps,
         usage,
         verification_reported: verification,
         loop_overhead_ms,
+        headline: &headline,
+        facts: &facts,
         final_answer: &answer,
     });
     toolbox.close().await;
@@ -105,6 +109,8 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         steps,
         usage,
         verification_reported: verification,
+        headline,
+        facts,
         transcript_markdown: transcript.markdown_path().to_path_buf(),
         transcript_jsonl: transcript.jsonl_path().to_path_buf(),
     })

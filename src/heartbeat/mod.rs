@@ -11,6 +11,7 @@
 pub mod investigate;
 pub mod metrics;
 pub mod reload;
+pub mod report;
 pub mod runs;
 pub mod standing;
 
