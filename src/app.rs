@@ -16,6 +16,7 @@ use crate::guard::{Guard, Workspace};
 use crate::store::{AuditLog, Store, location};
 use crate::tools::ToolContext;
 use crate::tools::approvals::ApprovalQueue;
+use crate::tools::osv_scanner::MissingDb;
 
 /// Options every subcommand understands.
 #[derive(Debug, Clone, Default, Args)]
@@ -49,6 +50,10 @@ pub struct Globals {
     /// (default: <state dir>/osv; `pi-mcp osv update` fills it).
     #[arg(long, global = true, env = "PI_MCP_OSV_DB", value_name = "DIR")]
     pub osv_db: Option<PathBuf>,
+    /// How a missing OSV database is reported: set by the face (a warning for `serve`,
+    /// `heartbeat` and `agent`; a debug line for one-shot commands).
+    #[arg(skip)]
+    pub missing_osv: MissingDb,
 }
 
 impl Globals {
@@ -71,7 +76,8 @@ impl Globals {
     /// found at start, pi-mcp's own state protected like the policy's protected paths, and
     /// judging with what the sandbox enforces on this machine (stricter where it cannot bound).
     pub fn runtime_guard(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
-        let advisories = crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir);
+        let advisories =
+            crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir, self.missing_osv);
         let guard = self
             .guard()?
             .with_osv(advisories)

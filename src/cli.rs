@@ -5,6 +5,22 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 pub use pi_mcp::app::Globals;
+use pi_mcp::guard::Decision;
+
+/// `policy check` exit status when the (strictest) decision is `ask`: 0 is `allow`, 1 an error,
+/// 2 a usage error.
+pub const EXIT_ASK: u8 = 3;
+/// `policy check` exit status when the (strictest) decision is `deny`.
+pub const EXIT_DENY: u8 = 4;
+
+/// The exit status of `policy check` for a decision: 0, [`EXIT_ASK`] or [`EXIT_DENY`].
+pub fn decision_exit_code(decision: Decision) -> u8 {
+    match decision {
+        Decision::Allow => 0,
+        Decision::Ask => EXIT_ASK,
+        Decision::Deny => EXIT_DENY,
+    }
+}
 
 /// A guarded MCP server and operations daemon: bash, read and edit behind a policy-as-code
 /// gatekeeper, with every decision audited.
@@ -69,7 +85,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Judge a command without running it: pi-mcp policy check -- "rm -rf /".
+    /// Judge a command without running it: pi-mcp policy check -- "rm -rf /". Exits 0 for
+    /// allow, 3 for ask, 4 for deny (with --batch: the strictest of all lines).
     Check {
         /// Print the verdict as JSON.
         #[arg(long)]

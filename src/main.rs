@@ -1,6 +1,7 @@
 //! The `pi-mcp` binary: parses arguments, sets up logging on stderr (stdout belongs to MCP in
 //! stdio mode), runs the subcommand and reports any error once, with its cause chain.
 
+mod approvals_cli;
 mod cli;
 
 use std::path::PathBuf;
@@ -9,13 +10,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pi_mcp::app::App;
-use pi_mcp::guard::{Enforcement, Guard, PathContext, PolicyFile};
+use pi_mcp::guard::{Decision, Enforcement, Guard, PathContext, PolicyFile};
 use pi_mcp::sandbox;
 use pi_mcp::server::http::{self, HttpOptions};
-use pi_mcp::store::{AuditLog, Store, approvals, audit};
+use pi_mcp::store::audit;
 use tracing_subscriber::EnvFilter;
 
-use cli::{ApprovalsCommand, Cli, Command, OsvCommand, PolicyCommand};
+use cli::{Cli, Command, OsvCommand, PolicyCommand};
 
 /// Stack of the thread that runs the async runtime (the shell parser recurses).
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
@@ -107,7 +108,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    // A missing OSV database matters where commands run for a model or a daemon; elsewhere
+    // an install's verdict (`osv-no-database`) already says it.
+    if matches!(
+        &cli.command,
+        Command::Serve(_) | Command::Heartbeat(_) | Command::Agent(_)
+    ) {
+        cli.global.missing_osv = pi_mcp::tools::osv_scanner::MissingDb::Warn;
+    }
     match &cli.command {
         Command::Serve(args) => {
             let slack_buttons = args.http.is_some()
@@ -165,15 +174,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 roots: ws.roots().to_vec(),
                 home,
             };
+            // The exit status is the strictest decision judged, so a script need not parse.
+            let mut strictest = Decision::Allow;
             match batch {
-                None => print_verdict(
-                    &guard.judge_command(&command.join(" "), &ctx),
-                    &layers,
-                    *json,
-                )?,
+                None => {
+                    let verdict = guard.judge_command(&command.join(" "), &ctx);
+                    strictest = verdict.decision;
+                    print_verdict(&verdict, &layers, *json)?;
+                }
                 Some(file) => {
                     for command in batch_commands(file)? {
                         let verdict = guard.judge_command(&command, &ctx);
+                        strictest = strictest.max(verdict.decision);
                         if *json {
                             let mut v = serde_json::to_value(&verdict)?;
                             v["command"] = serde_json::Value::String(command);
@@ -190,7 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(cli::decision_exit_code(strictest)))
         }
         Command::Policy(PolicyCommand::Validate { file }) => {
             let path = file.as_deref().or(cli.global.policy.as_deref());
@@ -228,11 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sandbox::EXEC_SUBCOMMAND
             )
         }
-        Command::Approvals(cmd) => {
-            let ws = cli.global.workspace()?;
-            let store = cli.global.open_store(&ws).await?;
-            approvals_cli(&store, cmd).await
-        }
+        Command::Approvals(cmd) => approvals_cli::run(&cli.global, cmd).await,
         Command::Ghost(args) => pi_mcp::ghost::command::run(&cli.global, args).await,
         Command::Audit(args) => {
             let ws = cli.global.workspace()?;
@@ -385,62 +393,6 @@ fn batch_commands(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(out)
-}
-
-/// `pi-mcp approvals ...`: every decision is written to the audit log too, and so is every
-/// expiry noticed on the way.
-async fn approvals_cli(store: &Store, cmd: &ApprovalsCommand) -> anyhow::Result<ExitCode> {
-    let log = AuditLog::start(store.clone());
-    approvals::audit_expired(store, &log, "cli").await;
-    let result = approvals_cli_inner(store, cmd, &log).await;
-    log.flush().await;
-    result
-}
-
-async fn approvals_cli_inner(
-    store: &Store,
-    cmd: &ApprovalsCommand,
-    log: &AuditLog,
-) -> anyhow::Result<ExitCode> {
-    match cmd {
-        ApprovalsCommand::List { json, limit } => {
-            let all = approvals::list(store, (*limit).max(0)).await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else if all.is_empty() {
-                println!("(no approvals)");
-            } else {
-                for a in &all {
-                    println!(
-                        "{}  {:<8} risk {:>3}  {}  {}",
-                        a.id,
-                        a.status,
-                        a.risk,
-                        a.created_at,
-                        a.command.replace('\n', "\\n")
-                    );
-                }
-            }
-        }
-        ApprovalsCommand::Show { id } => match approvals::get(store, id).await? {
-            Some(a) => println!("{}", serde_json::to_string_pretty(&a)?),
-            None => anyhow::bail!("no approval `{id}`; `pi-mcp approvals list` shows them"),
-        },
-        ApprovalsCommand::Approve { id, reason } | ApprovalsCommand::Deny { id, reason } => {
-            let approve = matches!(cmd, ApprovalsCommand::Approve { .. });
-            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-            let a = approvals::decide(store, id, approve, &by, reason.as_deref()).await?;
-            log.record(approvals::decision_audit_entry(
-                &a,
-                approve,
-                &by,
-                reason.as_deref(),
-                "cli",
-            ));
-            println!("{} `{}`: {}", a.status, a.id, a.command);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_audit(entries: &[audit::AuditEntry]) {

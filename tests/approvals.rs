@@ -351,3 +351,66 @@ async fn asking_again_for_a_pending_command_waits_on_the_same_approval() {
     assert!(!ws.path().join("made.txt").exists());
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_approval_the_policy_now_denies_is_voided_not_used() {
+    let ws = Workspace::new();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    let id = pending_id(&text_of(&r));
+    client.cancel().await.unwrap();
+    cli_ok(ws.path(), &["approvals", "approve", &id], &[]);
+
+    // The policy changes after the approval: python3 is now blocked.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut blocks: Value = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(format!("{root}/policies/security.json")).unwrap(),
+    )
+    .unwrap()["block"]
+        .clone();
+    blocks.as_array_mut().unwrap().push(json!({
+        "id": "no-python", "description": "no python here", "match": {"program": ["python3"]}
+    }));
+    let policy = policy_with(&ws, json!({ "block": blocks }));
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let r = call(&client, "bash", json!({ "command": ASKING })).await;
+    let text = text_of(&r);
+    assert_eq!(r.is_error, Some(true), "{text}");
+    assert!(
+        text.contains(&format!("Approval `{id}` was given for this command"))
+            && text.contains("policy in force now denies it")
+            && text.contains("NOT run"),
+        "{text}"
+    );
+    // The result says so to programs too.
+    let meta = r.meta.as_ref().expect("_meta").0["pi-mcp"].clone();
+    assert_eq!(meta["decision"], "deny", "{meta}");
+    assert_eq!(meta["ran"], false, "{meta}");
+    assert_eq!(meta["approval"]["id"], id.as_str(), "{meta}");
+    client.cancel().await.unwrap();
+    assert!(!ws.path().join("made.txt").exists());
+
+    let shown: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "show", &id], &[])).unwrap();
+    assert_eq!(shown["status"], "denied", "{shown}");
+    assert_eq!(shown["decided_by"], "policy", "{shown}");
+    let steps: Vec<Value> = audit_entries(ws.path(), &[])
+        .into_iter()
+        .filter(|e| e["tool"] == "approval" && e["arguments"]["id"] == id.as_str())
+        .collect();
+    assert!(
+        steps.iter().any(|e| e["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("the command was NOT run and will not be")),
+        "{steps:?}"
+    );
+    assert!(
+        !steps
+            .iter()
+            .any(|e| e["outcome"].as_str().unwrap().contains("runs now")),
+        "{steps:?}"
+    );
+}

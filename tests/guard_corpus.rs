@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use support::{Workspace, cli_ok};
+use support::Workspace;
 
 const CORPUS: &str = "tests/data/guard_corpus.jsonl";
 
@@ -44,7 +44,7 @@ fn judge_by_level(ws: &Workspace, entries: &[Value]) -> Vec<Value> {
                 .map(|&i| format!("{}\n", entries[i]["command"]))
                 .collect::<String>(),
         );
-        let out = cli_ok(
+        let out = support::cli_decided(
             ws.path(),
             &[
                 "policy",

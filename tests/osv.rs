@@ -351,9 +351,9 @@ async fn check(ws: &Path, command: &str, with_db: bool) -> (serde_json::Value, S
         args.extend(["--osv-db", db.to_str().expect("utf-8")]);
     }
     args.extend(["--", command]);
-    let (ok, stdout, stderr) = pi(ws, &args, &[("HOME", "/home/agent")]).await;
-    assert!(ok, "{command}: {stderr}");
-    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: {e}: {stdout}"));
+    let (_, stdout, stderr) = pi(ws, &args, &[("HOME", "/home/agent")]).await;
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{command}: {e}: {stdout}: {stderr}"));
     (v, stderr)
 }
 
@@ -406,18 +406,42 @@ async fn policy_check_judges_installs_against_the_database() {
 }
 
 #[tokio::test]
-async fn without_a_database_installs_ask_and_it_is_reported_at_start() {
+async fn without_a_database_installs_ask_and_only_the_daemons_warn_once() {
     let ws = Workspace::new();
     let (v, stderr) = check(ws.path(), "pip install jinja2==3.1.3", false).await;
     assert_eq!(v["decision"], "ask", "{v}");
     assert!(rules(&v).contains(&"osv-no-database".to_string()), "{v}");
+    // The verdict says it; a one-shot command does not also warn on stderr.
+    assert_eq!(
+        stderr.matches("no OSV advisory database").count(),
+        0,
+        "{stderr}"
+    );
+    let (v, _) = check(ws.path(), "ls -la", false).await;
+    assert_eq!(v["decision"], "allow", "{v}");
+    // The daemon, which runs commands on its own, warns once.
+    std::fs::write(ws.path().join("alerts.json"), r#"{"rules": []}"#).unwrap();
+    let (ok, _, stderr) = pi(
+        ws.path(),
+        &["heartbeat", "--once", "--rules", "alerts.json"],
+        &[],
+    )
+    .await;
+    assert!(ok, "{stderr}");
     assert_eq!(
         stderr.matches("no OSV advisory database").count(),
         1,
         "{stderr}"
     );
-    let (v, _) = check(ws.path(), "ls -la", false).await;
-    assert_eq!(v["decision"], "allow", "{v}");
+    for args in [
+        &["approvals", "list"][..],
+        &["policy", "validate"][..],
+        &["audit"][..],
+    ] {
+        let (ok, _, stderr) = pi(ws.path(), args, &[]).await;
+        assert!(ok, "{args:?}: {stderr}");
+        assert!(!stderr.contains("OSV"), "{args:?}: {stderr}");
+    }
 }
 
 #[tokio::test]

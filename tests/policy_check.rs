@@ -6,15 +6,23 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Workspace, bin, cli_ok};
+use support::{Workspace, bin};
 
 fn check(ws: &Workspace, command: &str) -> Value {
-    let out = cli_ok(
+    let out = support::cli(
         ws.path(),
         &["policy", "check", "--json", "--", command],
         &[("HOME", "/home/agent")],
     );
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{command}: {e}"))
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{command}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    // The exit status says the decision, so scripts need not parse the JSON.
+    let code = support::POLICY_EXIT
+        .iter()
+        .find(|(d, _)| v["decision"] == *d)
+        .map(|(_, c)| *c);
+    assert_eq!(out.status.code(), code, "{command}: {v}");
+    v
 }
 
 /// (command, expected decision, a rule id expected among the reasons or "")
@@ -348,7 +356,7 @@ fn the_shipped_policy_file_is_the_built_in_default_and_validates() {
 
 /// `policy check --sandbox LEVEL --json -- COMMAND`.
 fn check_at(ws: &Workspace, level: &str, command: &str) -> Value {
-    let out = cli_ok(
+    let out = support::cli_decided(
         ws.path(),
         &[
             "policy",
@@ -420,7 +428,7 @@ fn an_unknown_program_is_allowed_only_when_every_layer_is_enforced() {
     let layers = v["sandbox"]["bound"].as_array().unwrap().len()
         + v["sandbox"]["missing"].as_array().unwrap().len();
     assert_eq!(layers, 3, "{v}");
-    let text = cli_ok(
+    let text = support::cli_decided(
         ws.path(),
         &[
             "policy",

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Workspace, call, cli, cli_ok, spawn_stdio, text_of};
+use support::{Workspace, call, cli, spawn_stdio, text_of};
 
 /// The shipped policy plus `"rego": ["example.rego"]`, written into the workspace.
 fn policy_with_example(ws: &Workspace) -> String {
@@ -26,7 +26,7 @@ fn policy_with_example(ws: &Workspace) -> String {
 }
 
 fn check(ws: &Workspace, policy: &str, command: &str) -> Value {
-    let out = cli_ok(
+    let out = support::cli_decided(
         ws.path(),
         &[
             "--policy", policy, "policy", "check", "--json", "--", command,
@@ -99,7 +99,7 @@ fn the_example_rego_policy_tightens_and_explains() {
     // Rego never loosens the JSON rules.
     assert_eq!(check(&ws, &policy, "rm -rf /")["decision"], "deny");
     // The plain output names the file of every rule.
-    let text = cli_ok(
+    let text = support::cli_decided(
         ws.path(),
         &[
             "--policy",

@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
+use super::facts::{self, Held, Noted, Refusal, RunFacts, TurnCall};
+use super::gate::{self, Gate};
 use super::limits::truncate_result;
 use super::mcp_client::{AgentTool, CallOutcome, Caller, ToolBox};
 use super::provider::{ToolCall, ToolResult};
 use super::transcript::{Event, Transcript};
 use super::verify::{Effect, Evidence};
 use crate::app::App;
-use crate::guard::{Decision, PathContext, Verdict};
-use crate::tools::approvals::Queued;
+use crate::guard::PathContext;
 
-/// The rule name approvals of `remediate: false` runs carry.
-pub const REMEDIATE_FALSE_RULE: &str = "agent-remediate-false";
+pub use super::gate::REMEDIATE_FALSE_RULE;
 
 /// How a turn's calls are run.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +47,8 @@ pub struct CallRunner<'a> {
     cache: HashMap<String, Cached>,
     /// What counts as a post-change check (for SRE verification).
     pub evidence: Evidence,
+    /// What ran, what was refused, what waits for a human (for the run's report).
+    pub facts: RunFacts,
     /// Calls that actually ran.
     pub executed: u32,
     /// Wall time spent waiting for tool calls to run.
@@ -55,8 +57,8 @@ pub struct CallRunner<'a> {
 
 /// What to do with one call.
 enum Plan {
-    /// Answered without running: (text, is_error, decision).
-    Answer(String, bool, &'static str),
+    /// Answered without running: (text, is_error, decision, what the run held back).
+    Answer(String, bool, &'static str, Option<Held>),
     /// Identical to the earlier call of this turn at this index: shares its result.
     Duplicate(usize),
     Run {
@@ -70,7 +72,7 @@ enum Plan {
 impl Plan {
     fn decision(&self) -> &'static str {
         match self {
-            Plan::Answer(_, _, d) => d,
+            Plan::Answer(_, _, d, _) => d,
             Plan::Duplicate(_) => "duplicate",
             Plan::Run { .. } => "executed",
         }
@@ -85,6 +87,7 @@ impl<'a> CallRunner<'a> {
             settings,
             cache: HashMap::new(),
             evidence: Evidence::default(),
+            facts: RunFacts::default(),
             executed: 0,
             exec_time: Duration::ZERO,
         }
@@ -113,11 +116,15 @@ impl<'a> CallRunner<'a> {
             if let Some(k) = key {
                 first_of.entry(k).or_insert(i);
             }
+            let arguments = call.arguments_object();
+            let arguments_error = call.arguments_error();
             transcript.record(&Event::ToolCall {
                 step,
                 id: &call.id,
                 tool: &call.name,
-                arguments: &call.raw_arguments,
+                arguments: &arguments,
+                arguments_error,
+                raw_arguments: arguments_error.map(|_| &call.raw_arguments),
                 decision: plan.decision(),
             });
             plans.push(plan);
@@ -133,8 +140,8 @@ impl<'a> CallRunner<'a> {
                 _ => None,
             })
             .collect();
-        self.evidence
-            .record_turn(&effects, self.settings.sequential || effects.len() < 2);
+        let ordered = self.settings.sequential || effects.len() < 2;
+        self.evidence.record_turn(&effects, ordered);
         // A call that may have changed state makes every earlier result stale, and the
         // results of checks that ran alongside it may predate it: none of them is kept.
         let changed = effects.iter().any(|(e, _)| *e == Effect::Change);
@@ -145,7 +152,9 @@ impl<'a> CallRunner<'a> {
         let mut results = Vec::with_capacity(calls.len());
         for (i, (call, plan)) in calls.iter().zip(&plans).enumerate() {
             let (outcome, elapsed_ms) = match plan {
-                Plan::Answer(text, is_error, _) => (CallOutcome::new(text.clone(), *is_error), 0.0),
+                Plan::Answer(text, is_error, ..) => {
+                    (CallOutcome::new(text.clone(), *is_error), 0.0)
+                }
                 Plan::Duplicate(first) => {
                     let shared = outcomes.get(*first).map_or_else(
                         || CallOutcome::new("The call did not complete; try again.", true),
@@ -216,6 +225,24 @@ impl<'a> CallRunner<'a> {
             });
             outcomes.push(outcome);
         }
+        let noted = calls
+            .iter()
+            .zip(&plans)
+            .zip(&outcomes)
+            .map(|((call, plan), outcome)| TurnCall {
+                tool: &call.name,
+                what: facts::what_of(&call.name, &call.arguments_object()),
+                noted: match plan {
+                    Plan::Run { effect, .. } => Noted::Ran {
+                        effect: *effect,
+                        outcome,
+                    },
+                    Plan::Answer(.., Some(held)) => Noted::Held(held.clone()),
+                    Plan::Answer(.., None) | Plan::Duplicate(_) => Noted::Nothing,
+                },
+            })
+            .collect();
+        self.facts.record_turn(step, noted, ordered);
         results
     }
 
@@ -231,6 +258,7 @@ impl<'a> CallRunner<'a> {
                     ),
                     true,
                     "invalid",
+                    None,
                 );
             }
         };
@@ -243,6 +271,7 @@ impl<'a> CallRunner<'a> {
                 ),
                 true,
                 "unknown_tool",
+                None,
             );
         };
         let key = call_key(&call.name, &arguments);
@@ -256,10 +285,18 @@ impl<'a> CallRunner<'a> {
                 ),
                 earlier.outcome.is_error,
                 "cached",
+                None,
             );
         }
-        let effect = self.effect(tool, &arguments);
+        let mut effect = self.effect(tool, &arguments);
         if effect != Effect::Check && self.settings.dry_run {
+            let refused = Refusal {
+                tool: call.name.clone(),
+                what: facts::what_of(&tool.remote_name, &Value::Object(arguments.clone())),
+                by: "dry_run".into(),
+                rules: Vec::new(),
+                approval: None,
+            };
             return Plan::Answer(
                 format!(
                     "DRY RUN: `{}` can change state, so it was not run. Describe what it would do as part of your \
@@ -268,19 +305,23 @@ impl<'a> CallRunner<'a> {
                 ),
                 true,
                 "refused_dry_run",
+                Some(Held::Refused(refused)),
             );
         }
-        if effect != Effect::Check
-            && self.settings.read_only_asks
-            && let Err(why) = self.approval(tool, &arguments).await
-        {
-            return Plan::Answer(why, true, "approval");
+        if effect != Effect::Check && self.settings.read_only_asks {
+            match gate::remediate_false(self.app, tool, &arguments).await {
+                Gate::Pass => {}
+                // The server refuses it (and audits the refusal): nothing changes state.
+                Gate::Refused => effect = Effect::Neutral,
+                Gate::Held(text, held) => return Plan::Answer(text, true, "approval", Some(held)),
+            }
         }
         let Some(caller) = self.toolbox.caller(tool) else {
             return Plan::Answer(
                 format!("The server of `{}` is not connected.", call.name),
                 true,
                 "unknown_tool",
+                None,
             );
         };
         Plan::Run {
@@ -325,49 +366,6 @@ impl<'a> CallRunner<'a> {
             home: ctx.home.clone(),
         };
         ctx.guard.is_observation(command, &paths)
-    }
-
-    /// `remediate: false`: a state-changing call runs only with a human's approval.
-    async fn approval(&self, tool: &AgentTool, args: &Map<String, Value>) -> Result<(), String> {
-        let Some(queue) = self.app.tools.approvals.as_deref() else {
-            return Err(format!(
-                "`{}` changes state and this run may not change anything without a human's approval, but no \
-                 approval queue is configured. Investigate with read-only tools and report what should be done.",
-                tool.spec.name
-            ));
-        };
-        let tool_label = format!("agent:{}", tool.spec.name);
-        let command = match args.get("command").and_then(Value::as_str) {
-            Some(c) if tool.remote_name == "bash" => c.to_string(),
-            _ => canonical(&Value::Object(args.clone())).to_string(),
-        };
-        let cwd = self.app.tools.workspace.primary().display().to_string();
-        if queue
-            .approved_before(&tool_label, &command, &cwd)
-            .await
-            .is_some()
-        {
-            return Ok(());
-        }
-        let verdict = Verdict::single(
-            Decision::Ask,
-            REMEDIATE_FALSE_RULE,
-            "this autonomous run may not change state (remediate: false) without a human's approval",
-        );
-        match queue.request(&tool_label, &command, &cwd, &verdict).await {
-            Ok(Queued::Approved(_)) => Ok(()),
-            Ok(Queued::Denied(a)) => Err(format!(
-                "A human denied approval `{}`; `{}` was NOT run. Take another approach.",
-                a.id, tool.spec.name
-            )),
-            Ok(Queued::Pending(a)) => Err(format!(
-                "This run may not change state on its own (remediate: false), so `{}` was NOT run. It waits as \
-                 approval `{}` (expires {}). Continue with read-only tools and observation-only shell commands, and put \
-                 the proposed change in your report.",
-                tool.spec.name, a.id, a.expires_at
-            )),
-            Err(e) => Err(format!("`{}` was NOT run: {e}", tool.spec.name)),
-        }
     }
 
     /// Runs the planned calls; returns (outcome, elapsed ms) by call index.
@@ -417,7 +415,8 @@ fn call_key(name: &str, args: &Map<String, Value>) -> String {
     format!("{name} {}", canonical(&Value::Object(args.clone())))
 }
 
-fn canonical(value: &Value) -> Value {
+/// `value` with object keys sorted.
+pub(crate) fn canonical(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();

@@ -220,10 +220,13 @@ async fn start(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> 
             "steps": outcome.steps,
             "usage": outcome.usage,
             "verification_reported": outcome.verification_reported,
+            "headline": outcome.headline,
+            "facts": outcome.facts,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}", outcome.final_answer);
+        eprintln!("pi-mcp agent: {}", outcome.headline.text);
         eprintln!(
             "pi-mcp agent: {} after {} step(s), {} tokens; transcript: {}",
             outcome.stop_reason.as_str(),

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::progress::{AgentClient, ProgressInbox, ProgressUpdate};
 use super::provider::ToolSpec;
 use crate::app::App;
+use crate::server::call_meta::{self, CallMeta};
 
 /// Bytes buffered in each direction of the in-process pipe.
 const DUPLEX_BUFFER: usize = 256 * 1024;
@@ -78,6 +79,8 @@ pub struct CallOutcome {
     pub is_error: bool,
     /// The progress notifications the call sent while it ran (for the transcript).
     pub progress: Vec<ProgressUpdate>,
+    /// What pi-mcp's own server said about the call (decision, exit status, approval).
+    pub meta: Option<CallMeta>,
 }
 
 impl CallOutcome {
@@ -87,6 +90,7 @@ impl CallOutcome {
             text: text.into(),
             is_error,
             progress: Vec::new(),
+            meta: None,
         }
     }
 }
@@ -316,7 +320,9 @@ pub fn outcome_of(result: &CallToolResult) -> CallOutcome {
     {
         parts.push(s.to_string());
     }
-    CallOutcome::new(parts.join("\n"), result.is_error.unwrap_or(false))
+    let mut outcome = CallOutcome::new(parts.join("\n"), result.is_error.unwrap_or(false));
+    outcome.meta = call_meta::read(result);
+    outcome
 }
 
 fn read_config(file: &Path) -> Result<BTreeMap<String, ServerEntry>, McpError> {

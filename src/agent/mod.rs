@@ -4,6 +4,8 @@
 
 pub mod calls;
 pub mod command;
+pub mod facts;
+pub mod gate;
 pub mod limits;
 pub mod mcp_client;
 pub mod progress;
@@ -130,6 +132,10 @@ pub struct RunOutcome {
     pub usage: Usage,
     /// For modes that enforce verification: whether the final answer reported one.
     pub verification_reported: Option<bool>,
+    /// The report's first line, from the facts (not from the answer).
+    pub headline: facts::Headline,
+    /// What pi-mcp saw the run do: checks, changes, refusals, pending approvals, verification.
+    pub facts: facts::RunFacts,
     pub transcript_markdown: PathBuf,
     pub transcript_jsonl: PathBuf,
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::facts::{Headline, RunFacts};
 use super::provider::Usage;
 
 /// How much of a tool result the Markdown shows (the JSONL keeps what the model saw).
@@ -40,8 +41,14 @@ pub enum Event<'a> {
         step: u32,
         id: &'a str,
         tool: &'a str,
+        /// Always a JSON object, whatever the provider's wire format (`{}` when unusable).
         arguments: &'a Value,
-        /// executed, cached, refused_dry_run, approval, invalid, unknown_tool
+        /// Why the arguments could not be used, with what the model sent (`decision: invalid`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arguments_error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw_arguments: Option<&'a Value>,
+        /// executed, cached, duplicate, refused_dry_run, approval, refused, invalid, unknown_tool
         decision: &'a str,
     },
     ToolResult {
@@ -71,6 +78,9 @@ pub enum Event<'a> {
         verification_reported: Option<bool>,
         /// Time of the loop itself: the run less model API waits and tool calls.
         loop_overhead_ms: f64,
+        /// What pi-mcp saw the run do, and the report's first line from it.
+        headline: &'a Headline,
+        facts: &'a RunFacts,
         final_answer: &'a str,
     },
 }
@@ -183,10 +193,22 @@ fn markdown_of(event: &Event<'_>) -> String {
         Event::ToolCall {
             tool,
             arguments,
+            arguments_error,
+            raw_arguments,
             decision,
             id,
             ..
-        } => format!("### `{tool}` ({id}): {decision}\n\n```json\n{arguments}\n```\n\n"),
+        } => {
+            let pretty = serde_json::to_string_pretty(arguments).unwrap_or_default();
+            let mut s = format!("### `{tool}` ({id}): {decision}\n\n```json\n{pretty}\n```\n\n");
+            if let Some(why) = arguments_error {
+                let raw = raw_arguments.map(|r| r.to_string()).unwrap_or_default();
+                s.push_str(&format!(
+                    "Arguments not usable: {why}. As sent:\n\n```\n{raw}\n```\n\n"
+                ));
+            }
+            s
+        }
         Event::ToolResult {
             tool,
             is_error,
@@ -232,17 +254,25 @@ fn markdown_of(event: &Event<'_>) -> String {
             steps,
             usage,
             verification_reported,
+            headline,
+            facts,
             final_answer,
             ..
         } => {
             let verification = match verification_reported {
-                Some(true) => "\n- verification: reported",
-                Some(false) => "\n- verification: NOT reported",
+                Some(true) => "\n- verification: reported by the model",
+                Some(false) => "\n- verification: NOT reported by the model",
                 None => "",
             };
+            let seen: String = facts.lines().iter().map(|l| format!("{l}\n")).collect();
+            let answer = if final_answer.trim().is_empty() {
+                "(the run ended without an answer)\n\n".to_string()
+            } else {
+                quote(final_answer)
+            };
             format!(
-                "## Result\n\n- stop reason: {stop_reason}\n- steps: {steps}\n- tokens: {} in / {} out{verification}\n\n## Final answer\n\n{final_answer}\n",
-                usage.input_tokens, usage.output_tokens
+                "## Result\n\n**{}**\n\n- stop reason: {stop_reason}\n- steps: {steps}\n- tokens: {} in / {} out{verification}\n\n## What pi-mcp saw\n\n{seen}\n## Final answer (the model's words)\n\n{answer}",
+                headline.text, usage.input_tokens, usage.output_tokens
             )
         }
     }

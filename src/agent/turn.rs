@@ -88,13 +88,17 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
     let loop_overhead_ms = (started.elapsed().saturating_sub(waited).as_micros() as f64) / 1000.0;
     let steps = run.step;
     let usage = run.usage;
+    let facts = std::mem::take(&mut run.calls.facts);
     drop(run);
+    let headline = facts.headline(&answer);
     transcript.record(&Event::RunEnd {
         stop_reason: stop.as_str(),
         steps,
         usage,
         verification_reported: verification,
         loop_overhead_ms,
+        headline: &headline,
+        facts: &facts,
         final_answer: &answer,
     });
     toolbox.close().await;
@@ -105,6 +109,8 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         steps,
         usage,
         verification_reported: verification,
+        headline,
+        facts,
         transcript_markdown: transcript.markdown_path().to_path_buf(),
         transcript_jsonl: transcript.jsonl_path().to_path_buf(),
     })
@@ -297,7 +303,14 @@ impl Run<'_> {
         let calls: Vec<serde_json::Value> = reply
             .tool_calls
             .iter()
-            .map(|c| serde_json::json!({"id": c.id, "name": c.name, "arguments": c.raw_arguments}))
+            .map(|c| {
+                let mut call = serde_json::json!({"id": c.id, "name": c.name, "arguments": c.arguments_object()});
+                if let Some(why) = c.arguments_error() {
+                    call["arguments_error"] = why.into();
+                    call["raw_arguments"] = c.raw_arguments.clone();
+                }
+                call
+            })
             .collect();
         self.transcript.record(&Event::ModelReply {
             step: self.step,

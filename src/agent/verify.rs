@@ -73,6 +73,20 @@ impl Evidence {
     }
 }
 
+/// Words of an answer that announces the problem is gone.
+static FIX_CLAIM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(fixed|resolved|restored|mitigated|remediated|healthy again|back to normal)\b",
+    )
+    .expect("the fix-claim pattern is a valid regex")
+});
+
+/// Whether `answer` claims a fix: a verification statement or fix words, and no explicit
+/// could-not-fix line.
+pub fn claims_fix(answer: &str) -> bool {
+    !COULD_NOT_FIX.is_match(answer) && (VERIFICATION.is_match(answer) || FIX_CLAIM.is_match(answer))
+}
+
 /// Whether `answer` reports verification backed by a check, or an explicit could-not-fix.
 pub fn is_verified(answer: &str, evidence: Evidence) -> bool {
     COULD_NOT_FIX.is_match(answer)

@@ -1,6 +1,7 @@
 //! `pi-mcp ghost`: run the Data Ghost once (`--database URL`, default `DATABASE_URL`), on a cron
-//! schedule (`--heartbeat`, `GHOST_CRON`) until SIGINT/SIGTERM, or on a generated example
-//! database (`pi-mcp ghost demo`). Prints where the report is (or the run as JSON).
+//! schedule (`--heartbeat`, `GHOST_CRON`: once at start, then on each tick, until
+//! SIGINT/SIGTERM), or on a generated example database (`pi-mcp ghost demo`). Prints where the
+//! report is (or the run as JSON).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,9 +32,12 @@ pub struct GhostArgs {
     /// Print the run as JSON instead of where the report is.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Keep running on the GHOST_CRON schedule until SIGINT or SIGTERM.
+    /// Keep running on the GHOST_CRON schedule until SIGINT or SIGTERM (a first run at start).
     #[arg(long, conflicts_with = "demo")]
     pub heartbeat: bool,
+    /// With --heartbeat: wait for the first cron tick instead of running at start.
+    #[arg(long, requires = "heartbeat")]
+    pub no_initial_run: bool,
     /// Cron schedule of --heartbeat, 6 fields with seconds first (default: hourly).
     #[arg(long, env = "GHOST_CRON", default_value = DEFAULT_CRON, value_name = "CRON")]
     pub cron: String,
@@ -101,7 +105,12 @@ pub async fn run(globals: &Globals, args: &GhostArgs) -> anyhow::Result<ExitCode
     };
     let opts = args.options(url);
     if args.heartbeat {
-        heartbeat(app, opts, &args.cron, args.json).await?;
+        let first = if args.no_initial_run {
+            FirstRun::OnSchedule
+        } else {
+            FirstRun::AtStart
+        };
+        heartbeat(app, opts, &args.cron, first, args.json).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let run = run_once(&app, &opts).await?;
@@ -134,9 +143,15 @@ fn print(run: &GhostRun, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs [`run_once`] on `cron` until SIGINT or SIGTERM.
-pub async fn heartbeat(app: App, opts: GhostOptions, cron: &str, json: bool) -> anyhow::Result<()> {
-    let schedule = GhostSchedule::start(app, opts, cron, json).await?;
+/// Runs [`run_once`] on `cron` (and at start, as `first` says) until SIGINT or SIGTERM.
+pub async fn heartbeat(
+    app: App,
+    opts: GhostOptions,
+    cron: &str,
+    first: FirstRun,
+    json: bool,
+) -> anyhow::Result<()> {
+    let schedule = GhostSchedule::start(app, opts, cron, first, json).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
     tokio::select! {
@@ -178,6 +193,38 @@ pub fn log_run(run: &GhostRun) {
     );
 }
 
+/// When the first run of a schedule happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstRun {
+    /// At start, then on each tick (the default: a report within seconds, not at the next
+    /// tick, which may be an hour away).
+    AtStart,
+    /// At the first tick (`--no-initial-run`).
+    OnSchedule,
+}
+
+/// One run of a schedule, holding its lock until the report is written.
+async fn scheduled_run(
+    app: &App,
+    opts: &GhostOptions,
+    json: bool,
+    _running: tokio::sync::OwnedMutexGuard<()>,
+) {
+    match run_once(app, opts).await {
+        Ok(run) => {
+            if json {
+                if let Ok(text) = serde_json::to_string(&run) {
+                    println!("{text}");
+                }
+            } else {
+                println!("report: {}", run.report_path.display());
+            }
+            log_run(&run);
+        }
+        Err(e) => tracing::error!("ghost: run failed: {e}"),
+    }
+}
+
 /// The Data Ghost running on a cron schedule; a run still going when the next tick comes
 /// makes that tick skip.
 pub struct GhostSchedule {
@@ -187,11 +234,13 @@ pub struct GhostSchedule {
 }
 
 impl GhostSchedule {
-    /// Checks `cron` (6 or 7 fields, seconds first) and starts the schedule.
+    /// Checks `cron` (6 or 7 fields, seconds first) and starts the schedule; with
+    /// [`FirstRun::AtStart`] a first run starts at once (a tick during it is skipped).
     pub async fn start(
         app: App,
         opts: GhostOptions,
         cron: &str,
+        first: FirstRun,
         json: bool,
     ) -> anyhow::Result<GhostSchedule> {
         let fields = cron.split_whitespace().count();
@@ -203,26 +252,15 @@ impl GhostSchedule {
         }
         let busy = Arc::new(tokio::sync::Mutex::new(()));
         let running = busy.clone();
+        let (job_app, job_opts) = (app.clone(), opts.clone());
         let job = Job::new_async(cron, move |_id, _scheduler| {
-            let (app, opts, busy) = (app.clone(), opts.clone(), busy.clone());
+            let (app, opts, busy) = (job_app.clone(), job_opts.clone(), busy.clone());
             Box::pin(async move {
-                let Ok(_running) = busy.try_lock() else {
+                let Ok(running) = busy.try_lock_owned() else {
                     tracing::warn!("ghost: the previous run is still going; skipping this tick");
                     return;
                 };
-                match run_once(&app, &opts).await {
-                    Ok(run) => {
-                        if json {
-                            if let Ok(text) = serde_json::to_string(&run) {
-                                println!("{text}");
-                            }
-                        } else {
-                            println!("report: {}", run.report_path.display());
-                        }
-                        log_run(&run);
-                    }
-                    Err(e) => tracing::error!("ghost: run failed: {e}"),
-                }
+                scheduled_run(&app, &opts, json, running).await;
             })
         })
         .with_context(|| format!("GHOST_CRON `{cron}` is not a valid cron schedule"))?;
@@ -233,6 +271,14 @@ impl GhostSchedule {
             .add(job)
             .await
             .context("cannot schedule the ghost")?;
+        // The first run holds the lock from here, so a stop right after start waits for it
+        // (as for any run in progress) and an early tick skips rather than doubles it.
+        if first == FirstRun::AtStart
+            && let Ok(held) = running.clone().try_lock_owned()
+        {
+            tracing::info!("ghost: first run at start");
+            tokio::spawn(async move { scheduled_run(&app, &opts, json, held).await });
+        }
         scheduler
             .start()
             .await

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use super::report::{self, AlertFacts};
 use super::runs::{RunContext, Runs};
 use crate::agent::{self, Limits, Mode, RunOutcome, RunRequest, StopReason};
 use crate::monitor::state::{self, RuleState, StateKind};
@@ -25,8 +26,6 @@ pub const DEFAULT_INVESTIGATION_STEPS: u32 = 20;
 pub const DEFAULT_INVESTIGATION_MINUTES: u64 = 15;
 /// Recent values quoted in the incident (newest last).
 pub const INCIDENT_RECENT_VALUES: usize = 10;
-/// Characters of the final answer put in a notification.
-pub const SUMMARY_CHARS: usize = 3_000;
 
 /// Starts and bounds the investigations of one daemon.
 pub struct Investigations {
@@ -82,6 +81,7 @@ impl Investigations {
                 }
             };
             let incident = incident(rule, report, recent.as_ref());
+            let alert = AlertFacts::new(rule, report);
             let claim = Claim {
                 busy: self.busy.clone(),
                 rule: rule.id().to_string(),
@@ -89,7 +89,7 @@ impl Investigations {
             let (rule, slots) = (rule.clone(), self.slots.clone());
             runs.spawn(async move {
                 let _claim = claim;
-                investigate(ctx, rule, incident, slots).await;
+                investigate(ctx, rule, alert, incident, slots).await;
             });
             started += 1;
         }
@@ -183,7 +183,13 @@ pub fn incident(rule: &Rule, report: &RuleReport, state: Option<&RuleState>) -> 
 }
 
 /// One investigation: wait for a slot, run, report.
-async fn investigate(ctx: RunContext, rule: Rule, incident: String, slots: Arc<Semaphore>) {
+async fn investigate(
+    ctx: RunContext,
+    rule: Rule,
+    alert: AlertFacts,
+    incident: String,
+    slots: Arc<Semaphore>,
+) {
     let id = rule.id().to_string();
     let started = Instant::now();
     let _slot = tokio::select! {
@@ -232,7 +238,7 @@ async fn investigate(ctx: RunContext, rule: Rule, incident: String, slots: Arc<S
         cancel: ctx.cancel.child_token(),
     };
     match agent::run(&ctx.app, request).await {
-        Ok(outcome) => finished(&ctx, &rule, args, &outcome, started).await,
+        Ok(outcome) => finished(&ctx, &rule, &alert, args, &outcome, started).await,
         Err(e) => {
             tracing::error!("heartbeat: investigation of `{id}` could not run: {e}");
             ctx.audit(
@@ -260,6 +266,7 @@ async fn investigate(ctx: RunContext, rule: Rule, incident: String, slots: Arc<S
 async fn finished(
     ctx: &RunContext,
     rule: &Rule,
+    alert: &AlertFacts,
     args: serde_json::Value,
     outcome: &RunOutcome,
     started: Instant,
@@ -275,8 +282,8 @@ async fn finished(
         "heartbeat.investigate",
         args,
         &format!(
-            "finished: {reason} after {} steps; transcript {transcript}",
-            outcome.steps
+            "finished: {reason} after {} steps; {}; transcript {transcript}",
+            outcome.steps, outcome.headline.text
         ),
         started,
     );
@@ -292,16 +299,9 @@ async fn finished(
         );
         return;
     }
-    let subject = format!("Investigation of {}: {reason}", rule.display_name());
-    let text = summary_text(outcome);
-    let data = json!({
-        "kind": "investigation",
-        "rule": id,
-        "stop_reason": reason,
-        "steps": outcome.steps,
-        "verification_reported": outcome.verification_reported,
-        "transcript": transcript,
-    });
+    let subject = report::subject(rule.display_name(), outcome);
+    let text = report::text(alert, outcome);
+    let data = report::data(alert, outcome);
     ctx.deliver(
         &rule.spec.channels,
         &subject,
@@ -310,22 +310,4 @@ async fn finished(
         data,
     )
     .await;
-}
-
-/// The final answer (clipped) and where the whole transcript is.
-pub fn summary_text(outcome: &RunOutcome) -> String {
-    let answer = outcome.final_answer.trim();
-    let answer = if answer.is_empty() {
-        "(the run ended without an answer)".to_string()
-    } else {
-        crate::tools::notify::clip(answer, SUMMARY_CHARS)
-    };
-    let mut text = format!(
-        "{answer}\n\nTranscript: {}",
-        outcome.transcript_markdown.display()
-    );
-    if let StopReason::ModelError(e) = &outcome.stop_reason {
-        text.push_str(&format!("\nThe model API failed: {e}"));
-    }
-    text
 }

@@ -11,6 +11,7 @@
 pub mod investigate;
 pub mod metrics;
 pub mod reload;
+pub mod report;
 pub mod runs;
 pub mod standing;
 
@@ -72,8 +73,8 @@ pub struct HeartbeatArgs {
     #[arg(long, env = "PI_HEARTBEAT_CHECK_EVERY", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub check_every: u64,
-    /// Also run the Data Ghost on `--ghost-database` on the `--ghost-cron` schedule (on
-    /// whenever GHOST_CRON is set). With `--once`, the Data Ghost runs once.
+    /// Also run the Data Ghost on `--ghost-database`: once at start, then on the `--ghost-cron`
+    /// schedule (on whenever GHOST_CRON is set). With `--once`, the Data Ghost runs once.
     #[arg(long)]
     pub ghost: bool,
     /// Schedule of the Data Ghost: cron with 6 fields, seconds first (default: hourly).
@@ -82,6 +83,9 @@ pub struct HeartbeatArgs {
     /// Database the Data Ghost watches (postgres://... or sqlite://...).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub ghost_database: Option<String>,
+    /// The Data Ghost waits for its first cron tick instead of running at start.
+    #[arg(long)]
+    pub no_initial_run: bool,
 }
 
 /// `5` (minutes), `0.5`, `30s`, `5m`, `1h`.
@@ -234,7 +238,7 @@ async fn start_ghost(
     app: &App,
     args: &HeartbeatArgs,
 ) -> anyhow::Result<Option<crate::ghost::command::GhostSchedule>> {
-    use crate::ghost::command::{DEFAULT_CRON, GhostSchedule, options_from_env};
+    use crate::ghost::command::{DEFAULT_CRON, FirstRun, GhostSchedule, options_from_env};
     if !args.ghost && args.ghost_cron.is_none() {
         return Ok(None);
     }
@@ -253,8 +257,13 @@ async fn start_ghost(
         return Ok(None);
     }
     let cron = args.ghost_cron.as_deref().unwrap_or(DEFAULT_CRON);
+    let first = if args.no_initial_run {
+        FirstRun::OnSchedule
+    } else {
+        FirstRun::AtStart
+    };
     Ok(Some(
-        GhostSchedule::start(app.clone(), opts, cron, false).await?,
+        GhostSchedule::start(app.clone(), opts, cron, first, false).await?,
     ))
 }
 

@@ -151,13 +151,17 @@ impl StandingCheck {
             }
             let data = json!({
                 "kind": "heartbeat_check",
+                "status": outcome.headline.status,
+                "headline": outcome.headline.text,
                 "stop_reason": outcome.stop_reason.as_str(),
+                "pending_approvals": outcome.facts.pending_approvals,
+                "facts": outcome.facts,
                 "transcript": transcript,
             });
             ctx.deliver(
                 &channels,
                 "Heartbeat check: needs attention",
-                &super::investigate::summary_text(&outcome),
+                &super::report::run_text(&outcome),
                 Severity::Warning,
                 data,
             )

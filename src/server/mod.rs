@@ -5,6 +5,7 @@
 #![allow(deprecated)]
 
 pub mod approval;
+pub mod call_meta;
 pub mod ghost_tool;
 pub mod http;
 pub mod prompts;

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::PiServer;
 use super::approval::ElicitationApprover;
+use super::call_meta::{self, ApprovalRef, CallMeta};
 use super::ghost_tool::{self, GHOST_DESCRIPTION, GhostParams};
 use crate::guard::{Decision, Verdict};
 use crate::redact::{self, Redactor};
@@ -178,6 +179,10 @@ pub async fn call(
         .unwrap_or_else(|| "unknown".into());
     let ctx = &server.tools;
     let mut traffic = None;
+    // What the result says about itself in `_meta` (see `call_meta`): a command's exit status
+    // and the approval a held command waits as.
+    let mut exit: Option<(Option<i32>, bool)> = None;
+    let mut approval = None;
     let (result, verdict, outcome): (CallToolResult, Verdict, String) = match name {
         "read" => match parse::<ReadParams>(name, &args) {
             Err(msg) => invalid(msg),
@@ -224,6 +229,7 @@ pub async fn call(
                             outcome.push_str(&egress_summary(t));
                         }
                         traffic = r.traffic.clone();
+                        exit = Some((r.exit_code, r.timed_out));
                         let content = vec![ContentBlock::text(r.text.clone())];
                         let result = if r.is_error() {
                             CallToolResult::error(content)
@@ -232,7 +238,10 @@ pub async fn call(
                         };
                         (result, r.verdict, outcome)
                     }
-                    Err(e) => failed(e),
+                    Err(e) => {
+                        approval = e.approval.as_deref().map(ApprovalRef::from);
+                        failed(e)
+                    }
                 }
             }
         },
@@ -304,6 +313,17 @@ pub async fn call(
         }
     };
     let mut result = result;
+    let ran = match exit {
+        Some(_) => true,
+        None => verdict.decision == Decision::Allow && result.is_error != Some(true),
+    };
+    let mut meta = CallMeta::new(&verdict, ran);
+    if let Some((code, timed_out)) = exit {
+        meta.exit_code = code;
+        meta.timed_out = timed_out;
+    }
+    meta.approval = approval;
+    call_meta::attach(&mut result, &meta);
     let redactions = redact_result(&ctx.redactor, &mut result);
     server.audit.record(AuditEntry {
         id: 0,

@@ -188,6 +188,64 @@ pub async fn find_pending(
     Ok(row.map(|r| from_row(&r)).transpose()?)
 }
 
+/// The newest approved, unused, unexpired approval for exactly this command in this
+/// directory, without using it up (the call that runs the command does).
+pub async fn find_approved(
+    store: &Store,
+    tool: &str,
+    command: &str,
+    cwd: &str,
+) -> Result<Option<Approval>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals WHERE tool = $1 AND command = $2 AND cwd = $3 \
+         AND status = 'approved' AND expires_at > $4 ORDER BY created_at DESC LIMIT 1"
+    )))
+    .bind(tool.to_string())
+    .bind(command.to_string())
+    .bind(cwd.to_string())
+    .bind(now())
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|r| from_row(&r)).transpose()?)
+}
+
+/// Who an approval's refusal is recorded as when the policy in force denies its command.
+pub const POLICY: &str = "policy";
+
+/// Marks a pending or approved (not yet used) approval `denied` by the policy in force, with
+/// `note` saying why: its command will not run, and the queue says so as the audit log does.
+pub async fn refuse(store: &Store, id: &str, note: &str) -> Result<Approval, DecideError> {
+    let at = now();
+    let done = sqlx::query(
+        "UPDATE approvals SET status = 'denied', decided_at = $1, decided_by = $2, note = $3 \
+         WHERE id = $4 AND status IN ('pending', 'approved') AND expires_at > $5",
+    )
+    .bind(at.clone())
+    .bind(POLICY.to_string())
+    .bind(note.to_string())
+    .bind(id.to_string())
+    .bind(at)
+    .execute(store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    let current = get(store, id)
+        .await?
+        .ok_or_else(|| DecideError::NotFound(id.to_string()))?;
+    if done.rows_affected() == 0 {
+        return Err(DecideError::NotPending(id.to_string(), current.status));
+    }
+    Ok(current)
+}
+
+/// The audit entry of an approval the policy in force refused (`summary`: the verdict's
+/// one-line summary): its command did not run and will not.
+pub fn refusal_audit_entry(a: &Approval, summary: &str, client: &str) -> super::AuditEntry {
+    let outcome = format!(
+        "refused by the policy in force: {summary}; the command was NOT run and will not be"
+    );
+    audit_step(a.subject(), "deny", &outcome, client)
+}
+
 /// Uses an approved, unused, unexpired approval for exactly this command in this directory;
 /// returns its id. Each approval is used at most once, even by racing calls.
 pub async fn consume(

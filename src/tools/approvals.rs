@@ -38,7 +38,8 @@ pub struct ApprovalQueue {
 /// What became of a command that needed approval.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Queued {
-    /// Approved (now, or before this call): run it; the approval is used up.
+    /// Approved (now, or before this call): run it; the approval is used up, except with
+    /// [`ApprovalQueue::request_kept`].
     Approved(String),
     /// Denied by a human while the call waited.
     Denied(Approval),
@@ -136,12 +137,80 @@ impl ApprovalQueue {
     }
 
     /// Queues the command, announces it, and waits for a decision up to the configured time.
+    /// An approval given meanwhile is used up ([`Queued::Approved`]: run it now).
     pub async fn request(
         &self,
         tool: &str,
         command: &str,
         cwd: &str,
         verdict: &Verdict,
+    ) -> Result<Queued, String> {
+        self.request_then(tool, command, cwd, verdict, true).await
+    }
+
+    /// Like [`ApprovalQueue::request`], but an approval given meanwhile is left for the call
+    /// that runs the command to use up (the `bash` tool, when the policy itself asks).
+    pub async fn request_kept(
+        &self,
+        tool: &str,
+        command: &str,
+        cwd: &str,
+        verdict: &Verdict,
+    ) -> Result<Queued, String> {
+        self.request_then(tool, command, cwd, verdict, false).await
+    }
+
+    /// An approved, unused approval of exactly this command in this directory, left unused.
+    pub async fn approved_waiting(&self, tool: &str, command: &str, cwd: &str) -> Option<String> {
+        self.notice_expired().await;
+        match approvals::find_approved(&self.store, tool, command, cwd).await {
+            Ok(a) => a.map(|a| a.id),
+            Err(e) => {
+                tracing::error!("approvals: {e}");
+                None
+            }
+        }
+    }
+
+    /// Voids an approved, unused approval of a command the policy in force now denies (marked
+    /// `denied` by the policy and audited as not run); returns it.
+    pub async fn void_approved(
+        &self,
+        tool: &str,
+        command: &str,
+        cwd: &str,
+        verdict: &Verdict,
+    ) -> Option<Approval> {
+        let approved = match approvals::find_approved(&self.store, tool, command, cwd).await {
+            Ok(a) => a?,
+            Err(e) => {
+                tracing::error!("approvals: {e}");
+                return None;
+            }
+        };
+        let summary = verdict.summary();
+        let note = format!("the policy in force denies it: {summary}");
+        match approvals::refuse(&self.store, &approved.id, &note).await {
+            Ok(a) => {
+                if let Some(audit) = &self.audit {
+                    audit.record(approvals::refusal_audit_entry(&a, &summary, SERVER));
+                }
+                Some(a)
+            }
+            Err(e) => {
+                tracing::error!("approvals: {e}");
+                None
+            }
+        }
+    }
+
+    async fn request_then(
+        &self,
+        tool: &str,
+        command: &str,
+        cwd: &str,
+        verdict: &Verdict,
+        use_up: bool,
     ) -> Result<Queued, String> {
         // The same request already waiting (a model retrying a refused call): wait on it again
         // rather than queue and announce a second one.
@@ -161,6 +230,7 @@ impl ApprovalQueue {
                 .flatten()
                 .unwrap_or_else(|| approval.clone());
             match current.status.as_str() {
+                "approved" if !use_up => return Ok(Queued::Approved(current.id)),
                 "approved" => {
                     if let Some(id) = self.approved_before(tool, command, cwd).await {
                         return Ok(Queued::Approved(id));

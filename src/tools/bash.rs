@@ -91,13 +91,35 @@ pub async fn run(
     };
     match verdict.decision {
         Decision::Deny => {
-            return Err(ToolError::denied(
-                format!(
-                    "Command denied by policy and NOT run.\n{}\nTake another approach that does not need this command.",
-                    reasons_text(&verdict)
+            // A human may have approved it under an earlier policy: the policy in force wins,
+            // and the approval is voided so the queue says what the audit log says.
+            let voided = match ctx.approvals.as_deref() {
+                Some(q) => {
+                    q.void_approved("bash", &p.command, &cwd.display().to_string(), &verdict)
+                        .await
+                }
+                None => None,
+            };
+            let error = match voided {
+                Some(a) => ToolError::denied(
+                    format!(
+                        "Approval `{}` was given for this command, but the policy in force now denies it, so it was \
+                         NOT run and the approval is void.\n{}\nTake another approach that does not need this command.",
+                        a.id,
+                        reasons_text(&verdict)
+                    ),
+                    verdict,
+                )
+                .with_approval(a),
+                None => ToolError::denied(
+                    format!(
+                        "Command denied by policy and NOT run.\n{}\nTake another approach that does not need this command.",
+                        reasons_text(&verdict)
+                    ),
+                    verdict,
                 ),
-                verdict,
-            ));
+            };
+            return Err(error);
         }
         Decision::Ask => {
             let request = ApprovalRequest {
@@ -150,9 +172,13 @@ pub async fn run(
                             tracing::info!("running `{}` with approval {id}", p.command)
                         }
                         Ok(Queued::Denied(a)) => {
+                            let by = match a.decided_by.as_deref() {
+                                Some(crate::store::approvals::POLICY) => "The policy in force",
+                                _ => "A human",
+                            };
                             return Err(ToolError::denied(
                                 format!(
-                                    "A human denied approval `{}`; the command was NOT run{}.\n{}\nTake another approach.",
+                                    "{by} denied approval `{}`; the command was NOT run{}.\n{}\nTake another approach.",
                                     a.id,
                                     a.note
                                         .as_deref()
@@ -161,7 +187,8 @@ pub async fn run(
                                     reasons_text(&verdict)
                                 ),
                                 verdict,
-                            ));
+                            )
+                            .with_approval(a));
                         }
                         Ok(Queued::Pending(a)) => {
                             return Err(ToolError::denied(
@@ -175,7 +202,8 @@ pub async fn run(
                                     reasons_text(&verdict)
                                 ),
                                 verdict,
-                            ));
+                            )
+                            .with_approval(a));
                         }
                         Err(e) => {
                             return Err(ToolError::denied(

@@ -117,6 +117,8 @@ pub struct ToolError {
     pub message: String,
     /// Set when the guard refused the call (the audit log records the verdict).
     pub verdict: Option<Verdict>,
+    /// The approval the call waits as, or that a human (or the policy) denied.
+    pub approval: Option<Box<crate::store::approvals::Approval>>,
 }
 
 impl ToolError {
@@ -124,6 +126,7 @@ impl ToolError {
         ToolError {
             message: message.into(),
             verdict: None,
+            approval: None,
         }
     }
 
@@ -131,7 +134,14 @@ impl ToolError {
         ToolError {
             message: message.into(),
             verdict: Some(verdict),
+            approval: None,
         }
+    }
+
+    /// Names the approval the call waits as (or that was denied).
+    pub fn with_approval(mut self, approval: crate::store::approvals::Approval) -> Self {
+        self.approval = Some(Box::new(approval));
+        self
     }
 }
 
@@ -161,6 +171,7 @@ impl From<PathError> for ToolError {
         ToolError {
             message: e.to_string(),
             verdict,
+            approval: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,9 +200,25 @@ impl Advisories for OsvScanner {
     }
 }
 
+/// Set once the missing-database warning was given: it is said once per process.
+static MISSING_DB_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// How loudly a missing advisory source is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingDb {
+    /// A warning, once per process: the faces that run commands for a model or a daemon
+    /// (`serve`, `heartbeat`, `agent`, `doctor`).
+    Warn,
+    /// A debug line: one-shot commands (`ghost`, `monitor`, `approvals`, `policy`), where the
+    /// verdict of an install (`osv-no-database`) already says it.
+    #[default]
+    Quiet,
+}
+
 /// The advisory source for the guard, chosen once at start and logged: `osv-scanner` if it is
-/// on PATH, else the OSV database in `db_dir`, else none (installs will need approval).
-pub fn advisories_at_start(db_dir: &Path) -> Option<Arc<dyn Advisories>> {
+/// on PATH, else the OSV database in `db_dir`, else none (installs will need approval; said
+/// as `missing` says).
+pub fn advisories_at_start(db_dir: &Path, missing: MissingDb) -> Option<Arc<dyn Advisories>> {
     let started = Instant::now();
     let db = match OsvDb::load(db_dir) {
         Ok(db) => {
@@ -230,11 +247,16 @@ pub fn advisories_at_start(db_dir: &Path) -> Option<Arc<dyn Advisories>> {
     match db {
         Some(db) => Some(Arc::new(db)),
         None => {
-            tracing::warn!(
+            let message = format!(
                 "no OSV advisory database at {} and no {PROGRAM} on PATH: every package install \
                  will need approval (run `pi-mcp osv update` to download the database)",
                 db_dir.display()
             );
+            if missing == MissingDb::Warn && !MISSING_DB_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!("{message}");
+            } else {
+                tracing::debug!("{message}");
+            }
             None
         }
     }

@@ -119,3 +119,74 @@ async fn heartbeat_runs_on_the_cron_and_stops_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("6 or 7"));
 }
+
+/// `ghost --heartbeat` with `extra` args on the default (hourly) schedule; its report runs.
+fn hourly_heartbeat(ws: &std::path::Path, url: &str, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(support::bin())
+        .arg("--workspace")
+        .arg(ws)
+        .args(["ghost", "--heartbeat", "--database", url])
+        .args(extra)
+        .env_remove("GHOST_CRON")
+        .env_remove("PI_MCP_STATE_URL")
+        .envs(support::state_env(ws))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: std::process::Child) -> std::process::Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn heartbeat_runs_once_at_start_unless_told_not_to() {
+    let ws = support::Workspace::new();
+    let (db, url) = sqlite_db(ws.path(), "first").await;
+    db.exec("CREATE TABLE t (id INTEGER); INSERT INTO t VALUES (1);")
+        .await;
+    let reports = ws.path().join("reports").join("first");
+    let runs = || {
+        std::fs::read_dir(&reports).map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count())
+    };
+    // The next hourly tick may be an hour away: the first report comes at start.
+    let mut child = hourly_heartbeat(ws.path(), &url, &[]);
+    let started = Instant::now();
+    while runs() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no report within 20 s of start"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("heartbeat exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("first report after {:?}", started.elapsed());
+    let out = stop(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("report: ")
+            .count(),
+        1
+    );
+
+    // --no-initial-run waits for the tick.
+    let child = hourly_heartbeat(ws.path(), &url, &["--no-initial-run"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let out = stop(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(runs(), 1, "no run before the first tick");
+}

@@ -239,6 +239,23 @@ pub fn cli_ok(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `policy check` exit statuses by decision (README, "pi-mcp policy").
+pub const POLICY_EXIT: [(&str, i32); 3] = [("allow", 0), ("ask", 3), ("deny", 4)];
+
+/// Like [`cli`] for `pi-mcp policy check ...`: panics with its stderr unless it exits with a
+/// decision's status (0 allow, 3 ask, 4 deny); returns stdout.
+pub fn cli_decided(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = cli(ws, args, env);
+    let code = out.status.code();
+    assert!(
+        POLICY_EXIT.iter().any(|(_, c)| Some(*c) == code),
+        "pi-mcp {args:?} failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The audit log as `pi-mcp audit --json --tail 1000` prints it.
 pub fn audit_entries(ws: &Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let out = cli_ok(ws, &["audit", "--json", "--tail", "1000"], env);

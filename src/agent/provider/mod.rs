@@ -84,6 +84,23 @@ pub struct ToolCall {
     pub raw_arguments: serde_json::Value,
 }
 
+impl ToolCall {
+    /// The arguments as a JSON object whatever the wire format (Chat Completions sends a JSON
+    /// string, the Messages API an object): the one form transcripts record. Arguments that
+    /// could not be used are `{}` (see [`ToolCall::arguments_error`]).
+    pub fn arguments_object(&self) -> serde_json::Value {
+        match &self.arguments {
+            Ok(args) => serde_json::Value::Object(args.clone()),
+            Err(_) => serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Why the arguments could not be used, if they could not.
+    pub fn arguments_error(&self) -> Option<&str> {
+        self.arguments.as_ref().err().map(String::as_str)
+    }
+}
+
 /// The result of one tool call, as sent back to the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolResult {

@@ -70,5 +70,6 @@ pub async fn run(ctx: &ToolContext, p: NotifyParams) -> Result<Delivery, ToolErr
         .map_err(|e| ToolError {
             message: e.message,
             verdict: e.verdict,
+            approval: None,
         })
 }

@@ -7,9 +7,9 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::guard::sql::SqlDialect;
 use crate::tools::ToolError;
@@ -19,6 +19,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite virtual-machine steps between two checks of a query's deadline.
 pub const SQLITE_PROGRESS_STEPS: i32 = 10_000;
+
+/// sqlx reports a statement slower than this with its whole text; the Data Ghost's profiling
+/// queries on a large table are slow by nature, so that report is a debug line, not a warning
+/// (the tool and the ghost report their own timings).
+pub const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 /// Connections per pool (the tool uses one; the Data Ghost may run a few queries at once).
 pub const POOL_CONNECTIONS: u32 = 2;
@@ -65,7 +70,8 @@ pub(super) async fn open(
                 .map_err(|e| {
                     ToolError::new(format!("the database URL `{shown}` is not valid: {e}"))
                 })?
-                .application_name("pi-mcp sql");
+                .application_name("pi-mcp sql")
+                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
             let millis = timeout.as_millis().to_string();
             let mut settings = vec![
                 ("statement_timeout", millis.clone()),
@@ -100,7 +106,8 @@ pub(super) async fn open(
                 })?
                 .create_if_missing(false)
                 .read_only(!writable)
-                .pragma("query_only", if writable { "0" } else { "1" });
+                .pragma("query_only", if writable { "0" } else { "1" })
+                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(POOL_CONNECTIONS)
                 .acquire_timeout(CONNECT_TIMEOUT)
