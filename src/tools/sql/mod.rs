@@ -7,6 +7,8 @@
 
 mod connect;
 mod exec;
+mod pg_lex;
+mod pg_text;
 pub mod pools;
 pub mod table;
 pub mod values;
