@@ -3,6 +3,8 @@
 //! unchanged, types map faithfully, rows stop at max_rows, slow queries time out, every call is
 //! audited, and configuration mistakes get messages that say what to fix.
 
+#[path = "sql_tool/pg_types.rs"]
+mod pg_types;
 #[path = "sql_tool/postgres.rs"]
 mod postgres;
 mod support;
@@ -116,6 +118,11 @@ const SQLITE_ATTEMPTS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA user_version = 7",
     "PRAGMA writable_schema = 1",
+    "PRAGMA journal_mode(WAL)",
+    "PRAGMA wal_checkpoint(TRUNCATE)",
+    "PRAGMA wal_checkpoint",
+    "PRAGMA optimize",
+    "PRAGMA table_info(users); DELETE FROM users",
     "SELECT load_extension('/tmp/evil.so')",
     "SELECT writefile('/tmp/pi-mcp-sql-writefile', 'x')",
     "SELECT readfile('/etc/passwd')",
@@ -232,6 +239,66 @@ async fn sqlite_types_truncation_and_reading_pragmas() {
         json!([[1]]),
         "the connection itself is query-only"
     );
+    client.cancel().await.unwrap();
+}
+
+/// The schema pragmas an operator reaches for, in the forms the SQL parser cannot read (a bare
+/// identifier argument, a schema prefix): each passes and reports.
+const SQLITE_SCHEMA_PRAGMAS: &[(&str, usize)] = &[
+    ("PRAGMA table_info(users)", 6),
+    ("PRAGMA main.table_xinfo(users)", 6),
+    ("PRAGMA index_list(events)", 1),
+    ("PRAGMA index_info(events_kind)", 1),
+    ("PRAGMA index_xinfo([events_kind])", 2),
+    ("PRAGMA foreign_key_list(events)", 0),
+    ("PRAGMA table_list(users)", 1),
+    ("PRAGMA database_list", 1),
+    ("pragma TABLE_INFO(\"users\");", 6),
+];
+
+#[tokio::test]
+async fn sqlite_schema_pragmas_pass() {
+    let ws = Workspace::new();
+    let (path, url) = sqlite_fixture(&ws).await;
+    {
+        let mut conn = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("CREATE INDEX events_kind ON events (kind)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let before = file_bytes(&path);
+    let client = start(&ws, &[("DATABASE_URL", &url)]).await;
+    for (pragma, rows) in SQLITE_SCHEMA_PRAGMAS {
+        let v = ok(&sql(&client, json!({ "query": pragma })).await);
+        assert_eq!(
+            v["rows"].as_array().map(Vec::len),
+            Some(*rows),
+            "{pragma}: {v}"
+        );
+    }
+    let v = ok(&sql(&client, json!({ "query": "PRAGMA table_info(users)" })).await);
+    assert_eq!(v["columns"][1], json!("name"));
+    assert_eq!(v["rows"][1][1], json!("name"));
+    // Lists that depend on the SQLite build: they pass and are not empty.
+    for pragma in [
+        "PRAGMA collation_list",
+        "PRAGMA function_list",
+        "PRAGMA pragma_list",
+        "PRAGMA compile_options",
+        "PRAGMA integrity_check",
+    ] {
+        let v = ok(&sql(&client, json!({ "query": pragma })).await);
+        assert!(
+            v["rows"].as_array().is_some_and(|r| !r.is_empty()),
+            "{pragma}: {v}"
+        );
+    }
+    assert!(file_bytes(&path) == before, "a pragma changed the file");
     client.cancel().await.unwrap();
 }
 

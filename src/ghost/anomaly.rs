@@ -337,6 +337,8 @@ mod tests {
                 mean: None,
                 values: None,
             }],
+            kind: Default::default(),
+            partitions: Vec::new(),
             elapsed_ms: 0,
         }
     }

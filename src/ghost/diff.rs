@@ -2,7 +2,8 @@
 //! column counts as renamed when one dropped and one added column of the same table share type
 //! and position, a table when a dropped and an added table have the same columns (names and
 //! types, in order); type, nullability and default changes; keys and indexes added, dropped or
-//! (indexes) redefined under the same name.
+//! (indexes) redefined under the same name; partitions added to or dropped from a partitioned
+//! table; enum types added or dropped and their labels added or removed.
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,30 @@ pub enum SchemaChange {
         from: String,
         to: String,
     },
+    PartitionAdded {
+        table: String,
+        partition: String,
+    },
+    PartitionDropped {
+        table: String,
+        partition: String,
+    },
+    EnumAdded {
+        enum_type: String,
+        labels: Vec<String>,
+    },
+    EnumDropped {
+        enum_type: String,
+    },
+    /// Labels a reader of the column has not seen before (`ALTER TYPE … ADD VALUE`).
+    EnumLabelsAdded {
+        enum_type: String,
+        labels: Vec<String>,
+    },
+    EnumLabelsRemoved {
+        enum_type: String,
+        labels: Vec<String>,
+    },
 }
 
 impl SchemaChange {
@@ -100,7 +125,11 @@ impl SchemaChange {
             | NullabilityChanged { .. }
             | PrimaryKeyChanged { .. }
             | IndexDropped { .. }
-            | ForeignKeyDropped { .. } => Severity::Warning,
+            | ForeignKeyDropped { .. }
+            | PartitionDropped { .. }
+            | EnumDropped { .. }
+            | EnumLabelsRemoved { .. } => Severity::Warning,
+            PartitionAdded { .. } | EnumAdded { .. } | EnumLabelsAdded { .. } => Severity::Info,
             TableAdded { .. }
             | ColumnAdded { .. }
             | DefaultChanged { .. }
@@ -213,6 +242,32 @@ impl SchemaChange {
                 n(from),
                 n(to)
             ),
+            PartitionAdded { table, partition } => {
+                format!("partition `{}` added to `{}`", n(partition), n(table))
+            }
+            PartitionDropped { table, partition } => {
+                format!(
+                    "partition `{}` detached or dropped from `{}`",
+                    n(partition),
+                    n(table)
+                )
+            }
+            EnumAdded { enum_type, labels } => format!(
+                "enum type `{}` added ({})",
+                n(enum_type),
+                n(&labels.join(", "))
+            ),
+            EnumDropped { enum_type } => format!("enum type `{}` dropped", n(enum_type)),
+            EnumLabelsAdded { enum_type, labels } => format!(
+                "enum type `{}` has new labels: {}",
+                n(enum_type),
+                n(&labels.join(", "))
+            ),
+            EnumLabelsRemoved { enum_type, labels } => format!(
+                "enum type `{}` lost labels: {}",
+                n(enum_type),
+                n(&labels.join(", "))
+            ),
         }
     }
 }
@@ -252,7 +307,63 @@ pub fn diff(old: &SchemaSnapshot, new: &SchemaSnapshot) -> Vec<SchemaChange> {
             table: table.qualified(),
         });
     }
+    diff_enums(old, new, &mut out);
     out
+}
+
+/// Enum types added or dropped, and labels added to or gone from a type that stayed.
+fn diff_enums(old: &SchemaSnapshot, new: &SchemaSnapshot, out: &mut Vec<SchemaChange>) {
+    for (name, labels) in &old.enums {
+        let Some(now) = new.enums.get(name) else {
+            out.push(SchemaChange::EnumDropped {
+                enum_type: name.clone(),
+            });
+            continue;
+        };
+        let gone = missing_from(labels, now);
+        if !gone.is_empty() {
+            out.push(SchemaChange::EnumLabelsRemoved {
+                enum_type: name.clone(),
+                labels: gone,
+            });
+        }
+        let added = missing_from(now, labels);
+        if !added.is_empty() {
+            out.push(SchemaChange::EnumLabelsAdded {
+                enum_type: name.clone(),
+                labels: added,
+            });
+        }
+    }
+    for (name, labels) in &new.enums {
+        if !old.enums.contains_key(name) {
+            out.push(SchemaChange::EnumAdded {
+                enum_type: name.clone(),
+                labels: labels.clone(),
+            });
+        }
+    }
+}
+
+/// The items of `a` that `b` lacks, in `a`'s order.
+fn missing_from(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter().filter(|x| !b.contains(x)).cloned().collect()
+}
+
+/// Leaf partitions added to or gone from a partitioned table.
+fn diff_partitions(name: &str, old: &TableSchema, new: &TableSchema, out: &mut Vec<SchemaChange>) {
+    for partition in missing_from(&old.partitions, &new.partitions) {
+        out.push(SchemaChange::PartitionDropped {
+            table: name.to_string(),
+            partition,
+        });
+    }
+    for partition in missing_from(&new.partitions, &old.partitions) {
+        out.push(SchemaChange::PartitionAdded {
+            table: name.to_string(),
+            partition,
+        });
+    }
 }
 
 /// Same column names and types in the same order (positions may differ).
@@ -292,6 +403,7 @@ fn as_on_renamed(definition: &str, old: &TableSchema, new: &TableSchema) -> Stri
 }
 
 fn diff_table(name: &str, old: &TableSchema, new: &TableSchema, out: &mut Vec<SchemaChange>) {
+    diff_partitions(name, old, new, out);
     let table = || name.to_string();
     let find = |cols: &[ColumnSchema], n: &str| cols.iter().position(|c| c.name == n);
     let mut dropped: Vec<&ColumnSchema> = old
@@ -424,119 +536,5 @@ fn compare_columns(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn col(name: &str, ty: &str, pos: i64) -> ColumnSchema {
-        ColumnSchema {
-            name: name.into(),
-            data_type: ty.into(),
-            nullable: true,
-            default: None,
-            position: pos,
-        }
-    }
-
-    fn snap(cols: Vec<ColumnSchema>) -> SchemaSnapshot {
-        let mut s = SchemaSnapshot::default();
-        s.tables.insert(
-            "t".into(),
-            TableSchema {
-                name: "t".into(),
-                columns: cols,
-                ..TableSchema::default()
-            },
-        );
-        s
-    }
-
-    #[test]
-    fn rename_needs_same_type_and_position() {
-        let old = snap(vec![col("a", "int", 1), col("b", "text", 2)]);
-        let renamed = snap(vec![col("a", "int", 1), col("c", "text", 2)]);
-        assert_eq!(
-            diff(&old, &renamed),
-            vec![SchemaChange::ColumnRenamed {
-                table: "t".into(),
-                from: "b".into(),
-                to: "c".into()
-            }]
-        );
-        let retyped = snap(vec![col("a", "int", 1), col("c", "int", 2)]);
-        let changes = diff(&old, &retyped);
-        assert!(changes.contains(&SchemaChange::ColumnDropped {
-            table: "t".into(),
-            column: "b".into()
-        }));
-        assert!(
-            changes
-                .iter()
-                .any(|c| matches!(c, SchemaChange::ColumnAdded { column, .. } if column == "c"))
-        );
-    }
-
-    #[test]
-    fn a_table_is_renamed_when_its_columns_reappear_in_order() {
-        let old = snap(vec![col("a", "int", 1), col("b", "text", 2)]);
-        let mut t = old.tables["t"].clone();
-        t.schema = Some("public".into());
-        t.indexes.insert(
-            "t_a".into(),
-            "CREATE INDEX t_a ON public.t USING btree (a)".into(),
-        );
-        let mut old = SchemaSnapshot::default();
-        old.tables.insert("public.t".into(), t.clone());
-        let mut new = SchemaSnapshot::default();
-        let mut u = t.clone();
-        u.name = "u".into();
-        u.indexes.insert(
-            "t_a".into(),
-            "CREATE INDEX t_a ON public.u USING btree (a)".into(),
-        );
-        new.tables.insert("public.u".into(), u.clone());
-        assert_eq!(
-            diff(&old, &new),
-            vec![SchemaChange::TableRenamed {
-                from: "public.t".into(),
-                to: "public.u".into()
-            }]
-        );
-        // Other columns, or the same ones in another order: a drop and an add.
-        u.columns.reverse();
-        new.tables.insert("public.u".into(), u);
-        let changes = diff(&old, &new);
-        assert!(changes.contains(&SchemaChange::TableDropped {
-            table: "public.t".into()
-        }));
-        assert!(changes.contains(&SchemaChange::TableAdded {
-            table: "public.u".into()
-        }));
-    }
-
-    #[test]
-    fn an_index_redefined_under_its_name_is_a_change() {
-        let mut old = snap(vec![col("a", "int", 1), col("b", "int", 2)]);
-        let mut new = old.clone();
-        let set = |s: &mut SchemaSnapshot, def: &str| {
-            if let Some(t) = s.tables.get_mut("t") {
-                t.indexes.insert("ix".into(), def.into());
-            }
-        };
-        set(&mut old, "INDEX ix ON t (a)");
-        set(&mut new, "INDEX ix ON t (a, b)");
-        let changes = diff(&old, &new);
-        assert_eq!(changes.len(), 1, "{changes:?}");
-        assert_eq!(changes[0].severity(), Severity::Warning);
-        assert!(
-            changes[0]
-                .describe()
-                .contains("was INDEX ix ON t (a), now INDEX ix ON t (a, b)")
-        );
-    }
-
-    #[test]
-    fn identical_snapshots_have_no_changes() {
-        let s = snap(vec![col("a", "int", 1)]);
-        assert!(diff(&s, &s).is_empty());
-    }
-}
+#[path = "diff_tests.rs"]
+mod tests;

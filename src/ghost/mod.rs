@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diff;
 pub mod history;
 pub mod markdown;
+pub mod partitions;
 pub mod profile;
 pub mod progress;
 pub mod report;

@@ -4,15 +4,17 @@
 //! never pulled into memory, and a table costs at most 2 full scans whatever its column count.
 //! Above a configurable row estimate PostgreSQL tables are profiled on a `TABLESAMPLE SYSTEM`
 //! sample (the row count and freshness stay exact: one full scan), with distinct counts
-//! estimated from the sample (see [`super::sampling`]).
+//! estimated from the sample (see [`super::sampling`]). A domain column is profiled as its base
+//! type; a partitioned table costs one more scan for its breakdown per partition.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::partitions::{self, PartitionProfile};
 use super::sampling;
-use super::schema::{TableSchema, quote_ident};
+use super::schema::{RelationKind, TableSchema, quote_ident};
 use super::source::Source;
 
 pub use super::sampling::{DEFAULT_SAMPLE_ABOVE_ROWS, SAMPLE_TARGET_ROWS};
@@ -80,6 +82,12 @@ pub struct TableProfile {
     /// Latest value of the freshness column.
     pub freshness: Option<String>,
     pub columns: Vec<ColumnProfile>,
+    /// A partitioned table or a materialized view (PostgreSQL); a plain table otherwise.
+    #[serde(default, skip_serializing_if = "RelationKind::is_table")]
+    pub kind: RelationKind,
+    /// A partitioned table's rows and freshness per leaf partition (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionProfile>,
     pub elapsed_ms: u64,
 }
 
@@ -202,7 +210,7 @@ pub async fn profile_table(
     let kinds: Vec<ColumnKind> = table
         .columns
         .iter()
-        .map(|c| kind_of(source, &c.data_type))
+        .map(|c| kind_of(source, c.profiled_type()))
         .collect();
     let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let freshness = pick_freshness_column(table, &kinds);
@@ -248,6 +256,12 @@ pub async fn profile_table(
         )
     );
     let (exact, mut stats) = (exact?, statistics?);
+    let partitions = match source {
+        Source::Postgres(pool) if table.kind == RelationKind::PartitionedTable => {
+            partitions::breakdown(pool, table, freshness.map(|i| cols[i].as_str())).await?
+        }
+        _ => Vec::new(),
+    };
     let examined = stats.examined;
     let (row_count, freshness_value, full_scans) = match exact {
         Some((n, fresh)) => {
@@ -262,6 +276,7 @@ pub async fn profile_table(
             1 + u32::from(stats.values_counted),
         ),
     };
+    let full_scans = full_scans + u32::from(!partitions.is_empty());
     let columns = stats.columns;
     Ok(TableProfile {
         table: table.qualified(),
@@ -273,6 +288,8 @@ pub async fn profile_table(
         freshness_column: freshness.map(|i| table.columns[i].name.clone()),
         freshness: freshness_value,
         columns,
+        kind: table.kind,
+        partitions,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -353,9 +353,14 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
                 .map_or("new".to_string(), |h| {
                     format!("{:+}", p.row_count - h.profile.row_count)
                 });
+            let kind = if p.kind.is_table() {
+                String::new()
+            } else {
+                format!(" ({})", p.kind.label())
+            };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} | {} ms |",
+                "| `{}`{kind} | {} | {} | {} | {} | {} | {} ms |",
                 inline(&p.table),
                 p.row_count,
                 change,
@@ -363,6 +368,22 @@ pub fn render(run: &GhostRun, past: &History, links: &ChartLinks, prefix: &str) 
                 p.freshness.as_deref().map_or("-".into(), inline),
                 p.full_scans,
                 p.elapsed_ms
+            );
+        }
+    }
+    for p in run.profiles.iter().filter(|p| !p.partitions.is_empty()) {
+        let _ = writeln!(
+            md,
+            "\n### Partitions of `{}`\n\n| Partition | Rows | Freshness |\n|---|---:|---|",
+            inline(&p.table)
+        );
+        for part in &p.partitions {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} |",
+                inline(&part.partition),
+                part.row_count,
+                part.freshness.as_deref().map_or("-".into(), inline)
             );
         }
     }

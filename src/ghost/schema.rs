@@ -1,7 +1,10 @@
 //! Schema snapshots: the tables of the watched database with their columns (type, nullability,
 //! default, position), primary and foreign keys and indexes, read from the catalogs
-//! (PostgreSQL: every schema but the system ones; SQLite: every user table). A snapshot is plain
-//! data, stored as JSON in the state store so the next run can diff against it.
+//! (PostgreSQL: every schema but the system ones; SQLite: every user table). On PostgreSQL a
+//! partitioned table is one entry that lists its leaf partitions, materialized views are
+//! entries too, a domain column carries its base type, and enum types are listed with their
+//! labels. A snapshot is plain data, stored as JSON in the state store so the next run can diff
+//! against it (fields added later default when an older snapshot is read).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,43 @@ use super::source::Source;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchemaSnapshot {
     pub tables: BTreeMap<String, TableSchema>,
+    /// PostgreSQL enum types (`schema.type`) and their labels in sort order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub enums: BTreeMap<String, Vec<String>>,
+}
+
+/// What kind of relation a [`TableSchema`] describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    #[default]
+    Table,
+    /// A PostgreSQL partitioned table: profiled as one, with a breakdown per partition.
+    PartitionedTable,
+    MaterializedView,
+}
+
+impl RelationKind {
+    pub fn is_table(&self) -> bool {
+        *self == RelationKind::Table
+    }
+
+    /// For reports: `table`, `partitioned table`, `materialized view`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RelationKind::Table => "table",
+            RelationKind::PartitionedTable => "partitioned table",
+            RelationKind::MaterializedView => "materialized view",
+        }
+    }
+
+    fn from_relkind(relkind: &str) -> RelationKind {
+        match relkind {
+            "p" => RelationKind::PartitionedTable,
+            "m" => RelationKind::MaterializedView,
+            _ => RelationKind::Table,
+        }
+    }
 }
 
 /// One table.
@@ -29,6 +69,11 @@ pub struct TableSchema {
     pub foreign_keys: BTreeMap<String, String>,
     /// Indexes by name: their definition.
     pub indexes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "RelationKind::is_table")]
+    pub kind: RelationKind,
+    /// A partitioned table's leaf partitions (`schema.name`), in name order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
 }
 
 /// One column.
@@ -41,6 +86,17 @@ pub struct ColumnSchema {
     pub default: Option<String>,
     /// Stable ordinal (PostgreSQL attnum, SQLite cid + 1): a rename keeps it.
     pub position: i64,
+    /// For a PostgreSQL domain column: the type under the domain (through nested domains),
+    /// which decides how the column is profiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_type: Option<String>,
+}
+
+impl ColumnSchema {
+    /// The type the column is profiled as: the domain's base type, else the declared type.
+    pub fn profiled_type(&self) -> &str {
+        self.base_type.as_deref().unwrap_or(&self.data_type)
+    }
 }
 
 impl TableSchema {
@@ -66,10 +122,21 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Tables of user schemas; a partitioned table counts once (its partitions are not listed).
+/// Tables and materialized views of user schemas; a partitioned table counts once (its
+/// partitions are listed under it, not as tables).
 const PG_USER_RELATIONS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-     AND c.relkind IN ('r', 'p') AND NOT c.relispartition";
+     AND c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition";
+
+/// A domain column's base type, through nested domains (`NULL` for other columns).
+const PG_BASE_TYPE: &str = "CASE WHEN ty.typtype = 'd' THEN
+         (WITH RECURSIVE d(t, m, depth) AS (
+              SELECT ty.typbasetype, ty.typtypmod, 1
+              UNION ALL
+              SELECT b.typbasetype, b.typtypmod, d.depth + 1
+              FROM d JOIN pg_type b ON b.oid = d.t WHERE b.typtype = 'd' AND d.depth < 50)
+          SELECT format_type(d.t, d.m) FROM d ORDER BY d.depth DESC LIMIT 1)
+     END";
 
 /// Reads the current schema.
 pub async fn snapshot(source: &Source) -> Result<SchemaSnapshot, sqlx::Error> {
@@ -84,11 +151,13 @@ async fn snapshot_postgres(pool: &sqlx::PgPool) -> Result<SchemaSnapshot, sqlx::
     let columns = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname::text AS sch, c.relname::text AS tbl, a.attname::text AS col,
                 format_type(a.atttypid, a.atttypmod) AS typ, NOT a.attnotnull AS nullable,
-                pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attnum::int8 AS pos
+                pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attnum::int8 AS pos,
+                c.relkind::text AS relkind, {PG_BASE_TYPE} AS base
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         LEFT JOIN pg_type ty ON ty.oid = a.atttypid
          WHERE {PG_USER_RELATIONS}
          ORDER BY 1, 2, a.attnum"
     )))
@@ -98,6 +167,7 @@ async fn snapshot_postgres(pool: &sqlx::PgPool) -> Result<SchemaSnapshot, sqlx::
         let schema: String = r.try_get("sch")?;
         let name: String = r.try_get("tbl")?;
         let table = table_entry(&mut snap, Some(schema), name);
+        table.kind = RelationKind::from_relkind(&r.try_get::<String, _>("relkind")?);
         if let Some(col) = r.try_get::<Option<String>, _>("col")? {
             table.columns.push(ColumnSchema {
                 name: col,
@@ -105,9 +175,11 @@ async fn snapshot_postgres(pool: &sqlx::PgPool) -> Result<SchemaSnapshot, sqlx::
                 nullable: r.try_get("nullable")?,
                 default: r.try_get("dflt")?,
                 position: r.try_get("pos")?,
+                base_type: r.try_get("base")?,
             });
         }
     }
+    partitions_and_enums(pool, &mut snap).await?;
     let constraints = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname::text AS sch, c.relname::text AS tbl, con.conname::text AS name,
                 con.contype::text AS kind, pg_get_constraintdef(con.oid) AS def,
@@ -161,6 +233,51 @@ async fn snapshot_postgres(pool: &sqlx::PgPool) -> Result<SchemaSnapshot, sqlx::
     Ok(snap)
 }
 
+/// Each partitioned table's leaf partitions, and the enum types with their labels.
+async fn partitions_and_enums(
+    pool: &sqlx::PgPool,
+    snap: &mut SchemaSnapshot,
+) -> Result<(), sqlx::Error> {
+    let parts = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT n.nspname::text AS sch, c.relname::text AS tbl,
+                ln.nspname::text || '.' || l.relname::text AS part
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         CROSS JOIN LATERAL pg_partition_tree(c.oid) t
+         JOIN pg_class l ON l.oid = t.relid
+         JOIN pg_namespace ln ON ln.oid = l.relnamespace
+         WHERE c.relkind = 'p' AND t.isleaf AND t.relid <> c.oid AND {PG_USER_RELATIONS}
+         ORDER BY 1, 2, 3"
+    )))
+    .fetch_all(pool)
+    .await?;
+    for r in parts {
+        let key = format!(
+            "{}.{}",
+            r.try_get::<String, _>("sch")?,
+            r.try_get::<String, _>("tbl")?
+        );
+        if let Some(table) = snap.tables.get_mut(&key) {
+            table.partitions.push(r.try_get("part")?);
+        }
+    }
+    let enums = sqlx::query(
+        "SELECT n.nspname::text || '.' || t.typname::text AS name,
+                array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS labels
+         FROM pg_type t
+         JOIN pg_namespace n ON n.oid = t.typnamespace
+         JOIN pg_enum e ON e.enumtypid = t.oid
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in enums {
+        snap.enums.insert(r.try_get("name")?, r.try_get("labels")?);
+    }
+    Ok(())
+}
+
 fn table_entry(
     snap: &mut SchemaSnapshot,
     schema: Option<String>,
@@ -205,6 +322,7 @@ async fn snapshot_sqlite(pool: &sqlx::SqlitePool) -> Result<SchemaSnapshot, sqlx
                 nullable: r.try_get::<i64, _>("not_null")? == 0 && pk_pos == 0,
                 default: r.try_get("dflt_value")?,
                 position: r.try_get::<i64, _>("cid")? + 1,
+                base_type: None,
             });
         }
         pk.sort();

@@ -9,6 +9,7 @@ mod anomalies;
 mod bad_input;
 mod delivery;
 mod entry_points;
+mod pg_objects;
 mod profiling;
 mod schema_diff;
 

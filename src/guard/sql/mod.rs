@@ -8,6 +8,7 @@
 pub mod clients;
 mod functions;
 mod literals;
+pub mod pragma;
 #[cfg(test)]
 mod tests;
 
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sqlparser::ast::{Query, SetExpr, Statement};
+use sqlparser::ast::{Query, SetExpr, Statement, Value};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Tokenizer;
@@ -185,50 +186,6 @@ pub mod rules {
     pub const VOLATILE: &str = "sql-volatile-function";
 }
 
-/// SQLite pragmas that only report (no `=`); those in [`PRAGMAS_WITH_ARGUMENT`] may name a table.
-const READ_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "foreign_key_check",
-    "integrity_check",
-    "quick_check",
-    "database_list",
-    "collation_list",
-    "function_list",
-    "module_list",
-    "pragma_list",
-    "compile_options",
-    "user_version",
-    "schema_version",
-    "application_id",
-    "data_version",
-    "page_count",
-    "page_size",
-    "freelist_count",
-    "encoding",
-    "journal_mode",
-    "auto_vacuum",
-    "foreign_keys",
-    "query_only",
-];
-
-const PRAGMAS_WITH_ARGUMENT: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "foreign_key_check",
-    "integrity_check",
-    "quick_check",
-];
-
 fn deny(rule: &str, message: impl Into<String>) -> SqlJudgement {
     SqlJudgement {
         verdict: Verdict::single(Decision::Deny, rule, message),
@@ -259,7 +216,7 @@ pub fn judge_sql(sql: &str, dialect: SqlDialect, allow_writes: bool) -> SqlJudge
         .and_then(|mut p| p.parse_statements());
     let statements = match parsed {
         Ok(s) => s,
-        Err(e) => return deny(rules::PARSE, parse_message(&e.to_string(), dialect)),
+        Err(e) => return unparsed(sql, dialect, &e.to_string()),
     };
     let [statement] = statements.as_slice() else {
         return deny(
@@ -318,6 +275,34 @@ pub fn judge_sql(sql: &str, dialect: SqlDialect, allow_writes: bool) -> SqlJudge
         verdict: Verdict::single(Decision::Allow, rules::READ_ONLY, message),
         called,
         writes: kind == Kind::Write,
+    }
+}
+
+/// A statement the parser could not read: on SQLite the pragma recogniser may still account
+/// for it (a reporting pragma passes); everything else is refused.
+fn unparsed(sql: &str, dialect: SqlDialect, error: &str) -> SqlJudgement {
+    let recognised = match dialect {
+        SqlDialect::Sqlite => pragma::recognise(sql),
+        SqlDialect::Postgres => None,
+    };
+    match recognised {
+        None => deny(rules::PARSE, parse_message(error, dialect)),
+        Some(Err(why)) => deny(rules::PRAGMA, why),
+        Some(Ok(p)) => match pragma::judge(&p) {
+            Err(why) => deny(rules::PRAGMA, why),
+            Ok(()) => SqlJudgement {
+                verdict: Verdict::single(
+                    Decision::Allow,
+                    rules::READ_ONLY,
+                    format!(
+                        "single read statement (PRAGMA {}, a reporting pragma)",
+                        p.name
+                    ),
+                ),
+                called: Vec::new(),
+                writes: false,
+            },
+        },
     }
 }
 
@@ -395,26 +380,34 @@ fn classify(
         | Statement::ShowFunctions { .. }
         | Statement::ShowCreate { .. } => Ok(Kind::Read),
         Statement::Pragma { name, value, is_eq } => {
-            let pragma = name
+            let name = name
                 .to_string()
                 .rsplit('.')
                 .next()
                 .unwrap_or_default()
-                .trim_matches(['"', '`', '['])
+                .trim_matches(['"', '`', '[', ']'])
                 .to_ascii_lowercase();
-            let known = dialect == SqlDialect::Sqlite && READ_PRAGMAS.contains(&pragma.as_str());
-            let arg_ok = value.is_none() || PRAGMAS_WITH_ARGUMENT.contains(&pragma.as_str());
-            if known && arg_ok && !is_eq {
-                Ok(Kind::Read)
-            } else {
-                Err(deny(
+            let argument = match value.as_ref().map(|v| &v.value) {
+                None => pragma::Argument::None,
+                Some(Value::Number(..)) => pragma::Argument::Number,
+                Some(Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)) => {
+                    pragma::Argument::Name
+                }
+                Some(_) => pragma::Argument::Other,
+            };
+            let p = pragma::Pragma {
+                name,
+                argument,
+                assigns: *is_eq,
+            };
+            match (dialect, pragma::judge(&p)) {
+                (SqlDialect::Sqlite, Ok(())) => Ok(Kind::Read),
+                (SqlDialect::Sqlite, Err(why)) => Err(deny(rules::PRAGMA, why)),
+                (SqlDialect::Postgres, _) => Err(deny(
                     rules::PRAGMA,
-                    format!(
-                        "`PRAGMA {pragma}` in this form may change the connection or the file; \
-                         only reading pragmas without `=` are accepted ({})",
-                        READ_PRAGMAS.join(", ")
-                    ),
-                ))
+                    "PostgreSQL has no PRAGMA; query the catalogs (pg_catalog, \
+                     information_schema) instead",
+                )),
             }
         }
         Statement::Insert(_)

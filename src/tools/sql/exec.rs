@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgStatement;
 use sqlx::{AssertSqlSafe, Column, Executor, Postgres, Row, SqlSafeStr, Statement, TypeInfo};
 
 use super::connect::{ReadOnlyDb, set_sqlite_deadline};
+use super::pg_text::{self, Render};
 use super::values;
 use crate::tools::ToolError;
 use futures_util::TryStreamExt;
@@ -89,9 +91,19 @@ async fn postgres(
         conn.execute("COMMIT").await?;
         return Ok(affected(done.rows_affected()));
     }
-    let statement = (&mut **conn)
+    let statement = match (&mut **conn)
         .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
-        .await?;
+        .await
+    {
+        Ok(statement) => statement,
+        // The server parsed and described the statement (so it is one statement), but sqlx
+        // could not resolve a column type (a multirange, say): read it as text instead.
+        Err(e) if !matches!(e, sqlx::Error::Database(_) | sqlx::Error::Io(_)) => {
+            tracing::debug!("cannot describe the statement ({e}); reading it as text");
+            return pg_text::all_text(conn, sql, max_rows, Rows::default()).await;
+        }
+        Err(e) => return Err(e),
+    };
     let mut rows = Rows {
         columns: statement
             .columns()
@@ -101,9 +113,21 @@ async fn postgres(
         types: statement
             .columns()
             .iter()
-            .map(|c| c.type_info().name().to_ascii_lowercase())
+            .map(|c| pg_text::type_name(c.type_info()))
             .collect(),
         ..Rows::default()
+    };
+    let plan: Vec<Render> = statement
+        .columns()
+        .iter()
+        .map(|c| pg_text::render_of(c.type_info()))
+        .collect();
+    let (statement, plan) = match pg_text::wrapper(sql, &plan) {
+        Some(wrapped) => match text_statement(conn, wrapped).await? {
+            Some(text) => (text, plan),
+            None => return pg_text::all_text(conn, sql, max_rows, rows).await,
+        },
+        None => (statement, Vec::new()),
     };
     {
         let mut stream = statement.query().fetch(&mut **conn);
@@ -113,8 +137,16 @@ async fn postgres(
                 break;
             }
             let values = (0..row.len())
-                .map(|i| row.try_get_raw(i).map(values::pg_value))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|i| {
+                    let value = values::pg_value(row.try_get_raw(i)?);
+                    Ok(match (plan.get(i), value) {
+                        (Some(Render::TextArray { delimiter }), Value::String(text)) => {
+                            pg_text::array_json(&text, *delimiter).unwrap_or(Value::String(text))
+                        }
+                        (_, value) => value,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
             rows.rows.push(values);
         }
     }
@@ -122,6 +154,28 @@ async fn postgres(
         conn.execute("ROLLBACK").await?;
     }
     Ok(rows)
+}
+
+/// Prepares the wrapper that has PostgreSQL print the columns the tool does not decode, inside
+/// a savepoint so a refusal does not abort the read-only transaction; `None` when the server
+/// refuses it (a statement that cannot be a subquery).
+async fn text_statement(
+    conn: &mut PoolConnection<Postgres>,
+    wrapped: String,
+) -> Result<Option<PgStatement>, sqlx::Error> {
+    conn.execute("SAVEPOINT pimcp_text").await?;
+    match (&mut **conn)
+        .prepare(AssertSqlSafe(wrapped).into_sql_str())
+        .await
+    {
+        Ok(statement) => Ok(Some(statement)),
+        Err(sqlx::Error::Database(e)) => {
+            tracing::debug!("the text wrapper was refused ({e}); reading the statement as text");
+            conn.execute("ROLLBACK TO SAVEPOINT pimcp_text").await?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn sqlite(

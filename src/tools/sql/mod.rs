@@ -8,6 +8,8 @@
 mod connect;
 mod exec;
 pub mod health;
+mod pg_lex;
+mod pg_text;
 pub mod pools;
 pub mod table;
 pub mod values;

@@ -1,9 +1,11 @@
-//! Faithful JSON for database values: PostgreSQL's binary wire format decoded per type (NUMERIC
-//! as exact text, timestamps as ISO-8601, JSON as JSON, bytea as hex, uuid, inet, intervals,
-//! one-level arrays), SQLite's dynamic values as stored. A type this module does not know
-//! becomes a clear marker, never a panic.
+//! Faithful JSON for database values: PostgreSQL's binary wire format decoded for the types
+//! whose JSON is richer than their text (numbers, NUMERIC as exact text, booleans, timestamps as
+//! ISO-8601, JSON as JSON, bytea as hex, uuid, enums, arrays of these); every other PostgreSQL
+//! type reaches this module already printed as text by the server (see [`super::pg_text`]).
+//! SQLite's dynamic values come as stored. A binary value this module cannot read becomes a
+//! clear marker, never a panic.
 
-use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgTypeInfo, PgTypeKind, PgValueRef};
 use sqlx::sqlite::SqliteValueRef;
@@ -38,7 +40,10 @@ fn marker(info: &PgTypeInfo, bytes: &[u8]) -> Value {
 
 /// Decodes one binary-format value of type `info`.
 pub fn pg_binary(info: &PgTypeInfo, bytes: &[u8]) -> Value {
-    let decoded = match info.kind() {
+    let Some(kind) = super::pg_text::kind_of(info) else {
+        return marker(info, bytes);
+    };
+    let decoded = match kind {
         PgTypeKind::Array(elem) => pg_array(elem, bytes),
         PgTypeKind::Domain(base) => Some(pg_binary(base, bytes)),
         PgTypeKind::Enum(_) => std::str::from_utf8(bytes).ok().map(|s| json!(s)),
@@ -53,18 +58,14 @@ fn pg_scalar(name: &str, b: &[u8]) -> Option<Value> {
         "INT2" => json!(i16::from_be_bytes(be(b, 0)?)),
         "INT4" => json!(i32::from_be_bytes(be(b, 0)?)),
         "INT8" => json!(i64::from_be_bytes(be(b, 0)?)),
-        "OID" | "XID" | "CID" | "REGPROC" | "REGCLASS" | "REGTYPE" => {
-            json!(u32::from_be_bytes(be(b, 0)?))
-        }
-        "FLOAT4" => float(f64::from(f32::from_be_bytes(be(b, 0)?))),
+        "OID" | "XID" | "CID" => json!(u32::from_be_bytes(be(b, 0)?)),
+        // The shortest decimal that reads back as the same float4, as PostgreSQL prints it.
+        "FLOAT4" => float(f32::from_be_bytes(be(b, 0)?).to_string().parse().ok()?),
         "FLOAT8" => float(f64::from_be_bytes(be(b, 0)?)),
         "NUMERIC" => json!(numeric_text(b)?),
-        "MONEY" => {
-            let cents = i64::from_be_bytes(be(b, 0)?);
-            json!(format!("{}.{:02}", cents / 100, (cents % 100).abs()))
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "UNKNOWN" => {
+            json!(std::str::from_utf8(b).ok()?)
         }
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" | "XML" | "UNKNOWN"
-        | "LTREE" | "TSVECTOR" | "JSONPATH" => json!(std::str::from_utf8(b).ok()?),
         "VOID" => Value::Null,
         "UUID" => json!(uuid_text(b)?),
         "JSON" => serde_json::from_slice(b).ok()?,
@@ -75,28 +76,23 @@ fn pg_scalar(name: &str, b: &[u8]) -> Option<Value> {
         "BYTEA" => json!(format!("\\x{}", hex::encode(b))),
         "DATE" => json!(date_text(i32::from_be_bytes(be(b, 0)?))?),
         "TIME" => json!(time_text(i64::from_be_bytes(be(b, 0)?))?),
-        "TIMETZ" => {
-            let time = time_text(i64::from_be_bytes(be(b, 0)?))?;
-            // The zone is stored in seconds west of UTC.
-            let east = -i32::from_be_bytes(be(b, 8)?);
-            json!(format!("{time}{}", offset_text(east)))
-        }
         "TIMESTAMP" => json!(timestamp_text(i64::from_be_bytes(be(b, 0)?), "")?),
         "TIMESTAMPTZ" => json!(timestamp_text(i64::from_be_bytes(be(b, 0)?), "Z")?),
-        "INTERVAL" => json!(interval_text(
-            i64::from_be_bytes(be(b, 0)?),
-            i32::from_be_bytes(be(b, 8)?),
-            i32::from_be_bytes(be(b, 12)?),
-        )),
-        "INET" | "CIDR" => json!(inet_text(b, name == "CIDR")?),
         _ => return None,
     })
 }
 
+/// A finite float as a JSON number; NaN and the infinities as PostgreSQL spells them.
 fn float(x: f64) -> Value {
     serde_json::Number::from_f64(x)
         .map(Value::Number)
-        .unwrap_or_else(|| json!(x.to_string()))
+        .unwrap_or_else(|| {
+            json!(match (x.is_nan(), x > 0.0) {
+                (true, _) => "NaN",
+                (false, true) => "Infinity",
+                (false, false) => "-Infinity",
+            })
+        })
 }
 
 /// NUMERIC's base-10000 digits as exact decimal text (`-12.50`, `NaN`, `Infinity`).
@@ -162,22 +158,45 @@ fn epoch() -> Option<NaiveDateTime> {
     NaiveDate::from_ymd_opt(2000, 1, 1)?.and_hms_opt(0, 0, 0)
 }
 
+/// `YYYY-MM-DD`, with PostgreSQL's ` BC` for years before 1 (year 0 is 1 BC).
+fn ymd(date: NaiveDate) -> (String, &'static str) {
+    let year = date.year();
+    let (shown, era) = if year <= 0 {
+        (1 - year, " BC")
+    } else {
+        (year, "")
+    };
+    (
+        format!("{shown:04}-{:02}-{:02}", date.month(), date.day()),
+        era,
+    )
+}
+
 fn date_text(days: i32) -> Option<String> {
     match days {
         i32::MAX => Some("infinity".into()),
         i32::MIN => Some("-infinity".into()),
-        d => Some(
-            (epoch()? + ChronoDuration::try_days(i64::from(d))?)
-                .date()
-                .format("%Y-%m-%d")
-                .to_string(),
-        ),
+        d => {
+            let (text, era) = ymd((epoch()? + ChronoDuration::try_days(i64::from(d))?).date());
+            Some(format!("{text}{era}"))
+        }
     }
+}
+
+/// `HH:MM:SS[.ffffff]` with the fraction's trailing zeros dropped, as PostgreSQL prints it.
+fn clock_text(t: NaiveTime) -> String {
+    let whole = t.format("%H:%M:%S").to_string();
+    let micros = t.nanosecond() / 1000;
+    if micros == 0 {
+        return whole;
+    }
+    let frac = format!("{micros:06}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
 fn time_text(micros: i64) -> Option<String> {
     let t = NaiveTime::from_hms_opt(0, 0, 0)? + ChronoDuration::microseconds(micros);
-    Some(t.format("%H:%M:%S%.f").to_string())
+    Some(clock_text(t))
 }
 
 fn timestamp_text(micros: i64, zone: &str) -> Option<String> {
@@ -186,62 +205,10 @@ fn timestamp_text(micros: i64, zone: &str) -> Option<String> {
         i64::MIN => Some("-infinity".into()),
         m => {
             let ts = epoch()?.checked_add_signed(ChronoDuration::microseconds(m))?;
-            Some(format!("{}{zone}", ts.format("%Y-%m-%dT%H:%M:%S%.f")))
+            let (date, era) = ymd(ts.date());
+            Some(format!("{date}T{}{zone}{era}", clock_text(ts.time())))
         }
     }
-}
-
-fn offset_text(east_secs: i32) -> String {
-    let sign = if east_secs < 0 { '-' } else { '+' };
-    let a = east_secs.unsigned_abs();
-    format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60)
-}
-
-/// An ISO-8601 duration: `P1Y2M3DT4H5M6.5S`.
-fn interval_text(micros: i64, days: i32, months: i32) -> String {
-    let mut out = String::from("P");
-    let (years, months) = (months / 12, months % 12);
-    for (n, unit) in [(years, 'Y'), (months, 'M'), (days, 'D')] {
-        if n != 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if micros != 0 {
-        out.push('T');
-        let sign = if micros < 0 { "-" } else { "" };
-        let a = micros.unsigned_abs();
-        let (h, m, us) = (a / 3_600_000_000, (a / 60_000_000) % 60, a % 60_000_000);
-        if h != 0 {
-            out.push_str(&format!("{sign}{h}H"));
-        }
-        if m != 0 {
-            out.push_str(&format!("{sign}{m}M"));
-        }
-        if us != 0 {
-            let secs = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
-            out.push_str(&format!(
-                "{sign}{}S",
-                secs.trim_end_matches('0').trim_end_matches('.')
-            ));
-        }
-    }
-    if out == "P" { "PT0S".into() } else { out }
-}
-
-fn inet_text(b: &[u8], cidr: bool) -> Option<String> {
-    let (family, bits, len) = (*b.first()?, *b.get(1)?, usize::from(*b.get(3)?));
-    let addr = b.get(4..4 + len)?;
-    let text = match family {
-        2 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(addr).ok()?).to_string(),
-        3 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?).to_string(),
-        _ => return None,
-    };
-    let full = if family == 2 { 32 } else { 128 };
-    Some(if cidr || bits != full {
-        format!("{text}/{bits}")
-    } else {
-        text
-    })
 }
 
 /// A binary array: dimensions, then each element with its length; nested dimensions nest.
@@ -345,15 +312,20 @@ mod tests {
     }
 
     #[test]
-    fn intervals_and_times_are_iso() {
-        assert_eq!(interval_text(3_723_500_000, 2, 14), "P1Y2M2DT1H2M3.5S");
-        assert_eq!(interval_text(0, 0, 0), "PT0S");
+    fn times_are_iso_with_postgres_fractions_and_eras() {
         assert_eq!(
             timestamp_text(0, "Z").as_deref(),
             Some("2000-01-01T00:00:00Z")
         );
+        assert_eq!(
+            timestamp_text(1_500_000, "").as_deref(),
+            Some("2000-01-01T00:00:01.5")
+        );
         assert_eq!(date_text(-1).as_deref(), Some("1999-12-31"));
-        assert_eq!(offset_text(-5 * 3600 - 1800), "-05:30");
+        // 0001-01-01 is day -730119; the day before it is 1 BC.
+        assert_eq!(date_text(-730_120).as_deref(), Some("0001-12-31 BC"));
+        assert_eq!(time_text(45_296_120_000).as_deref(), Some("12:34:56.12"));
+        assert_eq!(float(f64::NEG_INFINITY), json!("-Infinity"));
     }
 
     #[test]
