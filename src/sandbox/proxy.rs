@@ -32,6 +32,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_OPEN_PER_CALL: usize = 64;
 /// Connections recorded one by one per call; the rest are only counted.
 const MAX_RECORDS: usize = 200;
+/// Buffer per direction of a connection: large enough that a bulk download costs few system
+/// calls per MiB (tokio's default of 8 KiB made a 100 MiB download five times slower than
+/// direct), small enough that [`MAX_OPEN_PER_CALL`] connections stay within a few tens of MiB.
+pub const COPY_BUF: usize = 128 * 1024;
 /// How long the end of a call waits for its connections to close.
 const CLOSE_WAIT: Duration = Duration::from_millis(300);
 
@@ -251,9 +255,10 @@ async fn handle(mut conn: UnixStream, policy: &NetworkPolicy) -> Option<Connecti
     if !req.rest.is_empty() && upstream.write_all(&req.rest).await.is_err() {
         return Some(record);
     }
-    let (up, down) = tokio::io::copy_bidirectional(&mut conn, &mut upstream)
-        .await
-        .unwrap_or((0, 0));
+    let (up, down) =
+        tokio::io::copy_bidirectional_with_sizes(&mut conn, &mut upstream, COPY_BUF, COPY_BUF)
+            .await
+            .unwrap_or((0, 0));
     record.bytes_sent = sent_first + req.rest.len() as u64 + up;
     record.bytes_received = down;
     Some(record)

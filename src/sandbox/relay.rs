@@ -128,7 +128,13 @@ async fn carry(
             return Ok(());
         }
     }
-    tokio::io::copy_bidirectional(&mut conn, &mut up).await?;
+    tokio::io::copy_bidirectional_with_sizes(
+        &mut conn,
+        &mut up,
+        super::proxy::COPY_BUF,
+        super::proxy::COPY_BUF,
+    )
+    .await?;
     Ok(())
 }
 
