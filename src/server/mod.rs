@@ -11,6 +11,7 @@ pub mod http;
 pub mod prompts;
 pub mod resources;
 pub mod slack;
+pub mod stdio;
 pub mod tool_calls;
 
 use std::path::PathBuf;
@@ -74,11 +75,16 @@ impl PiServer {
     }
 
     /// Serves one MCP session over stdin/stdout until stdin closes or SIGINT/SIGTERM arrives;
-    /// either way the audit log is flushed before returning.
+    /// either way the audit log is flushed before returning. Every line passes the pre-check
+    /// in [`stdio`] before rmcp sees it.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
         let audit = self.audit.clone();
         let stop = shutdown_signal()?;
-        let running = self.serve(stdio_pipes()).await?;
+        let (input, output) = stdio_pipes();
+        let versions = ServerHandler::supported_protocol_versions(&self).into_owned();
+        let running = self
+            .serve(stdio::CheckedStdio::new(input, output, versions))
+            .await?;
         let token = running.cancellation_token();
         let waiting = running.waiting();
         tokio::pin!(waiting);
