@@ -1,12 +1,14 @@
 //! MCP features beyond tools, through rmcp's client over stdio against the built binary:
 //! completions for the prompts' and resource templates' arguments, the templates themselves,
-//! and the newest report per database by its template URI.
+//! the newest report per database by its template URI, and the output schemas of the tools
+//! that return structured content (declared, valid, and matched by real results).
 
 mod support;
 
 use rmcp::model::ReadResourceRequestParams;
-use serde_json::json;
-use support::{Workspace, spawn_stdio};
+use serde_json::{Value, json};
+use support::schema::{assert_valid, output_schema};
+use support::{Workspace, call, spawn_stdio, text_of};
 
 /// A workspace with three alert rules, a policy naming two databases and two reports.
 fn workspace() -> (Workspace, String) {
@@ -175,4 +177,171 @@ async fn completion_errors_say_what_exists() {
         assert!(e.contains("analytics, orders"), "{uri}: {e}");
     }
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn tools_with_structured_results_declare_output_schemas_their_results_match() {
+    let (ws, _) = workspace();
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('create table items(id integer primary key, name text, price real)'); \
+             c.execute(\"insert into items values (1, 'a', 1.5), (2, null, 2)\"); c.commit()",
+        ])
+        .arg(ws.path().join("orders.db"))
+        .status()
+        .expect("python3 creates the SQLite database");
+    let policy_with_path = ws
+        .write(
+            "policy.json",
+            json!({"sql": {"databases": {
+                "orders": {"url": format!("sqlite://{}", ws.path().join("orders.db").display())}
+            }}})
+            .to_string(),
+        )
+        .display()
+        .to_string();
+    let client = spawn_stdio(ws.path(), &["--policy", &policy_with_path])
+        .await
+        .unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    let declared = |name: &str| -> Option<Value> {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.output_schema.as_ref())
+            .map(|s| Value::Object((**s).clone()))
+    };
+    for name in ["sql", "cloudwatch", "ghost"] {
+        let schema = declared(name).unwrap_or_else(|| panic!("{name} has an outputSchema"));
+        assert_eq!(schema["type"], "object", "{name}: an object at the root");
+        assert_eq!(
+            schema,
+            output_schema(name),
+            "{name}: the schema of its Rust type"
+        );
+    }
+    for name in ["read", "edit", "bash", "notify"] {
+        assert!(declared(name).is_none(), "{name} answers in text only");
+    }
+
+    let r = call(
+        &client,
+        "sql",
+        json!({"database": "orders", "query": "SELECT id, name, price FROM items ORDER BY id"}),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let structured = r.structured_content.clone().expect("structured content");
+    assert_valid("sql", &declared("sql").unwrap_or_default(), &structured);
+    assert_eq!(structured["row_count"], 2);
+
+    let r = call(&client, "ghost", json!({"database": "orders"})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let structured = r.structured_content.clone().expect("structured content");
+    assert_valid("ghost", &declared("ghost").unwrap_or_default(), &structured);
+
+    // A result that breaks the schema is caught: the check is not vacuous.
+    let mut broken = structured.clone();
+    broken["tables_profiled"] = json!("three");
+    let caught = std::panic::catch_unwind(|| {
+        assert_valid("ghost", &declared("ghost").unwrap_or_default(), &broken)
+    });
+    assert!(
+        caught.is_err(),
+        "a string where a count belongs fails validation"
+    );
+    client.cancel().await.unwrap();
+}
+
+/// Every shape of the `cloudwatch` result matches its schema (the integration tests against
+/// LocalStack and moto check real results too, when those services run).
+#[test]
+fn every_cloudwatch_result_shape_matches_the_schema() {
+    use chrono::{TimeZone, Utc};
+    use pi_mcp::tools::cloudwatch::{
+        Alarm, CloudWatchResult, LogEvent, MetricId, MetricQuery, MetricSeries, StatisticsPoint,
+    };
+    use std::collections::BTreeMap;
+    let t = Utc
+        .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+        .single()
+        .expect("a valid time");
+    let dims = BTreeMap::from([("Service".to_string(), "api".to_string())]);
+    let query = MetricQuery {
+        id: "q1".into(),
+        namespace: "App".into(),
+        metric_name: "Latency".into(),
+        dimensions: vec![("Service".into(), "api".into())],
+        stat: "p99".into(),
+        period: 60,
+    };
+    let shapes = [
+        CloudWatchResult::ListMetrics {
+            metrics: vec![MetricId {
+                namespace: "App".into(),
+                metric_name: "Latency".into(),
+                dimensions: dims.clone(),
+            }],
+            truncated: false,
+        },
+        CloudWatchResult::GetMetricData {
+            start: t,
+            end: t,
+            queries: vec![query],
+            series: vec![MetricSeries {
+                id: "q1".into(),
+                timestamps: vec![t],
+                values: vec![1.5],
+                status: "Complete".into(),
+            }],
+        },
+        CloudWatchResult::GetMetricStatistics {
+            start: t,
+            end: t,
+            namespace: "App".into(),
+            metric_name: "Latency".into(),
+            dimensions: dims,
+            period: 300,
+            datapoints: vec![StatisticsPoint {
+                timestamp: t,
+                values: BTreeMap::from([("Average".to_string(), 2.0)]),
+                unit: None,
+            }],
+        },
+        CloudWatchResult::FilterLogEvents {
+            log_group: "/app".into(),
+            pattern: None,
+            start: t,
+            end: t,
+            events: vec![LogEvent {
+                timestamp: t,
+                log_stream: "s".into(),
+                message: "ERROR boom".into(),
+            }],
+            limit_reached: false,
+        },
+        CloudWatchResult::DescribeAlarms {
+            alarms: vec![Alarm {
+                name: "high".into(),
+                state: "ALARM".into(),
+                reason: "threshold crossed".into(),
+                namespace: Some("App".into()),
+                metric_name: None,
+                condition: None,
+                updated: Some(t),
+            }],
+            truncated: true,
+        },
+    ];
+    let schema = output_schema("cloudwatch");
+    for shape in &shapes {
+        let value = serde_json::to_value(shape).expect("serializes");
+        assert_valid("cloudwatch", &schema, &value);
+    }
+    let mut wrong = serde_json::to_value(&shapes[0]).expect("serializes");
+    wrong["action"] = json!("list_everything");
+    let caught = std::panic::catch_unwind(|| assert_valid("cloudwatch", &schema, &wrong));
+    assert!(caught.is_err(), "an unknown action fails validation");
 }
