@@ -176,7 +176,10 @@ pub fn url_parts(value: &str) -> Vec<String> {
         && let Some((_user, password)) = userinfo.split_once(':')
     {
         parts.push(password.to_string());
-        let decoded = percent_decode(password);
+        // A password in a URL is percent-encoded; output may show it decoded.
+        let decoded = percent_encoding::percent_decode_str(password)
+            .decode_utf8_lossy()
+            .into_owned();
         if decoded != password {
             parts.push(decoded);
         }
@@ -206,28 +209,4 @@ pub fn url_parts(value: &str) -> Vec<String> {
         }
     }
     parts
-}
-
-/// `%XX` decoding (a password in a URL is percent-encoded; output may show it decoded).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }

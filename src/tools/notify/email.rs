@@ -87,8 +87,8 @@ impl SmtpServer {
         });
         let credentials = (!parsed.username().is_empty()).then(|| {
             (
-                percent_decode(parsed.username()),
-                percent_decode(parsed.password().unwrap_or("")),
+                decode_user_info(parsed.username()),
+                decode_user_info(parsed.password().unwrap_or("")),
             )
         });
         let loopback = host == "localhost"
@@ -139,30 +139,6 @@ impl SmtpServer {
         };
         Ok(builder.build())
     }
-}
-
-/// Decodes `%XX` escapes in URL user info.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The key of a message's `data` whose value (letters, digits, `-`) becomes the email's
@@ -243,6 +219,13 @@ fn classify(server: &SmtpServer, e: &lettre::transport::smtp::Error) -> Failure 
         return Failure::permanent(format!("{} refused the email: {text}", server.shown()));
     }
     Failure::transient(format!("{}: {text}", server.shown()))
+}
+
+/// Decodes `%XX` escapes in URL user info.
+fn decode_user_info(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
