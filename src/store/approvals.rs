@@ -175,17 +175,7 @@ pub async fn find_pending(
     command: &str,
     cwd: &str,
 ) -> Result<Option<Approval>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM approvals WHERE tool = $1 AND command = $2 AND cwd = $3 \
-         AND status = 'pending' AND expires_at > $4 ORDER BY created_at DESC LIMIT 1"
-    )))
-    .bind(tool.to_string())
-    .bind(command.to_string())
-    .bind(cwd.to_string())
-    .bind(now())
-    .fetch_optional(store.pool())
-    .await?;
-    Ok(row.map(|r| from_row(&r)).transpose()?)
+    newest_with_status(store, "pending", tool, command, cwd).await
 }
 
 /// The newest approved, unused, unexpired approval for exactly this command in this
@@ -196,13 +186,25 @@ pub async fn find_approved(
     command: &str,
     cwd: &str,
 ) -> Result<Option<Approval>, StoreError> {
+    newest_with_status(store, "approved", tool, command, cwd).await
+}
+
+/// The newest unexpired approval in `status` for exactly this command in this directory.
+async fn newest_with_status(
+    store: &Store,
+    status: &str,
+    tool: &str,
+    command: &str,
+    cwd: &str,
+) -> Result<Option<Approval>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM approvals WHERE tool = $1 AND command = $2 AND cwd = $3 \
-         AND status = 'approved' AND expires_at > $4 ORDER BY created_at DESC LIMIT 1"
+         AND status = $4 AND expires_at > $5 ORDER BY created_at DESC LIMIT 1"
     )))
     .bind(tool.to_string())
     .bind(command.to_string())
     .bind(cwd.to_string())
+    .bind(status.to_string())
     .bind(now())
     .fetch_optional(store.pool())
     .await?;
