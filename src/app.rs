@@ -82,8 +82,12 @@ impl Globals {
             .guard()?
             .with_osv(advisories)
             .protect(&trusted.protected())?;
-        let enforced = crate::sandbox::enforcement(guard.file());
-        Ok(Arc::new(guard.with_enforcement(enforced)))
+        let policy = guard.file().clone();
+        // Probe in the background now, so that the first judged command rarely waits for it.
+        std::thread::spawn(crate::sandbox::namespace_support);
+        Ok(Arc::new(guard.with_enforcement_from(move || {
+            crate::sandbox::enforcement(&policy)
+        })))
     }
 
     /// The directory of pi-mcp's own state: `--state-dir`/`$PI_MCP_STATE_DIR`, else

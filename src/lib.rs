@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod chart;
 pub mod doctor;
 pub mod ghost;
 pub mod guard;

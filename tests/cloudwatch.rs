@@ -75,7 +75,9 @@ async fn put_metric(endpoint: &str, namespace: &str, metric: &str, values: &[f64
 }
 
 fn structured(r: &rmcp::model::CallToolResult) -> Value {
-    r.structured_content.clone().expect("structured content")
+    let structured = r.structured_content.clone().expect("structured content");
+    support::schema::assert_matches_output_schema("cloudwatch", &structured);
+    structured
 }
 
 fn values_of(series: &Value) -> Vec<f64> {

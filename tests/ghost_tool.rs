@@ -99,6 +99,7 @@ async fn a_ghost_run_reports_progress_per_table_and_writes_the_report() {
         "summary counts: {text}"
     );
     let run = r.structured_content.clone().expect("the run as JSON");
+    support::schema::assert_matches_output_schema("ghost", &run);
     assert_eq!(run["tables_profiled"], 3);
     assert_eq!(run["database"], "shop");
     let report = run["report_path"].as_str().unwrap();
@@ -134,7 +135,9 @@ async fn a_ghost_run_reports_progress_per_table_and_writes_the_report() {
 
     // A second run compares with the first.
     let again = call(&client, "ghost", json!({ "database": "shop" })).await;
-    assert_eq!(again.structured_content.unwrap()["first_run"], false);
+    let again = again.structured_content.expect("the run as JSON");
+    support::schema::assert_matches_output_schema("ghost", &again);
+    assert_eq!(again["first_run"], false);
 
     client.cancel().await.unwrap();
     let entries = audit_entries(ws.path(), &[]);

@@ -158,3 +158,53 @@ async fn sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn deleting_an_unknown_mutated_or_ended_session_is_404() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), Some(TOKEN)).await.unwrap();
+    let http = reqwest::Client::new();
+    let init = http
+        .post(server.url())
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert!(init.status().is_success());
+    let id = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    let delete = |session: Option<String>, host: Option<&'static str>| {
+        let mut req = http
+            .delete(server.url())
+            .bearer_auth(TOKEN)
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete(Some("no-such-session".into()), None).await, 404);
+    assert_eq!(
+        delete(Some(format!("{id}x")), None).await,
+        404,
+        "mutated id"
+    );
+    // rmcp's other answers stand: a foreign Host, a DELETE without a session id.
+    assert_eq!(
+        delete(Some("no-such-session".into()), Some("evil.example.com")).await,
+        403
+    );
+    assert_eq!(delete(None, None).await, 400);
+    assert_eq!(delete(Some(id.clone()), None).await, 202);
+    assert_eq!(delete(Some(id), None).await, 404, "an ended session");
+}

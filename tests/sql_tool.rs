@@ -49,7 +49,9 @@ pub async fn sql(client: &Client, args: Value) -> CallToolResult {
 /// Asserts the call succeeded and returns its structured result.
 pub fn ok(r: &CallToolResult) -> Value {
     assert_ne!(r.is_error, Some(true), "sql failed: {}", text_of(r));
-    r.structured_content.clone().expect("structured content")
+    let structured = r.structured_content.clone().expect("structured content");
+    support::schema::assert_matches_output_schema("sql", &structured);
+    structured
 }
 
 /// Asserts the call failed; returns its message.

@@ -443,6 +443,136 @@ async fn garbage_on_stdin_does_not_stop_the_server() {
     assert!(stdout.contains("unknown tool `nope`"), "{stdout}");
 }
 
+/// Runs `serve --stdio`, writes `lines`, closes stdin, and returns the exit status with every
+/// JSON line the server wrote.
+fn raw_stdio(ws: &Workspace, lines: &[Value]) -> (std::process::ExitStatus, Vec<Value>, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "serve",
+            "--stdio",
+        ])
+        .envs(support::state_env(ws.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let replies = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    (
+        out.status,
+        replies,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn reply_to(replies: &[Value], id: Value) -> &Value {
+    replies
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no reply with id {id}: {replies:#?}"))
+}
+
+fn initialize(id: u64) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
+}
+
+#[tokio::test]
+async fn requests_with_badly_shaped_params_are_answered_with_their_id() {
+    let ws = Workspace::new();
+    let (status, replies, stderr) = raw_stdio(
+        &ws,
+        &[
+            initialize(1),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":["bash"]}),
+            json!({"jsonrpc":"2.0","id":"eight","method":"tools/call","params":{"name":"read","arguments":{},"_meta":"x"}}),
+            json!({"jsonrpc":"2.0","id":9,"method":"prompts/get","params":{"name":5}}),
+            json!({"jsonrpc":"2.0","id":10,"method":"no/such/method","params":[1]}),
+            json!({"jsonrpc":"1.0","id":11,"method":"tools/list"}),
+            json!({"jsonrpc":"2.0","id":12,"method":"tools/list"}),
+        ],
+    );
+    assert!(status.success(), "{stderr}");
+    let code = |id: Value| reply_to(&replies, id)["error"]["code"].clone();
+    let message = |id: Value| {
+        reply_to(&replies, id)["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(code(json!(7)), -32602);
+    assert!(
+        message(json!(7)).contains("tools/call"),
+        "{}",
+        message(json!(7))
+    );
+    assert_eq!(code(json!("eight")), -32602);
+    assert!(
+        message(json!("eight")).contains("params._meta"),
+        "{}",
+        message(json!("eight"))
+    );
+    assert_eq!(
+        code(json!(9)),
+        -32602,
+        "a known method with bad params is not -32601"
+    );
+    assert!(
+        message(json!(9)).contains("params.name"),
+        "{}",
+        message(json!(9))
+    );
+    assert_eq!(code(json!(10)), -32601);
+    assert_eq!(code(json!(11)), -32600);
+    assert!(reply_to(&replies, json!(12))["result"]["tools"].is_array());
+    assert!(
+        replies.iter().all(|r| r.get("id").is_some()),
+        "every answer names its request: {replies:#?}"
+    );
+}
+
+#[tokio::test]
+async fn notifications_and_responses_before_initialize_do_not_end_the_server() {
+    let ws = Workspace::new();
+    let (status, replies, stderr) = raw_stdio(
+        &ws,
+        &[
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}),
+            json!({"jsonrpc":"2.0","id":99,"result":{}}),
+            json!({"jsonrpc":"2.0","id":98,"error":{"code":-1,"message":"stray"}}),
+            initialize(1),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":97,"result":{}}),
+            json!({"jsonrpc":"2.0","id":2,"method":"ping"}),
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/list"}),
+        ],
+    );
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert_eq!(
+        reply_to(&replies, json!(1))["result"]["serverInfo"]["name"],
+        "pi-mcp"
+    );
+    assert_eq!(reply_to(&replies, json!(2))["result"], json!({}));
+    assert!(reply_to(&replies, json!(3))["result"]["tools"].is_array());
+    assert!(
+        stderr.contains("ignoring a notification sent before `initialize`"),
+        "{stderr}"
+    );
+}
+
 /// `serve` tells a human at a terminal what it waits for (on stderr); a client on a pipe, as
 /// every MCP host is, sees nothing of it on either stream.
 #[tokio::test]

@@ -35,7 +35,7 @@ pub const MIN_HISTORY_MEANS: usize = 3;
 const NEW_VALUES_SHOWN: usize = 5;
 
 /// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     RowCount,
@@ -49,7 +49,7 @@ pub enum FindingKind {
 }
 
 /// One finding of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     pub severity: Severity,
     pub kind: FindingKind,

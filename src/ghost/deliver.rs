@@ -16,7 +16,7 @@ use crate::tools::notify::{Channel, Message, Notifier};
 pub const SLACK_TOP_FINDINGS: usize = 5;
 
 /// What happened to one message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DeliveryOutcome {
     pub channel: Channel,
     pub subject: String,

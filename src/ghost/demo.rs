@@ -1,7 +1,8 @@
 //! `pi-mcp ghost demo`: builds a small example shop database (SQLite, in the workspace under
 //! `.pi-mcp/ghost-demo.db`), runs the ghost on a few "days" of steady data to build history,
 //! then plants patterns (schema changes, a row-count drop, a null spike, a new category, stalled
-//! growth) and runs once more, so a new user sees a real report in one command.
+//! growth) and runs once more, so a new user sees a real report in one command. The baseline
+//! runs are moved back a day each in the store, so the report's charts show days of history.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -80,12 +81,38 @@ pub async fn run(app: &App, workspace: &Path, opts: &GhostOptions) -> Result<Gho
     for day in 0..BASELINE_RUNS {
         add_day(&pool, day as i64).await.map_err(db)?;
         tracing::info!("ghost demo: baseline day {}/{BASELINE_RUNS}", day + 1);
-        run_once(app, &opts).await?;
+        let baseline = run_once(app, &opts).await?;
+        backdate(app, &baseline, BASELINE_RUNS - day).await?;
     }
     plant(&pool).await.map_err(db)?;
     pool.close().await;
     tracing::info!("ghost demo: patterns planted; the final run follows");
     Ok(run_once(app, &opts).await?)
+}
+
+/// Moves a baseline run `days` back in the store, so that the history it leaves spans the
+/// "days" it stands for and the report's charts show a daily history, not runs a second apart.
+async fn backdate(app: &App, run: &GhostRun, days: usize) -> Result<(), crate::store::StoreError> {
+    let Some(at) = chrono::DateTime::parse_from_rfc3339(&run.taken_at).ok() else {
+        return Ok(());
+    };
+    let days = i64::try_from(days).unwrap_or(0);
+    let earlier = crate::store::approvals::timestamp(at.to_utc() - chrono::Duration::days(days));
+    for table in ["ghost_runs", "ghost_profiles"] {
+        let id = if table == "ghost_runs" {
+            "id"
+        } else {
+            "run_id"
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET taken_at = $1 WHERE {id} = $2"
+        )))
+        .bind(earlier.clone())
+        .bind(run.run_id.clone())
+        .execute(app.store.pool())
+        .await?;
+    }
+    Ok(())
 }
 
 async fn forget_history(app: &App, database: &str) -> Result<(), crate::store::StoreError> {

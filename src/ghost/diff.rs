@@ -12,7 +12,7 @@ use super::schema::{ColumnSchema, SchemaSnapshot, TableSchema};
 use crate::severity::Severity;
 
 /// One schema change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SchemaChange {
     TableAdded {

@@ -65,7 +65,7 @@ impl GhostOptions {
 }
 
 /// What one run found and wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GhostRun {
     pub run_id: String,
     pub database: String,

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::schema::TableSchema;
 
 /// One leaf partition of a partitioned table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PartitionProfile {
     /// `schema.name`.
     pub partition: String,

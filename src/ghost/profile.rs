@@ -25,7 +25,7 @@ pub const TOP_VALUES_MAX_DISTINCT: i64 = 20;
 pub const VALUE_MAX_CHARS: usize = 80;
 
 /// What kind of statistics a column gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnKind {
     /// min, max, mean, distinct, nulls.
@@ -39,14 +39,14 @@ pub enum ColumnKind {
 }
 
 /// How many rows had one value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ValueCount {
     pub value: String,
     pub count: i64,
 }
 
 /// One column's statistics (over the sample when the table was sampled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ColumnProfile {
     pub name: String,
     pub data_type: String,
@@ -65,7 +65,7 @@ pub struct ColumnProfile {
 }
 
 /// One table's profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableProfile {
     pub table: String,
     /// Exact row count.

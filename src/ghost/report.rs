@@ -133,39 +133,65 @@ fn draw_charts(
         };
     let mut tables: Vec<&TableProfile> = run.profiles.iter().collect();
     tables.sort_by_key(|p| !run.findings.iter().any(|f| f.table == p.table));
-    for p in tables.iter().take(MAX_ROW_CHARTS) {
-        let mut points: Vec<(String, i64)> = past
-            .get(&p.table)
+    let now = parse_time(&run.taken_at);
+    let history = |table: &str| -> Vec<(DateTime<Utc>, &TableProfile)> {
+        past.get(table)
             .into_iter()
             .flatten()
-            .map(|h| (short_time(&h.taken_at), h.profile.row_count))
+            .filter_map(|h| Some((parse_time(&h.taken_at)?, &h.profile)))
+            .collect()
+    };
+    for p in tables.iter().take(MAX_ROW_CHARTS) {
+        let mut points: Vec<(DateTime<Utc>, i64)> = history(&p.table)
+            .into_iter()
+            .map(|(t, h)| (t, h.row_count))
             .collect();
-        points.push((short_time(&run.taken_at), p.row_count));
+        points.extend(now.map(|t| (t, p.row_count)));
+        let anomaly = run
+            .findings
+            .iter()
+            .filter(|f| f.table == p.table && rows_chart_kind(f.kind))
+            .max_by_key(|f| f.severity)
+            .map(|f| format!("{}: {} (this run)", f.severity, kind_text(f.kind)));
         let file = chart_file("rows", &[&p.table]);
-        let result = charts::row_count_history(&dir.join(&file), &p.table, &points);
+        let result =
+            charts::row_count_history(&dir.join(&file), &p.table, &points, anomaly.as_deref());
         record(result, file, (p.table.clone(), None, "rows"));
     }
     for p in &run.profiles {
-        let changed: Vec<(String, f64, f64)> = p
+        let earlier = history(&p.table);
+        let changed: Vec<charts::NullHistory> = p
             .columns
             .iter()
             .filter_map(|c| {
-                let rates: Vec<f64> = past
-                    .get(&p.table)?
+                let mut points: Vec<(DateTime<Utc>, f64)> = earlier
                     .iter()
-                    .filter_map(|h| h.profile.column(&c.name).map(|x| x.null_rate))
+                    .filter_map(|(t, h)| Some((*t, h.column(&c.name)?.null_rate)))
                     .collect();
-                if rates.is_empty() {
+                if points.is_empty() {
                     return None;
                 }
+                let rates: Vec<f64> = points.iter().map(|p| p.1).collect();
                 let usual = median_mad(&rates).0;
-                ((c.null_rate - usual).abs() >= NULL_CHART_MIN_CHANGE)
-                    .then(|| (c.name.clone(), usual, c.null_rate))
+                if (c.null_rate - usual).abs() < NULL_CHART_MIN_CHANGE {
+                    return None;
+                }
+                points.extend(now.map(|t| (t, c.null_rate)));
+                let anomalous = run.findings.iter().any(|f| {
+                    f.kind == FindingKind::NullSpike
+                        && f.table == p.table
+                        && f.column.as_deref() == Some(c.name.as_str())
+                });
+                Some(charts::NullHistory {
+                    column: c.name.clone(),
+                    points,
+                    anomalous,
+                })
             })
             .collect();
         if !changed.is_empty() {
             let file = chart_file("nulls", &[&p.table]);
-            let result = charts::null_rates(&dir.join(&file), &p.table, &changed);
+            let result = charts::null_rate_history(&dir.join(&file), &p.table, &changed);
             record(result, file, (p.table.clone(), None, "nulls"));
         }
     }
@@ -200,11 +226,28 @@ fn draw_charts(
     (links, files, errors)
 }
 
-fn short_time(taken_at: &str) -> String {
-    // "2026-01-02T03:04:05.678Z" -> "01-02 03:04"
-    taken_at
-        .get(5..16)
-        .map_or_else(|| taken_at.to_string(), |s| s.replace('T', " "))
+/// A run's time as stored (RFC 3339); `None` for a value that does not parse.
+fn parse_time(taken_at: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(taken_at)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Findings shown on the row-count chart.
+fn rows_chart_kind(kind: FindingKind) -> bool {
+    matches!(
+        kind,
+        FindingKind::RowCount | FindingKind::GrowthStalled | FindingKind::FreshnessStalled
+    )
+}
+
+/// A row-count chart's finding in the legend.
+fn kind_text(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::GrowthStalled => "growth stalled",
+        FindingKind::FreshnessStalled => "freshness stalled",
+        _ => "row count change",
+    }
 }
 
 fn chart_for<'a>(
@@ -223,9 +266,7 @@ fn finding_chart<'a>(links: &'a ChartLinks, f: &Finding) -> Option<&'a str> {
     match f.kind {
         FindingKind::NewValues => chart_for(links, &f.table, f.column.as_deref(), "values"),
         FindingKind::NullSpike => chart_for(links, &f.table, None, "nulls"),
-        FindingKind::RowCount | FindingKind::GrowthStalled | FindingKind::FreshnessStalled => {
-            chart_for(links, &f.table, None, "rows")
-        }
+        k if rows_chart_kind(k) => chart_for(links, &f.table, None, "rows"),
         _ => None,
     }
 }

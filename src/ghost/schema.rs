@@ -23,7 +23,9 @@ pub struct SchemaSnapshot {
 }
 
 /// What kind of relation a [`TableSchema`] describes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RelationKind {
     #[default]

@@ -6,6 +6,8 @@
 //! with the policy; a decision only looks things up.
 
 use super::decision::{Decision, Reason, Verdict};
+use std::sync::{Arc, OnceLock};
+
 use super::enforcement::Enforcement;
 use super::known::KnownPrograms;
 use super::options::{Effect, ProgramOptions};
@@ -20,7 +22,7 @@ pub const UNKNOWN_PROGRAM: &str = "unknown-program";
 #[derive(Debug, Clone, Default)]
 pub struct Bounds {
     /// What the sandbox enforces for the children judged; nothing until the app says so.
-    pub(super) enforcement: Enforcement,
+    pub(super) enforcement: Enforced,
     pub(super) known: KnownPrograms,
     pub(super) loaders: Vec<Rule>,
     pub(super) writers: Vec<Rule>,
@@ -55,7 +57,7 @@ impl Bounds {
             .map_err(|(field, m)| err("-", field, m))?;
         let known = KnownPrograms::compile(file).map_err(|(field, m)| err("-", field, m))?;
         Ok(Bounds {
-            enforcement: Enforcement::NONE,
+            enforcement: Enforced::Fixed(Enforcement::NONE),
             known,
             loaders,
             writers,
@@ -64,17 +66,57 @@ impl Bounds {
     }
 }
 
+/// What the guard judges with: given, or probed once on first use.
+#[derive(Clone)]
+pub enum Enforced {
+    Fixed(Enforcement),
+    Probed(
+        Arc<OnceLock<Enforcement>>,
+        Arc<dyn Fn() -> Enforcement + Send + Sync>,
+    ),
+}
+
+impl Default for Enforced {
+    /// Nothing enforced: the strictest assumption.
+    fn default() -> Self {
+        Enforced::Fixed(Enforcement::NONE)
+    }
+}
+
+impl std::fmt::Debug for Enforced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Enforced::Fixed(e) => write!(f, "Fixed({e:?})"),
+            Enforced::Probed(found, _) => write!(f, "Probed({:?})", found.get()),
+        }
+    }
+}
+
 impl Guard {
     /// The same policy, judging as if the sandbox enforced `enforcement` for every `bash`
     /// child. A guard starts assuming nothing is enforced, the strictest case.
     pub fn with_enforcement(mut self, enforcement: Enforcement) -> Guard {
-        self.bounds.enforcement = enforcement;
+        self.bounds.enforcement = Enforced::Fixed(enforcement);
+        self
+    }
+
+    /// The same policy, judging with what `probe` returns, asked once, when the first command
+    /// is judged: the sandbox's probes (a child process) then stay off the path to a server's
+    /// first answer, and a decision never uses a guess.
+    pub fn with_enforcement_from(
+        mut self,
+        probe: impl Fn() -> Enforcement + Send + Sync + 'static,
+    ) -> Guard {
+        self.bounds.enforcement = Enforced::Probed(Arc::new(OnceLock::new()), Arc::new(probe));
         self
     }
 
     /// What the guard assumes the sandbox enforces.
     pub fn enforcement(&self) -> Enforcement {
-        self.bounds.enforcement
+        match &self.bounds.enforcement {
+            Enforced::Fixed(e) => *e,
+            Enforced::Probed(found, probe) => *found.get_or_init(|| probe()),
+        }
     }
 
     /// The program-options table, for the shell walker.

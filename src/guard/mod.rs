@@ -320,7 +320,7 @@ impl Guard {
     /// Judges a shell command without running anything, under the enforcement the guard was
     /// given ([`Guard::with_enforcement`]).
     pub fn judge_command(&self, command: &str, paths: &PathContext) -> Verdict {
-        self.judge_under(command, paths, self.bounds.enforcement)
+        self.judge_under(command, paths, self.enforcement())
     }
 
     /// Judges a shell command as if the sandbox enforced `enforcement`.

@@ -1,5 +1,6 @@
 //! `pi-mcp monitor`: evaluate the rules once and print a table (or JSON), `monitor schema`
-//! prints the rules file's JSON Schema, `monitor validate` checks a rules file.
+//! prints the rules file's JSON Schema, `monitor validate` checks a rules file, `monitor chart`
+//! draws a rule's recent values against its threshold.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +36,18 @@ pub enum MonitorAction {
         /// Rules file (default: configs/alerts.json in the workspace).
         #[arg(long, env = "PI_MCP_ALERTS", default_value = super::DEFAULT_RULES_FILE)]
         rules: PathBuf,
+    },
+    /// Draw a rule's recent values and its threshold as a PNG
+    /// (default: <reports>/alerts/<rule>.png).
+    Chart {
+        /// The rule's id.
+        rule: String,
+        /// Rules file (default: configs/alerts.json in the workspace).
+        #[arg(long, env = "PI_MCP_ALERTS", default_value = super::DEFAULT_RULES_FILE)]
+        rules: PathBuf,
+        /// Where to write the PNG.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -80,6 +93,9 @@ pub async fn run(globals: &Globals, args: &MonitorArgs) -> anyhow::Result<ExitCo
                 ExitCode::FAILURE
             })
         }
+        Some(MonitorAction::Chart { rule, rules, out }) => {
+            chart(globals, rule, rules, out.as_deref()).await
+        }
         None => {
             let path = resolve(globals, &args.rules)?;
             let loaded = load_reporting(&path)?;
@@ -119,6 +135,50 @@ pub async fn run(globals: &Globals, args: &MonitorArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `monitor chart`: the rule's stored recent values against its threshold, as a PNG.
+async fn chart(
+    globals: &Globals,
+    id: &str,
+    rules: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load_reporting(&resolve(globals, rules)?)?;
+    let Some(rule) = loaded.rules.iter().find(|r| r.id() == id) else {
+        let ids: Vec<&str> = loaded.rules.iter().map(|r| r.id()).collect();
+        anyhow::bail!(
+            "no valid rule `{id}` in the rules file (rules: {})",
+            ids.join(", ")
+        );
+    };
+    let app = App::open(globals, false).await?;
+    let Some(state) = super::state::load_one(&app.store, id).await? else {
+        anyhow::bail!("rule `{id}` has not been evaluated yet: run `pi-mcp monitor` first");
+    };
+    let path = match out {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let name: String = id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            app.reports_dir.join("alerts").join(format!("{name}.png"))
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    super::chart::render(&path, rule, &state)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_table(e: &Evaluation) {

@@ -4,6 +4,7 @@
 //! store-backed outbox ([`outbox`]). `pi-mcp monitor` ([`command`]) evaluates once; the
 //! heartbeat daemon evaluates on an interval.
 
+pub mod chart;
 pub mod command;
 pub mod evaluate;
 pub mod health;

@@ -24,6 +24,7 @@
 //! so at start; `off` runs bash directly, unconfined.
 
 pub mod child;
+pub mod handoff;
 pub mod health;
 pub mod hidden;
 pub mod landlock;

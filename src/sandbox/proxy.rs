@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 
+use super::handoff::{self, Incoming};
 use crate::guard::egress::NetworkPolicy;
 
 /// Largest request head read from a child.
@@ -157,19 +158,31 @@ async fn accept_loop(
     open: Arc<Semaphore>,
 ) {
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
+        let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            // A flood: refuse at once rather than hold memory for it.
-            let _ = conn
-                .write_all(&answer(503, "too many open connections from this command"))
-                .await;
-            continue;
-        };
+        // The permit (when there is one) lives as long as the arm that carries the connection.
+        let permit = open.clone().try_acquire_owned();
         let (policy, traffic) = (policy.clone(), traffic.clone());
         tokio::spawn(async move {
-            let record = handle(conn, &policy).await;
+            let incoming = tokio::time::timeout(HEAD_TIMEOUT, handoff::receive(conn)).await;
+            let record = match (incoming, permit) {
+                (Err(_) | Ok(Err(_)), _) => None,
+                // A flood: refuse at once rather than hold memory for it.
+                (Ok(Ok(incoming)), Err(_)) => {
+                    refuse_flood(incoming).await;
+                    None
+                }
+                (Ok(Ok(Incoming::Http(tcp))), Ok(_permit)) => {
+                    handle(tcp, Vec::new(), &policy).await
+                }
+                (Ok(Ok(Incoming::Direct(unix, prefix))), Ok(_permit)) => {
+                    handle(unix, prefix, &policy).await
+                }
+                (Ok(Ok(Incoming::Forward(tcp, target))), Ok(_permit)) => {
+                    forward(tcp, &target, &policy).await
+                }
+            };
             if let Some(record) = record
                 && let Ok(mut t) = traffic.lock()
             {
@@ -179,8 +192,20 @@ async fn accept_loop(
                     t.unrecorded += 1;
                 }
             }
-            drop(permit);
         });
+    }
+}
+
+async fn refuse_flood(incoming: Incoming) {
+    let busy = answer(503, "too many open connections from this command");
+    match incoming {
+        Incoming::Http(mut tcp) => {
+            let _ = tcp.write_all(&busy).await;
+        }
+        Incoming::Direct(mut unix, _) => {
+            let _ = unix.write_all(&busy).await;
+        }
+        Incoming::Forward(..) => {}
     }
 }
 
@@ -195,8 +220,58 @@ struct Request {
     rest: Vec<u8>,
 }
 
-async fn handle(mut conn: UnixStream, policy: &NetworkPolicy) -> Option<Connection> {
-    let raw = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut conn)).await {
+/// A plain-TCP forward: the child's connection goes to `target` when it is listed, and is
+/// closed otherwise (a raw protocol has no way to show a message; the call's result does).
+async fn forward(mut conn: TcpStream, target: &str, policy: &NetworkPolicy) -> Option<Connection> {
+    let (host, port) = split_authority(target, None).ok()?;
+    let mut record = Connection {
+        host,
+        port,
+        allowed: false,
+        rule: None,
+        error: None,
+        bytes_sent: 0,
+        bytes_received: 0,
+    };
+    let Some(rule) = policy.allows(&record.host, record.port) else {
+        record.error = Some("not in network.allow".into());
+        return Some(record);
+    };
+    record.allowed = true;
+    record.rule = Some(rule.to_string());
+    let literal = record
+        .host
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .is_ok();
+    let mut upstream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&record.host, record.port, literal))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                record.error = Some(e);
+                return Some(record);
+            }
+            Err(_) => {
+                record.error = Some("timed out".into());
+                return Some(record);
+            }
+        };
+    let (up, down) =
+        tokio::io::copy_bidirectional_with_sizes(&mut conn, &mut upstream, COPY_BUF, COPY_BUF)
+            .await
+            .unwrap_or((0, 0));
+    record.bytes_sent = up;
+    record.bytes_received = down;
+    Some(record)
+}
+
+async fn handle<S>(mut conn: S, prefix: Vec<u8>, policy: &NetworkPolicy) -> Option<Connection>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let raw = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut conn, prefix)).await {
         Ok(Ok(Some(raw))) => raw,
         _ => return None,
     };
@@ -264,7 +339,12 @@ async fn handle(mut conn: UnixStream, policy: &NetworkPolicy) -> Option<Connecti
     Some(record)
 }
 
-async fn fail(conn: &mut UnixStream, mut record: Connection, code: u16, e: String) -> Connection {
+async fn fail<S: AsyncWrite + Unpin>(
+    conn: &mut S,
+    mut record: Connection,
+    code: u16,
+    e: String,
+) -> Connection {
     let _ = conn
         .write_all(&answer(
             code,
@@ -305,8 +385,11 @@ fn link_local(ip: IpAddr) -> bool {
 }
 
 /// Reads up to the end of the request head; `None` when the child closed first.
-async fn read_head(conn: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::with_capacity(1024);
+async fn read_head<S: AsyncRead + Unpin>(
+    conn: &mut S,
+    prefix: Vec<u8>,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = prefix;
     let mut chunk = [0u8; 2048];
     loop {
         if find_end(&buf).is_some() {
@@ -422,6 +505,7 @@ fn answer(code: u16, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::UnixStream;
 
     #[test]
     fn requests_parse_to_destinations() {

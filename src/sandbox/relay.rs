@@ -1,13 +1,13 @@
 //! The inside end of the egress path: listeners on the loopback of a child's network namespace
-//! that carry each connection to pi-mcp's egress proxy over its Unix socket (a Unix socket is a
-//! file, so it crosses the namespace boundary where no TCP route does). One listener is the
-//! HTTP proxy the child's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` name; the others forward plain
-//! TCP for listed `host:port` destinations (PostgreSQL, SSH), by asking the proxy for a
-//! `CONNECT` to the destination first. Whether a destination may be reached is the proxy's
-//! decision, never the relay's.
+//! that hand each accepted connection to pi-mcp's egress proxy over its Unix socket (a Unix
+//! socket is a file, so it crosses the namespace boundary where no TCP route does; the accepted
+//! socket itself travels, see [`super::handoff`]). One listener is the HTTP proxy the child's
+//! `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` name; the others forward plain TCP for listed
+//! `host:port` destinations (PostgreSQL, SSH). Whether a destination may be reached is the
+//! proxy's decision, never the relay's.
 //!
 //! A few lines of tokio; socat would do the same as a separate binary that is not on a fresh
-//! machine, and it could not speak `CONNECT` for the forwards.
+//! machine, and it could not hand a socket over.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -15,11 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::signal::unix::SignalKind;
-
-/// The largest proxy answer head the relay reads before giving up on a forward.
-const MAX_ANSWER_HEAD: usize = 8 * 1024;
 
 /// A listed destination forwarded as plain TCP inside the namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,38 +100,15 @@ async fn accept_loop(listener: tokio::net::TcpListener, socket: PathBuf, target:
     }
 }
 
-/// Carries one connection to the proxy; for a forward, through a `CONNECT` first.
+/// Hands one accepted connection to the proxy (see [`super::handoff`]); for a forward, with
+/// its destination. The proxy decides and carries the bytes; this process keeps nothing.
 async fn carry(
-    mut conn: tokio::net::TcpStream,
+    conn: tokio::net::TcpStream,
     socket: &Path,
     target: Option<&str>,
 ) -> std::io::Result<()> {
-    let mut up = tokio::net::UnixStream::connect(socket).await?;
-    if let Some(target) = target {
-        up.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-            .await?;
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        // Byte by byte: nothing after the answer's head may be swallowed.
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() >= MAX_ANSWER_HEAD || up.read(&mut byte).await? == 0 {
-                return Ok(());
-            }
-            head.push(byte[0]);
-        }
-        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
-            // Refused: the child sees the connection closed; the call's result says why.
-            return Ok(());
-        }
-    }
-    tokio::io::copy_bidirectional_with_sizes(
-        &mut conn,
-        &mut up,
-        super::proxy::COPY_BUF,
-        super::proxy::COPY_BUF,
-    )
-    .await?;
-    Ok(())
+    let conn = conn.into_std()?;
+    super::handoff::send(&conn, socket, target)
 }
 
 /// Loopback addresses for forwarded names: 127.0.0.2, 127.0.0.3, ... (127.0.0.1 keeps its

@@ -1,6 +1,10 @@
 //! Streamable HTTP transport at `/mcp`: loopback by default, a bearer token required to bind
 //! anything else, 401 without the right token, Host and Origin checked against DNS rebinding,
 //! and a clean stop on SIGINT/SIGTERM.
+//!
+//! One layer in front of rmcp: rmcp 3.11 answers `DELETE /mcp` with 202 whatever the session
+//! id (unknown, mutated, already ended), where the transport spec says 404 for a session the
+//! server does not have; [`unknown_session_is_404`] turns those into 404 until rmcp does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,14 +77,15 @@ pub async fn serve(
         .with_allowed_origins(origins)
         .with_cancellation_token(ct.child_token());
     let audit = server.audit.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
     let token = Arc::new(options.token.clone().filter(|t| !t.is_empty()));
     let mut app = Router::new()
         .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(
+            sessions,
+            unknown_session_is_404,
+        ))
         .layer(middleware::from_fn_with_state(token, require_token));
     // Slack cannot send the bearer token; its requests are authenticated by their signature.
     if let Some(secret) = options
@@ -104,6 +109,40 @@ pub async fn serve(
         .await?;
     audit.flush().await;
     Ok(())
+}
+
+/// `DELETE /mcp` for a session this server does not have (never had, a mutated id, already
+/// ended) is 404, as the transport spec says; rmcp would answer 202. Every other answer of
+/// rmcp's (400 without a session id, 403 for a foreign Host, 405) stands: only its 202 for an
+/// unknown session is replaced.
+async fn unknown_session_is_404(
+    State(sessions): State<Arc<LocalSessionManager>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use rmcp::transport::streamable_http_server::SessionManager;
+    let id = (request.method() == http::Method::DELETE)
+        .then(|| request.headers().get("mcp-session-id"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_owned());
+    let Some(id) = id else {
+        return next.run(request).await;
+    };
+    let known = sessions
+        .has_session(&id.as_str().into())
+        .await
+        .unwrap_or(true);
+    let response = next.run(request).await;
+    if known || response.status() != StatusCode::ACCEPTED {
+        return response;
+    }
+    (
+        StatusCode::NOT_FOUND,
+        "Not Found: no session with this Mcp-Session-Id (it never existed or has ended); \
+         start a new one with initialize\n",
+    )
+        .into_response()
 }
 
 /// Compares in time independent of where the strings differ.

@@ -6,19 +6,22 @@
 
 pub mod approval;
 pub mod call_meta;
+pub mod completions;
 pub mod ghost_tool;
 pub mod http;
 pub mod prompts;
 pub mod resources;
 pub mod slack;
+pub mod stdio;
 pub mod tool_calls;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
     ServerConfig, SetLevelRequestParams, Tool,
 };
@@ -74,16 +77,19 @@ impl PiServer {
     }
 
     /// Serves one MCP session over stdin/stdout until stdin closes or SIGINT/SIGTERM arrives;
-    /// either way the audit log is flushed before returning. Both also end the wait for a
-    /// client's `initialize` quietly (exit 0): a human who typed `pi-mcp serve` and then Ctrl-C
-    /// or Ctrl-D gets no error, and no session was ever started.
+    /// either way the audit log is flushed before returning. Every line passes the pre-check
+    /// in [`stdio`] before rmcp sees it. Both also end the wait for a client's `initialize`
+    /// quietly (exit 0): a human who typed `pi-mcp serve` and then Ctrl-C or Ctrl-D gets no
+    /// error, and no session was ever started.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
         let audit = self.audit.clone();
         let stop = shutdown_signal()?;
         tokio::pin!(stop);
+        let (input, output) = stdio_pipes();
+        let versions = ServerHandler::supported_protocol_versions(&self).into_owned();
         tracing::debug!("stdio: signal handlers installed; waiting for a client's initialize");
         let running = tokio::select! {
-            r = self.serve(stdio_pipes()) => match r {
+            r = self.serve(stdio::CheckedStdio::new(input, output, versions)) => match r {
                 Ok(running) => running,
                 Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
                     tracing::info!("stdin closed before a client initialized a session");
@@ -209,6 +215,7 @@ impl ServerHandler for PiServer {
             .enable_prompts()
             .enable_resources()
             .enable_logging()
+            .enable_completions()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(
@@ -267,6 +274,24 @@ impl ServerHandler for PiServer {
             .render(&args)
             .map(Into::into)
             .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        completions::complete(self, &request)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
     }
 
     async fn list_resources(

@@ -170,6 +170,11 @@ pub fn health(dir: Option<&Path>) -> Vec<crate::health::Check> {
 }
 
 impl PromptFile {
+    /// The names of the arguments the prompt declares.
+    pub fn argument_names(&self) -> impl Iterator<Item = &str> {
+        self.meta.arguments.iter().map(|a| a.name.as_str())
+    }
+
     pub fn to_mcp(&self) -> Prompt {
         let args = self
             .meta

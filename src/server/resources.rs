@@ -1,16 +1,23 @@
 //! MCP resources: the policy in force (`pi-mcp://policy`), the alert rules with their current
-//! states (`pi-mcp://alerts`, `pi-mcp://alerts/<id>`) and every file under `reports/`
-//! (`file://` URIs), readable by URI.
+//! states (`pi-mcp://alerts`, `pi-mcp://alerts/<id>`), the newest report per database
+//! (`pi-mcp://reports/<database>/latest`) and every file under `reports/` (`file://` URIs),
+//! readable by URI; the two per-name families are also offered as resource templates.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rmcp::ErrorData;
-use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
+use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 
 use super::PiServer;
 
 pub const POLICY_URI: &str = "pi-mcp://policy";
+/// One alert rule, its state and recent values.
+pub const ALERT_TEMPLATE: &str = "pi-mcp://alerts/{rule}";
+/// The newest Data Ghost report of a database (`reports/<database>/latest.md`).
+pub const REPORT_TEMPLATE: &str = "pi-mcp://reports/{database}/latest";
+const REPORTS_URI: &str = "pi-mcp://reports/";
+const LATEST_REPORT: &str = "latest.md";
 /// Most report files listed.
 pub const MAX_LISTED_REPORTS: usize = 1000;
 
@@ -82,6 +89,57 @@ fn file_uri(p: &Path) -> String {
     format!("file://{}", p.display())
 }
 
+/// The resource templates, whose parameters `completion/complete` completes.
+pub fn templates() -> Vec<ResourceTemplate> {
+    vec![
+        ResourceTemplate::new(ALERT_TEMPLATE, "alert")
+            .with_title("An alert rule and its state")
+            .with_description("An alert rule's definition, current state, value and cooldown")
+            .with_mime_type("application/json"),
+        ResourceTemplate::new(REPORT_TEMPLATE, "latest-report")
+            .with_title("The newest Data Ghost report of a database")
+            .with_description("reports/<database>/latest.md, as the last Data Ghost run wrote it")
+            .with_mime_type("text/markdown"),
+    ]
+}
+
+/// The databases with a newest report (`reports/<database>/latest.md`), sorted.
+pub fn latest_report_databases(reports_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(reports_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join(LATEST_REPORT).is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `pi-mcp://reports/<database>/latest`: the text of `reports/<database>/latest.md`.
+fn read_latest_report(server: &PiServer, uri: &str) -> Option<ReadResourceResult> {
+    let database = uri.strip_prefix(REPORTS_URI)?.strip_suffix("/latest")?;
+    // One path component: no separators, no `..`.
+    if database.is_empty() || database.contains(['/', '\\']) || database == ".." || database == "."
+    {
+        return None;
+    }
+    let base = server.reports_dir.canonicalize().ok()?;
+    let real = base
+        .join(database)
+        .join(LATEST_REPORT)
+        .canonicalize()
+        .ok()?;
+    if !real.starts_with(&base) {
+        return None;
+    }
+    let text = std::fs::read_to_string(&real).ok()?;
+    Some(ReadResourceResult::new(vec![
+        ResourceContents::text(text, uri).with_mime_type("text/markdown"),
+    ]))
+}
+
 pub fn list(server: &PiServer) -> Vec<Resource> {
     let mut out = vec![
         Resource::new(POLICY_URI, "policy")
@@ -137,6 +195,18 @@ pub fn read(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorDat
             None,
         )
     };
+    if uri.starts_with(REPORTS_URI) {
+        return read_latest_report(server, uri).ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!(
+                    "no newest report at `{uri}`; databases with one: {} (completion/complete \
+                     on {REPORT_TEMPLATE} lists them)",
+                    latest_report_databases(&server.reports_dir).join(", ")
+                ),
+                None,
+            )
+        });
+    }
     let path = uri.strip_prefix("file://").ok_or_else(not_found)?;
     let base = server.reports_dir.canonicalize().map_err(|_| not_found())?;
     let real = Path::new(path).canonicalize().map_err(|_| not_found())?;

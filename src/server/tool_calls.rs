@@ -80,7 +80,7 @@ namespaces and log groups may be read.";
 
 /// The tools this server offers (annotations as under a policy without writable databases).
 pub fn definitions() -> Vec<Tool> {
-    vec![
+    let tools = vec![
         Tool::new(
             "read",
             READ_DESCRIPTION,
@@ -146,7 +146,48 @@ pub fn definitions() -> Vec<Tool> {
                 .destructive(false)
                 .idempotent(false),
         ),
-    ]
+    ];
+    tools
+        .into_iter()
+        .map(|t| match output_schema(&t.name) {
+            Some(schema) => t.with_raw_output_schema(schema),
+            None => t,
+        })
+        .collect()
+}
+
+/// The `outputSchema` of a tool that returns structured content, generated (schemars, as
+/// serialized) from the very type its structured content is serialized from; `None` for
+/// tools that answer in text only.
+pub fn output_schema(tool: &str) -> Option<std::sync::Arc<JsonObject>> {
+    use rmcp::handler::server::common::schema_for_output;
+    let mut schema = match tool {
+        "sql" => schema_for_output::<crate::tools::sql::SqlResult>(),
+        "cloudwatch" => schema_for_output::<crate::tools::cloudwatch::tool::CloudWatchResult>(),
+        "ghost" => schema_for_output::<crate::ghost::GhostRun>(),
+        _ => return None,
+    };
+    // MCP wants an object at the root (rmcp drops other output schemas for older clients);
+    // an enum tagged by `action` is a `oneOf` of objects, so say so.
+    if schema.get("type").is_none() {
+        std::sync::Arc::make_mut(&mut schema).insert("type".into(), "object".into());
+    }
+    Some(schema)
+}
+
+/// `result` with `value` as its structured content (the type the tool's `outputSchema` is
+/// generated from). A value that does not serialize (it cannot happen with these types) turns
+/// the result into an error rather than a result without the content its schema promises.
+fn with_structured<T: serde::Serialize>(mut result: CallToolResult, value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => {
+            result.structured_content = Some(v);
+            result
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "the result could not be encoded as JSON ({e}); retry the call, or narrow it"
+        ))]),
+    }
 }
 
 /// Parses arguments into a tool's parameter type, or explains exactly what is wrong.
@@ -269,8 +310,10 @@ pub async fn call(
                             ""
                         }
                     );
-                    let mut result = CallToolResult::success(vec![ContentBlock::text(out.text())]);
-                    result.structured_content = Some(out.json());
+                    let result = with_structured(
+                        CallToolResult::success(vec![ContentBlock::text(out.text())]),
+                        &out.structured(),
+                    );
                     (result, out.verdict, outcome)
                 }
                 Err(e) => failed(e),
@@ -282,9 +325,10 @@ pub async fn call(
                 let action = p.action.as_str();
                 match Box::pin(cloudwatch::run(ctx, p)).await {
                     Ok(out) => {
-                        let mut result =
-                            CallToolResult::success(vec![ContentBlock::text(out.text)]);
-                        result.structured_content = Some(out.structured);
+                        let result = with_structured(
+                            CallToolResult::success(vec![ContentBlock::text(out.text)]),
+                            &out.structured,
+                        );
                         (result, Verdict::allow(), format!("ok ({action})"))
                     }
                     Err(e) => failed(e),

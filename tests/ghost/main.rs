@@ -7,6 +7,7 @@ mod support;
 
 mod anomalies;
 mod bad_input;
+mod charts;
 mod delivery;
 mod entry_points;
 mod pg_objects;
@@ -177,20 +178,25 @@ pub fn assert_report_consistent(run: &Value) -> Vec<PathBuf> {
             report.parent(),
             "charts sit beside report.md"
         );
-        let decoder =
-            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(chart).unwrap()));
-        let mut reader = decoder.read_info().expect("chart is a PNG");
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut buf).expect("chart decodes");
-        assert_eq!(
-            (info.width, info.height),
-            (
-                pi_mcp::ghost::charts::CHART_WIDTH,
-                pi_mcp::ghost::charts::CHART_HEIGHT
-            ),
-            "{}",
-            chart.display()
-        );
+        assert_chart_png(chart);
     }
     charts
+}
+
+/// `path` decodes as a PNG of the documented chart size.
+pub fn assert_chart_png(path: &Path) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let mut reader = decoder.read_info().expect("chart is a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).expect("chart decodes");
+    assert_eq!(
+        (info.width, info.height),
+        (
+            pi_mcp::ghost::charts::CHART_WIDTH,
+            pi_mcp::ghost::charts::CHART_HEIGHT
+        ),
+        "{}",
+        path.display()
+    );
 }

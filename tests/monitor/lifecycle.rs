@@ -345,6 +345,20 @@ async fn db_rule_fires_and_resolves(url: &str, pool: sqlx::AnyPool) {
     let v = monitor_json(&ws, &env, &[]);
     assert_eq!(state_of(&v, "orders-stuck"), "ok", "{v}");
     assert_eq!(kinds(&hook), ["firing", "resolved"]);
+    // `monitor chart` draws the two values against the threshold, under reports/alerts/.
+    let out = cli_ok(
+        ws.path(),
+        &["monitor", "chart", "orders-stuck", "--rules", "alerts.json"],
+        &[],
+    );
+    let png = PathBuf::from(out.trim());
+    assert_eq!(png, ws.path().join("reports/alerts/orders-stuck.png"));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let info = decoder.read_info().expect("a PNG").info().clone();
+    assert_eq!(
+        (info.width, info.height),
+        (pi_mcp::chart::CHART_WIDTH, pi_mcp::chart::CHART_HEIGHT)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! lines (libtest shows them when a test fails, or with `--nocapture`).
 #![allow(dead_code)]
 
+pub mod schema;
 mod state;
 
 #[allow(unused_imports)] // each test crate uses some of them

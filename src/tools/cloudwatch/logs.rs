@@ -14,7 +14,7 @@ pub const MAX_EVENTS_PER_PAGE: usize = 10_000;
 pub const MAX_LOG_PAGES: usize = 200;
 
 /// One log event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LogEvent {
     pub timestamp: DateTime<Utc>,
     pub log_stream: String,

@@ -23,7 +23,7 @@ pub const MAX_ALARMS: usize = 500;
 pub const MAX_PAGES: usize = 100;
 
 /// One metric to fetch with one statistic over `period` seconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MetricQuery {
     /// The caller's name for this query; it comes back on the series.
     pub id: String,
@@ -38,7 +38,7 @@ pub struct MetricQuery {
 }
 
 /// The datapoints of one query, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct MetricSeries {
     pub id: String,
     pub timestamps: Vec<DateTime<Utc>>,
@@ -48,7 +48,7 @@ pub struct MetricSeries {
 }
 
 /// A metric that exists (from ListMetrics).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct MetricId {
     pub namespace: String,
     pub metric_name: String,
@@ -56,7 +56,7 @@ pub struct MetricId {
 }
 
 /// One GetMetricStatistics datapoint: each requested statistic's value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct StatisticsPoint {
     pub timestamp: DateTime<Utc>,
     pub values: BTreeMap<String, f64>,
@@ -65,7 +65,7 @@ pub struct StatisticsPoint {
 }
 
 /// An alarm and its state (from DescribeAlarms).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Alarm {
     pub name: String,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.

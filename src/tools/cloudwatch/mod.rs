@@ -26,7 +26,7 @@ pub use error::CloudWatchError;
 pub use logs::LogEvent;
 pub use metrics::{Alarm, MetricId, MetricQuery, MetricSeries, StatisticsPoint};
 pub use time::parse_time;
-pub use tool::{CloudWatchOutput, CloudWatchParams, run};
+pub use tool::{CloudWatchOutput, CloudWatchParams, CloudWatchResult, run};
 
 /// How long connecting to an endpoint may take before it counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::metrics::AlarmState;
+use super::logs::LogEvent;
+use super::metrics::{Alarm, AlarmState, MetricId, MetricSeries, StatisticsPoint};
 use super::{CloudWatch, MetricQuery, parse_time, render};
 use crate::guard::cloudwatch::CloudWatchTarget;
 use crate::guard::{Decision, Guard, Verdict};
@@ -234,11 +234,53 @@ pub struct QueryParams {
     pub period: i32,
 }
 
-/// A finished call: text for the model and the same result as JSON.
+/// A finished call: text for the model and the same result as structured JSON.
 #[derive(Debug, Clone)]
 pub struct CloudWatchOutput {
     pub text: String,
-    pub structured: serde_json::Value,
+    pub structured: CloudWatchResult,
+}
+
+/// The structured result of a call, one shape per action (`action` names it). The tool's
+/// `outputSchema` is generated from this type, so the two cannot drift apart.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CloudWatchResult {
+    ListMetrics {
+        metrics: Vec<MetricId>,
+        /// More metrics exist than were listed.
+        truncated: bool,
+    },
+    GetMetricData {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        queries: Vec<MetricQuery>,
+        series: Vec<MetricSeries>,
+    },
+    GetMetricStatistics {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        namespace: String,
+        metric_name: String,
+        dimensions: BTreeMap<String, String>,
+        /// Seconds per datapoint.
+        period: i32,
+        datapoints: Vec<StatisticsPoint>,
+    },
+    FilterLogEvents {
+        log_group: String,
+        pattern: Option<String>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        events: Vec<LogEvent>,
+        /// As many events as the limit: more may match.
+        limit_reached: bool,
+    },
+    DescribeAlarms {
+        alarms: Vec<Alarm>,
+        /// More alarms exist than were listed.
+        truncated: bool,
+    },
 }
 
 impl CloudWatchRequest {
@@ -349,7 +391,10 @@ pub async fn run_with(
             metrics.retain(|m| guard.cloudwatch_namespace_allowed(&m.namespace));
             Ok(CloudWatchOutput {
                 text: render::metrics(&metrics, more),
-                structured: json!({"action": "list_metrics", "metrics": metrics, "truncated": more}),
+                structured: CloudWatchResult::ListMetrics {
+                    metrics,
+                    truncated: more,
+                },
             })
         }
         CloudWatchRequest::GetMetricData {
@@ -373,10 +418,12 @@ pub async fn run_with(
             let series = cw.get_metric_data(&queries, s, e).await.map_err(failed)?;
             Ok(CloudWatchOutput {
                 text: render::series(&queries, &series, s, e),
-                structured: json!({
-                    "action": "get_metric_data", "start": s, "end": e,
-                    "queries": queries, "series": series,
-                }),
+                structured: CloudWatchResult::GetMetricData {
+                    start: s,
+                    end: e,
+                    queries,
+                    series,
+                },
             })
         }
         CloudWatchRequest::GetMetricStatistics {
@@ -408,11 +455,15 @@ pub async fn run_with(
                 .map_err(failed)?;
             Ok(CloudWatchOutput {
                 text: render::statistics(&query, &statistics, &points, s, e),
-                structured: json!({
-                    "action": "get_metric_statistics", "start": s, "end": e,
-                    "namespace": query.namespace, "metric_name": query.metric_name,
-                    "dimensions": dimensions, "period": period, "datapoints": points,
-                }),
+                structured: CloudWatchResult::GetMetricStatistics {
+                    start: s,
+                    end: e,
+                    namespace: query.namespace,
+                    metric_name: query.metric_name,
+                    dimensions,
+                    period,
+                    datapoints: points,
+                },
             })
         }
         CloudWatchRequest::FilterLogEvents {
@@ -430,10 +481,14 @@ pub async fn run_with(
                 .map_err(failed)?;
             Ok(CloudWatchOutput {
                 text: render::log_events(&log_group, pattern.as_deref(), &events, limit, s, e),
-                structured: json!({
-                    "action": "filter_log_events", "log_group": log_group, "pattern": pattern,
-                    "start": s, "end": e, "events": events, "limit_reached": events.len() >= limit,
-                }),
+                structured: CloudWatchResult::FilterLogEvents {
+                    limit_reached: events.len() >= limit,
+                    log_group,
+                    pattern,
+                    start: s,
+                    end: e,
+                    events,
+                },
             })
         }
         CloudWatchRequest::DescribeAlarms { state } => {
@@ -444,7 +499,10 @@ pub async fn run_with(
             });
             Ok(CloudWatchOutput {
                 text: render::alarms(&alarms, more),
-                structured: json!({"action": "describe_alarms", "alarms": alarms, "truncated": more}),
+                structured: CloudWatchResult::DescribeAlarms {
+                    alarms,
+                    truncated: more,
+                },
             })
         }
     }

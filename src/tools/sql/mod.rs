@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use connect::{CONNECT_TIMEOUT, ReadOnlyDb, open_read_only, set_sqlite_deadline};
 pub use exec::Rows;
@@ -160,6 +160,28 @@ fn names_hint(guard: &Guard) -> String {
     }
 }
 
+/// The structured result of a call; the tool's `outputSchema` is generated from this type.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SqlResult {
+    /// The database name the call used (`default` for DATABASE_URL).
+    pub database: String,
+    pub columns: Vec<String>,
+    /// Each column's type as the database names it.
+    pub column_types: Vec<String>,
+    /// One array per row, one JSON value per column.
+    pub rows: Vec<Vec<Value>>,
+    pub row_count: usize,
+    /// More rows exist than were returned (max_rows, or the byte budget).
+    pub truncated: bool,
+    /// Why rows were left out, when the byte budget cut them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_reason: Option<String>,
+    pub elapsed_ms: u64,
+    /// For a write on a writable database: the rows it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_affected: Option<u64>,
+}
+
 /// What a successful call returns.
 #[derive(Debug, Clone)]
 pub struct SqlOutput {
@@ -174,29 +196,20 @@ pub struct SqlOutput {
 
 impl SqlOutput {
     /// The structured result: `{columns, column_types, rows, row_count, truncated, elapsed_ms, …}`.
-    pub fn json(&self) -> Value {
+    pub fn structured(&self) -> SqlResult {
         let (rows, cut) = rows_within(&self.rows.rows, MAX_STRUCTURED_BYTES);
-        let mut v = json!({
-            "database": self.database,
-            "columns": self.rows.columns,
-            "column_types": self.rows.types,
-            "rows": rows,
-            "row_count": rows.len(),
-            "truncated": self.rows.truncated || cut,
-            "elapsed_ms": self.elapsed_ms,
-        });
-        if let (true, Some(map)) = (cut, v.as_object_mut()) {
-            map.insert(
-                "truncated_reason".into(),
-                json!(format!(
-                    "rows beyond {MAX_STRUCTURED_BYTES} bytes were left out"
-                )),
-            );
+        SqlResult {
+            database: self.database.clone(),
+            columns: self.rows.columns.clone(),
+            column_types: self.rows.types.clone(),
+            row_count: rows.len(),
+            rows: rows.to_vec(),
+            truncated: self.rows.truncated || cut,
+            truncated_reason: cut
+                .then(|| format!("rows beyond {MAX_STRUCTURED_BYTES} bytes were left out")),
+            elapsed_ms: self.elapsed_ms,
+            rows_affected: self.rows.rows_affected,
         }
-        if let (Some(n), Some(map)) = (self.rows.rows_affected, v.as_object_mut()) {
-            map.insert("rows_affected".into(), json!(n));
-        }
-        v
     }
 
     /// The text table with a footer for the model.
