@@ -1,9 +1,9 @@
-//! The sandbox's cost, whose numbers the README reports (run: `cargo bench --profile bench-fast
-//! --bench sandbox`): the latency of a `bash` `echo hi` call over stdio with each layer on
-//! (sandbox off; Landlock; + seccomp network deny; + namespaces, egress proxy and hidden paths),
-//! and a 100 MiB download from a loopback server directly, through the plain-TCP forward and
-//! through the HTTP proxy. The workspace holds 2,000 files in 40 directories. Not a test: it
-//! asserts nothing.
+//! The sandbox's cost, whose numbers the README reports (run: `cargo bench --bench sandbox`,
+//! which builds with the release profile): the latency of a `bash` `echo hi` call over stdio
+//! with each layer on (sandbox off; Landlock; + seccomp network deny; + namespaces, egress proxy
+//! and hidden paths), and a 100 MiB download from a loopback server directly, through the
+//! plain-TCP forward and through the HTTP proxy. The workspace holds 2,000 files in 40
+//! directories. Not a test: it asserts nothing.
 
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::TcpListener;

@@ -143,7 +143,13 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     http::serve(server, store, options).await?;
                 }
-                None => server.serve_stdio().await?,
+                None => {
+                    use std::io::IsTerminal;
+                    if let Some(hint) = pi_mcp::server::stdin_hint(std::io::stdin().is_terminal()) {
+                        eprintln!("{hint}");
+                    }
+                    server.serve_stdio().await?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -572,3 +572,97 @@ async fn notifications_and_responses_before_initialize_do_not_end_the_server() {
         "{stderr}"
     );
 }
+
+/// `serve` tells a human at a terminal what it waits for (on stderr); a client on a pipe, as
+/// every MCP host is, sees nothing of it on either stream.
+#[tokio::test]
+async fn no_terminal_hint_when_stdin_is_a_pipe() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let mut child = std::process::Command::new(bin())
+        .args(["--workspace", ws.path().to_str().unwrap(), "serve"])
+        .envs(support::state_env(ws.path()))
+        .env("RUST_LOG", "pi_mcp=info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exits 0 when stdin closes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("\"id\":1"), "answered initialize: {stdout}");
+    let hint = pi_mcp::server::STDIN_TERMINAL_HINT;
+    assert!(!stderr.contains("waiting for an MCP client"), "{stderr}");
+    assert!(!stderr.contains(hint) && !stdout.contains(hint), "{stderr}");
+    // The serve log still goes to stderr, so the check above looked at a live stream.
+    assert!(stderr.contains("stdio session ended"), "{stderr}");
+}
+
+/// Ctrl-C (SIGINT) or Ctrl-D (stdin closed) while `serve` still waits for a client's
+/// `initialize` ends it at once with exit 0: a human who typed `pi-mcp serve` to try it gets out
+/// the way the hint says, without an error.
+#[tokio::test]
+async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
+    let ws = Workspace::new();
+    let spawn = || {
+        std::process::Command::new(bin())
+            .args(["--workspace", ws.path().to_str().unwrap(), "serve"])
+            .envs(support::state_env(ws.path()))
+            .env("RUST_LOG", "pi_mcp=debug")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // SIGINT with stdin still open: nothing else would end the wait.
+    let mut child = spawn();
+    let stdin = child.stdin.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Signal only once serve handles signals (before that, SIGINT kills it as any program).
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let up = lines
+        .by_ref()
+        .any(|l| l.is_ok_and(|l| l.contains("signal handlers installed")));
+    assert!(up, "serve started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve ignored SIGINT while waiting for initialize"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutting down on signal")),
+        "{rest:?}"
+    );
+    assert!(!rest.iter().any(|l| l.contains("error")), "{rest:?}");
+
+    // Stdin closed before any request.
+    let mut child = spawn();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!stderr.contains("pi-mcp: error"), "{stderr}");
+    assert!(stderr.contains("stdin closed before a client"), "{stderr}");
+}

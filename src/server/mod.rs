@@ -78,15 +78,32 @@ impl PiServer {
 
     /// Serves one MCP session over stdin/stdout until stdin closes or SIGINT/SIGTERM arrives;
     /// either way the audit log is flushed before returning. Every line passes the pre-check
-    /// in [`stdio`] before rmcp sees it.
+    /// in [`stdio`] before rmcp sees it. Both also end the wait for a client's `initialize`
+    /// quietly (exit 0): a human who typed `pi-mcp serve` and then Ctrl-C or Ctrl-D gets no
+    /// error, and no session was ever started.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
         let audit = self.audit.clone();
         let stop = shutdown_signal()?;
+        tokio::pin!(stop);
         let (input, output) = stdio_pipes();
         let versions = ServerHandler::supported_protocol_versions(&self).into_owned();
-        let running = self
-            .serve(stdio::CheckedStdio::new(input, output, versions))
-            .await?;
+        tracing::debug!("stdio: signal handlers installed; waiting for a client's initialize");
+        let running = tokio::select! {
+            r = self.serve(stdio::CheckedStdio::new(input, output, versions)) => match r {
+                Ok(running) => running,
+                Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
+                    tracing::info!("stdin closed before a client initialized a session");
+                    audit.flush().await;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            },
+            _ = &mut stop => {
+                tracing::info!("shutting down on signal (no client had initialized a session)");
+                audit.flush().await;
+                return Ok(());
+            }
+        };
         let token = running.cancellation_token();
         let waiting = running.waiting();
         tokio::pin!(waiting);
@@ -102,6 +119,18 @@ impl PiServer {
         tracing::info!("stdio session ended: {reason:?}");
         Ok(())
     }
+}
+
+/// The line `serve` writes to stderr when stdin is a terminal: someone typed `pi-mcp serve` by
+/// hand and would otherwise look at a silent program. Never on stdout (it belongs to MCP), and
+/// not when a client drives stdin through a pipe.
+pub const STDIN_TERMINAL_HINT: &str = "pi-mcp: serving MCP on stdin/stdout: waiting for an MCP client \
+     (Claude Desktop, Claude Code, the MCP Inspector) to speak JSON-RPC on stdin, so nothing more \
+     appears here; see \"The first five minutes\" in the README. Ctrl-C stops.";
+
+/// What `serve --stdio` should say on stderr before it waits, given whether stdin is a terminal.
+pub fn stdin_hint(stdin_is_terminal: bool) -> Option<&'static str> {
+    stdin_is_terminal.then_some(STDIN_TERMINAL_HINT)
 }
 
 /// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called, so a signal
@@ -284,5 +313,32 @@ impl ServerHandler for PiServer {
                 .map(Into::into);
         }
         resources::read(self, &request.uri).map(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_terminal_on_stdin_gets_one_line_that_says_what_serve_waits_for() {
+        let hint = stdin_hint(true).expect("a terminal gets the hint");
+        assert!(!hint.contains('\n'), "one line: {hint}");
+        assert!(hint.starts_with("pi-mcp: "), "{hint}");
+        for part in [
+            "waiting for an MCP client",
+            "stdin",
+            "Inspector",
+            "README",
+            "Ctrl-C",
+        ] {
+            assert!(hint.contains(part), "missing {part:?}: {hint}");
+        }
+        assert!(hint.contains("\"The first five minutes\""), "{hint}");
+    }
+
+    #[test]
+    fn a_client_on_a_pipe_gets_no_hint() {
+        assert_eq!(stdin_hint(false), None);
     }
 }
