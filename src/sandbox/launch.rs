@@ -76,7 +76,8 @@ pub struct Sandbox {
 /// The private directory and what lives in it.
 #[derive(Debug)]
 struct Runtime {
-    dir: tempfile::TempDir,
+    /// Held for its lifetime: dropping it removes the sockets, the blank file and the hosts file.
+    _dir: tempfile::TempDir,
     proxy: EgressProxy,
     blank: PathBuf,
     hosts: Option<PathBuf>,
@@ -204,7 +205,7 @@ impl Sandbox {
             };
             let proxy = EgressProxy::new(self.policy_network.clone(), dir.path().to_path_buf());
             Ok(Runtime {
-                dir,
+                _dir: dir,
                 proxy,
                 blank,
                 hosts,
@@ -293,14 +294,6 @@ impl Sandbox {
             self.runtime()?;
         }
         Ok(())
-    }
-
-    /// Where the proxy sockets live (for tests and `doctor`), once created.
-    pub fn runtime_dir(&self) -> Option<&Path> {
-        match self.runtime.get() {
-            Some(Ok(r)) => Some(r.dir.path()),
-            _ => None,
-        }
     }
 }
 
