@@ -9,6 +9,7 @@ pub mod call_meta;
 pub mod completions;
 pub mod ghost_tool;
 pub mod http;
+pub mod mrtr;
 pub mod prompts;
 pub mod resources;
 pub mod slack;
@@ -39,6 +40,8 @@ pub struct PiServer {
     pub prompts_dir: Option<PathBuf>,
     pub reports_dir: PathBuf,
     log_level: Arc<Mutex<LoggingLevel>>,
+    /// The requestState key and ledger of this process (shared by all sessions).
+    mrtr: Arc<mrtr::StateKeeper>,
 }
 
 const INSTRUCTIONS: &str = "pi-mcp gives you guarded operations tools. `read` and `edit` work on files inside the \
@@ -73,6 +76,7 @@ impl PiServer {
             prompts_dir,
             reports_dir,
             log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+            mrtr: Arc::new(mrtr::StateKeeper::new()),
         }
     }
 
@@ -197,15 +201,16 @@ impl ServerHandler for PiServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let via = mrtr::ask_via(&context, &request);
         tool_calls::call(
             self,
             &request.name,
             request.arguments.unwrap_or_default(),
             context.peer,
             context.meta.get_progress_token(),
+            via,
         )
         .await
-        .map(Into::into)
     }
 
     fn get_info(&self) -> ServerConfig {
