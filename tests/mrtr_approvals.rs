@@ -4,6 +4,9 @@
 //! through rmcp's client over stdio and Streamable HTTP, and through the Python `mcp` SDK;
 //! effects are counted in a file the command appends to.
 
+// MCP logging is deprecated (SEP-2577), but a server must still not send unrequested logs.
+#![allow(deprecated)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -11,10 +14,11 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, ElicitRequestParams,
     ElicitResult, ElicitationAction, Implementation, InputRequiredResult, InputResponses,
-    ProtocolVersion,
+    LoggingMessageNotificationParam, ProtocolVersion,
 };
 use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt as _, RequestContext, RunningService, ServiceError,
+    ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RequestContext,
+    RunningService, ServiceError,
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -32,6 +36,8 @@ struct User {
     approve: bool,
     elicits: bool,
     asked: Arc<Mutex<Vec<String>>>,
+    /// `notifications/message` received (none is wanted: no request asks for a log level).
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl User {
@@ -40,6 +46,7 @@ impl User {
             approve,
             elicits: true,
             asked: Arc::default(),
+            logs: Arc::default(),
         }
     }
 }
@@ -64,6 +71,14 @@ impl ClientHandler for User {
         }
         Ok(ElicitResult::new(ElicitationAction::Accept)
             .with_content(json!({"approve": self.approve})))
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(params.data.to_string());
     }
 }
 
@@ -209,6 +224,12 @@ async fn approval_round_trips(client: &RunningService<RoleClient, User>, ws: &Wo
     for (step, want) in steps.iter().zip(expected) {
         assert!(step.starts_with(want), "{want:?} vs {steps:?}");
     }
+    // No request asked for a log level, so no log message came.
+    let logs = client.service().logs.lock().unwrap().clone();
+    assert!(
+        logs.is_empty(),
+        "unrequested notifications/message: {logs:?}"
+    );
 }
 
 #[tokio::test]
