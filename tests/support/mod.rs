@@ -201,7 +201,8 @@ pub async fn spawn_stdio_env(
     spawn_stdio_full(ws, &[], env, (), ClientLifecycleMode::Initialize).await
 }
 
-async fn spawn_stdio_full<H: ClientHandler>(
+/// [`spawn_stdio`] with extra server arguments, environment and a custom client handler.
+pub async fn spawn_stdio_full<H: ClientHandler>(
     ws: &Path,
     extra_args: &[&str],
     env: &[(&str, &str)],
