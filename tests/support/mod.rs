@@ -171,14 +171,7 @@ pub async fn spawn_stdio_with<H: ClientHandler>(
     extra_args: &[&str],
     handler: H,
 ) -> anyhow::Result<RunningService<RoleClient, H>> {
-    spawn_stdio_full(
-        ws,
-        extra_args,
-        &[],
-        handler,
-        ClientLifecycleMode::Initialize,
-    )
-    .await
+    spawn_stdio_full(ws, extra_args, &[], handler).await
 }
 
 /// [`spawn_stdio_with`] for a client that speaks the stateless revision 2026-07-28
@@ -190,7 +183,7 @@ pub async fn spawn_stdio_modern<H: ClientHandler>(
     let modern = ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
     };
-    spawn_stdio_full(ws, &[], &[], handler, modern).await
+    spawn_stdio_lifecycle(ws, &[], &[], handler, modern).await
 }
 
 /// [`spawn_stdio`] with extra environment variables for the server.
@@ -198,11 +191,28 @@ pub async fn spawn_stdio_env(
     ws: &Path,
     env: &[(&str, &str)],
 ) -> anyhow::Result<RunningService<RoleClient, ()>> {
-    spawn_stdio_full(ws, &[], env, (), ClientLifecycleMode::Initialize).await
+    spawn_stdio_full(ws, &[], env, ()).await
 }
 
 /// [`spawn_stdio`] with extra server arguments, environment and a custom client handler.
 pub async fn spawn_stdio_full<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
+    spawn_stdio_lifecycle(
+        ws,
+        extra_args,
+        env,
+        handler,
+        ClientLifecycleMode::Initialize,
+    )
+    .await
+}
+
+/// [`spawn_stdio_full`] with the client's lifecycle (`initialize`, or `server/discover`).
+async fn spawn_stdio_lifecycle<H: ClientHandler>(
     ws: &Path,
     extra_args: &[&str],
     env: &[(&str, &str)],
