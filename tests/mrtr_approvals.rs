@@ -4,83 +4,22 @@
 //! through rmcp's client over stdio and Streamable HTTP, and through the Python `mcp` SDK;
 //! effects are counted in a file the command appends to.
 
-// MCP logging is deprecated (SEP-2577), but a server must still not send unrequested logs.
-#![allow(deprecated)]
-
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, ElicitRequestParams,
-    ElicitResult, ElicitationAction, Implementation, InputRequiredResult, InputResponses,
-    LoggingMessageNotificationParam, ProtocolVersion,
+    CallToolRequestParams, CallToolResponse, InputRequiredResult, InputResponses, ProtocolVersion,
 };
-use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RequestContext,
-    RunningService, ServiceError,
-};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ErrorData, Peer, RoleClient};
+use rmcp::{Peer, RoleClient};
 use serde_json::json;
+use support::user::User;
 use support::{HttpServer, Workspace, text_of};
 
 /// Rated `ask` by the default policy (rule inline-code); harmless: it appends one line.
 const ASKING: &str = "python3 -c 'open(\"runs.txt\", \"a\").write(\"ran\\n\")'";
 const TOKEN: &str = "mrtr-test-token";
-
-/// A client whose user answers every approval request with `approve`, and keeps the questions.
-#[derive(Clone)]
-struct User {
-    approve: bool,
-    elicits: bool,
-    asked: Arc<Mutex<Vec<String>>>,
-    /// `notifications/message` received (none is wanted: no request asks for a log level).
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl User {
-    fn new(approve: bool) -> Self {
-        User {
-            approve,
-            elicits: true,
-            asked: Arc::default(),
-            logs: Arc::default(),
-        }
-    }
-}
-
-impl ClientHandler for User {
-    fn get_info(&self) -> ClientConfig {
-        let caps = if self.elicits {
-            ClientCapabilities::builder().enable_elicitation().build()
-        } else {
-            ClientCapabilities::default()
-        };
-        ClientConfig::new(caps, Implementation::new("mrtr-test-user", "1.0.0"))
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
-            self.asked.lock().unwrap().push(message.clone());
-        }
-        Ok(ElicitResult::new(ElicitationAction::Accept)
-            .with_content(json!({"approve": self.approve})))
-    }
-
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.logs.lock().unwrap().push(params.data.to_string());
-    }
-}
 
 fn runs(ws: &Workspace) -> usize {
     std::fs::read_to_string(ws.path().join("runs.txt"))

@@ -8,6 +8,7 @@
 
 pub mod schema;
 mod state;
+pub mod user;
 
 #[allow(unused_imports)] // each test crate uses some of them
 pub use state::{osv_dir, state_db, state_dir, state_env};
