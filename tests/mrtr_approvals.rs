@@ -135,6 +135,10 @@ async fn approval_round_trips(client: &RunningService<RoleClient, User>, ws: &Wo
 
     // Declined: the model gets the refusal, nothing runs.
     let first = first_round(peer, ASKING).await;
+    let declined_id = serde_json::to_value(&first).unwrap()["_meta"]["pi-mcp"]["approval"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let state = first.request_state.unwrap();
     match retry(peer, ASKING, &state, false).await {
         Ok(CallToolResponse::Complete(r)) => {
@@ -163,6 +167,12 @@ async fn approval_round_trips(client: &RunningService<RoleClient, User>, ws: &Wo
     for (step, want) in steps.iter().zip(expected) {
         assert!(step.starts_with(want), "{want:?} vs {steps:?}");
     }
+    let steps = support::approval_steps(ws.path(), &declined_id, 2).await;
+    assert!(steps[0].starts_with("asked the user"), "{steps:?}");
+    assert!(
+        steps[1].starts_with("denied by the user (input-required result)"),
+        "{steps:?}"
+    );
     // No request asked for a log level, so no log message came.
     let logs = client.service().logs.lock().unwrap().clone();
     assert!(
@@ -188,20 +198,60 @@ async fn an_approval_is_an_input_required_round_trip_over_stdio() {
     client.cancel().await.unwrap();
 }
 
+/// An rmcp client of `server` speaking 2026-07-28.
 async fn http_client(
     server: &HttpServer,
     user: User,
     token: Option<&str>,
+) -> Result<RunningService<RoleClient, User>, rmcp::service::ClientInitializeError> {
+    let modern = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    http_client_with(server, user, token, modern).await
+}
+
+async fn http_client_with(
+    server: &HttpServer,
+    user: User,
+    token: Option<&str>,
+    lifecycle: ClientLifecycleMode,
 ) -> Result<RunningService<RoleClient, User>, rmcp::service::ClientInitializeError> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(server.url().to_string());
     if let Some(t) = token {
         config = config.auth_header(t);
     }
     let transport = StreamableHttpClientTransport::from_config(config);
-    let modern = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    user.serve_with_lifecycle(transport, modern).await
+    user.serve_with_lifecycle(transport, lifecycle).await
+}
+
+/// 2025-11-25 clients keep the in-call elicitation request (a session, `initialize`), over
+/// HTTP as over stdio (tests/elicitation.rs).
+#[tokio::test]
+async fn a_2025_11_25_client_is_still_asked_in_the_call_over_http() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), Some(TOKEN)).await.unwrap();
+    let user = User::new(true);
+    let asked = user.asked.clone();
+    let client = http_client_with(&server, user, Some(TOKEN), ClientLifecycleMode::Initialize)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .peer()
+            .peer_info()
+            .map(|i| i.protocol_version.clone()),
+        Some(ProtocolVersion::V_2025_11_25)
+    );
+    // The input-required path is never taken: the first call answers with the result.
+    match client.peer().call_tool_once(bash(ASKING)).await {
+        Ok(CallToolResponse::Complete(r)) => {
+            assert_eq!(r.is_error, Some(false), "{}", text_of(&r))
+        }
+        other => panic!("expected a complete result, got {other:?}"),
+    }
+    assert_eq!(runs(&ws), 1);
+    assert_eq!(asked.lock().unwrap().len(), 1, "asked once, in the call");
+    client.cancel().await.unwrap();
 }
 
 #[tokio::test]
