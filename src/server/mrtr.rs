@@ -15,9 +15,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, ElicitRequest, ElicitRequestParams, ElicitationSchema, InputRequest,
-    InputRequests, InputRequiredResult, InputResponses, MetaObject, ProtocolVersion,
-    RequestStateCodec, SealOptions,
+    CallToolRequestParams, ClientCapabilities, ElicitRequest, ElicitRequestParams,
+    ElicitationSchema, InputRequest, InputRequests, InputRequiredResult, InputResponses,
+    MetaObject, ProtocolVersion, RequestStateCodec, SealOptions,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -65,10 +65,10 @@ pub fn ask_via(context: &RequestContext<RoleServer>, request: &CallToolRequestPa
     if !modern {
         return AskVia::InCall;
     }
-    let elicits = context
+    if context
         .client_capabilities()
-        .is_some_and(|c| c.elicitation.is_some());
-    if elicits {
+        .is_some_and(|c| shows_forms(&c))
+    {
         AskVia::InputRequired(Retry {
             state: request.request_state.clone(),
             responses: request.input_responses.clone(),
@@ -76,6 +76,14 @@ pub fn ask_via(context: &RequestContext<RoleServer>, request: &CallToolRequestPa
     } else {
         AskVia::Queue
     }
+}
+
+/// Whether a client with `caps` can show the approval form: it declared form elicitation, or
+/// elicitation without naming a mode (which means form). A URL-only client cannot.
+fn shows_forms(caps: &ClientCapabilities) -> bool {
+    caps.elicitation
+        .as_ref()
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
 }
 
 /// The per-process signing key and the ledger of answered states; one per server process,
@@ -448,6 +456,21 @@ mod tests {
             "another process's key"
         );
         assert_eq!(keeper.open("garbage", &r), Err(None));
+    }
+
+    #[test]
+    fn only_a_client_that_shows_forms_is_asked_in_band() {
+        use rmcp::model::{ElicitationCapability, UrlElicitationCapability};
+        let caps = |e: Option<ElicitationCapability>| {
+            let mut c = ClientCapabilities::default();
+            c.elicitation = e;
+            c
+        };
+        assert!(!shows_forms(&caps(None)));
+        assert!(shows_forms(&caps(Some(ElicitationCapability::default()))));
+        let url_only =
+            ElicitationCapability::default().with_url(UrlElicitationCapability::default());
+        assert!(!shows_forms(&caps(Some(url_only))));
     }
 
     #[test]
