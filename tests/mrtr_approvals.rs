@@ -121,6 +121,27 @@ async fn approval_round_trips(client: &RunningService<RoleClient, User>, ws: &Wo
     assert_invalid_params(retry(peer, other, &state, true).await, "another command");
     assert_eq!(runs(ws), 1);
 
+    // A retry without a usable answer is asked again (SEP-2322: re-request, not an error),
+    // under the same approval; nothing runs and the state stays good.
+    let mut wrong = InputResponses::new();
+    wrong.insert(
+        "wrong_key".into(),
+        json!({"action": "accept", "content": {}}),
+    );
+    wrong.insert("approval".into(), json!(12345));
+    let params = bash(ASKING)
+        .with_input_responses(wrong)
+        .with_request_state(state.as_str());
+    match peer.call_tool_once(params).await {
+        Ok(CallToolResponse::InputRequired(again)) => {
+            let wire = serde_json::to_value(&again).unwrap();
+            assert_eq!(wire["_meta"]["pi-mcp"]["approval"]["id"], id.as_str());
+            assert!(again.request_state.is_some());
+        }
+        other => panic!("expected the question again, got {other:?}"),
+    }
+    assert_eq!(runs(ws), 1);
+
     // The genuine retry runs it once ...
     match retry(peer, ASKING, &state, true).await {
         Ok(CallToolResponse::Complete(r)) => {
@@ -154,11 +175,12 @@ async fn approval_round_trips(client: &RunningService<RoleClient, User>, ws: &Wo
     assert_eq!(runs(ws), 2);
 
     // Every step is audited under the approval id.
-    let steps = support::approval_steps(ws.path(), &id, 7).await;
+    let steps = support::approval_steps(ws.path(), &id, 8).await;
     let expected = [
         "asked the user",
         "rejected: requestState failed verification",
         "rejected: requestState failed verification",
+        "asked again: the retry carried no usable answer",
         "approved by the user",
         "used: the command runs now",
         "ran: exit 0",

@@ -147,6 +147,11 @@ impl StateKeeper {
         }
     }
 
+    /// Whether approval `id` was answered already (a poisoned ledger counts as yes).
+    fn answered(&self, id: &str) -> bool {
+        self.used.lock().map_or(true, |used| used.contains_key(id))
+    }
+
     /// `true` the first time approval `id` is answered; `false` for a replay.
     fn consume(&self, id: &str) -> bool {
         let Ok(mut used) = self.used.lock() else {
@@ -239,9 +244,18 @@ impl<'a> MrtrApprover<'a> {
             .record(approvals::audit_step(subject, decision, outcome, by));
     }
 
-    /// First round: seal a state and ask.
-    fn ask(&self, request: &ApprovalRequest) -> Approval {
-        let id = approvals::new_id();
+    /// Seals a state and asks: a new approval on a first call, or approval `again` once more
+    /// when a retry carried no usable answer (SEP-2322: re-request, not an error).
+    fn ask(&self, request: &ApprovalRequest, again: Option<String>) -> Approval {
+        let asked = match again {
+            Some(_) => {
+                "asked again: the retry carried no usable answer under inputResponses.approval"
+            }
+            None => {
+                "asked the user (input-required result, MCP 2026-07-28); waiting for the client's retry"
+            }
+        };
+        let id = again.unwrap_or_else(approvals::new_id);
         let (Some(state), Ok(schema)) = (
             self.keeper.seal(request, &id),
             ElicitationSchema::from_type::<ApprovalForm>(),
@@ -273,13 +287,7 @@ impl<'a> MrtrApprover<'a> {
         meta.insert(super::call_meta::META_KEY.to_string(), details);
         let result =
             InputRequiredResult::new(Some(requests), Some(state)).with_meta(MetaObject(meta));
-        self.record(
-            request,
-            &id,
-            "ask",
-            "asked the user (input-required result, MCP 2026-07-28); waiting for the client's retry",
-            SERVER,
-        );
+        self.record(request, &id, "ask", asked, SERVER);
         self.set(Outcome::Ask(Box::new(result)));
         Approval::Deferred(format!("the user is being asked (approval {id})"))
     }
@@ -307,63 +315,52 @@ impl<'a> MrtrApprover<'a> {
                 );
             }
         };
-        let Some(answer) = self.retry.responses.as_ref().and_then(|r| r.get(INPUT_KEY)) else {
-            return self.reject(
-                request,
-                &id,
-                "the retry carried no answer; nothing ran",
-                &format!(
-                    "the retry carries no answer under inputResponses.{INPUT_KEY}; answer the elicitation request and retry with it"
-                ),
-            );
+        let answer = self.retry.responses.as_ref().and_then(|r| r.get(INPUT_KEY));
+        let answer = match answer.and_then(parse_answer) {
+            // Re-ask only while the approval is unanswered; `consume` settles races.
+            None if !self.keeper.answered(&id) => return self.ask(request, Some(id)),
+            Some(answer) if self.keeper.consume(&id) => answer,
+            _ => {
+                return self.reject(
+                    request,
+                    &id,
+                    "requestState replayed after it was answered; nothing ran",
+                    &format!(
+                        "requestState of approval {id} was already answered and cannot be used again; nothing ran. \
+                         Call the tool again without requestState to be asked afresh."
+                    ),
+                );
+            }
         };
-        if !self.keeper.consume(&id) {
-            return self.reject(
-                request,
-                &id,
-                "requestState replayed after it was answered; nothing ran",
-                &format!(
-                    "requestState of approval {id} was already answered and cannot be used again; nothing ran. \
-                     Call the tool again without requestState to be asked afresh."
-                ),
-            );
+        match answer {
+            Answer::Approve => {
+                self.record(
+                    request,
+                    &id,
+                    "allow",
+                    "approved by the user (input-required result)",
+                    MRTR_CLIENT,
+                );
+                self.record(request, &id, "allow", "used: the command runs now", SERVER);
+                self.set(Outcome::Accepted(AcceptedAs {
+                    id,
+                    command: request.command.clone(),
+                    risk: i64::from(request.verdict.risk),
+                    reasons: serde_json::to_value(&request.verdict.reasons).unwrap_or_default(),
+                }));
+                Approval::Approved
+            }
+            Answer::Decline(why) => {
+                self.record(
+                    request,
+                    &id,
+                    "deny",
+                    &format!("denied by the user (input-required result): {why}"),
+                    MRTR_CLIENT,
+                );
+                Approval::Declined(why.into())
+            }
         }
-        let action = answer.get("action").and_then(|a| a.as_str()).unwrap_or("");
-        let approve = answer
-            .get("content")
-            .and_then(|c| c.get("approve"))
-            .and_then(|a| a.as_bool());
-        if action == "accept" && approve == Some(true) {
-            self.record(
-                request,
-                &id,
-                "allow",
-                "approved by the user (input-required result)",
-                MRTR_CLIENT,
-            );
-            self.record(request, &id, "allow", "used: the command runs now", SERVER);
-            self.set(Outcome::Accepted(AcceptedAs {
-                id,
-                command: request.command.clone(),
-                risk: i64::from(request.verdict.risk),
-                reasons: serde_json::to_value(&request.verdict.reasons).unwrap_or_default(),
-            }));
-            return Approval::Approved;
-        }
-        let why = match action {
-            "accept" => "the user did not approve it",
-            "decline" => "the user declined",
-            "cancel" => "the user dismissed the request",
-            _ => "the answer was not an approval",
-        };
-        self.record(
-            request,
-            &id,
-            "deny",
-            &format!("denied by the user (input-required result): {why}"),
-            MRTR_CLIENT,
-        );
-        Approval::Declined(why.into())
     }
 }
 
@@ -374,7 +371,7 @@ impl Approver for MrtrApprover<'_> {
     ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
         Box::pin(async move {
             match self.retry.state.as_deref() {
-                None => self.ask(request),
+                None => self.ask(request, None),
                 Some(state) => self.answer(request, state),
             }
         })
@@ -382,6 +379,26 @@ impl Approver for MrtrApprover<'_> {
 
     fn audits_answers(&self) -> bool {
         true
+    }
+}
+
+/// The user's answer to the approval form.
+enum Answer {
+    Approve,
+    Decline(&'static str),
+}
+
+/// An `ElicitResult` for the approval form, or `None` when the value is not one (then the
+/// user is asked again).
+fn parse_answer(value: &serde_json::Value) -> Option<Answer> {
+    match value.get("action")?.as_str()? {
+        "accept" => match value.get("content")?.get("approve")?.as_bool()? {
+            true => Some(Answer::Approve),
+            false => Some(Answer::Decline("the user did not approve it")),
+        },
+        "decline" => Some(Answer::Decline("the user declined")),
+        "cancel" => Some(Answer::Decline("the user dismissed the request")),
+        _ => None,
     }
 }
 
