@@ -315,17 +315,28 @@ async fn a_modern_client_without_elicitation_gets_the_approval_queue() {
 }
 
 /// The Python `mcp` SDK (2026-07-28 client, its own input-required driver) against
-/// `serve --stdio`: approve, decline, tamper (tests/mrtr_python.py).
+/// `serve --stdio` and `serve --http`: approve, decline, tamper (tests/mrtr_python.py).
 #[tokio::test]
 async fn the_python_sdk_answers_an_approval_round_trip() {
     let Some(python) = support::require_service("PI_MCP_TEST_PYTHON_MCP") else {
         return;
     };
     let ws = Workspace::new();
+    python_round_trip(&python, &ws, support::bin()).await;
+    assert_eq!(runs(&ws), 1, "only the approved call ran");
+
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), None).await.unwrap();
+    python_round_trip(&python, &ws, server.url()).await;
+    assert_eq!(runs(&ws), 1, "only the approved call ran");
+}
+
+/// Runs tests/mrtr_python.py against `server` (the binary for stdio, or an HTTP URL).
+async fn python_round_trip(python: &str, ws: &Workspace, server: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mrtr_python.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
-        .arg(support::bin())
+        .arg(server)
         .arg(ws.path())
         .arg(ASKING)
         .envs(support::state_env(ws.path()))
@@ -337,7 +348,7 @@ async fn the_python_sdk_answers_an_approval_round_trip() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "python client failed: {stdout}\n{}",
+        "python client ({server}) failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     for line in [
@@ -346,7 +357,9 @@ async fn the_python_sdk_answers_an_approval_round_trip() {
         "declined: refused",
         "tampered: -32602",
     ] {
-        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
+        assert!(
+            stdout.contains(line),
+            "{server}: missing {line:?} in {stdout}"
+        );
     }
-    assert_eq!(runs(&ws), 1, "only the approved call ran");
 }

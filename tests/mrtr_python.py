@@ -1,9 +1,9 @@
-"""The Python `mcp` SDK as a 2026-07-28 client of `pi-mcp serve --stdio`: an approval asked as an
+"""The Python `mcp` SDK as a 2026-07-28 client of pi-mcp (`serve --stdio`, or a running `serve --http`): an approval asked as an
 input-required result, answered by the SDK's own driver (approve, then decline), and a tampered
 requestState, which must be a -32602 error. Driven by tests/mrtr_approvals.rs; prints one line per
 step for the Rust test to check.
 
-Usage: python mrtr_python.py PI_MCP_BINARY WORKSPACE COMMAND
+Usage: python mrtr_python.py PI_MCP_BINARY_OR_HTTP_URL WORKSPACE COMMAND
 """
 
 import asyncio
@@ -13,19 +13,22 @@ import sys
 from mcp import Client, MCPError, StdioServerParameters, types
 
 
-async def main(binary: str, workspace: str, command: str) -> None:
+async def main(server_arg: str, workspace: str, command: str) -> None:
     answer = {"approve": True}
 
     async def elicit(_context, params):
         print("asked:", params.message.splitlines()[0], flush=True)
         return types.ElicitResult(action="accept", content={"approve": answer["approve"]})
 
-    server = StdioServerParameters(
-        command=binary,
-        args=["--workspace", workspace, "serve", "--stdio"],
-        env=dict(os.environ),
-        cwd=workspace,
-    )
+    if server_arg.startswith("http://"):
+        server = server_arg
+    else:
+        server = StdioServerParameters(
+            command=server_arg,
+            args=["--workspace", workspace, "serve", "--stdio"],
+            env=dict(os.environ),
+            cwd=workspace,
+        )
     async with Client(server, mode="2026-07-28", elicitation_callback=elicit) as client:
         print("protocol", client.protocol_version, flush=True)
 
