@@ -2,7 +2,8 @@
 //! the conformance suite can only check with its own fixture tools): each request's stream
 //! carries that request's messages and nothing else, no `notifications/message` arrives for a
 //! request that did not ask for a log level, and DNS-rebinding protection and the bearer token
-//! hold for stateless requests as they do for sessions.
+//! hold for stateless requests as they do for sessions; and no request of pi-mcp's needs a client
+//! capability it cannot do without, so an `ask` without elicitation is queued, never `-32021`.
 
 mod support;
 
@@ -194,4 +195,31 @@ async fn dns_rebinding_protection_and_the_token_hold_for_stateless_requests() {
     assert_eq!(status(foreign_origin).await.as_u16(), 403, "foreign Origin");
     let local_origin = list(Some(TOKEN)).header("origin", "http://localhost:3000");
     assert!(status(local_origin).await.is_success(), "a local Origin");
+}
+
+/// pi-mcp has no request that needs a client capability it cannot do without: an `ask` from a
+/// client that declared no elicitation is queued (HTTP 200, a tool result naming the pending
+/// approval), never `-32021` / HTTP 400.
+#[tokio::test]
+async fn an_ask_without_elicitation_is_queued_not_refused_for_a_missing_capability() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), Some(TOKEN)).await.unwrap();
+    let http = reqwest::Client::new();
+    let asking = "python3 -c 'open(\"runs.txt\", \"a\").write(\"ran\\n\")'";
+    let response = request(
+        &http,
+        server.url(),
+        Some(TOKEN),
+        (9, "tools/call", Some("bash")),
+        json!({"name": "bash", "arguments": {"command": asking}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer = messages(response).await;
+    let result = &answer.last().unwrap()["result"];
+    assert_eq!(result["isError"], true, "{answer:?}");
+    assert_eq!(result["_meta"]["pi-mcp"]["approval"]["status"], "pending");
+    assert!(!ws.path().join("runs.txt").exists());
 }
