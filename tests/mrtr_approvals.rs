@@ -21,6 +21,14 @@ use support::{HttpServer, Workspace, text_of};
 const ASKING: &str = "python3 -c 'open(\"runs.txt\", \"a\").write(\"ran\\n\")'";
 const TOKEN: &str = "mrtr-test-token";
 
+/// The protocol revision the client and server agreed on.
+fn protocol(client: &RunningService<RoleClient, User>) -> Option<ProtocolVersion> {
+    client
+        .peer()
+        .peer_info()
+        .map(|i| i.protocol_version.clone())
+}
+
 fn runs(ws: &Workspace) -> usize {
     std::fs::read_to_string(ws.path().join("runs.txt"))
         .map(|s| s.lines().count())
@@ -209,13 +217,7 @@ async fn an_approval_is_an_input_required_round_trip_over_stdio() {
     let client = support::spawn_stdio_modern(ws.path(), User::new(true))
         .await
         .unwrap();
-    assert_eq!(
-        client
-            .peer()
-            .peer_info()
-            .map(|i| i.protocol_version.clone()),
-        Some(ProtocolVersion::V_2026_07_28)
-    );
+    assert_eq!(protocol(&client), Some(ProtocolVersion::V_2026_07_28));
     approval_round_trips(&client, &ws).await;
     client.cancel().await.unwrap();
 }
@@ -257,13 +259,7 @@ async fn a_2025_11_25_client_is_still_asked_in_the_call_over_http() {
     let client = http_client_with(&server, user, Some(TOKEN), ClientLifecycleMode::Initialize)
         .await
         .unwrap();
-    assert_eq!(
-        client
-            .peer()
-            .peer_info()
-            .map(|i| i.protocol_version.clone()),
-        Some(ProtocolVersion::V_2025_11_25)
-    );
+    assert_eq!(protocol(&client), Some(ProtocolVersion::V_2025_11_25));
     // The input-required path is never taken: the first call answers with the result.
     match client.peer().call_tool_once(bash(ASKING)).await {
         Ok(CallToolResponse::Complete(r)) => {
@@ -283,6 +279,7 @@ async fn an_approval_is_an_input_required_round_trip_over_http() {
     let client = http_client(&server, User::new(true), Some(TOKEN))
         .await
         .unwrap();
+    assert_eq!(protocol(&client), Some(ProtocolVersion::V_2026_07_28));
     approval_round_trips(&client, &ws).await;
     // A state is bound to the process that sealed it, not to a connection: a second client
     // cannot replay it either (the ledger is per process).
