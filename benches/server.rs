@@ -1,63 +1,29 @@
-//! Benchmarks whose numbers the README reports (run: `cargo bench --bench server`).
-//! Spawn-to-initialize, one `read` of a 1 MiB file, 10,000 sequential small calls over stdio,
-//! the guard's decision time over every command of its corpus (median and p99, Rego off and
-//! on), and idle RSS. Not a test: it asserts nothing.
+//! Benchmarks whose numbers the README reports (run: `cargo bench --bench server`, or
+//! `scripts/bench-server`, which first installs the peer servers it compares against).
+//! For pi-mcp and each installed peer, in one run: spawn to the `initialize` answer, idle RSS
+//! after `initialize`, a small `read` called sequentially (latency and the server's CPU per
+//! call from `/proc`), small calls pipelined (calls/s) and a 100-row SQLite SELECT (queries/s,
+//! CPU per query), printed with the peer / pi-mcp ratios. Then pi-mcp alone: one `read` of a
+//! 1 MiB file, the guard's decision time over every command of its corpus (median and p99,
+//! Rego off and on) and the policy load. Not a test: it asserts nothing about speed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+#[path = "server/peers.rs"]
+mod peers;
+#[path = "server/report.rs"]
+mod report;
+#[path = "server/wire.rs"]
+mod wire;
+
 use std::time::{Duration, Instant};
 
 use pi_mcp::guard::{Guard, PathContext};
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use serde_json::json;
 
+use peers::{Fixture, Subject};
+use report::Measured;
+use wire::Server;
+
 const BIN: &str = env!("CARGO_BIN_EXE_pi-mcp");
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn spawn_to_initialize(ws: &std::path::Path, state: &std::path::Path) -> (Duration, u64) {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["--workspace", ws.to_str().unwrap(), "serve", "--stdio"])
-        .env("RUST_LOG", "error")
-        .env("PI_MCP_STATE_DIR", state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}});
-    writeln!(stdin, "{init}").unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let elapsed = started.elapsed();
-    writeln!(
-        stdin,
-        "{}",
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"})
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0);
-    drop(stdin);
-    let _ = child.wait();
-    (elapsed, rss)
-}
-
 /// Every command of the guard corpus (`tests/data/guard_corpus.jsonl`), disguised and everyday.
 fn corpus() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/guard_corpus.jsonl");
@@ -89,7 +55,7 @@ fn time_decisions(label: &str, guard: &Guard, ctx: &PathContext, corpus: &[Strin
     let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
     let (slowest, worst) = per_command
         .into_iter()
-        .map(median)
+        .map(wire::median)
         .enumerate()
         .max_by_key(|(_, d)| *d)
         .unwrap_or_default();
@@ -101,6 +67,78 @@ fn time_decisions(label: &str, guard: &Guard, ctx: &PathContext, corpus: &[Strin
         worst.as_secs_f64() * 1e6,
         corpus[slowest].chars().take(60).collect::<String>()
     );
+}
+
+/// Rows in the benchmark's SQLite table (the query reads 100 of them by primary key).
+const SQL_TABLE_ROWS: i64 = 10_000;
+
+fn make_db(path: &std::path::Path) {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER NOT NULL, price REAL NOT NULL)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+             INSERT INTO items SELECT i, 'item number ' || i, i % 97, i * 0.25 FROM n",
+        )
+        .bind(SQL_TABLE_ROWS)
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    });
+}
+
+/// Start-ups (each to the `initialize` answer, then idle RSS) and the call rows of one subject.
+fn measure(s: &Subject, starts: usize) -> Measured {
+    let mut times = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..starts {
+        let server = Server::start(peers::again(&s.command));
+        times.push(server.started_in);
+        // Idle: whatever the server does right after the handshake is over.
+        std::thread::sleep(Duration::from_millis(500));
+        rss.push(server.rss_kib());
+        server.stop();
+    }
+    rss.sort();
+    let mut m = Measured {
+        name: s.name,
+        start: wire::median(times),
+        rss_kib: rss[rss.len() / 2],
+        read: None,
+        pipelined: None,
+        sql: None,
+    };
+    let mut server = Server::start(peers::again(&s.command));
+    if let Some((tool, args)) = &s.read {
+        server.sequential(tool, args, 300);
+        m.read = Some(server.sequential(tool, args, 3_000));
+    }
+    if let Some((tool, args)) = &s.small {
+        server.pipelined(tool, args, 1_000);
+        m.pipelined = Some(server.pipelined(tool, args, 10_000));
+    }
+    if let Some((tool, args)) = &s.sql {
+        let first = server.call(tool, args);
+        if let Some(rows) = first["structuredContent"]["rows"].as_array() {
+            assert_eq!(rows.len(), 100, "the SQL row should return 100 rows: {first}");
+        }
+        server.sequential(tool, args, 50);
+        m.sql = Some(server.sequential(tool, args, 1_000));
+    }
+    server.stop();
+    m
 }
 
 fn main() {
@@ -115,6 +153,7 @@ fn main() {
     let ws = tempfile::tempdir().unwrap();
     // pi-mcp's own state, outside the workspace and away from the real home.
     let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let mut big = String::new();
     let mut i = 0;
     while big.len() < 1024 * 1024 {
@@ -125,67 +164,37 @@ fn main() {
     }
     std::fs::write(ws.path().join("big.txt"), &big).unwrap();
     std::fs::write(ws.path().join("small.txt"), "ok\n").unwrap();
+    let db = data.path().join("bench.db");
+    make_db(&db);
+    let fixture = Fixture {
+        ws: ws.path(),
+        state: state.path(),
+        db: &db,
+    };
 
-    // 1. Spawn to initialize, and idle RSS.
-    let mut times = Vec::new();
-    let mut rss = Vec::new();
-    for _ in 0..20 {
-        let (t, r) = spawn_to_initialize(ws.path(), state.path());
-        times.push(t);
-        rss.push(r);
+    // 1. pi-mcp and every installed peer, the same rows in the same run.
+    report::machine();
+    let mut measured = vec![measure(&peers::pi_mcp(BIN, &fixture), 20)];
+    for peer in peers::installed(&fixture) {
+        measured.push(measure(&peer, 10));
     }
-    rss.sort();
+    report::table(&measured);
+    report::ratios(&measured);
+
+    // 2. One read of a 1 MiB file (the first 2,000 lines / 50 KiB come back).
+    let mut server = Server::start(peers::again(&peers::pi_mcp(BIN, &fixture).command));
+    let big_read = server.sequential("read", &json!({"path": "big.txt"}), 20);
+    server.stop();
     println!(
-        "spawn -> initialize answer: median {:.1} ms (20 runs)",
-        median(times).as_secs_f64() * 1e3
-    );
-    println!(
-        "idle RSS after initialize: median {:.1} MiB",
-        rss[rss.len() / 2] as f64 / 1024.0
+        "\nread of a 1 MiB file (first 2000 lines / 50 KiB returned): median {:.2} ms, {:.0} us server CPU",
+        big_read.median.as_secs_f64() * 1e3,
+        big_read.cpu_per_call.as_secs_f64() * 1e6
     );
 
-    // 2-3. Tool calls through a real MCP client.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut cmd = tokio::process::Command::new(BIN);
-        cmd.args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "serve",
-            "--stdio",
-        ])
-        .env("PI_MCP_STATE_DIR", state.path())
-        .env("RUST_LOG", "error");
-        let client = ().serve(rmcp::transport::TokioChildProcess::new(cmd).unwrap()).await.unwrap();
-        let params = |path: &str| {
-            let mut p = CallToolRequestParams::new("read");
-            p.arguments = json!({"path": path}).as_object().cloned();
-            p
-        };
-        let mut reads = Vec::new();
-        for _ in 0..20 {
-            let t = Instant::now();
-            client.call_tool(params("big.txt")).await.unwrap();
-            reads.push(t.elapsed());
-        }
-        println!(
-            "read of a 1 MiB file (first 2000 lines / 50 KiB returned): median {:.2} ms",
-            median(reads).as_secs_f64() * 1e3
-        );
-        let n = 10_000;
-        let t = Instant::now();
-        for _ in 0..n {
-            client.call_tool(params("small.txt")).await.unwrap();
-        }
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{n} sequential small read calls over stdio: {secs:.2} s = {:.0} calls/s",
-            n as f64 / secs
-        );
-        client.cancel().await.unwrap();
-    });
-
-    // 4. The guard's decision per command, over the whole corpus.
+    // 3. The guard's decision per command, over the whole corpus. The shell parser panics on
+    // a few corpus commands and the guard catches that (it fails closed); as in the binary,
+    // those panics are not printed.
+    std::panic::set_hook(Box::new(|_| {}));
     let corpus = corpus();
     let guard = Guard::load(None).unwrap();
     let ctx = PathContext {
