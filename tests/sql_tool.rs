@@ -330,6 +330,44 @@ async fn sqlite_slow_recursive_query_times_out() {
     client.cancel().await.unwrap();
 }
 
+/// The same statement again and again (a cached connection and a remembered judgement):
+/// the same rows every time, the columns of an empty answer, a write still refused after a
+/// read of the same table, and a truncated read does not spoil the next one.
+#[tokio::test]
+async fn repeated_queries_answer_the_same_and_stay_judged() {
+    let ws = Workspace::new();
+    let (_path, url) = sqlite_fixture(&ws).await;
+    let client = start(&ws, &[("DATABASE_URL", &url)]).await;
+    let q = json!({ "query": "SELECT id, name FROM users WHERE id <= 2 ORDER BY id" });
+    let first = ok(&sql(&client, q.clone()).await);
+    for _ in 0..3 {
+        assert_eq!(ok(&sql(&client, q.clone()).await)["rows"], first["rows"]);
+    }
+    assert_eq!(first["rows"], json!([[1, "ada"], [2, "bob"]]));
+    let empty = ok(&sql(
+        &client,
+        json!({ "query": "SELECT id, name FROM users WHERE id < 0" }),
+    )
+    .await);
+    assert_eq!(empty["columns"], json!(["id", "name"]));
+    assert_eq!(empty["column_types"], json!(["integer", "text"]));
+    assert_eq!(empty["rows"], json!([]));
+    for _ in 0..2 {
+        refused(
+            &sql(&client, json!({ "query": "DELETE FROM users" })).await,
+            "DELETE",
+        );
+    }
+    let cut = ok(&sql(
+        &client,
+        json!({ "query": "SELECT id FROM events", "max_rows": 5 }),
+    )
+    .await);
+    assert_eq!(cut["truncated"], json!(true));
+    assert_eq!(ok(&sql(&client, q).await)["rows"], first["rows"]);
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn sql_calls_are_audited_with_their_decision() {
     let ws = Workspace::new();
@@ -446,6 +484,22 @@ async fn configuration_mistakes_say_what_to_fix() {
         !ws.path().join("missing.db").exists(),
         "the tool never creates a database"
     );
+    // Once the file is there, the next call in the same session reaches it: a failure to open
+    // is not remembered for the tool (its connections are cached, its failures are not).
+    let mut made = SqliteConnectOptions::from_str(&missing)
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Delete)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (7)")
+        .execute(&mut made)
+        .await
+        .unwrap();
+    drop(made);
+    let r = ok(&sql(&client, json!({ "query": "SELECT a FROM t" })).await);
+    assert_eq!(r["rows"], json!([[7]]));
     client.cancel().await.unwrap();
 
     let client = start(&ws, &[("DATABASE_URL", "mysql://localhost/x")]).await;

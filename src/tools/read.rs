@@ -2,7 +2,7 @@
 //! [`MAX_LINES`] lines or [`MAX_BYTES`] bytes with a hint on how to continue, or an image as
 //! image content.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -65,12 +65,38 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
     if p.limit == Some(0) {
         return Err(ToolError::new("limit must be at least 1"));
     }
+    let offset = p.offset.unwrap_or(1);
+    // A small regular file is read on the runtime's thread: the hop to the blocking pool and
+    // back costs more than the read (a page-cache copy of a few KiB).
+    if let Some(file) = open_small(&path) {
+        let again = file
+            .try_clone()
+            .map_err(|e| ToolError::new(format!("cannot read `{}`: {e}", p.path)))?;
+        let rewind = move || {
+            let mut f = again.try_clone()?;
+            f.seek(SeekFrom::Start(0))?;
+            Ok(f)
+        };
+        return read_opened(file, rewind, &p.path, offset, p.limit);
+    }
     let shown = p.path.clone();
-    tokio::task::spawn_blocking(move || {
-        read_blocking(&path, &shown, p.offset.unwrap_or(1), p.limit)
-    })
-    .await
-    .map_err(|e| ToolError::new(format!("read failed: {e}")))?
+    tokio::task::spawn_blocking(move || read_blocking(&path, &shown, offset, p.limit))
+        .await
+        .map_err(|e| ToolError::new(format!("read failed: {e}")))?
+}
+
+/// `path` opened, when it is a regular file of at most [`INLINE_READ_BYTES`]. Opened without
+/// blocking (a FIFO swapped in after the path was resolved cannot stall the runtime) and
+/// checked on the open handle, so what is checked is what is read.
+fn open_small(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.len() <= INLINE_READ_BYTES).then_some(file)
 }
 
 fn read_blocking(
@@ -86,25 +112,41 @@ fn read_blocking(
             "`{shown}` is a directory; use bash with `ls {shown}` to list it"
         )));
     }
-    let mut file = std::fs::File::open(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
+    read_opened(file, || std::fs::File::open(path), shown, offset, limit)
+}
+
+/// Reads an opened file: as an image when its first bytes say so, else as text lines;
+/// `again` gives the file once more from its start.
+fn read_opened(
+    mut file: std::fs::File,
+    again: impl Fn() -> std::io::Result<std::fs::File>,
+    shown: &str,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<ReadOutput, ToolError> {
+    let len = file
+        .metadata()
+        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?
+        .len();
     let mut head = [0u8; 16];
     let n = file
         .read(&mut head)
         .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
     if let Some(mime) = image_mime(&head[..n]) {
-        if meta.len() > MAX_IMAGE_BYTES {
+        if len > MAX_IMAGE_BYTES {
             return Err(ToolError::new(format!(
-                "`{shown}` is an image of {} bytes; images over {MAX_IMAGE_BYTES} bytes are not returned",
-                meta.len()
+                "`{shown}` is an image of {len} bytes; images over {MAX_IMAGE_BYTES} bytes are not returned"
             )));
         }
-        let data = std::fs::read(path)
+        let mut data = Vec::new();
+        again()
+            .and_then(|mut f| f.read_to_end(&mut data))
             .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
         return Ok(ReadOutput::Image { mime, data });
     }
-    let file = std::fs::File::open(path)
-        .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
+    let file = again().map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
     let mut reader = BufReader::new(file);
     let want = limit.unwrap_or(MAX_LINES).min(MAX_LINES);
     let mut line_no = 0usize;

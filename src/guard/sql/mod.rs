@@ -8,6 +8,7 @@
 pub mod clients;
 mod functions;
 mod literals;
+mod memo;
 pub mod pragma;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Tokenizer;
 
 pub use functions::denied_function;
+pub use memo::judge_sql_memo;
 
 use super::{Decision, PolicyError, Verdict};
 
@@ -134,7 +136,7 @@ impl SqlPolicy {
 }
 
 /// Which SQL the statement is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SqlDialect {
     Postgres,
     Sqlite,

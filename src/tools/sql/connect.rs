@@ -20,6 +20,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite virtual-machine steps between two checks of a query's deadline.
 pub const SQLITE_PROGRESS_STEPS: i32 = 10_000;
 
+/// Rows a SQLite connection's thread may read ahead of the tool (sqlx's default is 50: a
+/// 100-row answer then stalled the reading thread and woke it again, twice per query).
+pub const SQLITE_ROW_BUFFER: usize = 256;
+
 /// sqlx reports a statement slower than this with its whole text; the Data Ghost's profiling
 /// queries on a large table are slow by nature, so that report is a debug line, not a warning
 /// (the tool and the ghost report their own timings).
@@ -107,9 +111,13 @@ pub(super) async fn open(
                 .create_if_missing(false)
                 .read_only(!writable)
                 .pragma("query_only", if writable { "0" } else { "1" })
-                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
+                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
+                .row_buffer_size(SQLITE_ROW_BUFFER);
+            // A connection to a local file does not drop like a network one: no ping (a round
+            // trip to the connection's thread) before each use.
             let pool = SqlitePoolOptions::new()
                 .max_connections(POOL_CONNECTIONS)
+                .test_before_acquire(false)
                 .acquire_timeout(CONNECT_TIMEOUT)
                 .connect_with(options)
                 .await

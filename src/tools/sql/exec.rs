@@ -190,39 +190,44 @@ async fn sqlite(
             .await?;
         return Ok(affected(done.rows_affected()));
     }
-    let statement = (&mut **conn)
-        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
-        .await?;
-    let declared: Vec<String> = statement
-        .columns()
-        .iter()
-        .map(|c| c.type_info().name().to_string())
-        .collect();
-    let mut rows = Rows {
-        columns: statement
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect(),
-        types: declared.iter().map(|t| t.to_ascii_lowercase()).collect(),
-        ..Rows::default()
-    };
-    let mut stream = statement.query().fetch(&mut **conn);
-    while let Some(row) = stream.try_next().await? {
-        if rows.rows.len() == max_rows {
-            rows.truncated = true;
-            break;
+    // One request to the connection's worker thread: the statement is prepared (and kept in
+    // the connection's statement cache) and stepped there; the columns come with the rows.
+    let mut rows = Rows::default();
+    let mut declared: Vec<String> = Vec::new();
+    {
+        let mut stream = sqlx::query(AssertSqlSafe(sql.to_owned())).fetch(&mut **conn);
+        while let Some(row) = stream.try_next().await? {
+            if rows.rows.is_empty() {
+                (rows.columns, declared) = shape(row.columns());
+            }
+            if rows.rows.len() == max_rows {
+                rows.truncated = true;
+                break;
+            }
+            let mut values = Vec::with_capacity(row.len());
+            for (i, declared) in declared.iter().enumerate() {
+                values.push(values::sqlite_value(row.try_get_raw(i)?, declared));
+            }
+            rows.rows.push(values);
         }
-        let values = (0..row.len())
-            .map(|i| {
-                let declared = declared.get(i).map(String::as_str).unwrap_or_default();
-                row.try_get_raw(i)
-                    .map(|v| values::sqlite_value(v, declared))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.rows.push(values);
     }
+    if rows.rows.is_empty() {
+        // No row to read the columns from: ask the statement (from the same cache).
+        let statement = (&mut **conn)
+            .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+            .await?;
+        (rows.columns, declared) = shape(statement.columns());
+    }
+    rows.types = declared.iter().map(|t| t.to_ascii_lowercase()).collect();
     Ok(rows)
+}
+
+/// Column names and declared types.
+fn shape(columns: &[sqlx::sqlite::SqliteColumn]) -> (Vec<String>, Vec<String>) {
+    columns
+        .iter()
+        .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+        .unzip()
 }
 
 fn affected(n: u64) -> Rows {

@@ -24,7 +24,7 @@ pub use connect::{CONNECT_TIMEOUT, ReadOnlyDb, open_read_only, set_sqlite_deadli
 pub use exec::Rows;
 
 use super::{ToolContext, ToolError};
-use crate::guard::sql::{SqlDialect, judge_sql, rules};
+use crate::guard::sql::{SqlDialect, judge_sql_memo, rules};
 use crate::guard::{Decision, Guard, Verdict};
 
 /// The environment variable that names the default database.
@@ -250,7 +250,16 @@ pub async fn run(ctx: &ToolContext, p: SqlParams) -> Result<SqlOutput, ToolError
     };
     let timeout = Duration::from_secs(timeout);
     let judgement = judge(&target, &p.query)?;
-    let db = connect::open(&target.url, timeout, target.allow_writes).await?;
+    // A read-only SQLite file is queried through a cached pool (opening a connection cost
+    // more than a small query; SQLite re-prepares a cached statement when the schema changes).
+    // PostgreSQL (whose cached statements fail after a schema change) and writable databases
+    // get connections of their own for the call.
+    let cached = !target.allow_writes && target.dialect == SqlDialect::Sqlite;
+    let db = if cached {
+        pools::read_only_retrying(&target.url, timeout).await?
+    } else {
+        connect::open(&target.url, timeout, target.allow_writes).await?
+    };
     let result = async {
         refuse_volatile_functions(&db, &judgement.called, &judgement.verdict).await?;
         let started = Instant::now();
@@ -258,7 +267,9 @@ pub async fn run(ctx: &ToolContext, p: SqlParams) -> Result<SqlOutput, ToolError
         Ok::<_, ToolError>((rows, started.elapsed()))
     }
     .await;
-    db.close().await;
+    if !cached {
+        db.close().await;
+    }
     let (rows, elapsed) = result?;
     Ok(SqlOutput {
         database: target.name,
@@ -275,7 +286,7 @@ fn judge(
     target: &DatabaseTarget,
     query: &str,
 ) -> Result<crate::guard::sql::SqlJudgement, ToolError> {
-    let judgement = judge_sql(query, target.dialect, target.allow_writes);
+    let judgement = judge_sql_memo(query, target.dialect, target.allow_writes);
     if judgement.verdict.decision == Decision::Allow {
         return Ok(judgement);
     }

@@ -1,6 +1,6 @@
 //! A small process-wide cache of read-only connection pools, keyed by database URL and
 //! statement timeout, for callers that query the same databases over and over (the monitor's
-//! `db_query` rules run every heartbeat). Opening a connection per query cost more than the
+//! `db_query` rules run every heartbeat, the `sql` tool answers a session's queries). Opening a connection per query cost more than the
 //! queries; a cached pool hands back a connection that finished its last read cleanly.
 //!
 //! A database that cannot be opened is remembered for [`FAILURE_MEMORY`]: the rules on it fail
@@ -38,11 +38,27 @@ static POOLS: Mutex<Option<HashMap<Key, Entry>>> = Mutex::new(None);
 /// The cached read-only pool for `url` with `timeout` as its statement timeout, opened on first
 /// use. Do not close it: other callers share it.
 pub async fn read_only(url: &str, timeout: Duration) -> Result<ReadOnlyDb, ToolError> {
+    open_cached(url, timeout, true).await
+}
+
+/// [`read_only`] for a caller whose user is waiting and may have just fixed the cause (the
+/// `sql` tool): a failure to open is not answered from memory, the next call tries again.
+pub async fn read_only_retrying(url: &str, timeout: Duration) -> Result<ReadOnlyDb, ToolError> {
+    open_cached(url, timeout, false).await
+}
+
+async fn open_cached(
+    url: &str,
+    timeout: Duration,
+    remember_failure: bool,
+) -> Result<ReadOnlyDb, ToolError> {
     let slot = slot_for((url.to_string(), timeout.as_millis()));
     let mut slot = slot.lock().await;
     match &*slot {
         Some(Slot::Ready(db)) => return Ok(db.clone()),
-        Some(Slot::Failed(at, e)) if at.elapsed() < FAILURE_MEMORY => return Err(e.clone()),
+        Some(Slot::Failed(at, e)) if remember_failure && at.elapsed() < FAILURE_MEMORY => {
+            return Err(e.clone());
+        }
         _ => {}
     }
     match open_read_only(url, timeout).await {
