@@ -132,7 +132,11 @@ fn measure(s: &Subject, starts: usize) -> Measured {
     if let Some((tool, args)) = &s.sql {
         let first = server.call(tool, args);
         if let Some(rows) = first["structuredContent"]["rows"].as_array() {
-            assert_eq!(rows.len(), 100, "the SQL row should return 100 rows: {first}");
+            assert_eq!(
+                rows.len(),
+                100,
+                "the SQL row should return 100 rows: {first}"
+            );
         }
         server.sequential(tool, args, 50);
         m.sql = Some(server.sequential(tool, args, 1_000));

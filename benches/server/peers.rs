@@ -51,8 +51,9 @@ pub fn pi_mcp(bin: &str, f: &Fixture) -> Subject {
 fn cache() -> PathBuf {
     match std::env::var_os("PI_MCP_BENCH_PEERS") {
         Some(dir) => dir.into(),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/pi-mcp-bench"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/pi-mcp-bench")
+        }
     }
 }
 

@@ -43,7 +43,10 @@ pub fn machine() {
     println!(
         "machine: {cpu}, {cores} cores, Linux {}, load average {}",
         kernel.trim(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 }
 
@@ -102,7 +105,11 @@ pub fn ratios(all: &[Measured]) {
     if let Some(r) = pi.read {
         row(
             "small `read`, sequential latency",
-            format!("{:.0} µs ({:.0} µs server CPU)", us(r.median), us(r.cpu_per_call)),
+            format!(
+                "{:.0} µs ({:.0} µs server CPU)",
+                us(r.median),
+                us(r.cpu_per_call)
+            ),
             "server-filesystem",
             fs.and_then(|p| p.read).map(|p| {
                 (
@@ -127,7 +134,11 @@ pub fn ratios(all: &[Measured]) {
     if let Some(q) = pi.sql {
         row(
             "100-row `sql` SELECT on SQLite, queries/s",
-            format!("{:.0} ({:.0} µs server CPU/query)", q.per_sec, us(q.cpu_per_call)),
+            format!(
+                "{:.0} ({:.0} µs server CPU/query)",
+                q.per_sec,
+                us(q.cpu_per_call)
+            ),
             "mcp-server-sqlite",
             peer("mcp-server-sqlite")
                 .and_then(|p| p.sql)

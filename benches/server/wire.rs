@@ -29,7 +29,11 @@ impl Server {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("PI_MCP_BENCH_STDERR").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var_os("PI_MCP_BENCH_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdin = child.stdin.take().expect("piped stdin");
@@ -68,8 +72,14 @@ impl Server {
         let mut line = String::new();
         loop {
             line.clear();
-            let n = self.stdout.read_line(&mut line).expect("read from the server");
-            assert!(n > 0, "the server closed stdout while request {id} was open");
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .expect("read from the server");
+            assert!(
+                n > 0,
+                "the server closed stdout while request {id} was open"
+            );
             let v: Value = serde_json::from_str(&line).expect("a JSON line");
             if v.get("id").and_then(Value::as_u64) == Some(id) && v.get("method").is_none() {
                 assert!(v.get("error").is_none(), "request {id} failed: {v}");
@@ -137,11 +147,20 @@ impl Server {
         let mut seen = 0;
         while seen < n {
             line.clear();
-            let read = self.stdout.read_line(&mut line).expect("read from the server");
-            assert!(read > 0, "the server closed stdout after {seen} of {n} answers");
+            let read = self
+                .stdout
+                .read_line(&mut line)
+                .expect("read from the server");
+            assert!(
+                read > 0,
+                "the server closed stdout after {seen} of {n} answers"
+            );
             // A cheap test instead of a parse: answers carry `"id":`, notifications do not.
             if line.contains("\"id\"") && !line.contains("\"method\"") {
-                assert!(!line.contains("\"error\""), "a pipelined call failed: {line}");
+                assert!(
+                    !line.contains("\"error\""),
+                    "a pipelined call failed: {line}"
+                );
                 seen += 1;
             }
         }
@@ -157,7 +176,8 @@ impl Server {
         let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `(comm)`.
-        let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+        let ticks: u64 =
+            f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
         let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .ok()
             .flatten()
