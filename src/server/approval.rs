@@ -25,6 +25,27 @@ pub struct ApprovalForm {
 
 rmcp::elicit_safe!(ApprovalForm);
 
+/// What the user is asked: the command, where it runs, its risk and the rules that want a
+/// human (and the approval id, when the request has one already).
+pub fn approval_message(request: &ApprovalRequest, approval_id: Option<&str>) -> String {
+    let reasons: Vec<String> = request
+        .verdict
+        .deciding_reasons()
+        .map(|r| format!("- [{}] {}", r.rule, r.message))
+        .collect();
+    let id = approval_id
+        .map(|id| format!(" (approval {id})"))
+        .unwrap_or_default();
+    format!(
+        "pi-mcp wants to run this {} command{id} (risk {}/100) in {}:\n\n{}\n\nWhy it needs approval:\n{}\n\nApprove it?",
+        request.tool,
+        request.verdict.risk,
+        request.cwd.display(),
+        request.command,
+        reasons.join("\n")
+    )
+}
+
 /// Asks the connected MCP client's user.
 pub struct ElicitationApprover {
     peer: Peer<RoleServer>,
@@ -42,6 +63,10 @@ impl Approver for ElicitationApprover {
         request: &'a ApprovalRequest,
     ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
         Box::pin(async move {
+            // A call running as a task asks through the task (`input_required`, `tasks/update`).
+            if let Some(task) = super::tasks::current() {
+                return super::tasks::ask_in_task(&task, request).await;
+            }
             let can_elicit = self
                 .peer
                 .peer_info()
@@ -51,19 +76,7 @@ impl Approver for ElicitationApprover {
                     "the MCP client does not support elicitation, so no one can be asked".into(),
                 );
             }
-            let reasons: Vec<String> = request
-                .verdict
-                .deciding_reasons()
-                .map(|r| format!("- [{}] {}", r.rule, r.message))
-                .collect();
-            let message = format!(
-                "pi-mcp wants to run this {} command (risk {}/100) in {}:\n\n{}\n\nWhy it needs approval:\n{}\n\nApprove it?",
-                request.tool,
-                request.verdict.risk,
-                request.cwd.display(),
-                request.command,
-                reasons.join("\n")
-            );
+            let message = approval_message(request, None);
             match self
                 .peer
                 .elicit_with_timeout::<ApprovalForm>(message, Some(APPROVAL_TIMEOUT))
