@@ -1,0 +1,537 @@
+//! Long-running calls as MCP tasks (SEP-2663, `io.modelcontextprotocol/tasks`) through real
+//! clients: rmcp's client over stdio (2025-11-25 session) and Streamable HTTP (2026-07-28,
+//! stateless), and the Python `mcp` SDK (tests/tasks_python.py). A `ghost` run as a task with
+//! progress, its inlined result and its cancellation; a `bash` task cancelled mid-run, checked
+//! by effect (its canary file never appears, none of its processes is left); an approval asked
+//! inside a task (`input_required`, answered by `tasks/update`); and a client without the
+//! extension, which gets the plain result and -32021 for `tasks/*`.
+
+mod support;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
+    CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, NumberOrString,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestMetaObject,
+    TaskStatusNotificationParams, UpdateTaskParams,
+};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RunningService,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientHandler, Peer, RoleClient};
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use support::{HttpServer, Workspace, audit_entries, spawn_stdio_with, text_of};
+
+/// How long a test waits for something that must happen before it gives up (a guard against
+/// hanging, not a timing assertion).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A client that declares the tasks extension (and elicitation, to answer approvals in a
+/// task), and keeps the progress and task status notifications it receives.
+#[derive(Clone, Default)]
+struct TaskClient {
+    no_tasks: bool,
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    statuses: Arc<Mutex<Vec<TaskStatusNotificationParams>>>,
+}
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> ClientConfig {
+        let caps = if self.no_tasks {
+            ClientCapabilities::default()
+        } else {
+            ClientCapabilities::builder()
+                .enable_elicitation()
+                .enable_tasks()
+                .build()
+        };
+        ClientConfig::new(caps, Implementation::new("tasks-test-client", "1.0.0"))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+
+    async fn on_task_status(
+        &self,
+        params: TaskStatusNotificationParams,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.statuses.lock().unwrap().push(params);
+    }
+}
+
+fn params(tool: &str, args: Value) -> CallToolRequestParams {
+    let mut p = CallToolRequestParams::new(tool.to_owned());
+    p.arguments = args.as_object().cloned();
+    p
+}
+
+/// `tools/call` that must answer with a task.
+async fn start(client: &Peer<RoleClient>, p: CallToolRequestParams) -> CreateTaskResult {
+    match client.call_tool_once(p).await.expect("tools/call") {
+        CallToolResponse::Task(t) => t,
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
+async fn get(client: &Peer<RoleClient>, id: &str) -> GetTaskResult {
+    client
+        .get_task(GetTaskParams::new(id))
+        .await
+        .expect("tasks/get")
+}
+
+/// Polls `tasks/get` until `done` holds for the task's wire form.
+async fn poll_until(client: &Peer<RoleClient>, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let now = serde_json::to_value(get(client, id).await).unwrap();
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} never got there: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminal(t: &Value) -> bool {
+    matches!(
+        t["status"].as_str(),
+        Some("completed" | "failed" | "cancelled")
+    )
+}
+
+/// The audit log's lifecycle steps of task `id` once there are at least `n`.
+async fn task_steps(ws: &Path, id: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let steps: Vec<Value> = audit_entries(ws, &[])
+            .into_iter()
+            .filter(|e| e["tool"] == "task" && e["arguments"]["task_id"] == id)
+            .collect();
+        if steps.len() >= n {
+            return steps;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id}: {steps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `<ws>/shop.db` with three small tables, and a policy naming it `shop`.
+async fn shop(ws: &Workspace) -> (String, String) {
+    let url = format!("sqlite://{}", ws.path().join("shop.db").display());
+    let mut conn = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Delete)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT);
+         INSERT INTO customers VALUES (1, 'ada', 'uk'), (2, 'bob', 'fr'), (3, 'cy', NULL);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);
+         INSERT INTO orders VALUES (1, 1, 9.5), (2, 2, 20.0);
+         CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT, price REAL);
+         INSERT INTO products VALUES (1, 'a-1', 1.5), (2, 'b-2', 2.5);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let policy = ws.write(
+        "policy.json",
+        json!({ "sql": { "databases": { "shop": { "url": url } } } }).to_string(),
+    );
+    (url, policy.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ghost_run_is_a_task_with_progress_and_an_inlined_result() {
+    let ws = Workspace::new();
+    let (_, policy) = shop(&ws).await;
+    let handler = TaskClient::default();
+    let (progress, statuses) = (handler.progress.clone(), handler.statuses.clone());
+    let client = spawn_stdio_with(ws.path(), &["--policy", &policy], handler)
+        .await
+        .expect("start pi-mcp");
+
+    let mut p = params("ghost", json!({ "database": "shop" }));
+    p.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("ghost-task".into()),
+    )));
+    let created = start(&client, p).await;
+    let wire = serde_json::to_value(&created).unwrap();
+    assert_eq!(wire["resultType"], "task", "{wire}");
+    assert_eq!(wire["ttlMs"], 3_600_000, "{wire}");
+    assert_eq!(wire["pollIntervalMs"], 1_000, "{wire}");
+    let id = created.task.task_id.clone();
+    // Durable at once: tasks/get knows the task as soon as the call answered.
+    let first = serde_json::to_value(get(&client, &id).await).unwrap();
+    assert_eq!(first["taskId"], id.as_str());
+
+    let done = poll_until(&client, &id, terminal).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let result = &done["result"];
+    assert_ne!(result["isError"], true, "{done}");
+    assert_eq!(result["structuredContent"]["tables_profiled"], 3, "{done}");
+    support::schema::assert_matches_output_schema("ghost", &result["structuredContent"]);
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("3 table(s) profiled"), "{text}");
+    assert!(
+        done["statusMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("3 of 3 tables profiled")),
+        "the status message says how far the run got: {done}"
+    );
+
+    // Progress per table under the call's token, and the terminal state as a notification.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while (progress.lock().unwrap().len() < 3 || statuses.lock().unwrap().is_empty())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut seen: Vec<f64> = progress
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.progress)
+        .collect();
+    seen.sort_by(f64::total_cmp);
+    assert_eq!(seen, [1.0, 2.0, 3.0]);
+    let note = serde_json::to_value(&statuses.lock().unwrap()[0]).unwrap();
+    assert_eq!(note["taskId"], id.as_str(), "{note}");
+    assert_eq!(note["status"], "completed", "{note}");
+
+    client.cancel().await.unwrap();
+    let steps = task_steps(ws.path(), &id, 2).await;
+    let decisions: Vec<&str> = steps
+        .iter()
+        .map(|s| s["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["created", "completed"], "{steps:?}");
+    assert_eq!(steps[0]["arguments"]["tool"], "ghost");
+    let ghost = audit_entries(ws.path(), &[]);
+    assert!(
+        ghost.iter().any(|e| e["tool"] == "ghost"
+            && e["outcome"].as_str().unwrap().starts_with("ok: 3 table(s)")),
+        "the call itself is audited as ever: {ghost:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_ghost_task_stops_and_writes_no_report() {
+    let ws = Workspace::new();
+    let (url, policy) = shop(&ws).await;
+    // Another connection holds the database exclusively: the run waits on its lock.
+    let mut holder = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE; INSERT INTO products VALUES (3, 'c-3', 3.5);")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let client = spawn_stdio_with(ws.path(), &["--policy", &policy], TaskClient::default())
+        .await
+        .expect("start pi-mcp");
+    let created = start(&client, params("ghost", json!({ "database": "shop" }))).await;
+    let id = created.task.task_id;
+    client
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await
+        .expect("tasks/cancel acks");
+    let done = poll_until(&client, &id, terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(done.get("result").is_none(), "{done}");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // Cancelling a finished task acks and changes nothing.
+    client
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await
+        .expect("idempotent");
+    assert_eq!(
+        serde_json::to_value(get(&client, &id).await).unwrap()["status"],
+        "cancelled"
+    );
+    client.cancel().await.unwrap();
+
+    let steps = task_steps(ws.path(), &id, 3).await;
+    let decisions: Vec<&str> = steps
+        .iter()
+        .map(|s| s["decision"].as_str().unwrap())
+        .collect();
+    assert!(
+        decisions.starts_with(&["created", "cancel"]) && decisions.contains(&"cancelled"),
+        "{steps:?}"
+    );
+    let entries = audit_entries(ws.path(), &[]);
+    assert!(
+        !entries.iter().any(|e| e["tool"] == "ghost"),
+        "the dropped run never finished: {entries:?}"
+    );
+    let reports = ws.path().join("reports");
+    let written = std::fs::read_dir(&reports).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "no report under {}", reports.display());
+}
+
+/// The processes whose command line contains `marker` (the test's own `bash -c` and `sleep`).
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(marker) && !cmdline.contains("cargo") {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+/// A `bash` task cancelled while its command sleeps: nothing of it is left, and the file it
+/// would have written after the sleep never appears.
+async fn cancel_bash_mid_run(client: &Peer<RoleClient>, ws: &Workspace, marker: &str) -> String {
+    let command = format!("echo started > started.txt; sleep {marker}; echo late > canary.txt");
+    let created = start(
+        client,
+        params("bash", json!({ "command": command, "timeout_secs": 120 })),
+    )
+    .await;
+    let id = created.task.task_id;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !ws.path().join("started.txt").exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        serde_json::to_value(get(client, &id).await).unwrap()["status"],
+        "working"
+    );
+    client
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await
+        .expect("tasks/cancel");
+    let done = poll_until(client, &id, terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    // The whole process group was killed: neither bash nor its sleep is left.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left running: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Past the moment the command would have written its canary.
+    let secs: f64 = marker.parse().unwrap();
+    tokio::time::sleep_until(started + Duration::from_secs_f64(secs + 1.0)).await;
+    assert!(
+        !ws.path().join("canary.txt").exists(),
+        "the cancelled command went on to write its canary"
+    );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bash_task_cancelled_over_stdio_kills_its_process_group() {
+    let ws = Workspace::new();
+    let client = spawn_stdio_with(ws.path(), &[], TaskClient::default())
+        .await
+        .expect("start pi-mcp");
+    let id = cancel_bash_mid_run(&client, &ws, "3.217").await;
+    client.cancel().await.unwrap();
+    let steps = task_steps(ws.path(), &id, 3).await;
+    assert_eq!(steps[0]["arguments"]["tool"], "bash");
+    assert!(
+        steps[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("task_after_secs (30 s)"),
+        "{steps:?}"
+    );
+}
+
+async fn http_client(
+    server: &HttpServer,
+    handler: TaskClient,
+) -> RunningService<RoleClient, TaskClient> {
+    let transport = StreamableHttpClientTransport::from_uri(server.url().to_string());
+    let modern = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    handler
+        .serve_with_lifecycle(transport, modern)
+        .await
+        .expect("connect over HTTP (2026-07-28)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bash_task_cancelled_over_stateless_http_kills_its_process_group() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), None).await.unwrap();
+    let client = http_client(&server, TaskClient::default()).await;
+    let info = client.peer_info().map(|i| i.protocol_version.clone());
+    assert_eq!(info, Some(ProtocolVersion::V_2026_07_28));
+    cancel_bash_mid_run(&client, &ws, "3.319").await;
+}
+
+const ASKING: &str = "python3 -c 'open(\"runs.txt\", \"a\").write(\"ran\\n\")'";
+
+fn runs(ws: &Workspace) -> usize {
+    std::fs::read_to_string(ws.path().join("runs.txt"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// A held command in a task: `input_required` with the question, then the answer by
+/// `tasks/update`; returns the settled task.
+async fn answer_in_task(client: &Peer<RoleClient>, approve: bool) -> Value {
+    let created = start(
+        client,
+        params("bash", json!({ "command": ASKING, "timeout_secs": 60 })),
+    )
+    .await;
+    let id = created.task.task_id;
+    let asked = poll_until(client, &id, |t| {
+        t["status"] == "input_required" || terminal(t)
+    })
+    .await;
+    assert_eq!(asked["status"], "input_required", "{asked}");
+    let question = &asked["inputRequests"]["approval"];
+    assert_eq!(question["method"], "elicitation/create", "{asked}");
+    let message = question["params"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("runs.txt"),
+        "the command is shown: {message}"
+    );
+    let answer = json!({ "action": "accept", "content": { "approve": approve } });
+    let mut responses = rmcp::model::InputResponses::new();
+    responses.insert("approval".into(), answer);
+    client
+        .update_task(UpdateTaskParams::new(id.clone(), responses))
+        .await
+        .expect("tasks/update");
+    poll_until(client, &id, terminal).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_inside_a_task_is_input_required_and_answered_by_tasks_update() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), None).await.unwrap();
+    let client = http_client(&server, TaskClient::default()).await;
+
+    let done = answer_in_task(&client, true).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["isError"], false, "{done}");
+    assert_eq!(runs(&ws), 1, "approved: ran once");
+
+    let done = answer_in_task(&client, false).await;
+    assert_eq!(
+        done["status"], "completed",
+        "a refusal is a tool error: {done}"
+    );
+    assert_eq!(done["result"]["isError"], true, "{done}");
+    assert_eq!(runs(&ws), 1, "declined: not run");
+
+    let entries = audit_entries(ws.path(), &[]);
+    let steps: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["tool"] == "task")
+        .map(|e| e["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps.iter().filter(|s| **s == "input_required").count(),
+        2,
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps.iter().filter(|s| **s == "update").count(),
+        2,
+        "{steps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_the_extension_gets_the_plain_result() {
+    let ws = Workspace::new();
+    let handler = TaskClient {
+        no_tasks: true,
+        ..TaskClient::default()
+    };
+    let client = spawn_stdio_with(ws.path(), &[], handler)
+        .await
+        .expect("start pi-mcp");
+    let info = client.peer_info().unwrap();
+    assert!(
+        info.capabilities.supports_tasks(),
+        "the server advertises the extension"
+    );
+    let r = client
+        .call_tool_once(params(
+            "bash",
+            json!({ "command": "echo plain", "timeout_secs": 120 }),
+        ))
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(r) = r else {
+        panic!("expected the plain result, got {r:?}");
+    };
+    assert!(text_of(&r).contains("plain"), "{}", text_of(&r));
+    let err = client
+        .get_task(GetTaskParams::new("any"))
+        .await
+        .expect_err("tasks/get needs the extension");
+    assert!(err.to_string().contains("-32021"), "{err}");
+    client.cancel().await.unwrap();
+    let entries = audit_entries(ws.path(), &[]);
+    assert!(!entries.iter().any(|e| e["tool"] == "task"), "{entries:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_task_id_is_invalid_params() {
+    let ws = Workspace::new();
+    let client = spawn_stdio_with(ws.path(), &[], TaskClient::default())
+        .await
+        .expect("start pi-mcp");
+    let err = client
+        .get_task(GetTaskParams::new("no-such-task"))
+        .await
+        .expect_err("unknown");
+    assert!(err.to_string().contains("-32602"), "{err}");
+    client.cancel().await.unwrap();
+}
