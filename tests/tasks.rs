@@ -535,3 +535,61 @@ async fn an_unknown_task_id_is_invalid_params() {
     assert!(err.to_string().contains("-32602"), "{err}");
     client.cancel().await.unwrap();
 }
+
+/// The Python `mcp` SDK (2026-07-28 over stdio) with a small tasks extension of its own
+/// (tests/tasks_python.py): a task resolved by polling, a task cancelled mid-run (checked here
+/// by effect), and the plain result without the extension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_runs_polls_and_cancels_tasks() {
+    let Some(python) = support::require_service("PI_MCP_TEST_PYTHON_MCP") else {
+        return;
+    };
+    let ws = Workspace::new();
+    let marker = "3.421";
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tasks_python.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(support::bin())
+        .arg(ws.path())
+        .arg(marker)
+        .envs(support::state_env(ws.path()))
+        .env_remove("PI_MCP_POLICY")
+        .env_remove("PI_MCP_STATE_URL")
+        .output()
+        .await
+        .unwrap();
+    let ended = tokio::time::Instant::now();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "protocol 2026-07-28",
+        "created: working ttlMs=3600000 pollIntervalMs=1000",
+        "task result: from-a-task",
+        "cancelled: cancelled",
+        "no extension: plain result",
+        "no extension: tasks/get -32021",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
+    }
+    assert!(
+        processes_with(marker).is_empty(),
+        "{:?}",
+        processes_with(marker)
+    );
+    let secs: f64 = marker.parse().unwrap();
+    tokio::time::sleep_until(ended + Duration::from_secs_f64(secs + 1.0)).await;
+    assert!(
+        !ws.path().join("canary.txt").exists(),
+        "the cancelled command wrote its canary"
+    );
+    let entries = audit_entries(ws.path(), &[]);
+    let cancelled = entries
+        .iter()
+        .filter(|e| e["tool"] == "task" && e["decision"] == "cancelled")
+        .count();
+    assert_eq!(cancelled, 1, "{entries:?}");
+}
