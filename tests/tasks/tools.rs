@@ -1,139 +1,22 @@
-//! Long-running calls as MCP tasks (SEP-2663, `io.modelcontextprotocol/tasks`) through real
-//! clients: rmcp's client over stdio (2025-11-25 session) and Streamable HTTP (2026-07-28,
-//! stateless), and the Python `mcp` SDK (tests/tasks_python.py). A `ghost` run as a task with
-//! progress, its inlined result and its cancellation; a `bash` task cancelled mid-run, checked
-//! by effect (its canary file never appears, none of its processes is left); an approval asked
-//! inside a task (`input_required`, answered by `tasks/update`); and a client without the
-//! extension, which gets the plain result and -32021 for `tasks/*`.
+//! Tasks for `ghost` and `bash` calls, approvals inside a task, clients without the
+//! extension, and the Python SDK.
 
-mod support;
-
-use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
-    CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, NumberOrString,
-    ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestMetaObject,
-    TaskStatusNotificationParams, UpdateTaskParams,
+    CallToolResponse, CancelTaskParams, GetTaskParams, NumberOrString, ProgressToken,
+    ProtocolVersion, RequestMetaObject, UpdateTaskParams,
 };
-use rmcp::service::{
-    ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RunningService,
-};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, Peer, RoleClient};
+use rmcp::{Peer, RoleClient};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use support::{HttpServer, Workspace, audit_entries, spawn_stdio_with, text_of};
 
-/// How long a test waits for something that must happen before it gives up (a guard against
-/// hanging, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A client that declares the tasks extension (and elicitation, to answer approvals in a
-/// task), and keeps the progress and task status notifications it receives.
-#[derive(Clone, Default)]
-struct TaskClient {
-    no_tasks: bool,
-    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-    statuses: Arc<Mutex<Vec<TaskStatusNotificationParams>>>,
-}
-
-impl ClientHandler for TaskClient {
-    fn get_info(&self) -> ClientConfig {
-        let caps = if self.no_tasks {
-            ClientCapabilities::default()
-        } else {
-            ClientCapabilities::builder()
-                .enable_elicitation()
-                .enable_tasks()
-                .build()
-        };
-        ClientConfig::new(caps, Implementation::new("tasks-test-client", "1.0.0"))
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress.lock().unwrap().push(params);
-    }
-
-    async fn on_task_status(
-        &self,
-        params: TaskStatusNotificationParams,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.statuses.lock().unwrap().push(params);
-    }
-}
-
-fn params(tool: &str, args: Value) -> CallToolRequestParams {
-    let mut p = CallToolRequestParams::new(tool.to_owned());
-    p.arguments = args.as_object().cloned();
-    p
-}
-
-/// `tools/call` that must answer with a task.
-async fn start(client: &Peer<RoleClient>, p: CallToolRequestParams) -> CreateTaskResult {
-    match client.call_tool_once(p).await.expect("tools/call") {
-        CallToolResponse::Task(t) => t,
-        other => panic!("expected a task, got {other:?}"),
-    }
-}
-
-async fn get(client: &Peer<RoleClient>, id: &str) -> GetTaskResult {
-    client
-        .get_task(GetTaskParams::new(id))
-        .await
-        .expect("tasks/get")
-}
-
-/// Polls `tasks/get` until `done` holds for the task's wire form.
-async fn poll_until(client: &Peer<RoleClient>, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let now = serde_json::to_value(get(client, id).await).unwrap();
-        if done(&now) {
-            return now;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task {id} never got there: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn terminal(t: &Value) -> bool {
-    matches!(
-        t["status"].as_str(),
-        Some("completed" | "failed" | "cancelled")
-    )
-}
-
-/// The audit log's lifecycle steps of task `id` once there are at least `n`.
-async fn task_steps(ws: &Path, id: &str, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let steps: Vec<Value> = audit_entries(ws, &[])
-            .into_iter()
-            .filter(|e| e["tool"] == "task" && e["arguments"]["task_id"] == id)
-            .collect();
-        if steps.len() >= n {
-            return steps;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task {id}: {steps:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use super::support::{self, HttpServer, Workspace, audit_entries, spawn_stdio_with, text_of};
+use super::{PATIENCE, TaskClient, get, params, poll_until, start, task_steps, terminal};
 
 /// `<ws>/shop.db` with three small tables, and a policy naming it `shop`.
 async fn shop(ws: &Workspace) -> (String, String) {
@@ -537,7 +420,7 @@ async fn an_unknown_task_id_is_invalid_params() {
 }
 
 /// The Python `mcp` SDK (2026-07-28 over stdio) with a small tasks extension of its own
-/// (tests/tasks_python.py): a task resolved by polling, a task cancelled mid-run (checked here
+/// (tests/tasks/python_client.py): a task resolved by polling, a task cancelled mid-run (checked here
 /// by effect), and the plain result without the extension.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_runs_polls_and_cancels_tasks() {
@@ -546,7 +429,7 @@ async fn the_python_sdk_runs_polls_and_cancels_tasks() {
     };
     let ws = Workspace::new();
     let marker = "3.421";
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tasks_python.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tasks/python_client.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(support::bin())
