@@ -427,10 +427,10 @@ mod tests {
     fn a_zero_threshold_is_refused_with_the_fix() {
         let file = crate::guard::policy::PolicyFile::parse(r#"{"task_after_secs": 0}"#, "p.json")
             .expect("parses");
-        let err = Guard::new(file, "p.json")
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(err) = Guard::new(file, "p.json") else {
+            panic!("task_after_secs 0 was accepted");
+        };
+        let err = err.to_string();
         assert!(
             err.contains("task_after_secs") && err.contains("at least 1"),
             "{err}"
