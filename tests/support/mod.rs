@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod schema;
+pub mod shop;
 mod state;
 
 #[allow(unused_imports)] // each test crate uses some of them

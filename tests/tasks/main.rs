@@ -23,9 +23,10 @@ use rmcp::model::{
     TaskStatusNotificationParams,
 };
 use rmcp::service::NotificationContext;
+use rmcp::service::RunningService;
 use rmcp::{ClientHandler, Peer, RoleClient};
 use serde_json::Value;
-use support::audit_entries;
+use support::{Workspace, audit_entries};
 
 /// How long a test waits for something that must happen before it gives up (a guard against
 /// hanging, not a timing assertion).
@@ -68,6 +69,15 @@ impl ClientHandler for TaskClient {
     ) {
         self.statuses.lock().unwrap().push(params);
     }
+}
+
+/// `pi-mcp serve --stdio` under `policy` (a policy file's JSON), with a [`TaskClient`].
+pub async fn serve(ws: &Workspace, policy: Value) -> RunningService<RoleClient, TaskClient> {
+    let policy = ws.write("policy.json", policy.to_string());
+    let policy = policy.display().to_string();
+    support::spawn_stdio_with(ws.path(), &["--policy", &policy], TaskClient::default())
+        .await
+        .expect("start pi-mcp")
 }
 
 pub fn params(tool: &str, args: Value) -> CallToolRequestParams {

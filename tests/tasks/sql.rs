@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 use super::support::{self, Workspace, require_service};
-use super::{PATIENCE, TaskClient, params, poll_until, start, task_steps, terminal};
+use super::{PATIENCE, params, poll_until, serve, start, task_steps, terminal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sql_call_above_the_threshold_is_a_task_with_its_rows_inlined() {
@@ -21,19 +21,11 @@ async fn a_sql_call_above_the_threshold_is_a_task_with_its_rows_inlined() {
         .await
         .unwrap();
     conn.close().await.unwrap();
-    let policy = ws.write(
-        "policy.json",
-        json!({
-            "task_after_secs": 5,
-            "sql": { "timeout_secs": 60, "databases": { "t": { "url": url } } }
-        })
-        .to_string(),
-    );
-    let policy = policy.display().to_string();
-    let client =
-        support::spawn_stdio_with(ws.path(), &["--policy", &policy], TaskClient::default())
-            .await
-            .expect("start pi-mcp");
+    let policy = json!({
+        "task_after_secs": 5,
+        "sql": { "timeout_secs": 60, "databases": { "t": { "url": url } } }
+    });
+    let client = serve(&ws, policy).await;
     let query = "SELECT sum(n) AS total FROM t";
     // At or under the threshold: inline, as ever.
     let quick = client
@@ -87,16 +79,8 @@ async fn a_cancelled_postgres_task_cancels_its_query_on_the_server() {
         return;
     };
     let ws = Workspace::new();
-    let policy = ws.write(
-        "policy.json",
-        json!({ "sql": { "timeout_secs": 600, "databases": { "pg": { "url": base } } } })
-            .to_string(),
-    );
-    let policy = policy.display().to_string();
-    let client =
-        support::spawn_stdio_with(ws.path(), &["--policy", &policy], TaskClient::default())
-            .await
-            .expect("start pi-mcp");
+    let policy = json!({ "sql": { "timeout_secs": 600, "databases": { "pg": { "url": base } } } });
+    let client = serve(&ws, policy).await;
     let marker = format!("tasks_cancel_{}", std::process::id());
     let query = format!("SELECT pg_sleep(590) AS {marker}");
     let created = start(

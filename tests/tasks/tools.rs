@@ -13,43 +13,15 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{Peer, RoleClient};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::SqliteConnectOptions;
 
-use super::support::{self, HttpServer, Workspace, audit_entries, spawn_stdio_with, text_of};
+use super::support::{self, HttpServer, Workspace, audit_entries, shop, spawn_stdio_with, text_of};
 use super::{PATIENCE, TaskClient, get, params, poll_until, start, task_steps, terminal};
-
-/// `<ws>/shop.db` with three small tables, and a policy naming it `shop`.
-async fn shop(ws: &Workspace) -> (String, String) {
-    let url = format!("sqlite://{}", ws.path().join("shop.db").display());
-    let mut conn = SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Delete)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT);
-         INSERT INTO customers VALUES (1, 'ada', 'uk'), (2, 'bob', 'fr'), (3, 'cy', NULL);
-         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);
-         INSERT INTO orders VALUES (1, 1, 9.5), (2, 2, 20.0);
-         CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT, price REAL);
-         INSERT INTO products VALUES (1, 'a-1', 1.5), (2, 'b-2', 2.5);",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let policy = ws.write(
-        "policy.json",
-        json!({ "sql": { "databases": { "shop": { "url": url } } } }).to_string(),
-    );
-    (url, policy.display().to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ghost_run_is_a_task_with_progress_and_an_inlined_result() {
     let ws = Workspace::new();
-    let (_, policy) = shop(&ws).await;
+    let policy = shop::policy(&ws, &shop::shop_db(&ws).await);
     let handler = TaskClient::default();
     let (progress, statuses) = (handler.progress.clone(), handler.statuses.clone());
     let client = spawn_stdio_with(ws.path(), &["--policy", &policy], handler)
@@ -123,7 +95,8 @@ async fn a_ghost_run_is_a_task_with_progress_and_an_inlined_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_ghost_task_stops_and_writes_no_report() {
     let ws = Workspace::new();
-    let (url, policy) = shop(&ws).await;
+    let url = shop::shop_db(&ws).await;
+    let policy = shop::policy(&ws, &url);
     // Another connection holds the database exclusively: the run waits on its lock.
     let mut holder = SqliteConnectOptions::from_str(&url)
         .unwrap()
