@@ -1,6 +1,8 @@
-//! Human approval through MCP elicitation: when the client declared the capability, the user
-//! sees the command, its risk and the reasons, and approves or declines. Otherwise the call is
-//! refused with the reason (the full approval flow with Slack and the CLI comes later).
+//! Human approval through MCP elicitation under 2025-11-25: when the client declared the
+//! capability, the server asks in the middle of the call (a server-to-client request), the user
+//! sees the command, its risk and the reasons, and approves or declines. Otherwise the approval
+//! queue takes over (store, Slack, CLI). Under 2026-07-28 the same question travels as an
+//! input-required result instead: see [`super::mrtr`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,7 +48,7 @@ pub fn approval_message(request: &ApprovalRequest, approval_id: Option<&str>) ->
     )
 }
 
-/// Asks the connected MCP client's user.
+/// Asks the connected MCP client's user with an in-call elicitation request (2025-11-25).
 pub struct ElicitationApprover {
     peer: Peer<RoleServer>,
 }

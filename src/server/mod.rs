@@ -10,6 +10,7 @@ pub mod completions;
 pub mod ghost_tool;
 pub mod http;
 pub mod live;
+pub mod mrtr;
 pub mod prompts;
 pub mod resources;
 pub mod slack;
@@ -49,6 +50,8 @@ pub struct PiServer {
     subscriptions: subscriptions::SessionSubscriptions,
     /// The process's long-running calls ([`tasks`]), shared by every session.
     tasks: tasks::Tasks,
+    /// The requestState key and ledger of this process (shared by all sessions).
+    mrtr: Arc<mrtr::StateKeeper>,
 }
 
 const INSTRUCTIONS: &str = "pi-mcp gives you guarded operations tools. `read` and `edit` work on files inside the \
@@ -86,6 +89,7 @@ impl PiServer {
             live: live::LiveResources::default(),
             subscriptions: subscriptions::SessionSubscriptions::default(),
             tasks: tasks::Tasks::default(),
+            mrtr: Arc::new(mrtr::StateKeeper::new()),
         }
     }
 
@@ -222,15 +226,16 @@ impl ServerHandler for PiServer {
         if let Some(task) = self.tasks.maybe_start(self, &request, &context) {
             return Ok(CallToolResponse::Task(task));
         }
+        let via = mrtr::ask_via(&context, &request);
         tool_calls::call(
             self,
             &request.name,
             request.arguments.unwrap_or_default(),
             context.peer,
             context.meta.get_progress_token(),
+            via,
         )
         .await
-        .map(Into::into)
     }
 
     fn get_info(&self) -> ServerConfig {

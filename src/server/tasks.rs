@@ -15,9 +15,9 @@
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, CreateTaskResult, DetailedTask, ElicitRequest,
-    ElicitRequestParams, ElicitationSchema, GetTaskResult, InputRequest, JsonObject, Notification,
-    ProtocolVersion, ServerNotification, TaskPayload, TaskStatusNotificationParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask,
+    ElicitRequest, ElicitRequestParams, ElicitationSchema, GetTaskResult, InputRequest, JsonObject,
+    Notification, ProtocolVersion, ServerNotification, TaskPayload, TaskStatusNotificationParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
@@ -25,6 +25,7 @@ use rmcp::{ErrorData, Peer, RoleServer};
 
 use super::PiServer;
 use super::approval::{ApprovalForm, approval_message};
+use super::mrtr::AskVia;
 use crate::guard::Guard;
 use crate::redact;
 use crate::store::{AuditEntry, AuditLog};
@@ -222,12 +223,16 @@ impl Call {
         };
         let call = CURRENT.scope(
             here,
+            // In a task a human is asked through the task (see [`ask_in_task`]), which the
+            // in-call approver does when it finds itself in one; never by an input-required
+            // result, which only a `tools/call` response can carry.
             super::tool_calls::call(
                 &self.server,
                 &self.tool,
                 self.args.clone(),
                 self.peer.clone(),
                 self.progress.clone(),
+                AskVia::InCall,
             ),
         );
         // Dropping `call` on cancellation is what stops the work: the bash runner's process
@@ -239,7 +244,7 @@ impl Call {
                 "cancelled",
                 format!("stopped after {} ms; nothing more runs", started.elapsed().as_millis()),
             ),
-            done = call => match done {
+            done = call => match done.and_then(complete) {
                 Ok(result) => {
                     let how = if result.is_error == Some(true) { "with a tool error" } else { "ok" };
                     let outcome = format!("{how} after {} ms", started.elapsed().as_millis());
@@ -283,6 +288,17 @@ impl Call {
             },
         };
         notify(&self.peer, DetailedTask::new(now.task, payload)).await;
+    }
+}
+
+/// The final result of a call run with [`AskVia::InCall`] (which never answers otherwise).
+fn complete(response: CallToolResponse) -> Result<CallToolResult, ErrorData> {
+    match response {
+        CallToolResponse::Complete(result) => Ok(result),
+        other => Err(ErrorData::internal_error(
+            format!("a task's call answered with {other:?} instead of a result"),
+            None,
+        )),
     }
 }
 
