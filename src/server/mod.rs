@@ -223,7 +223,7 @@ impl ServerHandler for PiServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(task) = self.tasks.maybe_start(self, &request, &context) {
+        if let Some(task) = self.tasks.maybe_start(self, &request, &context).await {
             return Ok(CallToolResponse::Task(task));
         }
         let via = mrtr::ask_via(&context, &request);

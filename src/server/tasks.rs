@@ -1,8 +1,9 @@
 //! Long-running tool calls as MCP tasks (SEP-2663, the `io.modelcontextprotocol/tasks`
 //! extension), on rmcp's [`TaskManager`].
 //!
-//! A `ghost` run, a `bash` call whose timeout is above the policy's `task_after_secs` and a
-//! `sql` call whose statement timeout is, answer `tools/call` at once with a `CreateTaskResult`
+//! A `ghost` run, a `bash` call whose timeout is above the policy's `task_after_secs` or whose
+//! command waits for a human's approval, and a `sql` call whose statement timeout is above
+//! `task_after_secs`, answer `tools/call` at once with a `CreateTaskResult`
 //! when the request declared the extension (per request under 2026-07-28, at `initialize` under
 //! 2025-11-25). The call itself runs in the background, exactly as it would inline (guard,
 //! approvals, audit, redaction). The client polls `tasks/get` (the result is inlined there when
@@ -26,9 +27,10 @@ use rmcp::{ErrorData, Peer, RoleServer};
 use super::PiServer;
 use super::approval::{ApprovalForm, approval_message};
 use super::mrtr::AskVia;
-use crate::guard::Guard;
+use crate::guard::{Decision, Guard};
 use crate::redact;
 use crate::store::{AuditEntry, AuditLog};
+use crate::tools::bash::{self, BashParams};
 use crate::tools::{Approval, ApprovalRequest};
 
 /// The audit log's tool name for a task's lifecycle (created, input required, completed,
@@ -100,6 +102,27 @@ pub fn why_task(guard: &Guard, tool: &str, args: &JsonObject) -> Option<String> 
     }
 }
 
+/// A `bash` call whose command the policy holds for a human (an answer may take minutes) runs
+/// as a task too, whatever its timeout; not a 2026-07-28 retry that already carries the answer
+/// to an input-required result. Its command is judged here and again when it runs.
+async fn held(
+    server: &PiServer,
+    request: &CallToolRequestParams,
+    args: &JsonObject,
+) -> Option<String> {
+    if request.name != "bash"
+        || request.request_state.is_some()
+        || request.input_responses.is_some()
+    {
+        return None;
+    }
+    let params: BashParams =
+        serde_json::from_value(serde_json::Value::Object(args.clone())).ok()?;
+    let judged = bash::judge(&server.tools, &params).await.ok()?;
+    (judged.verdict.decision == Decision::Ask)
+        .then(|| "the policy holds its command for a human's approval".to_string())
+}
+
 /// True when this request declared the tasks extension (its `_meta` capabilities under
 /// 2026-07-28, the session's from `initialize` otherwise).
 pub fn client_declared(context: &RequestContext<RoleServer>) -> bool {
@@ -111,7 +134,7 @@ pub fn client_declared(context: &RequestContext<RoleServer>) -> bool {
 impl Tasks {
     /// Starts `request` as a task when the client declared the extension and the call is a
     /// long one; `None` runs it inline.
-    pub fn maybe_start(
+    pub async fn maybe_start(
         &self,
         server: &PiServer,
         request: &CallToolRequestParams,
@@ -121,7 +144,10 @@ impl Tasks {
             return None;
         }
         let args = request.arguments.clone().unwrap_or_default();
-        let why = why_task(&server.tools.guard, &request.name, &args)?;
+        let why = match why_task(&server.tools.guard, &request.name, &args) {
+            Some(why) => why,
+            None => held(server, request, &args).await?,
+        };
         // Status notifications travel on the session (2025-11-25); a 2026-07-28 client polls.
         let session = context
             .protocol_version()

@@ -276,10 +276,13 @@ fn runs(ws: &Workspace) -> usize {
 
 /// A held command in a task: `input_required` with the question, then the answer by
 /// `tasks/update`; returns the settled task.
-async fn answer_in_task(client: &Peer<RoleClient>, approve: bool) -> Value {
+async fn answer_in_task(client: &Peer<RoleClient>, approve: bool, timeout_secs: u64) -> Value {
     let created = start(
         client,
-        params("bash", json!({ "command": ASKING, "timeout_secs": 60 })),
+        params(
+            "bash",
+            json!({ "command": ASKING, "timeout_secs": timeout_secs }),
+        ),
     )
     .await;
     let id = created.task.task_id;
@@ -311,12 +314,12 @@ async fn an_approval_inside_a_task_is_input_required_and_answered_by_tasks_updat
     let server = HttpServer::start(ws.path(), None).await.unwrap();
     let client = http_client(&server, TaskClient::default()).await;
 
-    let done = answer_in_task(&client, true).await;
+    let done = answer_in_task(&client, true, 60).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["result"]["isError"], false, "{done}");
     assert_eq!(runs(&ws), 1, "approved: ran once");
 
-    let done = answer_in_task(&client, false).await;
+    let done = answer_in_task(&client, false, 60).await;
     assert_eq!(
         done["status"], "completed",
         "a refusal is a tool error: {done}"
@@ -340,6 +343,36 @@ async fn an_approval_inside_a_task_is_input_required_and_answered_by_tasks_updat
         2,
         "{steps:?}"
     );
+}
+
+/// A short command (timeout under `task_after_secs`) runs inline, unless the policy holds it
+/// for a human: then it is a task too (2025-11-25 session over stdio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_command_held_for_approval_runs_as_a_task() {
+    let ws = Workspace::new();
+    let client = spawn_stdio_with(ws.path(), &[], TaskClient::default())
+        .await
+        .expect("start pi-mcp");
+    let quick = client
+        .call_tool_once(params(
+            "bash",
+            json!({ "command": "echo quick", "timeout_secs": 10 }),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(quick, CallToolResponse::Complete(_)), "{quick:?}");
+    let done = answer_in_task(&client, true, 10).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(runs(&ws), 1, "approved in the task: ran once");
+    client.cancel().await.unwrap();
+    let entries = audit_entries(ws.path(), &[]);
+    let created: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["tool"] == "task" && e["decision"] == "created")
+        .collect();
+    assert_eq!(created.len(), 1, "{entries:?}");
+    let why = created[0]["outcome"].as_str().unwrap_or_default();
+    assert!(why.contains("holds its command for a human"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
