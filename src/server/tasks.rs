@@ -219,11 +219,6 @@ impl Tasks {
         );
         Ok(())
     }
-
-    /// Ends every running task (the process is stopping).
-    pub fn shutdown(&self) {
-        self.manager.shutdown();
-    }
 }
 
 /// One tool call running as a task.

@@ -242,6 +242,45 @@ async fn a_bash_task_cancelled_over_stdio_kills_its_process_group() {
     );
 }
 
+/// A client that goes away mid-task: when `serve --stdio` ends, its running tasks end with
+/// it, and a `bash` task's processes do not outlive the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_bash_task_ends_with_the_session() {
+    let ws = Workspace::new();
+    let client = spawn_stdio_with(ws.path(), &[], TaskClient::default())
+        .await
+        .expect("start pi-mcp");
+    let marker = "7.713";
+    let command = format!("echo started > started.txt; sleep {marker}; echo late > canary.txt");
+    start(
+        &client,
+        params("bash", json!({ "command": command, "timeout_secs": 120 })),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !ws.path().join("started.txt").exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.cancel().await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left running: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!ws.path().join("canary.txt").exists());
+}
+
 async fn http_client(
     server: &HttpServer,
     handler: TaskClient,
