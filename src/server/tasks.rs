@@ -3,22 +3,22 @@
 //!
 //! A `ghost` run, a `bash` call whose timeout is above the policy's `task_after_secs` or whose
 //! command waits for a human's approval, and a `sql` call whose statement timeout is above
-//! `task_after_secs`, answer `tools/call` at once with a `CreateTaskResult`
-//! when the request declared the extension (per request under 2026-07-28, at `initialize` under
-//! 2025-11-25). The call itself runs in the background, exactly as it would inline (guard,
+//! `task_after_secs`, answer a 2026-07-28 `tools/call` at once with a `CreateTaskResult`
+//! when the request declared the extension in its `_meta` capabilities (2025-11-25 sessions
+//! get plain results: see [`client_declared`]). The call itself runs in the background, exactly as it would inline (guard,
 //! approvals, audit, redaction). The client polls `tasks/get` (the result is inlined there when
 //! the task completes), answers an approval with `tasks/update` while the task is
 //! `input_required`, and may `tasks/cancel`: cancellation drops the running call, which kills a
-//! `bash` command's whole process group and closes a `sql` query's connection. Clients that did
-//! not declare the extension get the plain result, as before. Every step of a task's life is in
+//! `bash` command's whole process group and stops a `sql` statement in the database. Clients
+//! that did not declare the extension get the plain result, as before. Every step of a task's life is in
 //! the audit log under the tool name [`TASK_AUDIT_TOOL`].
 
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask,
-    ElicitRequest, ElicitRequestParams, ElicitationSchema, GetTaskResult, InputRequest, JsonObject,
-    Notification, ProtocolVersion, ServerNotification, TaskPayload, TaskStatusNotificationParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, ElicitRequest,
+    ElicitRequestParams, ElicitationSchema, GetTaskResult, InputRequest, JsonObject,
+    ProtocolVersion,
 };
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
@@ -123,12 +123,18 @@ async fn held(
         .then(|| "the policy holds its command for a human's approval".to_string())
 }
 
-/// True when this request declared the tasks extension (its `_meta` capabilities under
-/// 2026-07-28, the session's from `initialize` otherwise).
+/// True when this request speaks 2026-07-28 (or later) and declared the tasks extension in its
+/// `_meta` capabilities. SEP-2663 extends the 2026-07-28 revision; a 2025-11-25 session that
+/// lists the extension gets plain results, as before: the MCP Inspector advertises it by default
+/// on legacy sessions too ("harmless on legacy, extensions ignored") and could not read a task.
 pub fn client_declared(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .client_capabilities()
-        .is_some_and(|c| c.supports_tasks())
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    modern
+        && context
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks())
 }
 
 impl Tasks {
@@ -148,21 +154,15 @@ impl Tasks {
             Some(why) => why,
             None => held(server, request, &args).await?,
         };
-        // Status notifications travel on the session (2025-11-25); a 2026-07-28 client polls.
-        let session = context
-            .protocol_version()
-            .is_none_or(|v| v < ProtocolVersion::V_2026_07_28);
         let call = Call {
             server: server.clone(),
             tool: request.name.to_string(),
             args,
             peer: context.peer.clone(),
             progress: context.meta.get_progress_token(),
-            notify: session,
             elicits: context
                 .client_capabilities()
                 .is_some_and(|c| c.elicitation.is_some()),
-            manager: self.manager.clone(),
         };
         let options = TaskOptions::new()
             .with_ttl_ms(TASK_TTL_MS)
@@ -228,9 +228,7 @@ struct Call {
     args: JsonObject,
     peer: Peer<RoleServer>,
     progress: Option<rmcp::model::ProgressToken>,
-    notify: bool,
     elicits: bool,
-    manager: TaskManager,
 }
 
 impl Call {
@@ -285,30 +283,7 @@ impl Call {
             step,
             &outcome,
         );
-        if self.notify {
-            self.notify_terminal(ctx.task_id(), &exit).await;
-        }
         exit
-    }
-
-    /// `notifications/tasks` with the terminal state, to a session client (optional in the
-    /// spec: a client that ignores it still polls).
-    async fn notify_terminal(&self, task_id: &str, exit: &Result<CallToolResult, TaskExit>) {
-        let Ok(now) = self.manager.get_task(task_id) else {
-            return;
-        };
-        let payload = match exit {
-            Ok(result) => match serde_json::to_value(result) {
-                Ok(serde_json::Value::Object(result)) => TaskPayload::Completed { result },
-                _ => return,
-            },
-            Err(TaskExit::Cancelled) => TaskPayload::Cancelled,
-            Err(TaskExit::Error(e)) => match serde_json::to_value(e) {
-                Ok(serde_json::Value::Object(error)) => TaskPayload::Failed { error },
-                _ => return,
-            },
-        };
-        notify(&self.peer, DetailedTask::new(now.task, payload)).await;
     }
 }
 
@@ -320,16 +295,6 @@ fn complete(response: CallToolResponse) -> Result<CallToolResult, ErrorData> {
             format!("a task's call answered with {other:?} instead of a result"),
             None,
         )),
-    }
-}
-
-/// Sends a task's state to a session client.
-async fn notify(peer: &Peer<RoleServer>, task: DetailedTask) {
-    let note = ServerNotification::TaskStatusNotification(Notification::new(
-        TaskStatusNotificationParams::new(task),
-    ));
-    if let Err(e) = peer.send_notification(note).await {
-        tracing::debug!("task status notification not sent: {e}");
     }
 }
 

@@ -182,10 +182,19 @@ pub async fn spawn_stdio_modern<H: ClientHandler>(
     ws: &Path,
     handler: H,
 ) -> anyhow::Result<RunningService<RoleClient, H>> {
+    spawn_stdio_modern_with(ws, &[], handler).await
+}
+
+/// [`spawn_stdio_modern`] with extra server arguments.
+pub async fn spawn_stdio_modern_with<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
     let modern = ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
     };
-    spawn_stdio_lifecycle(ws, &[], &[], handler, modern).await
+    spawn_stdio_lifecycle(ws, extra_args, &[], handler, modern).await
 }
 
 /// [`spawn_stdio`] with extra environment variables for the server.

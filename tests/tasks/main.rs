@@ -1,10 +1,10 @@
 //! Long-running calls as MCP tasks (SEP-2663, `io.modelcontextprotocol/tasks`) through real
-//! clients: rmcp's client over stdio (2025-11-25 session) and Streamable HTTP (2026-07-28,
-//! stateless), and the Python `mcp` SDK (`python_client.py`). [`tools`]: a `ghost` run as a
+//! clients speaking 2026-07-28 (the revision SEP-2663 extends): rmcp's client over stdio and
+//! stateless Streamable HTTP, and the Python `mcp` SDK (`python_client.py`). [`tools`]: a `ghost` run as a
 //! task with progress, its inlined result and its cancellation; `bash` tasks cancelled mid-run,
 //! checked by effect (the canary file never appears, none of its processes is left); an
 //! approval inside a task (`input_required`, answered by `tasks/update`); a client without the
-//! extension, which gets the plain result and -32021 for `tasks/*`; the Python SDK. [`sql`]:
+//! extension or on a 2025-11-25 session, which gets the plain result; the Python SDK. [`sql`]:
 //! `sql` calls as tasks, and a cancelled PostgreSQL task's query cancelled on the server.
 
 #[path = "../support/mod.rs"]
@@ -20,7 +20,6 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, CreateTaskResult,
     GetTaskParams, GetTaskResult, Implementation, ProgressNotificationParam,
-    TaskStatusNotificationParams,
 };
 use rmcp::service::NotificationContext;
 use rmcp::service::RunningService;
@@ -33,12 +32,11 @@ use support::{Workspace, audit_entries};
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A client that declares the tasks extension (and elicitation, to answer approvals in a
-/// task), and keeps the progress and task status notifications it receives.
+/// task), and keeps the progress notifications it receives.
 #[derive(Clone, Default)]
 pub struct TaskClient {
     pub no_tasks: bool,
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-    pub statuses: Arc<Mutex<Vec<TaskStatusNotificationParams>>>,
 }
 
 impl ClientHandler for TaskClient {
@@ -61,21 +59,13 @@ impl ClientHandler for TaskClient {
     ) {
         self.progress.lock().unwrap().push(params);
     }
-
-    async fn on_task_status(
-        &self,
-        params: TaskStatusNotificationParams,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.statuses.lock().unwrap().push(params);
-    }
 }
 
 /// `pi-mcp serve --stdio` under `policy` (a policy file's JSON), with a [`TaskClient`].
 pub async fn serve(ws: &Workspace, policy: Value) -> RunningService<RoleClient, TaskClient> {
     let policy = ws.write("policy.json", policy.to_string());
     let policy = policy.display().to_string();
-    support::spawn_stdio_with(ws.path(), &["--policy", &policy], TaskClient::default())
+    support::spawn_stdio_modern_with(ws.path(), &["--policy", &policy], TaskClient::default())
         .await
         .expect("start pi-mcp")
 }
