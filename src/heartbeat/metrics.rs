@@ -47,6 +47,8 @@ struct Counters {
     heartbeat_failures: u64,
     evaluations: u64,
     rules_by_state: BTreeMap<&'static str, u64>,
+    /// Ids of the rules silenced at the last heartbeat.
+    silenced: Vec<String>,
     notifications_delivered: u64,
     notification_failures: u64,
     outbox_pending: i64,
@@ -113,6 +115,12 @@ impl Metrics {
         for r in &evaluation.rules {
             *c.rules_by_state.entry(r.state.as_str()).or_default() += 1;
         }
+        c.silenced = evaluation
+            .rules
+            .iter()
+            .filter(|r| r.silence.is_some())
+            .map(|r| r.rule.clone())
+            .collect();
         c.notifications_delivered += delivery.delivered as u64;
         c.notification_failures += delivery.failed_attempts as u64;
         c.outbox_pending = outbox_pending;
@@ -150,6 +158,21 @@ impl Metrics {
             c.rules_by_state
                 .iter()
                 .map(|(s, n)| (format!("{{state=\"{s}\"}}"), n.to_string()))
+                .collect(),
+        );
+        metric(
+            "pi_mcp_monitor_silenced_rules",
+            "gauge",
+            "Rules silenced at the last heartbeat (evaluated, not notified).",
+            one(c.silenced.len().to_string()),
+        );
+        metric(
+            "pi_mcp_monitor_rule_silenced",
+            "gauge",
+            "1 for each rule silenced at the last heartbeat.",
+            c.silenced
+                .iter()
+                .map(|id| (format!("{{rule=\"{}\"}}", label_value(id)), "1".to_string()))
                 .collect(),
         );
         metric(
@@ -218,6 +241,13 @@ impl Metrics {
         );
         out
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn health_of(h: &Health, interval: Duration, now: Instant) -> (StatusCode, serde_json::Value) {
