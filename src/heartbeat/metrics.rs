@@ -30,6 +30,16 @@ pub struct Metrics {
     interval: Duration,
 }
 
+/// The last completed heartbeat, and the daemon's failure counts so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastBeat {
+    pub at_unix: i64,
+    pub seconds: f64,
+    pub heartbeats: u64,
+    pub heartbeat_failures: u64,
+    pub notification_failures: u64,
+}
+
 /// What `/healthz` judges from.
 #[derive(Debug, Clone)]
 struct Health {
@@ -138,6 +148,18 @@ impl Metrics {
             c.heartbeat_failures += 1;
         }
         self.set_health(false, Some(why.to_string()));
+    }
+
+    /// The last heartbeat as the console's overview shows it (`None` before the first).
+    pub fn last_beat(&self) -> Option<LastBeat> {
+        let c = self.inner.lock().ok()?;
+        (c.heartbeats > 0).then(|| LastBeat {
+            at_unix: c.last_beat_unix,
+            seconds: c.last_duration,
+            heartbeats: c.heartbeats,
+            heartbeat_failures: c.heartbeat_failures,
+            notification_failures: c.notification_failures,
+        })
     }
 
     /// The Prometheus text exposition.
