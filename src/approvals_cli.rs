@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use pi_mcp::app::Globals;
 use pi_mcp::store::approvals;
-use pi_mcp::tools::answer::{Answer, Answerer};
 use pi_mcp::store::{AuditLog, Store};
+use pi_mcp::tools::answer::{Answer, Answerer};
 
 use crate::cli::ApprovalsCommand;
 

@@ -113,7 +113,9 @@ pub async fn page(State(s): State<Shared>, Extension(session): Extension<Session
     }
     let body = match (&loaded, &states, &silences) {
         (Err(e), _, _) => problem("The rules file cannot be read", e),
-        (_, Err(e), _) | (_, _, Err(e)) => problem("The alert states cannot be read", &e.to_string()),
+        (_, Err(e), _) | (_, _, Err(e)) => {
+            problem("The alert states cannot be read", &e.to_string())
+        }
         (Ok(loaded), Ok(states), Ok(silences)) => html! {
             p.muted { "Rules from " code { (s.console.rules_path.display()) } "." }
             @for p in &loaded.problems { (problem("Rule problem", &p.to_string())) }
@@ -190,14 +192,20 @@ pub async fn silence(
     } else {
         let who = session.who();
         let made = match silence::parse_length(&form.length) {
-            Ok(length) => silence::create(&s.console.app.store, &id, length, &form.comment, &who).await,
+            Ok(length) => {
+                silence::create(&s.console.app.store, &id, length, &form.comment, &who).await
+            }
             Err(e) => Err(e),
         };
         match made {
             Ok(x) => {
                 let text = format!("Rule {id} silenced {}: {}", x.until(), x.comment);
-                audit(&s, serde_json::json!({"rule": id, "silence": x.id, "until": x.until()}),
-                    &format!("silenced by {who}: {}", x.comment), super::approvals::CLIENT);
+                audit(
+                    &s,
+                    serde_json::json!({"rule": id, "silence": x.id, "until": x.until()}),
+                    &format!("silenced by {who}: {}", x.comment),
+                    super::approvals::CLIENT,
+                );
                 text
             }
             Err(e) => format!("Rule {id} was not silenced: {e}."),
@@ -216,9 +224,16 @@ pub async fn lift(
     let who = session.who();
     let message = match silence::lift(&s.console.app.store, &id, &who).await {
         Ok(x) => {
-            audit(&s, serde_json::json!({"rule": x.rule_id, "silence": x.id}),
-                &format!("silence lifted by {who}"), super::approvals::CLIENT);
-            format!("The silence on {} is lifted; its notices are sent again.", x.rule_id)
+            audit(
+                &s,
+                serde_json::json!({"rule": x.rule_id, "silence": x.id}),
+                &format!("silence lifted by {who}"),
+                super::approvals::CLIENT,
+            );
+            format!(
+                "The silence on {} is lifted; its notices are sent again.",
+                x.rule_id
+            )
         }
         Err(e) => format!("Nothing lifted: {e}."),
     };

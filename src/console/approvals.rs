@@ -22,6 +22,8 @@ pub const LISTED: i64 = 100;
 pub const DECIDED_SHOWN: usize = 20;
 /// The audit log's client for decisions made here.
 pub const CLIENT: &str = "console";
+/// How long before its approval was asked for the call that asked may have started.
+const RUN_SLACK: chrono::Duration = chrono::Duration::seconds(60);
 
 fn reasons(a: &Approval) -> Vec<String> {
     match &a.reasons {
@@ -59,26 +61,25 @@ async fn steps(s: &Shared, id: &str) -> Vec<AuditEntry> {
     out
 }
 
-/// How the run of a used approval ended: the first `bash` audit entry of its command at or
-/// after its use.
+/// How the run of a used approval ended: the call of its command that started between shortly
+/// before the approval was asked for and its use, and ran (`exit N`, `timeout`, `killed`).
 async fn run_of(s: &Shared, a: &Approval) -> Option<AuditEntry> {
     let used = a.used_at.clone()?;
+    let created = chrono::DateTime::parse_from_rfc3339(&a.created_at).ok()?;
+    let since = approvals::timestamp(created.with_timezone(&chrono::Utc) - RUN_SLACK);
     let quoted = serde_json::to_string(&crate::redact::text(&a.command)).ok()?;
-    let text: String = quoted
-        .trim_matches('"')
-        .chars()
-        .take(200)
-        .collect();
+    let text: String = quoted.trim_matches('"').chars().take(200).collect();
     let filter = AuditFilter {
         text: Some(text),
-        since: Some(used.get(..19).unwrap_or(&used).to_string()),
+        since: Some(since),
+        until: Some(used),
         ..AuditFilter::default()
     };
     let found = search(&s.console.app.store, &filter, 20).await.ok()?;
-    found
-        .into_iter()
-        .rev()
-        .find(|e| e.tool == "bash" || e.tool == "agent:bash")
+    found.into_iter().rev().find(|e| {
+        (e.tool == "bash" || e.tool == "agent:bash")
+            && (e.outcome.starts_with("exit ") || e.outcome == "timeout" || e.outcome == "killed")
+    })
 }
 
 fn pending_card(session: &Session, a: &Approval, steps: &[AuditEntry]) -> Markup {

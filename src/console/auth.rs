@@ -73,13 +73,9 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 /// The host part of a `Host` header or URL authority (`[::1]:8080` → `[::1]`, `a:80` → `a`).
 fn host_part(authority: &str) -> &str {
     if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |i| &authority[..=i]);
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
     }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(h, _)| h)
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
 fn refuse(code: StatusCode, why: &str) -> Response {
@@ -185,14 +181,15 @@ impl Auth {
         };
         let own = [format!("http://{host}"), format!("https://{host}")];
         own.iter().any(|o| o.eq_ignore_ascii_case(&origin))
-            || self.origins.iter().any(|allowed| {
-                match allowed.strip_suffix(":*") {
+            || self
+                .origins
+                .iter()
+                .any(|allowed| match allowed.strip_suffix(":*") {
                     Some(base) => origin
                         .strip_prefix(base)
                         .is_some_and(|port| port.is_empty() || port.starts_with(':')),
                     None => allowed.eq_ignore_ascii_case(&origin),
-                }
-            })
+                })
     }
 }
 
@@ -287,7 +284,10 @@ pub async fn gate(State(auth): State<Arc<Auth>>, request: Request, next: Next) -
         }
         // Loopback without a token: a visitor gets a session on the first page.
         let Some(s) = auth.open(remote_of(&request)) else {
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no randomness for a session",
+            );
         };
         let cookie = set_cookie(Some(&s), request.headers());
         let mut request = request;
@@ -372,14 +372,23 @@ mod tests {
         let auth = Auth::new(
             Some("t".into()),
             vec!["127.0.0.1".into(), "[::1]".into()],
-            vec!["https://ops.example.com".into(), "http://localhost:*".into()],
+            vec![
+                "https://ops.example.com".into(),
+                "http://localhost:*".into(),
+            ],
         );
         assert!(auth.host_ok(&headers(&[("host", "127.0.0.1:8080")])));
         assert!(auth.host_ok(&headers(&[("host", "[::1]:8080")])));
         assert!(!auth.host_ok(&headers(&[("host", "evil.example:8080")])));
-        let own = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let own = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert!(auth.origin_ok(&own));
-        let other = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")]);
+        let other = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]);
         assert!(!auth.origin_ok(&other));
         let listed = headers(&[("host", "x"), ("origin", "https://ops.example.com")]);
         assert!(auth.origin_ok(&listed));

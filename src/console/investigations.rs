@@ -46,7 +46,9 @@ pub async fn rules_of(store: &Store) -> HashMap<String, String> {
         tool: Some("heartbeat.investigate".into()),
         ..AuditFilter::default()
     };
-    let entries = search(store, &filter, LINK_ENTRIES).await.unwrap_or_default();
+    let entries = search(store, &filter, LINK_ENTRIES)
+        .await
+        .unwrap_or_default();
     let mut out = HashMap::new();
     for e in entries {
         let (Some(rule), Some((_, path))) = (
@@ -56,7 +58,8 @@ pub async fn rules_of(store: &Store) -> HashMap<String, String> {
             continue;
         };
         if let Some(name) = Path::new(path.trim()).file_name().and_then(|n| n.to_str()) {
-            out.entry(name.to_string()).or_insert_with(|| rule.to_string());
+            out.entry(name.to_string())
+                .or_insert_with(|| rule.to_string());
         }
     }
     out

@@ -28,8 +28,8 @@ pub fn render(text: &str, base: &str) -> String {
             CowStr::from(url.into_string())
         }
     };
-    let events = Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
-        .map(|event| match event {
+    let events = Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).map(
+        |event| match event {
             Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
             Event::Start(Tag::Link {
                 link_type,
@@ -69,7 +69,8 @@ pub fn render(text: &str, base: &str) -> String {
                 })
             }
             other => other,
-        });
+        },
+    );
     let mut out = String::new();
     html::push_html(&mut out, events);
     out

@@ -57,10 +57,10 @@ pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
         "[::1]".into(),
     ];
     if !local.ip().is_loopback() && !local.ip().is_unspecified() {
-        hosts.push(match local.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        });
+        hosts.push(local.ip().to_string());
+        if local.ip().is_ipv6() {
+            hosts.push(format!("[{}]", local.ip()));
+        }
     }
     hosts.extend(extra.iter().cloned());
     hosts

@@ -18,7 +18,9 @@ const SHOWN: usize = 5;
 /// `GET /`.
 pub async fn page(State(s): State<Shared>, Extension(session): Extension<Session>) -> Markup {
     let store = &s.console.app.store;
-    let rules = super::alerts::rules(&s).map(|l| l.rules).unwrap_or_default();
+    let rules = super::alerts::rules(&s)
+        .map(|l| l.rules)
+        .unwrap_or_default();
     let states = state::load_all(store).await.unwrap_or_default();
     let silences = crate::monitor::silence::active(store, chrono::Utc::now())
         .await
@@ -29,11 +31,16 @@ pub async fn page(State(s): State<Shared>, Extension(session): Extension<Session
             .filter(|r| states.get(r.id()).is_some_and(|s| s.state == k))
             .count()
     };
-    let never = rules.iter().filter(|r| !states.contains_key(r.id())).count();
+    let never = rules
+        .iter()
+        .filter(|r| !states.contains_key(r.id()))
+        .count();
     let last_eval = states.values().filter_map(|s| s.last_evaluated).max();
     let beat = s.console.metrics.as_ref().and_then(|m| m.last_beat());
     let pending_out = outbox::pending_count(store).await;
-    let troubled = outbox::troubled(store, SHOWN as i64).await.unwrap_or_default();
+    let troubled = outbox::troubled(store, SHOWN as i64)
+        .await
+        .unwrap_or_default();
     let waiting: Vec<approvals::Approval> = approvals::list(store, 100)
         .await
         .unwrap_or_default()

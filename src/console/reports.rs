@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use axum::Extension;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use maud::{Markup, html};
 
 use super::Shared;
@@ -39,8 +39,7 @@ pub fn plain_segment(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
         && s.len() <= 200
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | ':'))
 }
 
@@ -66,7 +65,13 @@ pub fn runs(reports_dir: &Path) -> Vec<(String, Vec<Run>)> {
         .map(|database| {
             let mut runs: Vec<Run> = dirs(&reports_dir.join(&database))
                 .into_iter()
-                .filter(|r| reports_dir.join(&database).join(r).join("report.md").is_file())
+                .filter(|r| {
+                    reports_dir
+                        .join(&database)
+                        .join(r)
+                        .join("report.md")
+                        .is_file()
+                })
                 .map(|run| Run {
                     database: database.clone(),
                     run,

@@ -78,9 +78,18 @@ pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
             .into_response();
     }
     let Some(session) = s.auth.open(remote.clone()) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a session\n").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for a session\n",
+        )
+            .into_response();
     };
-    audit(&s, &format!("signed in: {}", session.who()), "allow", &remote);
+    audit(
+        &s,
+        &format!("signed in: {}", session.who()),
+        "allow",
+        &remote,
+    );
     let mut r = Redirect::to("/").into_response();
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(Some(&session), &headers));

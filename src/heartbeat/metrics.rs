@@ -326,15 +326,24 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// Binds `addr` and serves the endpoints in the background; returns the bound address.
-pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+/// Binds `addr` and serves the endpoints (and the web console, if given) in the background;
+/// returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    m: Arc<Metrics>,
+    console: Option<(crate::console::Console, crate::console::Access)>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(m);
+    if let Some((console, access)) = console {
+        app = app.merge(console.router(bound, access));
+    }
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("heartbeat HTTP endpoint stopped: {e}");
         }

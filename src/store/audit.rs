@@ -247,7 +247,10 @@ pub async fn search(
     }
     if let Some(v) = given(&filter.text) {
         // LIKE's wildcards in the text are matched literally.
-        let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = v
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         add("arguments LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
     }
     let mut sql = SELECT.to_string();

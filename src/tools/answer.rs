@@ -47,8 +47,7 @@ impl Answerer<'_> {
             let current = approvals::get(self.store, id)
                 .await?
                 .ok_or_else(|| DecideError::NotFound(id.to_string()))?;
-            if current.status == "pending"
-                && matches!(current.tool.as_str(), "bash" | "agent:bash")
+            if current.status == "pending" && matches!(current.tool.as_str(), "bash" | "agent:bash")
             {
                 let paths = PathContext {
                     cwd: PathBuf::from(&current.cwd),
