@@ -247,7 +247,10 @@ pub fn remote_of(request: &Request) -> String {
 
 /// Paths reachable without a session: the sign-in page and the static assets.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/console.css" | "/console.js")
+    matches!(
+        path,
+        "/login" | "/console.css" | "/console.js" | "/favicon.ico"
+    )
 }
 
 /// The console's gate: Host, Origin, session and CSRF token, in that order.

@@ -150,6 +150,11 @@ pub async fn js() -> Response {
     asset("text/javascript; charset=utf-8", JS)
 }
 
+/// `GET /favicon.ico`: none (browsers ask for it on every page).
+pub async fn no_icon() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}
+
 fn asset(kind: &'static str, body: &'static str) -> Response {
     let mut r = body.into_response();
     r.headers_mut()

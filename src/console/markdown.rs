@@ -3,7 +3,7 @@
 //! directory under the console (`base`); only http(s), mailto and in-page links are kept as
 //! links, and images load only from this origin (the CSP would block any other anyway).
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, html};
+use pulldown_cmark::{Alignment, CowStr, Event, Options, Parser, Tag, html};
 
 /// Whether `url` is relative to the document (no scheme, not rooted, not in-page).
 fn relative(url: &str) -> bool {
@@ -68,6 +68,10 @@ pub fn render(text: &str, base: &str) -> String {
                     id,
                 })
             }
+            // Column alignment would be an inline style, which the console's CSP refuses.
+            Event::Start(Tag::Table(columns)) => {
+                Event::Start(Tag::Table(vec![Alignment::None; columns.len()]))
+            }
             other => other,
         },
     );
@@ -92,5 +96,10 @@ mod tests {
         assert!(out.contains("href=\"/reports/db/1/report.md\""), "{out}");
         assert!(!out.contains("javascript:"), "{out}");
         assert!(!out.contains("cdn.example"), "{out}");
+        let table = render("| a | b |\n|--:|:-:|\n| 1 | 2 |\n", "/");
+        assert!(
+            table.contains("<table>") && !table.contains("style="),
+            "{table}"
+        );
     }
 }

@@ -115,6 +115,7 @@ impl Console {
             .route("/audit", get(audit::page))
             .route("/console.css", get(layout::css))
             .route("/console.js", get(layout::js))
+            .route("/favicon.ico", get(layout::no_icon))
             .with_state(shared)
             .layer(middleware::from_fn_with_state(auth, auth::gate))
             .layer(middleware::from_fn(auth::headers))
