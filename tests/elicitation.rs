@@ -6,59 +6,21 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{
-    ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction,
-    Implementation,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ClientHandler, ErrorData, RoleClient};
+use rmcp::RoleClient;
 use serde_json::json;
+use support::user::User;
 use support::{Workspace, call, spawn_stdio_with, text_of};
-
-/// A client whose user answers every approval request with `approve`.
-#[derive(Clone)]
-struct Answering {
-    approve: bool,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl ClientHandler for Answering {
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::builder().enable_elicitation().build(),
-            Implementation::new("approving-test-client", "1.0.0"),
-        )
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
-            self.seen.lock().unwrap().push(message.clone());
-        }
-        Ok(ElicitResult::new(ElicitationAction::Accept)
-            .with_content(json!({"approve": self.approve})))
-    }
-}
 
 async fn client(
     ws: &Workspace,
     approve: bool,
 ) -> (
-    rmcp::service::RunningService<RoleClient, Answering>,
+    rmcp::service::RunningService<RoleClient, User>,
     Arc<Mutex<Vec<String>>>,
 ) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handler = Answering {
-        approve,
-        seen: seen.clone(),
-    };
-    (
-        spawn_stdio_with(ws.path(), &[], handler).await.unwrap(),
-        seen,
-    )
+    let user = User::new(approve);
+    let seen = user.asked.clone();
+    (spawn_stdio_with(ws.path(), &[], user).await.unwrap(), seen)
 }
 
 // `python3 -c` is rated `ask` (rule inline-code); the command itself is a harmless write.

@@ -82,6 +82,37 @@ pub async fn read(store: &Store, root: &Path, uri: &str) -> Result<Option<Value>
     Ok(id.and_then(|id| loaded.rules.iter().find(|r| r.id() == id).map(entry)))
 }
 
+/// For subscribers: per rule id, a key that changes when the rule's definition, state, problem,
+/// last notification or cooldown changes. The value and the evaluation time change at every
+/// heartbeat and are left out, so a subscriber hears about transitions, not about every beat.
+pub async fn transition_keys(store: &Store, root: &Path) -> Result<Vec<(String, String)>, String> {
+    let loaded = validate::load(&rules_path(root)).map_err(|e| e.to_string())?;
+    let states = state::load_all(store).await.map_err(|e| e.to_string())?;
+    let stamp = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(crate::store::approvals::timestamp)
+            .unwrap_or_default()
+    };
+    Ok(loaded
+        .rules
+        .iter()
+        .map(|r| {
+            let definition = serde_json::to_string(&r.spec).unwrap_or_default();
+            let key = match states.get(r.id()) {
+                None => format!("never evaluated|{definition}"),
+                Some(s) => format!(
+                    "{}|{}|{}|{}|{}|{definition}",
+                    s.state.as_str(),
+                    stamp(Some(s.since)),
+                    s.problem.as_deref().unwrap_or_default(),
+                    stamp(s.last_notified),
+                    stamp(s.cooldown_until),
+                ),
+            };
+            (r.id().to_string(), key)
+        })
+        .collect())
+}
+
 /// Markdown describing rule `id`'s definition, state and recent values, for the `sre` prompt.
 pub async fn rule_context(store: &Store, root: &Path, id: &str) -> Result<String, String> {
     let loaded = validate::load(&rules_path(root)).map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
-//! Human approval through MCP elicitation: when the client declared the capability, the user
-//! sees the command, its risk and the reasons, and approves or declines. Otherwise the call is
-//! refused with the reason (the full approval flow with Slack and the CLI comes later).
+//! Human approval through MCP elicitation under 2025-11-25: when the client declared the
+//! capability, the server asks in the middle of the call (a server-to-client request), the user
+//! sees the command, its risk and the reasons, and approves or declines. Otherwise the approval
+//! queue takes over (store, Slack, CLI). Under 2026-07-28 the same question travels as an
+//! input-required result instead: see [`super::mrtr`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +27,28 @@ pub struct ApprovalForm {
 
 rmcp::elicit_safe!(ApprovalForm);
 
-/// Asks the connected MCP client's user.
+/// What the user is asked: the command, where it runs, its risk and the rules that want a
+/// human (and the approval id, when the request has one already).
+pub fn approval_message(request: &ApprovalRequest, approval_id: Option<&str>) -> String {
+    let reasons: Vec<String> = request
+        .verdict
+        .deciding_reasons()
+        .map(|r| format!("- [{}] {}", r.rule, r.message))
+        .collect();
+    let id = approval_id
+        .map(|id| format!(" (approval {id})"))
+        .unwrap_or_default();
+    format!(
+        "pi-mcp wants to run this {} command{id} (risk {}/100) in {}:\n\n{}\n\nWhy it needs approval:\n{}\n\nApprove it?",
+        request.tool,
+        request.verdict.risk,
+        request.cwd.display(),
+        request.command,
+        reasons.join("\n")
+    )
+}
+
+/// Asks the connected MCP client's user with an in-call elicitation request (2025-11-25).
 pub struct ElicitationApprover {
     peer: Peer<RoleServer>,
 }
@@ -51,19 +74,7 @@ impl Approver for ElicitationApprover {
                     "the MCP client does not support elicitation, so no one can be asked".into(),
                 );
             }
-            let reasons: Vec<String> = request
-                .verdict
-                .deciding_reasons()
-                .map(|r| format!("- [{}] {}", r.rule, r.message))
-                .collect();
-            let message = format!(
-                "pi-mcp wants to run this {} command (risk {}/100) in {}:\n\n{}\n\nWhy it needs approval:\n{}\n\nApprove it?",
-                request.tool,
-                request.verdict.risk,
-                request.cwd.display(),
-                request.command,
-                reasons.join("\n")
-            );
+            let message = approval_message(request, None);
             match self
                 .peer
                 .elicit_with_timeout::<ApprovalForm>(message, Some(APPROVAL_TIMEOUT))

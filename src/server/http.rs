@@ -70,7 +70,8 @@ pub async fn serve(
         .with_cancellation_token(ct.child_token());
     let audit = server.audit.clone();
     let sessions = Arc::new(LocalSessionManager::default());
-    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
+    let service =
+        StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
     let token = Arc::new(options.token.clone().filter(|t| !t.is_empty()));
     let mut app = Router::new()
         .nest_service("/mcp", service)

@@ -9,10 +9,13 @@ pub mod call_meta;
 pub mod completions;
 pub mod ghost_tool;
 pub mod http;
+pub mod live;
+pub mod mrtr;
 pub mod prompts;
 pub mod resources;
 pub mod slack;
 pub mod stdio;
+pub mod subscriptions;
 pub mod tool_calls;
 
 use std::path::PathBuf;
@@ -23,9 +26,10 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SetLevelRequestParams, Tool,
+    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
 use crate::store::AuditLog;
@@ -39,6 +43,12 @@ pub struct PiServer {
     pub prompts_dir: Option<PathBuf>,
     pub reports_dir: PathBuf,
     log_level: Arc<Mutex<LoggingLevel>>,
+    /// The process-wide resource watcher (shared by every session).
+    pub live: live::LiveResources,
+    /// This session's `resources/subscribe` URIs ([`PiServer::for_session`] gives a new one).
+    subscriptions: subscriptions::SessionSubscriptions,
+    /// The requestState key and ledger of this process (shared by all sessions).
+    mrtr: Arc<mrtr::StateKeeper>,
 }
 
 const INSTRUCTIONS: &str = "pi-mcp gives you guarded operations tools. `read` and `edit` work on files inside the \
@@ -73,6 +83,18 @@ impl PiServer {
             prompts_dir,
             reports_dir,
             log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+            live: live::LiveResources::default(),
+            subscriptions: subscriptions::SessionSubscriptions::default(),
+            mrtr: Arc::new(mrtr::StateKeeper::new()),
+        }
+    }
+
+    /// A handler for one more session (HTTP makes one per session): everything shared but the
+    /// session's own resource subscriptions.
+    pub fn for_session(&self) -> PiServer {
+        PiServer {
+            subscriptions: subscriptions::SessionSubscriptions::default(),
+            ..self.clone()
         }
     }
 
@@ -197,15 +219,16 @@ impl ServerHandler for PiServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let via = mrtr::ask_via(&context, &request);
         tool_calls::call(
             self,
             &request.name,
             request.arguments.unwrap_or_default(),
             context.peer,
             context.meta.get_progress_token(),
+            via,
         )
         .await
-        .map(Into::into)
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -214,6 +237,8 @@ impl ServerHandler for PiServer {
             .enable_tools()
             .enable_prompts()
             .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
             .enable_logging()
             .enable_completions()
             .build();
@@ -307,12 +332,45 @@ impl ServerHandler for PiServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri == resources::APPROVALS_URI {
+            return resources::read_approvals(self).await.map(Into::into);
+        }
         if request.uri.starts_with(crate::monitor::mcp::ALERTS_URI) {
             return resources::read_alerts(self, &request.uri)
                 .await
                 .map(Into::into);
         }
         resources::read(self, &request.uri).map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .subscribe(self, context.peer, request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(subscriptions::accepted_filter(requested))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        subscriptions::listen(self, context).await
     }
 }
 

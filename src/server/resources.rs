@@ -1,7 +1,9 @@
 //! MCP resources: the policy in force (`pi-mcp://policy`), the alert rules with their current
 //! states (`pi-mcp://alerts`, `pi-mcp://alerts/<id>`), the newest report per database
 //! (`pi-mcp://reports/<database>/latest`) and every file under `reports/` (`file://` URIs),
-//! readable by URI; the two per-name families are also offered as resource templates.
+//! readable by URI; the two per-name families are also offered as resource templates. The
+//! approvals (`pi-mcp://approvals`) show what waits for a human. Every one of these is live:
+//! see `live` and `subscriptions`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +14,16 @@ use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTempla
 use super::PiServer;
 
 pub const POLICY_URI: &str = "pi-mcp://policy";
+/// The pending approvals, then the newest decided ones.
+pub const APPROVALS_URI: &str = "pi-mcp://approvals";
+/// How many approvals `pi-mcp://approvals` shows.
+pub const APPROVALS_SHOWN: i64 = 100;
 /// One alert rule, its state and recent values.
 pub const ALERT_TEMPLATE: &str = "pi-mcp://alerts/{rule}";
 /// The newest Data Ghost report of a database (`reports/<database>/latest.md`).
 pub const REPORT_TEMPLATE: &str = "pi-mcp://reports/{database}/latest";
-const REPORTS_URI: &str = "pi-mcp://reports/";
-const LATEST_REPORT: &str = "latest.md";
+pub const REPORTS_URI: &str = "pi-mcp://reports/";
+pub const LATEST_REPORT: &str = "latest.md";
 /// Most report files listed.
 pub const MAX_LISTED_REPORTS: usize = 1000;
 
@@ -150,6 +156,15 @@ pub fn list(server: &PiServer) -> Vec<Resource> {
             ))
             .with_mime_type("application/json"),
     ];
+    out.push(
+        Resource::new(APPROVALS_URI, "approvals")
+            .with_title("Approvals")
+            .with_description(
+                "Commands waiting for a human decision, then the newest decided ones \
+                 (subscribe to hear when one is created or decided)",
+            )
+            .with_mime_type("application/json"),
+    );
     let root = server.tools.workspace.primary();
     let alerts = crate::monitor::mcp::rule_names(root);
     if !alerts.is_empty() {
@@ -190,20 +205,20 @@ pub fn read(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorDat
         ]));
     }
     let not_found = || {
-        ErrorData::resource_not_found(
+        resource_not_found(
+            uri,
             format!("no resource `{uri}`; resources/list shows what exists"),
-            None,
         )
     };
     if uri.starts_with(REPORTS_URI) {
         return read_latest_report(server, uri).ok_or_else(|| {
-            ErrorData::resource_not_found(
+            resource_not_found(
+                uri,
                 format!(
                     "no newest report at `{uri}`; databases with one: {} (completion/complete \
                      on {REPORT_TEMPLATE} lists them)",
                     latest_report_databases(&server.reports_dir).join(", ")
                 ),
-                None,
             )
         });
     }
@@ -233,6 +248,32 @@ pub fn read(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorDat
     Ok(ReadResourceResult::new(vec![contents]))
 }
 
+/// `pi-mcp://approvals`: pending approvals first (oldest first: the next to expire), then the
+/// newest decided, used or expired ones.
+pub async fn read_approvals(server: &PiServer) -> Result<ReadResourceResult, ErrorData> {
+    let all = crate::store::approvals::list(server.audit.store(), APPROVALS_SHOWN)
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let (mut pending, decided): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|a| a.status == "pending");
+    pending.reverse();
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "pending": pending,
+        "decided": decided,
+        "decide_with": "pi-mcp approvals approve|deny <id> --reason <why>",
+    }))
+    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::text(text, APPROVALS_URI).with_mime_type("application/json"),
+    ]))
+}
+
+/// The resource-not-found error with the URI in `data` (SEP-2164), so a client can tell which of
+/// its reads failed without parsing the message.
+fn resource_not_found(uri: &str, message: String) -> ErrorData {
+    ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
+}
+
 /// `pi-mcp://alerts` and `pi-mcp://alerts/<id>`.
 pub async fn read_alerts(server: &PiServer, uri: &str) -> Result<ReadResourceResult, ErrorData> {
     let root = server.tools.workspace.primary();
@@ -244,9 +285,9 @@ pub async fn read_alerts(server: &PiServer, uri: &str) -> Result<ReadResourceRes
                 ResourceContents::text(text, uri).with_mime_type("application/json"),
             ]))
         }
-        Ok(None) => Err(ErrorData::resource_not_found(
+        Ok(None) => Err(resource_not_found(
+            uri,
             format!("no alert rule at `{uri}`; read pi-mcp://alerts for the list"),
-            None,
         )),
         Err(e) => Err(ErrorData::internal_error(e, None)),
     }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use base64::Engine;
 use rmcp::model::{
-    CallToolResult, ContentBlock, JsonObject, ProgressToken, ResourceContents, Tool,
-    ToolAnnotations,
+    CallToolResponse, CallToolResult, ContentBlock, JsonObject, ProgressToken, ResourceContents,
+    Tool, ToolAnnotations,
 };
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde::de::DeserializeOwned;
@@ -16,6 +16,7 @@ use super::PiServer;
 use super::approval::ElicitationApprover;
 use super::call_meta::{self, ApprovalRef, CallMeta};
 use super::ghost_tool::{self, GHOST_DESCRIPTION, GhostParams};
+use super::mrtr::{self, AskVia, MrtrApprover, Outcome, QueueOnly};
 use crate::guard::{Decision, Verdict};
 use crate::redact::{self, Redactor};
 use crate::store::AuditEntry;
@@ -204,14 +205,16 @@ fn parse<T: DeserializeOwned>(tool: &str, args: &JsonObject) -> Result<T, String
     })
 }
 
-/// Runs one tool call and audits it; `progress` is the call's progress token, if it has one.
+/// Runs one tool call and audits it; `progress` is the call's progress token, if it has one;
+/// `via` is how a human may be asked (in the call, by an input-required result, or not at all).
 pub async fn call(
     server: &PiServer,
     name: &str,
     args: JsonObject,
     peer: Peer<RoleServer>,
     progress: Option<ProgressToken>,
-) -> Result<CallToolResult, ErrorData> {
+    via: AskVia,
+) -> Result<CallToolResponse, ErrorData> {
     let started = Instant::now();
     let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let client = peer
@@ -224,7 +227,9 @@ pub async fn call(
     // and the approval a held command waits as.
     let mut exit: Option<(Option<i32>, bool)> = None;
     let mut approval = None;
-    let (result, verdict, outcome): (CallToolResult, Verdict, String) = match name {
+    // What an input-required round decided (2026-07-28 clients that elicit).
+    let mut round = None;
+    let (result, verdict, mut outcome): (CallToolResult, Verdict, String) = match name {
         "read" => match parse::<ReadParams>(name, &args) {
             Err(msg) => invalid(msg),
             Ok(p) => match read::read(ctx, p).await {
@@ -258,14 +263,32 @@ pub async fn call(
         "bash" => match parse::<BashParams>(name, &args) {
             Err(msg) => invalid(msg),
             Ok(p) => {
-                let approver = ElicitationApprover::new(peer.clone());
-                match bash::run(ctx, p, &approver).await {
+                let in_call = ElicitationApprover::new(peer.clone());
+                let by_input = match &via {
+                    AskVia::InputRequired(retry) => Some(MrtrApprover::new(
+                        &server.mrtr,
+                        &server.audit,
+                        retry.clone(),
+                    )),
+                    _ => None,
+                };
+                let approver: &dyn crate::tools::Approver = match (&via, &by_input) {
+                    (_, Some(m)) => m,
+                    (AskVia::Queue, _) => &QueueOnly,
+                    _ => &in_call,
+                };
+                let ran = bash::run(ctx, p, approver).await;
+                round = by_input.and_then(|m| m.take());
+                match ran {
                     Ok(r) => {
                         let mut outcome = match (r.timed_out, r.exit_code) {
                             (true, _) => "timeout".to_string(),
                             (false, Some(c)) => format!("exit {c}"),
                             (false, None) => "killed".to_string(),
                         };
+                        if let Some(Outcome::Accepted(a)) = &round {
+                            mrtr::record_ran(&server.audit, a, &outcome);
+                        }
                         if let Some(t) = r.traffic.as_ref().filter(|t| !t.connections.is_empty()) {
                             outcome.push_str(&egress_summary(t));
                         }
@@ -357,6 +380,17 @@ pub async fn call(
         }
     };
     let mut result = result;
+    let answer = match round {
+        Some(Outcome::Ask(asked)) => {
+            outcome = "input required: the user is asked (MCP 2026-07-28)".into();
+            Some(Ok(CallToolResponse::InputRequired(*asked)))
+        }
+        Some(Outcome::Rejected(e)) => {
+            outcome = format!("rejected: {}", e.message);
+            Some(Err(e))
+        }
+        _ => None,
+    };
     let ran = match exit {
         Some(_) => true,
         None => verdict.decision == Decision::Allow && result.is_error != Some(true),
@@ -402,7 +436,7 @@ pub async fn call(
             redactions: 0,
         });
     }
-    Ok(result)
+    answer.unwrap_or(Ok(CallToolResponse::Complete(result)))
 }
 
 /// Masks the secrets in a tool result, the one place every result passes on its way out (to

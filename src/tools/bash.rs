@@ -144,8 +144,9 @@ pub async fn run(
                     let on_the_spot = match &answer {
                         Approval::Approved => Some((true, "")),
                         Approval::Declined(why) => Some((false, why.as_str())),
-                        Approval::Unavailable(_) => None,
+                        Approval::Unavailable(_) | Approval::Deferred(_) => None,
                     };
+                    let on_the_spot = on_the_spot.filter(|_| !approver.audits_answers());
                     if let (Some(q), Some((accepted, why))) = (queue, on_the_spot) {
                         let id = q.answered_on_the_spot(&p.command, &verdict, accepted, why);
                         tracing::info!(
@@ -220,6 +221,15 @@ pub async fn run(
                     return Err(ToolError::denied(
                         format!(
                             "A human declined this command; it was NOT run ({why}).\n{}\nTake another approach.",
+                            reasons_text(&verdict)
+                        ),
+                        verdict,
+                    ));
+                }
+                Approval::Deferred(why) => {
+                    return Err(ToolError::denied(
+                        format!(
+                            "This command needs human approval and was NOT run: {why}.\n{}",
                             reasons_text(&verdict)
                         ),
                         verdict,

@@ -193,6 +193,9 @@ pub enum Approval {
     Declined(String),
     /// No way to ask anyone (the client cannot elicit): the call is refused with this reason.
     Unavailable(String),
+    /// The face asks the human itself and answers the call without running the command (an
+    /// MCP input-required result): nothing runs, nothing is queued; the reason says why.
+    Deferred(String),
 }
 
 /// Something that can ask a human on the spot (MCP elicitation); when it cannot, the
@@ -202,4 +205,10 @@ pub trait Approver: Send + Sync {
         &'a self,
         request: &'a ApprovalRequest,
     ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>>;
+
+    /// Whether this approver audits its answers itself, under an approval id of its own;
+    /// otherwise the caller audits an on-the-spot answer under a fresh id.
+    fn audits_answers(&self) -> bool {
+        false
+    }
 }

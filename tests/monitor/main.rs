@@ -3,7 +3,8 @@
 //! [`lifecycle`]: local sources and the alert lifecycle; [`cloudwatch`]: metric rules against
 //! LocalStack and log-group rules against moto; [`faults`]: the daemon under failing sources,
 //! channels and rules files; [`lease`]: crashes mid-send and concurrent evaluators;
-//! [`daemon`]: health, failure counts and shutdown.
+//! [`daemon`]: health, failure counts and shutdown; [`live`]: subscribers hear about transitions,
+//! approvals and reports.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -13,6 +14,7 @@ mod daemon;
 mod faults;
 mod lease;
 mod lifecycle;
+mod live;
 
 use std::path::PathBuf;
 

@@ -8,6 +8,7 @@
 
 pub mod schema;
 mod state;
+pub mod user;
 
 #[allow(unused_imports)] // each test crate uses some of them
 pub use state::{osv_dir, state_db, state_dir, state_env};
@@ -20,9 +21,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RunningService};
 use rmcp::transport::{ConfigureCommandExt as _, TokioChildProcess};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
+use rmcp::{ClientHandler, Peer, RoleClient};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader, Lines};
 use tokio::process::{Child, Command};
 
@@ -174,6 +175,18 @@ pub async fn spawn_stdio_with<H: ClientHandler>(
     spawn_stdio_full(ws, extra_args, &[], handler).await
 }
 
+/// [`spawn_stdio_with`] for a client that speaks the stateless revision 2026-07-28
+/// (`server/discover`, per-request `_meta`) instead of `initialize`.
+pub async fn spawn_stdio_modern<H: ClientHandler>(
+    ws: &Path,
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
+    let modern = ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    spawn_stdio_lifecycle(ws, &[], &[], handler, modern).await
+}
+
 /// [`spawn_stdio`] with extra environment variables for the server.
 pub async fn spawn_stdio_env(
     ws: &Path,
@@ -182,11 +195,30 @@ pub async fn spawn_stdio_env(
     spawn_stdio_full(ws, &[], env, ()).await
 }
 
-async fn spawn_stdio_full<H: ClientHandler>(
+/// [`spawn_stdio`] with extra server arguments, environment and a custom client handler.
+pub async fn spawn_stdio_full<H: ClientHandler>(
     ws: &Path,
     extra_args: &[&str],
     env: &[(&str, &str)],
     handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
+    spawn_stdio_lifecycle(
+        ws,
+        extra_args,
+        env,
+        handler,
+        ClientLifecycleMode::Initialize,
+    )
+    .await
+}
+
+/// [`spawn_stdio_full`] with the client's lifecycle (`initialize`, or `server/discover`).
+async fn spawn_stdio_lifecycle<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+    handler: H,
+    lifecycle: ClientLifecycleMode,
 ) -> anyhow::Result<RunningService<RoleClient, H>> {
     let cmd = server_command(ws).configure(|cmd| {
         cmd.args(["serve", "--stdio"]).args(extra_args);
@@ -202,7 +234,12 @@ async fn spawn_stdio_full<H: ClientHandler>(
     if let Some(stderr) = stderr {
         tokio::spawn(drain(BufReader::new(stderr).lines(), log.clone()));
     }
-    let why = match tokio::time::timeout(STARTUP_TIMEOUT, handler.serve(transport)).await {
+    let why = match tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        handler.serve_with_lifecycle(transport, lifecycle),
+    )
+    .await
+    {
         Ok(Ok(client)) => return Ok(client),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {STARTUP_TIMEOUT:?}"),
