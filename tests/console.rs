@@ -293,6 +293,18 @@ async fn the_console_in_a_real_browser() {
     daemon.stop().await;
 }
 
+/// reqwest's `form` needs a feature the crate does not enable; this is the same.
+trait FormBody {
+    fn form_body<T: serde::Serialize>(self, pairs: T) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body<T: serde::Serialize>(self, pairs: T) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(pairs).unwrap())
+    }
+}
+
 /// A `serve --http --token` and a signed-in session (cookie, CSRF token).
 struct Signed {
     server: HttpServer,
@@ -312,8 +324,7 @@ async fn signed_in(ws: &Workspace) -> Signed {
     let r = http
         .post(format!("{base}/login"))
         .header("origin", &base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&[("token", TOKEN)]).unwrap())
+        .form_body([("token", TOKEN)])
         .send()
         .await
         .unwrap();
@@ -366,11 +377,7 @@ async fn the_console_refuses_what_it_must() {
     let r = http
         .post(format!("{base}/approvals/abc/decide"))
         .header("origin", base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string(&[("csrf", s.csrf.as_str()), ("decision", "approve")])
-                .unwrap(),
-        )
+        .form_body([("csrf", s.csrf.as_str()), ("decision", "approve")])
         .send()
         .await
         .unwrap();
@@ -380,8 +387,7 @@ async fn the_console_refuses_what_it_must() {
     let r = http
         .post(format!("{base}/login"))
         .header("origin", base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&[("token", "not-the-token")]).unwrap())
+        .form_body([("token", "not-the-token")])
         .send()
         .await
         .unwrap();
@@ -393,8 +399,7 @@ async fn the_console_refuses_what_it_must() {
         let mut req = http
             .post(format!("{base}/alerts/app-errors/silence"))
             .header("cookie", &s.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(&form).unwrap());
+            .form_body(form);
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
@@ -436,8 +441,7 @@ async fn the_console_refuses_what_it_must() {
         .post(format!("{base}/logout"))
         .header("cookie", &s.cookie)
         .header("origin", base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&[("csrf", s.csrf.as_str())]).unwrap())
+        .form_body([("csrf", s.csrf.as_str())])
         .send()
         .await
         .unwrap();
