@@ -314,8 +314,10 @@ struct Signed {
     csrf: String,
 }
 
-async fn signed_in(ws: &Workspace) -> Signed {
-    let server = HttpServer::start(ws.path(), Some(TOKEN)).await.unwrap();
+async fn signed_in(ws: &Workspace, env: &[(&str, &str)]) -> Signed {
+    let server = HttpServer::start_with_env(ws.path(), Some(TOKEN), env)
+        .await
+        .unwrap();
     let base = server.url().trim_end_matches("/mcp").to_string();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -362,7 +364,7 @@ async fn signed_in(ws: &Workspace) -> Signed {
 #[tokio::test]
 async fn the_console_refuses_what_it_must() {
     let ws = Workspace::new();
-    let s = signed_in(&ws).await;
+    let s = signed_in(&ws, &[]).await;
     let (http, base) = (&s.http, &s.base);
 
     // No session: a page sends to the sign-in, a form post is refused.
@@ -454,4 +456,71 @@ async fn the_console_refuses_what_it_must() {
         .unwrap();
     assert_eq!(r.status(), 303, "the session ended");
     drop(s.server);
+}
+
+/// The silences of a PostgreSQL store: set and lifted in the console, seen by the monitor.
+#[tokio::test]
+async fn silences_live_in_postgres_too() {
+    let Some(base) = require_service("PI_MCP_TEST_PG_URL") else {
+        return;
+    };
+    let url = support::fresh_pg_database(&base).await;
+    let ws = Workspace::new();
+    ws.write("app.log", "ERROR once\n");
+    ws.write("alerts.json", rules(0.0));
+    let env = [
+        ("PI_MCP_STATE_URL", url.as_str()),
+        ("PI_MCP_ALERTS", "alerts.json"),
+    ];
+    let s = signed_in(&ws, &env).await;
+    let r = s
+        .http
+        .post(format!("{}/alerts/app-errors/silence", s.base))
+        .header("cookie", &s.cookie)
+        .header("origin", &s.base)
+        .form_body([
+            ("csrf", s.csrf.as_str()),
+            ("length", "resolved"),
+            ("comment", "on it"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let silence = |ws: &Workspace| {
+        let out = cli_ok(ws.path(), &["monitor", "--dry-run", "--json"], &env);
+        serde_json::from_str::<Value>(&out).unwrap()["rules"][0]["silence"].clone()
+    };
+    let set = silence(&ws);
+    assert_eq!(set["comment"], "on it", "{set}");
+    assert!(set["ends_at"].is_null(), "until it resolves: {set}");
+    assert!(
+        set["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("console session")
+    );
+    let page = s
+        .http
+        .get(format!("{}/alerts", s.base))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = set["id"].as_str().unwrap();
+    assert!(page.contains(&format!("/silences/{id}/lift")), "{page}");
+    let r = s
+        .http
+        .post(format!("{}/silences/{id}/lift", s.base))
+        .header("cookie", &s.cookie)
+        .header("origin", &s.base)
+        .form_body([("csrf", s.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(silence(&ws).is_null());
 }
