@@ -66,12 +66,13 @@ pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
     hosts
 }
 
-/// Refuses a listener that would show the console beyond loopback without a token.
+/// Refuses to show the console beyond loopback without a token (the daemon then serves only
+/// `/healthz` and `/metrics` there).
 pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
     if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
         return Err(format!(
-            "refusing to serve on the non-loopback address {addr} without a token: set --token \
-             or PI_MCP_TOKEN (the web console and the API need it beyond loopback)"
+            "not serving the web console on the non-loopback address {addr} without a token: \
+             set --token or PI_MCP_TOKEN"
         ));
     }
     Ok(())

@@ -59,7 +59,8 @@ pub struct HeartbeatArgs {
     /// e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Token the web console's sign-in asks for; required to listen beyond loopback.
+    /// Token the web console's sign-in asks for; without one the console is served on
+    /// loopback addresses only (/healthz and /metrics are served on any).
     #[arg(long, env = "PI_MCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Extra Host header values the console accepts (a name a reverse proxy forwards).
@@ -127,9 +128,6 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 
 pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<ExitCode> {
     let path = crate::monitor::command::resolve(globals, &args.rules)?;
-    if let Some(addr) = args.listen {
-        crate::console::check_bind(addr, args.token.as_deref()).map_err(anyhow::Error::msg)?;
-    }
     let app = App::open(globals, false).await?;
     app.report_sandbox()?;
     let monitor = crate::monitor::wiring::monitor(&app, "heartbeat").await;
@@ -145,9 +143,21 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
             allowed_hosts: args.allowed_hosts.clone(),
             allowed_origins: args.allowed_origins.clone(),
         };
-        let bound = metrics::serve(addr, metrics.clone(), Some((console, access))).await?;
+        // Beyond loopback without a token, /healthz and /metrics are served as before (for
+        // Prometheus) and the console is not: it changes state, so it needs a sign-in.
+        let console = match crate::console::check_bind(addr, args.token.as_deref()) {
+            Ok(()) => Some((console, access)),
+            Err(why) => {
+                tracing::warn!("heartbeat: web console off: {why}");
+                None
+            }
+        };
+        let serves_console = console.is_some();
+        let bound = metrics::serve(addr, metrics.clone(), console).await?;
         tracing::info!("heartbeat: health and metrics listening on http://{bound}");
-        tracing::info!("heartbeat: web console at http://{bound}/");
+        if serves_console {
+            tracing::info!("heartbeat: web console at http://{bound}/");
+        }
     }
     let channels = standing::channels_from_env().map_err(anyhow::Error::msg)?;
     let mut runs = Runs::new(app.clone(), provider(args));

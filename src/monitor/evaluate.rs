@@ -414,3 +414,29 @@ fn report_changes(rule: &Rule, prev: Option<(StateKind, Option<&str>)>, next: &s
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::validate::parse;
+
+    #[test]
+    fn a_muted_firing_is_announced_when_the_silence_ends_and_never_resolves_unannounced() {
+        let text = r#"[{"id": "r", "type": "db_query", "params": {"query": "q"},
+            "condition": {"operator": "gt", "threshold": 10}, "cooldown_minutes": 30}]"#;
+        let rule = parse(text, "t").unwrap().rules.remove(0);
+        let t0 = Utc::now();
+        // Fires while silenced: nothing is announced, no cooldown starts.
+        let mut s = step(&rule, None, &Outcome::Value(11.0), t0);
+        assert_eq!(mute(&mut s, None), Some(NoticeKind::Firing));
+        assert_eq!((s.notice, s.next.state), (None, StateKind::Firing));
+        assert!(!s.next.notified_firing && s.next.cooldown_until.is_none());
+        // Resolves while silenced: no resolution of a firing no one was told about.
+        let resolved = step(&rule, Some(&s.next), &Outcome::Value(1.0), t0);
+        assert_eq!(resolved.notice, None);
+        // Still firing when the silence ends: announced then.
+        let later = t0 + chrono::Duration::minutes(5);
+        let after = step(&rule, Some(&s.next), &Outcome::Value(12.0), later);
+        assert_eq!(after.notice, Some(NoticeKind::Firing));
+    }
+}
