@@ -26,6 +26,11 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 pub const MAX_SESSIONS: usize = 256;
 /// Largest form body accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Wrong tokens accepted within [`FAILURE_WINDOW`] before every sign-in is refused until
+/// the window has passed (against guessing; the token itself should be long and random).
+pub const MAX_FAILURES: usize = 10;
+/// The window [`MAX_FAILURES`] counts in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// The form field (or `X-CSRF-Token` header) carrying the session's CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 
@@ -57,6 +62,8 @@ pub struct Auth {
     /// Extra origins accepted besides the console's own (`http://name:*` allows any port).
     origins: Vec<String>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// When recent sign-ins gave a wrong token.
+    failures: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 fn random_hex(bytes: usize) -> Option<String> {
@@ -89,6 +96,32 @@ impl Auth {
             hosts,
             origins,
             sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Too many wrong tokens lately: sign-ins wait until the window has passed.
+    pub fn throttled(&self) -> bool {
+        let Ok(mut f) = self.failures.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        while f
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FAILURE_WINDOW)
+        {
+            f.pop_front();
+        }
+        f.len() >= MAX_FAILURES
+    }
+
+    /// Counts a wrong token.
+    pub fn failed(&self) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.push_back(Instant::now());
+            while f.len() > MAX_FAILURES {
+                f.pop_front();
+            }
         }
     }
 
@@ -403,5 +436,13 @@ mod tests {
         assert!(auth.origin_ok(&referer));
         assert!(!auth.origin_ok(&headers(&[("host", "127.0.0.1:1")])));
         assert!(auth.token_is("t") && !auth.token_is("u"));
+        for _ in 0..MAX_FAILURES {
+            assert!(!auth.throttled());
+            auth.failed();
+        }
+        assert!(
+            auth.throttled(),
+            "sign-ins wait after {MAX_FAILURES} wrong tokens"
+        );
     }
 }

@@ -68,7 +68,18 @@ pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
     if !s.auth.needs_sign_in() {
         return Redirect::to("/").into_response();
     }
+    if s.auth.throttled() {
+        audit(&s, "refused: too many wrong tokens lately", "deny", &remote);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            sign_in_page(Some(
+                "Too many wrong tokens in the last minute. Wait a minute and try again.",
+            )),
+        )
+            .into_response();
+    }
     if !s.auth.token_is(&form.token) {
+        s.auth.failed();
         audit(&s, "wrong token: refused", "deny", &remote);
         tracing::warn!("console: a sign-in from {remote} gave a wrong token");
         return (
