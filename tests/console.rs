@@ -314,6 +314,32 @@ struct Signed {
     csrf: String,
 }
 
+impl Signed {
+    /// A form post from the console's own origin, in the session, with its CSRF token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.base)
+            .form_body(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A page in the session.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 async fn signed_in(ws: &Workspace, env: &[(&str, &str)]) -> Signed {
     let server = HttpServer::start_with_env(ws.path(), Some(TOKEN), env)
         .await
@@ -439,22 +465,8 @@ async fn the_console_refuses_what_it_must() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Signing out ends the session.
-    let r = http
-        .post(format!("{base}/logout"))
-        .header("cookie", &s.cookie)
-        .header("origin", base)
-        .form_body([("csrf", s.csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let r = http
-        .get(format!("{base}/approvals"))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "the session ended");
+    assert_eq!(s.post("/logout", &[]).await.status(), 303);
+    assert_eq!(s.get("/approvals").await.status(), 303, "the session ended");
     drop(s.server);
 }
 
@@ -474,18 +486,11 @@ async fn silences_live_in_postgres_too() {
     ];
     let s = signed_in(&ws, &env).await;
     let r = s
-        .http
-        .post(format!("{}/alerts/app-errors/silence", s.base))
-        .header("cookie", &s.cookie)
-        .header("origin", &s.base)
-        .form_body([
-            ("csrf", s.csrf.as_str()),
-            ("length", "resolved"),
-            ("comment", "on it"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/alerts/app-errors/silence",
+            &[("length", "resolved"), ("comment", "on it")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let silence = |ws: &Workspace| {
         let out = cli_ok(ws.path(), &["monitor", "--dry-run", "--json"], &env);
@@ -500,27 +505,10 @@ async fn silences_live_in_postgres_too() {
             .unwrap()
             .starts_with("console session")
     );
-    let page = s
-        .http
-        .get(format!("{}/alerts", s.base))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = s.get("/alerts").await.text().await.unwrap();
     let id = set["id"].as_str().unwrap();
     assert!(page.contains(&format!("/silences/{id}/lift")), "{page}");
-    let r = s
-        .http
-        .post(format!("{}/silences/{id}/lift", s.base))
-        .header("cookie", &s.cookie)
-        .header("origin", &s.base)
-        .form_body([("csrf", s.csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.post(&format!("/silences/{id}/lift"), &[]).await;
     assert_eq!(r.status(), 303);
     assert!(silence(&ws).is_null());
 }
