@@ -470,7 +470,17 @@ async fn the_console_refuses_what_it_must() {
     drop(s.server);
 }
 
-/// The silences of a PostgreSQL store: set and lifted in the console, seen by the monitor.
+/// Silences rule `app-errors` in session `s` for `length`.
+async fn silence(s: &Signed, length: &str) -> reqwest::Response {
+    s.post(
+        "/alerts/app-errors/silence",
+        &[("length", length), ("comment", "on it")],
+    )
+    .await
+}
+
+/// The silences of a PostgreSQL store: set and lifted in the console; the monitor evaluates a
+/// silenced rule without notifying, and a silence "until it resolves" ends when it resolves.
 #[tokio::test]
 async fn silences_live_in_postgres_too() {
     let Some(base) = require_service("PI_MCP_TEST_PG_URL") else {
@@ -485,30 +495,49 @@ async fn silences_live_in_postgres_too() {
         ("PI_MCP_ALERTS", "alerts.json"),
     ];
     let s = signed_in(&ws, &env).await;
-    let r = s
-        .post(
-            "/alerts/app-errors/silence",
-            &[("length", "resolved"), ("comment", "on it")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    let silence = |ws: &Workspace| {
-        let out = cli_ok(ws.path(), &["monitor", "--dry-run", "--json"], &env);
-        serde_json::from_str::<Value>(&out).unwrap()["rules"][0]["silence"].clone()
+    let monitor = |ws: &Workspace, dry: bool| {
+        let args: &[&str] = if dry {
+            &["monitor", "--dry-run", "--json"]
+        } else {
+            &["monitor", "--json"]
+        };
+        serde_json::from_str::<Value>(&cli_ok(ws.path(), args, &env)).unwrap()["rules"][0].clone()
     };
-    let set = silence(&ws);
+
+    // For an hour, then lifted by hand.
+    assert_eq!(silence(&s, "1h").await.status(), 303);
+    let set = monitor(&ws, true)["silence"].clone();
     assert_eq!(set["comment"], "on it", "{set}");
-    assert!(set["ends_at"].is_null(), "until it resolves: {set}");
+    assert!(set["ends_at"].is_string(), "{set}");
     assert!(
         set["created_by"]
             .as_str()
             .unwrap()
             .starts_with("console session")
     );
-    let page = s.get("/alerts").await.text().await.unwrap();
     let id = set["id"].as_str().unwrap();
+    let page = s.get("/alerts").await.text().await.unwrap();
     assert!(page.contains(&format!("/silences/{id}/lift")), "{page}");
     let r = s.post(&format!("/silences/{id}/lift"), &[]).await;
     assert_eq!(r.status(), 303);
-    assert!(silence(&ws).is_null());
+    assert!(monitor(&ws, true)["silence"].is_null());
+
+    // Until it resolves: the rule fires muted, then resolves, and the silence ends with it.
+    assert_eq!(silence(&s, "resolved").await.status(), 303);
+    let fired = monitor(&ws, false);
+    assert_eq!(fired["state"], "firing", "{fired}");
+    assert_eq!(fired["muted"], "firing", "{fired}");
+    assert!(fired["notice"].is_null(), "{fired}");
+    assert!(fired["silence"]["ends_at"].is_null(), "{fired}");
+    ws.write("alerts.json", rules(1000.0));
+    let resolved = monitor(&ws, false);
+    assert_eq!(resolved["state"], "ok", "{resolved}");
+    assert!(
+        resolved["notice"].is_null(),
+        "never announced, so no resolution: {resolved}"
+    );
+    assert!(
+        monitor(&ws, true)["silence"].is_null(),
+        "ended on resolution"
+    );
 }
