@@ -13,6 +13,7 @@ pub mod live;
 pub mod mrtr;
 pub mod prompts;
 pub mod resources;
+pub mod schemas;
 pub mod slack;
 pub mod stdio;
 pub mod subscriptions;

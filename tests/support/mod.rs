@@ -359,6 +359,26 @@ pub fn text_of(result: &CallToolResult) -> String {
         .join("\n")
 }
 
+/// A new, empty database on the test PostgreSQL at `base` (a URL naming some database);
+/// returns its URL.
+pub async fn fresh_pg_database(base: &str) -> String {
+    use sqlx::Connection as _;
+    let name = format!(
+        "pimcp_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let mut admin = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+    format!("{prefix}/{name}")
+}
+
 /// `pi-mcp --workspace <ws> serve --http 127.0.0.1:0 [--token T]`, killed on drop.
 pub struct HttpServer {
     child: Child,
