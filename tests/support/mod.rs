@@ -646,3 +646,43 @@ impl Daemon {
             .expect("wait for the daemon")
     }
 }
+
+/// Runs a Python `mcp` SDK client script (`tests/<script>`) with `python` as
+/// `script SERVER WORKSPACE ARG` against `ws`'s state, and returns its stdout; panics with
+/// its output unless it succeeded, or when a line of `expect` is missing from it.
+pub async fn python_client(
+    python: &str,
+    script: &str,
+    server: &str,
+    ws: &Workspace,
+    arg: &str,
+    expect: &[&str],
+) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = Command::new(python)
+        .arg(script)
+        .arg(server)
+        .arg(ws.path())
+        .arg(arg)
+        .envs(state_env(ws.path()))
+        .env_remove("PI_MCP_POLICY")
+        .env_remove("PI_MCP_STATE_URL")
+        .output()
+        .await
+        .expect("run the python client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python client ({server}) failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in expect {
+        assert!(
+            stdout.contains(line),
+            "{server}: missing {line:?} in {stdout}"
+        );
+    }
+    stdout
+}

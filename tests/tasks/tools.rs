@@ -169,24 +169,51 @@ fn processes_with(marker: &str) -> Vec<String> {
     found
 }
 
-/// A `bash` task cancelled while its command sleeps: nothing of it is left, and the file it
-/// would have written after the sleep never appears.
-async fn cancel_bash_mid_run(client: &Peer<RoleClient>, ws: &Workspace, marker: &str) -> String {
-    let command = format!("echo started > started.txt; sleep {marker}; echo late > canary.txt");
-    let created = start(
-        client,
-        params("bash", json!({ "command": command, "timeout_secs": 120 })),
-    )
-    .await;
-    let id = created.task.task_id;
+/// A command that writes `started.txt`, sleeps `marker` seconds (the marker finds its processes)
+/// and then writes `canary.txt`.
+fn sleeper(marker: &str) -> String {
+    format!("echo started > started.txt; sleep {marker}; echo late > canary.txt")
+}
+
+/// Waits until the [`sleeper`] in `ws` has started.
+async fn wait_started(ws: &std::path::Path) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !ws.path().join("started.txt").exists() {
+    while !ws.join("started.txt").exists() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the command never started"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until no process with `marker` in its command line is left.
+async fn wait_gone(marker: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left running: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `bash` task cancelled while its command sleeps: nothing of it is left, and the file it
+/// would have written after the sleep never appears.
+async fn cancel_bash_mid_run(client: &Peer<RoleClient>, ws: &Workspace, marker: &str) -> String {
+    let command = sleeper(marker);
+    let created = start(
+        client,
+        params("bash", json!({ "command": command, "timeout_secs": 120 })),
+    )
+    .await;
+    let id = created.task.task_id;
+    wait_started(ws.path()).await;
     let started = tokio::time::Instant::now();
     assert_eq!(
         serde_json::to_value(get(client, &id).await).unwrap()["status"],
@@ -199,18 +226,7 @@ async fn cancel_bash_mid_run(client: &Peer<RoleClient>, ws: &Workspace, marker: 
     let done = poll_until(client, &id, terminal).await;
     assert_eq!(done["status"], "cancelled", "{done}");
     // The whole process group was killed: neither bash nor its sleep is left.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let left = processes_with(marker);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left running: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_gone(marker).await;
     // Past the moment the command would have written its canary.
     let secs: f64 = marker.parse().unwrap();
     tokio::time::sleep_until(started + Duration::from_secs_f64(secs + 1.0)).await;
@@ -249,33 +265,15 @@ async fn a_running_bash_task_ends_with_the_session() {
         .await
         .expect("start pi-mcp");
     let marker = "7.713";
-    let command = format!("echo started > started.txt; sleep {marker}; echo late > canary.txt");
+    let command = sleeper(marker);
     start(
         &client,
         params("bash", json!({ "command": command, "timeout_secs": 120 })),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !ws.path().join("started.txt").exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_started(ws.path()).await;
     client.cancel().await.unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let left = processes_with(marker);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left running: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_gone(marker).await;
     assert!(!ws.path().join("canary.txt").exists());
 }
 
@@ -383,7 +381,7 @@ async fn an_approval_inside_a_task_is_input_required_and_answered_by_tasks_updat
 }
 
 /// A short command (timeout under `task_after_secs`) runs inline, unless the policy holds it
-/// for a human: then it is a task too (2025-11-25 session over stdio).
+/// for a human: then it is a task too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_command_held_for_approval_runs_as_a_task() {
     let ws = Workspace::new();
@@ -485,35 +483,17 @@ async fn the_python_sdk_runs_polls_and_cancels_tasks() {
     };
     let ws = Workspace::new();
     let marker = "3.421";
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tasks/python_client.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(support::bin())
-        .arg(ws.path())
-        .arg(marker)
-        .envs(support::state_env(ws.path()))
-        .env_remove("PI_MCP_POLICY")
-        .env_remove("PI_MCP_STATE_URL")
-        .output()
-        .await
-        .unwrap();
-    let ended = tokio::time::Instant::now();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python client failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in [
+    let expect = [
         "protocol 2026-07-28",
         "created: working ttlMs=3600000 pollIntervalMs=1000",
         "task result: from-a-task",
         "cancelled: cancelled",
         "no extension: plain result",
         "no extension: tasks/get -32021",
-    ] {
-        assert!(stdout.contains(line), "missing {line:?} in {stdout}");
-    }
+    ];
+    let script = "tasks/python_client.py";
+    support::python_client(&python, script, support::bin(), &ws, marker, &expect).await;
+    let ended = tokio::time::Instant::now();
     assert!(
         processes_with(marker).is_empty(),
         "{:?}",
