@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pi_mcp::app::Globals;
-use pi_mcp::guard::{Decision, PathContext, Verdict};
-use pi_mcp::store::approvals::{self, Approval};
+use pi_mcp::store::approvals;
 use pi_mcp::store::{AuditLog, Store};
+use pi_mcp::tools::answer::{Answer, Answerer};
 
 use crate::cli::ApprovalsCommand;
 
@@ -59,37 +59,10 @@ async fn inner(
             None => anyhow::bail!("no approval `{id}`; `pi-mcp approvals list` shows them"),
         },
         ApprovalsCommand::Approve { id, reason } => {
-            let current = approvals::get(store, id)
-                .await?
-                .ok_or_else(|| approvals::DecideError::NotFound(id.clone()))?;
-            if current.status == "pending"
-                && let Some(verdict) = recheck(globals, &current)?
-                && verdict.decision == Decision::Deny
-            {
-                return refuse(store, log, &current, &verdict).await;
-            }
-            let by = decider();
-            let a = approvals::decide(store, id, true, &by, reason.as_deref()).await?;
-            log.record(approvals::decision_audit_entry(
-                &a,
-                true,
-                &by,
-                reason.as_deref(),
-                CLIENT,
-            ));
-            println!("{} `{}`: {}", a.status, a.id, a.command);
+            return answer(globals, store, log, id, true, reason.as_deref()).await;
         }
         ApprovalsCommand::Deny { id, reason } => {
-            let by = decider();
-            let a = approvals::decide(store, id, false, &by, reason.as_deref()).await?;
-            log.record(approvals::decision_audit_entry(
-                &a,
-                false,
-                &by,
-                reason.as_deref(),
-                CLIENT,
-            ));
-            println!("{} `{}`: {}", a.status, a.id, a.command);
+            return answer(globals, store, log, id, false, reason.as_deref()).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -100,41 +73,41 @@ fn decider() -> String {
     std::env::var("USER").unwrap_or_else(|_| CLIENT.into())
 }
 
-/// The policy in force's verdict on a queued shell command, judged in the directory it would
-/// run in; `None` for approvals of other tools (their calls pass the server's checks as they run).
-fn recheck(globals: &Globals, a: &Approval) -> anyhow::Result<Option<Verdict>> {
-    if a.tool != "bash" && a.tool != "agent:bash" {
-        return Ok(None);
-    }
+/// Approves or denies `id` through the same answer code as the console: a shell command the
+/// policy in force now denies is not approved but marked denied, said plainly, exit 1.
+async fn answer(
+    globals: &Globals,
+    store: &Store,
+    log: &AuditLog,
+    id: &str,
+    approve: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let ws = globals.workspace()?;
     let guard = globals.runtime_guard(&globals.trusted_paths(&ws)?)?;
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/root"));
-    let paths = PathContext {
-        cwd: PathBuf::from(&a.cwd),
-        roots: ws.roots().to_vec(),
-        home,
+    let answerer = Answerer {
+        store,
+        audit: log,
+        guard: &guard,
+        roots: ws.roots(),
+        home: &home,
+        client: CLIENT,
     };
-    Ok(Some(guard.judge_command(&a.command, &paths)))
-}
-
-/// Marks a pending approval denied by the policy in force, audits that it will not run, and
-/// says so; exits 1 (nothing was approved).
-async fn refuse(
-    store: &Store,
-    log: &AuditLog,
-    a: &Approval,
-    verdict: &Verdict,
-) -> anyhow::Result<ExitCode> {
-    let summary = verdict.summary();
-    let note = format!("the policy in force denies it: {summary}");
-    let refused = approvals::refuse(store, &a.id, &note).await?;
-    log.record(approvals::refusal_audit_entry(&refused, &summary, CLIENT));
-    eprintln!(
-        "pi-mcp: approval `{}` NOT approved: the policy in force now denies `{}`: {summary}. It is \
-         marked denied and will not run.",
-        a.id, a.command
-    );
-    Ok(ExitCode::FAILURE)
+    match answerer.answer(id, approve, &decider(), reason).await? {
+        Answer::Decided(a) => {
+            println!("{} `{}`: {}", a.status, a.id, a.command);
+            Ok(ExitCode::SUCCESS)
+        }
+        Answer::RefusedByPolicy(a, summary) => {
+            eprintln!(
+                "pi-mcp: approval `{}` NOT approved: the policy in force now denies `{}`: {summary}. It is \
+                 marked denied and will not run.",
+                a.id, a.command
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

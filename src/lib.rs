@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod app;
 pub mod chart;
+pub mod console;
 pub mod doctor;
 pub mod ghost;
 pub mod guard;

@@ -141,7 +141,12 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                         allowed_origins: args.allowed_origins.clone(),
                         slack_signing_secret: std::env::var("SLACK_SIGNING_SECRET").ok(),
                     };
-                    http::serve(server, store, options).await?;
+                    let console = pi_mcp::console::Console {
+                        rules_path: pi_mcp::monitor::mcp::rules_path(app.tools.workspace.primary()),
+                        app: app.clone(),
+                        metrics: None,
+                    };
+                    http::serve(server, store, options, Some(console)).await?;
                 }
                 None => {
                     use std::io::IsTerminal;

@@ -15,26 +15,55 @@ use support::{HttpServer, Workspace, require_service};
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A started suite run's prerequisites: node, the suite's entry point, a fresh server and a
+/// scratch directory for the suite's files (kept out of the repo). `None`: the service
+/// variables are not set (outside the test command).
+struct SuiteRun {
+    node: String,
+    suite: String,
+    server: HttpServer,
+    scratch: tempfile::TempDir,
+    _ws: Workspace,
+}
+
+impl SuiteRun {
+    async fn start(suite_var: &str) -> Option<SuiteRun> {
+        let node = require_service("PI_MCP_TEST_NODE")?;
+        let suite = require_service(suite_var)?;
+        let ws = Workspace::new();
+        let server = HttpServer::start(ws.path(), None)
+            .await
+            .unwrap_or_else(|e| panic!("start pi-mcp serve --http: {e:#}"));
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        Some(SuiteRun {
+            node,
+            suite,
+            server,
+            scratch,
+            _ws: ws,
+        })
+    }
+
+    /// `node SUITE server --url URL ARGS...` in the scratch directory.
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.node);
+        cmd.arg(&self.suite)
+            .args(["server", "--url", self.server.url()])
+            .args(args)
+            .current_dir(self.scratch.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
 async fn run_scenario(scenario: &str) {
-    let Some(node) = require_service("PI_MCP_TEST_NODE") else {
+    let Some(run) = SuiteRun::start("PI_MCP_TEST_CONFORMANCE").await else {
         return;
     };
-    let Some(suite) = require_service("PI_MCP_TEST_CONFORMANCE") else {
-        return;
-    };
-    let ws = Workspace::new();
-    let server = HttpServer::start(ws.path(), None)
-        .await
-        .unwrap_or_else(|e| panic!("start pi-mcp serve --http: {e:#}"));
-    // The suite may write files in its working directory; keep them out of the repo.
-    let scratch = tempfile::tempdir().expect("scratch dir");
-    let mut cmd = tokio::process::Command::new(&node);
-    cmd.arg(&suite)
-        .args(["server", "--url", server.url(), "--scenario", scenario])
-        .current_dir(scratch.path())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let server = &run.server;
+    let mut cmd = run.command(&["--scenario", scenario]);
     let output = tokio::time::timeout(SCENARIO_TIMEOUT, cmd.output())
         .await
         .unwrap_or_else(|_| {
@@ -44,7 +73,7 @@ async fn run_scenario(scenario: &str) {
                 server.output()
             )
         })
-        .unwrap_or_else(|e| panic!("run {node} {suite}: {e}"));
+        .unwrap_or_else(|e| panic!("run {} {}: {e}", run.node, run.suite));
     if !output.status.success() {
         panic!(
             "conformance scenario {scenario} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -169,32 +198,17 @@ fn read_outcomes(out: &Path) -> Vec<CheckOutcome> {
 /// Runs the newest suite with `selection` (e.g. `--requirements 2026-07-28`) against one
 /// server and fails on every check that neither passes nor is a listed fixture check.
 async fn run_next_suite(selection: &[&str], min_scenarios: usize) {
-    let Some(node) = require_service("PI_MCP_TEST_NODE") else {
+    let Some(run) = SuiteRun::start("PI_MCP_TEST_CONFORMANCE_NEXT").await else {
         return;
     };
-    let Some(suite) = require_service("PI_MCP_TEST_CONFORMANCE_NEXT") else {
-        return;
-    };
-    let ws = Workspace::new();
-    let server = HttpServer::start(ws.path(), None)
-        .await
-        .unwrap_or_else(|e| panic!("start pi-mcp serve --http: {e:#}"));
-    let scratch = tempfile::tempdir().expect("scratch dir");
-    let out = scratch.path().join("out");
-    let mut cmd = tokio::process::Command::new(&node);
-    cmd.arg(&suite)
-        .args(["server", "--url", server.url()])
-        .args(selection)
-        .arg("-o")
-        .arg(&out)
-        .current_dir(scratch.path())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let server = &run.server;
+    let out = run.scratch.path().join("out");
+    let out_arg = out.to_str().expect("a UTF-8 temp path");
+    let mut cmd = run.command(&[selection, &["-o", out_arg]].concat());
     let output = tokio::time::timeout(SCENARIO_TIMEOUT * 3, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("conformance {selection:?} timed out"))
-        .unwrap_or_else(|e| panic!("run {node} {suite}: {e}"));
+        .unwrap_or_else(|e| panic!("run {} {}: {e}", run.node, run.suite));
     let outcomes = read_outcomes(&out);
     let scenarios: std::collections::BTreeSet<&str> =
         outcomes.iter().map(|o| o.scenario.as_str()).collect();

@@ -27,10 +27,15 @@ impl Inspector {
     }
 
     async fn run(&self, ws: &Workspace, era: &str, method: &[&str]) -> Output {
+        self.run_with(ws, &[], era, method).await
+    }
+
+    async fn run_with(&self, ws: &Workspace, flags: &[&str], era: &str, method: &[&str]) -> Output {
         let ws_path = ws.path().to_str().unwrap();
         let mut cmd = tokio::process::Command::new(&self.node);
         cmd.arg(&self.launcher)
             .args(["--cli", "--protocol-era", era])
+            .args(flags)
             .arg(support::bin())
             .args(["--workspace", ws_path, "serve", "--stdio", "--method"])
             .args(method)
@@ -108,4 +113,25 @@ async fn the_inspector_lists_and_calls_tools_in_both_eras() {
         );
         assert!(!ws.path().join("runs.txt").exists(), "{era}: it ran");
     }
+}
+
+/// The Inspector's `--strict` schema-portability check: no errors, and every input schema is
+/// portable (no boolean subschemas, no `type` arrays for optional arguments), so clients that
+/// map tool schemas onto a narrower dialect take every tool as it is.
+#[tokio::test]
+async fn the_tool_schemas_pass_the_inspectors_strict_check() {
+    let Some(inspector) = Inspector::from_env() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let out = inspector
+        .run_with(&ws, &["--strict"], "legacy", &["tools/list"])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("0 errors")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Path: inputSchema"), "{stderr}");
 }

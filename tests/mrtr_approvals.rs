@@ -330,33 +330,11 @@ async fn the_python_sdk_answers_an_approval_round_trip() {
 
 /// Runs tests/mrtr_python.py against `server` (the binary for stdio, or an HTTP URL).
 async fn python_round_trip(python: &str, ws: &Workspace, server: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mrtr_python.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(server)
-        .arg(ws.path())
-        .arg(ASKING)
-        .envs(support::state_env(ws.path()))
-        .env_remove("PI_MCP_POLICY")
-        .env_remove("PI_MCP_STATE_URL")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python client ({server}) failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in [
+    let expect = [
         "protocol 2026-07-28",
         "approved: ok",
         "declined: refused",
         "tampered: -32602",
-    ] {
-        assert!(
-            stdout.contains(line),
-            "{server}: missing {line:?} in {stdout}"
-        );
-    }
+    ];
+    support::python_client(python, "mrtr_python.py", server, ws, ASKING, &expect).await;
 }

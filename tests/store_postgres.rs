@@ -6,25 +6,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::Connection;
-use support::{Workspace, audit_entries, call, cli, require_service, spawn_stdio_env};
-
-async fn fresh_database(base: &str) -> String {
-    let name = format!(
-        "pimcp_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    let mut admin = sqlx::PgConnection::connect(base)
-        .await
-        .expect("connect to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
-    format!("{prefix}/{name}")
-}
+use support::{
+    Workspace, audit_entries, call, cli, fresh_pg_database as fresh_database, require_service,
+    spawn_stdio_env,
+};
 
 #[tokio::test]
 async fn audit_log_lives_in_postgres_when_configured() {

@@ -164,6 +164,15 @@ impl Guard {
                 "need ask_at <= deny_at <= 100".into(),
             ));
         }
+        if file.task_after_secs == 0 {
+            return Err(rule_err(
+                "-",
+                "task_after_secs".into(),
+                "must be at least 1 (seconds): a bash or sql call whose timeout is above it runs as an \
+                 MCP task; to keep calls out of tasks, set it to the largest timeout you allow (timeouts.max_secs)"
+                    .into(),
+            ));
+        }
         file.sql.validate(source)?;
         let protected = Protected::new(&file.protected_paths)
             .map_err(|(i, m)| rule_err("-", format!("protected_paths[{i}]"), m))?;

@@ -66,6 +66,12 @@ pub struct PolicyFile {
     /// How long a pending or approved (unused) approval stays valid.
     #[serde(default = "default_approval_ttl")]
     pub approval_ttl_secs: u64,
+    /// A `bash` call whose timeout, or a `sql` call whose statement timeout, is above this many
+    /// seconds runs as an MCP task (the `io.modelcontextprotocol/tasks` extension) when the
+    /// client declared that extension: the call answers at once with a task id the client polls
+    /// and may cancel. At least 1.
+    #[serde(default = "default_task_after")]
+    pub task_after_secs: u64,
     /// Allow package installs without a pinned version (otherwise they are `ask`, because the
     /// version that would be installed cannot be checked against OSV advisories).
     #[serde(default)]
@@ -137,6 +143,9 @@ pub use super::egress::NetworkMode;
 
 fn default_approval_ttl() -> u64 {
     3600
+}
+fn default_task_after() -> u64 {
+    30
 }
 
 fn one() -> u32 {

@@ -125,8 +125,12 @@ impl Drop for Claim {
 }
 
 /// Whether this evaluation moved the rule into `firing`.
+/// The rule started firing with this evaluation, and no one silenced it: a silence means a
+/// human is on it, so no run starts (its summary would be a notification too).
 fn just_fired(report: &RuleReport) -> bool {
-    report.state == StateKind::Firing && report.previous != StateKind::Firing
+    report.state == StateKind::Firing
+        && report.previous != StateKind::Firing
+        && report.silence.is_none()
 }
 
 /// The incident text the SRE prompt is given.

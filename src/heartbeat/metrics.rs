@@ -30,6 +30,16 @@ pub struct Metrics {
     interval: Duration,
 }
 
+/// The last completed heartbeat, and the daemon's failure counts so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastBeat {
+    pub at_unix: i64,
+    pub seconds: f64,
+    pub heartbeats: u64,
+    pub heartbeat_failures: u64,
+    pub notification_failures: u64,
+}
+
 /// What `/healthz` judges from.
 #[derive(Debug, Clone)]
 struct Health {
@@ -47,6 +57,8 @@ struct Counters {
     heartbeat_failures: u64,
     evaluations: u64,
     rules_by_state: BTreeMap<&'static str, u64>,
+    /// Ids of the rules silenced at the last heartbeat.
+    silenced: Vec<String>,
     notifications_delivered: u64,
     notification_failures: u64,
     outbox_pending: i64,
@@ -113,6 +125,12 @@ impl Metrics {
         for r in &evaluation.rules {
             *c.rules_by_state.entry(r.state.as_str()).or_default() += 1;
         }
+        c.silenced = evaluation
+            .rules
+            .iter()
+            .filter(|r| r.silence.is_some())
+            .map(|r| r.rule.clone())
+            .collect();
         c.notifications_delivered += delivery.delivered as u64;
         c.notification_failures += delivery.failed_attempts as u64;
         c.outbox_pending = outbox_pending;
@@ -130,6 +148,18 @@ impl Metrics {
             c.heartbeat_failures += 1;
         }
         self.set_health(false, Some(why.to_string()));
+    }
+
+    /// The last heartbeat as the console's overview shows it (`None` before the first).
+    pub fn last_beat(&self) -> Option<LastBeat> {
+        let c = self.inner.lock().ok()?;
+        (c.heartbeats > 0).then(|| LastBeat {
+            at_unix: c.last_beat_unix,
+            seconds: c.last_duration,
+            heartbeats: c.heartbeats,
+            heartbeat_failures: c.heartbeat_failures,
+            notification_failures: c.notification_failures,
+        })
     }
 
     /// The Prometheus text exposition.
@@ -150,6 +180,21 @@ impl Metrics {
             c.rules_by_state
                 .iter()
                 .map(|(s, n)| (format!("{{state=\"{s}\"}}"), n.to_string()))
+                .collect(),
+        );
+        metric(
+            "pi_mcp_monitor_silenced_rules",
+            "gauge",
+            "Rules silenced at the last heartbeat (evaluated, not notified).",
+            one(c.silenced.len().to_string()),
+        );
+        metric(
+            "pi_mcp_monitor_rule_silenced",
+            "gauge",
+            "1 for each rule silenced at the last heartbeat.",
+            c.silenced
+                .iter()
+                .map(|id| (format!("{{rule=\"{}\"}}", label_value(id)), "1".to_string()))
                 .collect(),
         );
         metric(
@@ -220,6 +265,13 @@ impl Metrics {
     }
 }
 
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn health_of(h: &Health, interval: Duration, now: Instant) -> (StatusCode, serde_json::Value) {
     let limit = interval * 2 + HEALTH_GRACE;
     let since = now.saturating_duration_since(h.last_beat.unwrap_or(h.started));
@@ -274,15 +326,24 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// Binds `addr` and serves the endpoints in the background; returns the bound address.
-pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+/// Binds `addr` and serves the endpoints (and the web console, if given) in the background;
+/// returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    m: Arc<Metrics>,
+    console: Option<(crate::console::Console, crate::console::Access)>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(m);
+    if let Some((console, access)) = console {
+        app = app.merge(console.router(bound, access));
+    }
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("heartbeat HTTP endpoint stopped: {e}");
         }

@@ -55,9 +55,20 @@ pub struct HeartbeatArgs {
     /// Run one heartbeat and exit (for cron or systemd timers).
     #[arg(long)]
     pub once: bool,
-    /// Serve GET /healthz and GET /metrics (Prometheus) on ADDR, e.g. 127.0.0.1:9464.
+    /// Serve GET /healthz, GET /metrics (Prometheus) and the web console (at /) on ADDR,
+    /// e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Token the web console's sign-in asks for; without one the console is served on
+    /// loopback addresses only (/healthz and /metrics are served on any).
+    #[arg(long, env = "PI_MCP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra Host header values the console accepts (a name a reverse proxy forwards).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// Extra browser Origins the console accepts, e.g. https://ops.example.com.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
     /// Model API of the agent runs (investigations, HEARTBEAT.md): anthropic or openai.
     /// Default: whichever API key is set; without one, no agent runs start.
     #[arg(long, value_enum, env = "PI_PROVIDER")]
@@ -122,8 +133,31 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
     let monitor = crate::monitor::wiring::monitor(&app, "heartbeat").await;
     let metrics = Arc::new(Metrics::new(args.interval));
     if let Some(addr) = args.listen {
-        let bound = metrics::serve(addr, metrics.clone()).await?;
+        let console = crate::console::Console {
+            app: app.clone(),
+            rules_path: path.clone(),
+            metrics: Some(metrics.clone()),
+        };
+        let access = crate::console::Access {
+            token: args.token.clone(),
+            allowed_hosts: args.allowed_hosts.clone(),
+            allowed_origins: args.allowed_origins.clone(),
+        };
+        // Beyond loopback without a token, /healthz and /metrics are served as before (for
+        // Prometheus) and the console is not: it changes state, so it needs a sign-in.
+        let console = match crate::console::check_bind(addr, args.token.as_deref()) {
+            Ok(()) => Some((console, access)),
+            Err(why) => {
+                tracing::warn!("heartbeat: web console off: {why}");
+                None
+            }
+        };
+        let serves_console = console.is_some();
+        let bound = metrics::serve(addr, metrics.clone(), console).await?;
         tracing::info!("heartbeat: health and metrics listening on http://{bound}");
+        if serves_console {
+            tracing::info!("heartbeat: web console at http://{bound}/");
+        }
     }
     let channels = standing::channels_from_env().map_err(anyhow::Error::msg)?;
     let mut runs = Runs::new(app.clone(), provider(args));

@@ -196,6 +196,10 @@ fn print_table(e: &Evaluation) {
             .trim_end_matches('.')
             .to_string();
         let notify = match (r.notice, r.suppressed) {
+            _ if r.silence.is_some() => match r.muted {
+                Some(n) => format!("no (silenced; muted {})", n.as_str()),
+                None => "no (silenced)".into(),
+            },
             (Some(n), _) => {
                 let channels: Vec<&str> = r.channels.iter().map(|c| c.as_str()).collect();
                 format!("{} -> {}", n.as_str(), channels.join(","))

@@ -14,10 +14,11 @@ use serde::Serialize;
 use super::lease::{Busy, LEASE_WAIT, Lease, MONITOR_LEASE};
 use super::outbox::{self, DeliveryReport, Notice, NoticeSender};
 use super::rules::{Channel, LogKeywordParams, Params, Rule};
+use super::silence::{self, Silence};
 use super::sources::logfile::{self, LogBook, LogRead};
 use super::sources::{Sources, db, metric};
 use super::state::{self, StateKind};
-use super::transition::{NoticeKind, Outcome, step};
+use super::transition::{NoticeKind, Outcome, Step, step};
 use crate::store::{AuditLog, Store, StoreError};
 
 /// Rules evaluated at the same time (metric rules are batched separately).
@@ -70,6 +71,10 @@ pub struct RuleReport {
     /// A firing notice was held back by the cooldown.
     pub suppressed: bool,
     pub problem: Option<String>,
+    /// The silence in force on this rule: it was evaluated, its notice (if any) not queued.
+    pub silence: Option<Silence>,
+    /// The notice this evaluation would have queued, had the rule not been silenced.
+    pub muted: Option<NoticeKind>,
 }
 
 /// The result of one evaluation.
@@ -133,6 +138,7 @@ impl Monitor {
         let now = Utc::now();
         let enabled: Vec<&Rule> = rules.iter().filter(|r| r.spec.enabled).collect();
         let previous = state::load_all(&self.store).await?;
+        let silences = silence::active(&self.store, now).await?;
         let loaded = started.elapsed();
         let Gathered {
             outcomes,
@@ -144,13 +150,22 @@ impl Monitor {
         let mut next_states = Vec::with_capacity(enabled.len());
         let mut notices = Vec::new();
         let mut reports = Vec::with_capacity(enabled.len());
+        // Rules whose "until it resolves" silence ends with this evaluation.
+        let mut resolved: Vec<&str> = Vec::new();
         for (i, rule) in enabled.iter().enumerate() {
             let outcome = outcomes
                 .get(&i)
                 .cloned()
                 .unwrap_or_else(|| Outcome::Error("internal: no outcome".into()));
             let prev = previous.get(rule.id());
-            let s = step(rule, prev, &outcome, now);
+            let mut s = step(rule, prev, &outcome, now);
+            let silence = silences.get(rule.id()).cloned();
+            let muted = silence.as_ref().and_then(|_| mute(&mut s, prev));
+            if silence.as_ref().is_some_and(|x| x.ends_at.is_none())
+                && s.next.state == StateKind::Ok
+            {
+                resolved.push(rule.id());
+            }
             let before = prev.map_or(StateKind::Ok, |p| p.state);
             if !dry_run {
                 report_changes(rule, prev.map(|p| (p.state, p.problem.as_deref())), &s.next);
@@ -163,7 +178,7 @@ impl Monitor {
                 self.audit.record(super::audit_entry(
                     "monitor.evaluate",
                     serde_json::json!({"rule": rule.id(), "type": rule.spec.kind.as_str()}),
-                    &evaluation_outcome(before, &s.next, s.notice),
+                    &evaluation_outcome(before, &s.next, s.notice, muted),
                     started,
                     &self.client,
                 ));
@@ -180,6 +195,8 @@ impl Monitor {
                 channels: rule.spec.channels.clone(),
                 suppressed: s.suppressed,
                 problem: s.next.problem.clone(),
+                silence,
+                muted,
             });
             next_states.push(s.next);
         }
@@ -190,6 +207,7 @@ impl Monitor {
             state::save(&mut tx, &next_states).await?;
             logfile::save(&mut tx, &reads).await?;
             outbox::enqueue(&mut tx, &by_id, &notices).await?;
+            silence::end_resolved(&mut tx, &resolved, now).await?;
             tx.commit().await?;
         }
         tracing::debug!(
@@ -338,10 +356,24 @@ fn is_local_log(rule: &Rule) -> bool {
     matches!(&rule.params, Params::LogKeyword(p) if p.path.is_some())
 }
 
+/// Holds back a silenced rule's notice: the state keeps its value and lifecycle, but nothing
+/// counts as announced (a firing muted to the end is announced when the silence ends, after
+/// the cooldown; a firing never announced sends no resolution). Returns the muted notice.
+fn mute(s: &mut Step, prev: Option<&state::RuleState>) -> Option<NoticeKind> {
+    let muted = s.notice.take()?;
+    s.next.last_notified = prev.and_then(|p| p.last_notified);
+    s.next.cooldown_until = prev.and_then(|p| p.cooldown_until);
+    if muted == NoticeKind::Firing {
+        s.next.notified_firing = false;
+    }
+    Some(muted)
+}
+
 fn evaluation_outcome(
     before: StateKind,
     next: &state::RuleState,
     notice: Option<NoticeKind>,
+    muted: Option<NoticeKind>,
 ) -> String {
     let value = next.value.map_or_else(|| "-".into(), |v| v.to_string());
     let mut out = format!("{} value={value}", next.state.as_str());
@@ -350,6 +382,9 @@ fn evaluation_outcome(
     }
     if let Some(n) = notice {
         out.push_str(&format!(" notify={}", n.as_str()));
+    }
+    if let Some(n) = muted {
+        out.push_str(&format!(" silenced (not notified: {})", n.as_str()));
     }
     if let Some(p) = &next.problem {
         out.push_str(&format!(" error: {p}"));
@@ -377,5 +412,31 @@ fn report_changes(rule: &Rule, prev: Option<(StateKind, Option<&str>)>, next: &s
             next.state.as_str(),
             rule.condition_text()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::validate::parse;
+
+    #[test]
+    fn a_muted_firing_is_announced_when_the_silence_ends_and_never_resolves_unannounced() {
+        let text = r#"[{"id": "r", "type": "db_query", "params": {"query": "q"},
+            "condition": {"operator": "gt", "threshold": 10}, "cooldown_minutes": 30}]"#;
+        let rule = parse(text, "t").unwrap().rules.remove(0);
+        let t0 = Utc::now();
+        // Fires while silenced: nothing is announced, no cooldown starts.
+        let mut s = step(&rule, None, &Outcome::Value(11.0), t0);
+        assert_eq!(mute(&mut s, None), Some(NoticeKind::Firing));
+        assert_eq!((s.notice, s.next.state), (None, StateKind::Firing));
+        assert!(!s.next.notified_firing && s.next.cooldown_until.is_none());
+        // Resolves while silenced: no resolution of a firing no one was told about.
+        let resolved = step(&rule, Some(&s.next), &Outcome::Value(1.0), t0);
+        assert_eq!(resolved.notice, None);
+        // Still firing when the silence ends: announced then.
+        let later = t0 + chrono::Duration::minutes(5);
+        let after = step(&rule, Some(&s.next), &Outcome::Value(12.0), later);
+        assert_eq!(after.notice, Some(NoticeKind::Firing));
     }
 }

@@ -59,9 +59,14 @@ pub async fn read(store: &Store, root: &Path, uri: &str) -> Result<Option<Value>
     let path = rules_path(root);
     let loaded = validate::load(&path).map_err(|e| e.to_string())?;
     let states = state::load_all(store).await.map_err(|e| e.to_string())?;
+    let silences = super::silence::active(store, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
     let entry = |r: &super::Rule| {
         let mut v = serde_json::to_value(&r.spec).unwrap_or_default();
         v["current"] = state_json(states.get(r.id()));
+        // Evaluated as usual, but its notices are not sent while this is in force.
+        v["silence"] = serde_json::to_value(silences.get(r.id())).unwrap_or_default();
         v
     };
     if uri == ALERTS_URI {

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod mcp;
 pub mod outbox;
 pub mod rules;
+pub mod silence;
 pub mod sources;
 pub mod state;
 pub mod transition;

@@ -203,6 +203,45 @@ struct Row_ {
     notice: Notice,
 }
 
+/// An outbox row as the console shows it: queued, or failed at least once.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub rule_id: String,
+    pub channel: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+/// The newest `limit` rows still queued or that failed at least once, newest first.
+pub async fn troubled(store: &Store, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, rule_id, channel, kind, status, attempts, last_error, created_at \
+         FROM monitor_outbox WHERE status <> 'delivered' OR last_error IS NOT NULL \
+         ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(OutboxRow {
+            id: r.try_get("id")?,
+            rule_id: r.try_get("rule_id")?,
+            channel: r.try_get("channel")?,
+            kind: r.try_get("kind")?,
+            status: r.try_get("status")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            created_at: r.try_get("created_at")?,
+        });
+    }
+    Ok(out)
+}
+
 /// Rows still queued (oldest first).
 pub async fn pending_count(store: &Store) -> Result<i64, StoreError> {
     let r = sqlx::query("SELECT COUNT(*) AS n FROM monitor_outbox WHERE status = 'pending'")

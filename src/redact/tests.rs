@@ -247,54 +247,6 @@ fn everyday_output_is_untouched() {
     }
 }
 
-/// The cost of redacting a small `read` result (run with `--ignored --nocapture`; the README
-/// quotes it). Three texts: no trigger at all, everyday text whose words trip the prefilter
-/// (`token`, `password`), and one with secrets to mask.
-#[test]
-#[ignore = "timing, run by hand"]
-fn cost_of_a_small_result() {
-    let r = redactor(&[
-        ("PI_MCP_TOKEN", "tok-0123456789abcdef"),
-        ("SLACK_SIGNING_SECRET", "8f2b6c1d9e0a4b7c3d2e"),
-        (
-            "SLACK_WEBHOOK_URL",
-            "https://hooks.slack.com/services/T000/B000/XXXXsecret42",
-        ),
-        (
-            "SMTP_URL",
-            "smtp://mailer:m%40ilPassw0rd@smtp.example.com:587",
-        ),
-        (
-            "DATABASE_URL",
-            "postgres://app:dbpassw0rd9@db.internal/orders",
-        ),
-        ("ANTHROPIC_API_KEY", "sk-ant-api03-abcdefghijklmnopqrstuv"),
-    ]);
-    let plain: String = (1..=40)
-        .map(|i| format!("{i:>4}\tfn handler_{i}(req: Request) -> Response {{ respond(req) }}\n"))
-        .collect();
-    let wordy = plain.replace("respond(req)", "check(req.token, password_hash)");
-    let secret = format!("{plain}password=hunter22 tok-0123456789abcdef\n");
-    for (name, text) in [
-        ("no trigger", &plain),
-        ("triggers", &wordy),
-        ("secrets", &secret),
-    ] {
-        let rounds = 20_000u32;
-        let start = std::time::Instant::now();
-        let mut n = 0;
-        for _ in 0..rounds {
-            n += r.text(std::hint::black_box(text)).1;
-        }
-        let each = start.elapsed() / rounds;
-        println!(
-            "{name}: {} bytes, {each:?} per result ({} masked)",
-            text.len(),
-            n / 20_000
-        );
-    }
-}
-
 #[test]
 fn the_prefilter_stays_small_and_sees_common_spellings() {
     // Aho-Corasick's SIMD searcher handles up to 64 literals.

@@ -65,6 +65,10 @@ impl Approver for ElicitationApprover {
         request: &'a ApprovalRequest,
     ) -> Pin<Box<dyn Future<Output = Approval> + Send + 'a>> {
         Box::pin(async move {
+            // A call running as a task asks through the task (`input_required`, `tasks/update`).
+            if let Some(task) = super::tasks::current() {
+                return super::tasks::ask_in_task(&task, request).await;
+            }
             let can_elicit = self
                 .peer
                 .peer_info()

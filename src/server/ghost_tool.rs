@@ -75,13 +75,15 @@ pub async fn run(
     if !params.deliver {
         opts.delivery = DeliveryPolicy::off();
     }
-    let forwarder = token.map(|token| {
+    // A run as a task also says how far it got in the task's status message (`tasks/get`).
+    let task = super::tasks::current().map(|t| t.task);
+    let forwarder = (token.is_some() || task.is_some()).then(|| {
         let (tx, rx) = mpsc::unbounded_channel();
         opts.progress = ProgressSink {
             terminal_bar: false,
             callback: Some(tables_done(tx)),
         };
-        tokio::spawn(forward(peer, token, rx))
+        tokio::spawn(forward(peer, token, task, rx))
     });
     let run = run_once(&app, &opts).await;
     // The callback (and with it the channel's sender) goes with the options, so the forwarder
@@ -147,13 +149,21 @@ fn tables_done(tx: mpsc::UnboundedSender<(usize, usize, String)>) -> ProgressFn 
     })
 }
 
-/// Sends each `(done, total, table)` to the client as a progress notification, in order.
+/// Sends each `(done, total, table)` to the client as a progress notification, in order, and
+/// to the task's status message when the run is a task.
 async fn forward(
     peer: Peer<RoleServer>,
-    token: ProgressToken,
+    token: Option<ProgressToken>,
+    task: Option<rmcp::task_manager::TaskContext>,
     mut rx: mpsc::UnboundedReceiver<(usize, usize, String)>,
 ) {
     while let Some((done, total, table)) = rx.recv().await {
+        if let Some(task) = &task {
+            task.set_status_message(format!("{done} of {total} tables profiled (last: {table})"));
+        }
+        let Some(token) = &token else {
+            continue;
+        };
         let param = ProgressNotificationParam::new(token.clone(), done as f64)
             .with_total(total as f64)
             .with_message(table);

@@ -49,6 +49,7 @@ pub async fn serve(
     server: PiServer,
     store: crate::store::Store,
     options: HttpOptions,
+    console: Option<crate::console::Console>,
 ) -> anyhow::Result<()> {
     check(&options).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
@@ -56,16 +57,7 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.addr))?;
     let local = listener.local_addr()?;
     let ct = CancellationToken::new();
-    let mut hosts: Vec<String> = vec![
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-        "[::1]".into(),
-    ];
-    if !local.ip().is_loopback() && !local.ip().is_unspecified() {
-        hosts.push(local.ip().to_string());
-    }
-    hosts.extend(options.allowed_hosts.iter().cloned());
+    let hosts = crate::console::hosts_for(local, &options.allowed_hosts);
     let mut origins: Vec<String> = vec![
         "http://localhost:*".into(),
         "http://127.0.0.1:*".into(),
@@ -97,17 +89,29 @@ pub async fn serve(
         app = app.merge(super::slack::router(store, audit.clone(), secret));
         tracing::info!("Slack interactive approvals at {}", super::slack::PATH);
     }
+    if let Some(console) = console {
+        let access = crate::console::Access {
+            token: options.token.clone(),
+            allowed_hosts: options.allowed_hosts.clone(),
+            allowed_origins: options.allowed_origins.clone(),
+        };
+        app = app.merge(console.router(local, access));
+        tracing::info!("web console at http://{local}/");
+    }
     // Install the signal handlers before announcing the address, so an early SIGTERM is caught.
     let stop = shutdown_signal()?;
     tracing::info!("listening on http://{local}/mcp");
     let shutdown = ct.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    })
+    .await?;
     audit.flush().await;
     Ok(())
 }

@@ -13,21 +13,23 @@ pub mod live;
 pub mod mrtr;
 pub mod prompts;
 pub mod resources;
+pub mod schemas;
 pub mod slack;
 pub mod stdio;
 pub mod subscriptions;
+pub mod tasks;
 pub mod tool_calls;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -47,6 +49,8 @@ pub struct PiServer {
     pub live: live::LiveResources,
     /// This session's `resources/subscribe` URIs ([`PiServer::for_session`] gives a new one).
     subscriptions: subscriptions::SessionSubscriptions,
+    /// The process's long-running calls ([`tasks`]), shared by every session.
+    tasks: tasks::Tasks,
     /// The requestState key and ledger of this process (shared by all sessions).
     mrtr: Arc<mrtr::StateKeeper>,
 }
@@ -85,6 +89,7 @@ impl PiServer {
             log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
             live: live::LiveResources::default(),
             subscriptions: subscriptions::SessionSubscriptions::default(),
+            tasks: tasks::Tasks::default(),
             mrtr: Arc::new(mrtr::StateKeeper::new()),
         }
     }
@@ -219,6 +224,9 @@ impl ServerHandler for PiServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(task) = self.tasks.maybe_start(self, &request, &context).await {
+            return Ok(CallToolResponse::Task(task));
+        }
         let via = mrtr::ask_via(&context, &request);
         tool_calls::call(
             self,
@@ -241,6 +249,7 @@ impl ServerHandler for PiServer {
             .enable_resources_list_changed()
             .enable_logging()
             .enable_completions()
+            .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(
@@ -307,6 +316,37 @@ impl ServerHandler for PiServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         completions::complete(self, &request)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks.get(&request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = tasks::client_name(&context.peer);
+        self.tasks.update(
+            &self.audit,
+            &request.task_id,
+            request.input_responses,
+            &client,
+        )
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = tasks::client_name(&context.peer);
+        self.tasks.cancel(&self.audit, &request.task_id, &client)
     }
 
     async fn list_resource_templates(

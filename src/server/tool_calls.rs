@@ -85,13 +85,13 @@ pub fn definitions() -> Vec<Tool> {
         Tool::new(
             "read",
             READ_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<ReadParams>(),
+            super::schemas::input::<ReadParams>(),
         )
         .with_annotations(ToolAnnotations::with_title("Read a file").read_only(true)),
         Tool::new(
             "edit",
             EDIT_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<EditParams>(),
+            super::schemas::input::<EditParams>(),
         )
         .with_annotations(
             ToolAnnotations::with_title("Edit a file")
@@ -101,7 +101,7 @@ pub fn definitions() -> Vec<Tool> {
         Tool::new(
             "bash",
             BASH_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<BashParams>(),
+            super::schemas::input::<BashParams>(),
         )
         .with_annotations(
             ToolAnnotations::with_title("Run a guarded shell command")
@@ -111,7 +111,7 @@ pub fn definitions() -> Vec<Tool> {
         Tool::new(
             "notify",
             NOTIFY_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<NotifyParams>(),
+            super::schemas::input::<NotifyParams>(),
         )
         .with_annotations(
             ToolAnnotations::with_title("Send a notification")
@@ -119,16 +119,12 @@ pub fn definitions() -> Vec<Tool> {
                 .destructive(false)
                 .open_world(true),
         ),
-        Tool::new(
-            "sql",
-            SQL_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<SqlParams>(),
-        )
-        .with_annotations(ToolAnnotations::with_title("Query a database").read_only(true)),
+        Tool::new("sql", SQL_DESCRIPTION, super::schemas::input::<SqlParams>())
+            .with_annotations(ToolAnnotations::with_title("Query a database").read_only(true)),
         Tool::new(
             "cloudwatch",
             CLOUDWATCH_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<CloudWatchParams>(),
+            super::schemas::input::<CloudWatchParams>(),
         )
         .with_annotations(
             ToolAnnotations::with_title("Read AWS CloudWatch metrics, logs and alarms")
@@ -139,7 +135,7 @@ pub fn definitions() -> Vec<Tool> {
         Tool::new(
             "ghost",
             GHOST_DESCRIPTION,
-            rmcp::handler::server::common::schema_for_type::<GhostParams>(),
+            super::schemas::input::<GhostParams>(),
         )
         .with_annotations(
             ToolAnnotations::with_title("Run the Data Ghost on a database")
@@ -150,30 +146,11 @@ pub fn definitions() -> Vec<Tool> {
     ];
     tools
         .into_iter()
-        .map(|t| match output_schema(&t.name) {
+        .map(|t| match super::schemas::output(&t.name) {
             Some(schema) => t.with_raw_output_schema(schema),
             None => t,
         })
         .collect()
-}
-
-/// The `outputSchema` of a tool that returns structured content, generated (schemars, as
-/// serialized) from the very type its structured content is serialized from; `None` for
-/// tools that answer in text only.
-pub fn output_schema(tool: &str) -> Option<std::sync::Arc<JsonObject>> {
-    use rmcp::handler::server::common::schema_for_output;
-    let mut schema = match tool {
-        "sql" => schema_for_output::<crate::tools::sql::SqlResult>(),
-        "cloudwatch" => schema_for_output::<crate::tools::cloudwatch::tool::CloudWatchResult>(),
-        "ghost" => schema_for_output::<crate::ghost::GhostRun>(),
-        _ => return None,
-    };
-    // MCP wants an object at the root (rmcp drops other output schemas for older clients);
-    // an enum tagged by `action` is a `oneOf` of objects, so say so.
-    if schema.get("type").is_none() {
-        std::sync::Arc::make_mut(&mut schema).insert("type".into(), "object".into());
-    }
-    Some(schema)
 }
 
 /// `result` with `value` as its structured content (the type the tool's `outputSchema` is

@@ -169,31 +169,103 @@ async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::E
     q.execute(store.pool()).await.map(|_| ())
 }
 
+const SELECT: &str = "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, \
+     outcome, client, redactions FROM audit_log";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s));
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        tool: r.try_get("tool")?,
+        arguments: json(r.try_get("arguments")?),
+        decision: r.try_get("decision")?,
+        risk: r.try_get("risk")?,
+        reasons: json(r.try_get("reasons")?),
+        duration_ms: r.try_get("duration_ms")?,
+        outcome: r.try_get("outcome")?,
+        client: r.try_get("client")?,
+        redactions: r.try_get("redactions")?,
+    })
+}
+
 /// The newest `n` entries of the store's audit log, oldest first.
 pub async fn tail(store: &Store, n: i64) -> Result<Vec<AuditEntry>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, \
-         redactions FROM audit_log ORDER BY id DESC LIMIT $1",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT} ORDER BY id DESC LIMIT $1"
+    )))
     .bind(n)
     .fetch_all(store.pool())
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows.iter().rev() {
-        let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s));
-        out.push(AuditEntry {
-            id: r.try_get("id")?,
-            ts: r.try_get("ts")?,
-            tool: r.try_get("tool")?,
-            arguments: json(r.try_get("arguments")?),
-            decision: r.try_get("decision")?,
-            risk: r.try_get("risk")?,
-            reasons: json(r.try_get("reasons")?),
-            duration_ms: r.try_get("duration_ms")?,
-            outcome: r.try_get("outcome")?,
-            client: r.try_get("client")?,
-            redactions: r.try_get("redactions")?,
-        });
-    }
+    let mut out = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    out.reverse();
     Ok(out)
+}
+
+/// Which entries [`search`] returns; every field narrows (`None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct AuditFilter {
+    pub tool: Option<String>,
+    pub decision: Option<String>,
+    /// Entries at or after this time (a prefix of the stored UTC format is fine: `2026-01-02`).
+    pub since: Option<String>,
+    /// Entries before this time.
+    pub until: Option<String>,
+    /// Text the (redacted) arguments contain, e.g. an approval id.
+    pub text: Option<String>,
+    /// Entries older than this id (the next page).
+    pub before: Option<i64>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Up to `limit` entries matching `filter`, newest first (page on with `before`: the last id).
+pub async fn search(
+    store: &Store,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut clauses = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    let mut add = |clause: &str, value: String| {
+        binds.push(value);
+        clauses.push(clause.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(v) = given(&filter.tool) {
+        add("tool = ?", v.to_string());
+    }
+    if let Some(v) = given(&filter.decision) {
+        add("decision = ?", v.to_string());
+    }
+    if let Some(v) = given(&filter.since) {
+        add("ts >= ?", v.to_string());
+    }
+    if let Some(v) = given(&filter.until) {
+        add("ts < ?", v.to_string());
+    }
+    if let Some(v) = given(&filter.text) {
+        // LIKE's wildcards in the text are matched literally.
+        let escaped = v
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        add("arguments LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
+    }
+    let mut sql = SELECT.to_string();
+    if let Some(before) = filter.before {
+        clauses.push(format!("id < {before}"));
+    }
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.clamp(1, 1000)));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(store.pool()).await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }

@@ -60,11 +60,16 @@ impl BashResult {
     }
 }
 
-pub async fn run(
-    ctx: &ToolContext,
-    p: BashParams,
-    approver: &dyn Approver,
-) -> Result<BashResult, ToolError> {
+/// A call's checked arguments and the policy's verdict on its command.
+pub struct Judged {
+    pub cwd: PathBuf,
+    pub timeout: u64,
+    pub verdict: Verdict,
+}
+
+/// Checks a call's arguments and judges its command, without running anything (the first
+/// step of [`run`]; the MCP face also asks it whether a call will wait for a human).
+pub async fn judge(ctx: &ToolContext, p: &BashParams) -> Result<Judged, ToolError> {
     if p.command.trim().is_empty() {
         return Err(ToolError::new("command is empty"));
     }
@@ -89,6 +94,23 @@ pub async fn run(
             .await
             .map_err(|e| ToolError::new(format!("the policy check failed: {e}")))?
     };
+    Ok(Judged {
+        cwd,
+        timeout,
+        verdict,
+    })
+}
+
+pub async fn run(
+    ctx: &ToolContext,
+    p: BashParams,
+    approver: &dyn Approver,
+) -> Result<BashResult, ToolError> {
+    let Judged {
+        cwd,
+        timeout,
+        verdict,
+    } = judge(ctx, &p).await?;
     match verdict.decision {
         Decision::Deny => {
             // A human may have approved it under an earlier policy: the policy in force wins,

@@ -1,6 +1,7 @@
 //! The guarded tools as plain async Rust: typed parameters in, typed results out, no MCP types.
 //! Every tool asks the guard before it touches anything.
 
+pub mod answer;
 pub mod approvals;
 pub mod bash;
 pub mod cloudwatch;

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod schema;
+pub mod shop;
 mod state;
 pub mod user;
 
@@ -181,10 +182,19 @@ pub async fn spawn_stdio_modern<H: ClientHandler>(
     ws: &Path,
     handler: H,
 ) -> anyhow::Result<RunningService<RoleClient, H>> {
+    spawn_stdio_modern_with(ws, &[], handler).await
+}
+
+/// [`spawn_stdio_modern`] with extra server arguments.
+pub async fn spawn_stdio_modern_with<H: ClientHandler>(
+    ws: &Path,
+    extra_args: &[&str],
+    handler: H,
+) -> anyhow::Result<RunningService<RoleClient, H>> {
     let modern = ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
     };
-    spawn_stdio_lifecycle(ws, &[], &[], handler, modern).await
+    spawn_stdio_lifecycle(ws, extra_args, &[], handler, modern).await
 }
 
 /// [`spawn_stdio`] with extra environment variables for the server.
@@ -347,6 +357,26 @@ pub fn text_of(result: &CallToolResult) -> String {
         .map(|t| t.text.as_str())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A new, empty database on the test PostgreSQL at `base` (a URL naming some database);
+/// returns its URL.
+pub async fn fresh_pg_database(base: &str) -> String {
+    use sqlx::Connection as _;
+    let name = format!(
+        "pimcp_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let mut admin = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+    format!("{prefix}/{name}")
 }
 
 /// `pi-mcp --workspace <ws> serve --http 127.0.0.1:0 [--token T]`, killed on drop.
@@ -615,4 +645,44 @@ impl Daemon {
             .expect("the daemon stops within 20 s")
             .expect("wait for the daemon")
     }
+}
+
+/// Runs a Python `mcp` SDK client script (`tests/<script>`) with `python` as
+/// `script SERVER WORKSPACE ARG` against `ws`'s state, and returns its stdout; panics with
+/// its output unless it succeeded, or when a line of `expect` is missing from it.
+pub async fn python_client(
+    python: &str,
+    script: &str,
+    server: &str,
+    ws: &Workspace,
+    arg: &str,
+    expect: &[&str],
+) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = Command::new(python)
+        .arg(script)
+        .arg(server)
+        .arg(ws.path())
+        .arg(arg)
+        .envs(state_env(ws.path()))
+        .env_remove("PI_MCP_POLICY")
+        .env_remove("PI_MCP_STATE_URL")
+        .output()
+        .await
+        .expect("run the python client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python client ({server}) failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in expect {
+        assert!(
+            stdout.contains(line),
+            "{server}: missing {line:?} in {stdout}"
+        );
+    }
+    stdout
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// The `outputSchema` pi-mcp declares for `tool` (the same function `tools/list` uses).
 pub fn output_schema(tool: &str) -> Value {
-    let schema = pi_mcp::server::tool_calls::output_schema(tool)
+    let schema = pi_mcp::server::schemas::output(tool)
         .unwrap_or_else(|| panic!("`{tool}` declares no outputSchema"));
     Value::Object((*schema).clone())
 }

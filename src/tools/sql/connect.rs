@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
+use super::stop::StopOnDrop;
 use crate::guard::sql::SqlDialect;
 use crate::tools::ToolError;
 
@@ -135,12 +136,27 @@ pub async fn set_sqlite_deadline(
     conn: &mut SqliteConnection,
     deadline: Instant,
 ) -> Result<(), ToolError> {
+    set_sqlite_stops(conn, deadline)
+        .await
+        .map(StopOnDrop::disarm)
+}
+
+/// [`set_sqlite_deadline`], and the statement also stops once the returned guard is dropped
+/// while armed: when the caller's future is dropped (a cancelled MCP task), the statement
+/// does not run on in SQLite's worker thread. Disarm it once the statement is done.
+pub async fn set_sqlite_stops(
+    conn: &mut SqliteConnection,
+    deadline: Instant,
+) -> Result<StopOnDrop, ToolError> {
     let mut handle = conn
         .lock_handle()
         .await
         .map_err(|e| ToolError::new(format!("SQLite connection failed: {e}")))?;
-    handle.set_progress_handler(SQLITE_PROGRESS_STEPS, move || Instant::now() < deadline);
-    Ok(())
+    let (stop, stopped) = StopOnDrop::new();
+    handle.set_progress_handler(SQLITE_PROGRESS_STEPS, move || {
+        Instant::now() < deadline && !stopped()
+    });
+    Ok(stop)
 }
 
 fn unreachable_error(shown: &str, why: &str) -> ToolError {

@@ -10,8 +10,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgStatement;
 use sqlx::{AssertSqlSafe, Column, Executor, Postgres, Row, SqlSafeStr, Statement, TypeInfo};
 
-use super::connect::{ReadOnlyDb, set_sqlite_deadline};
+use super::connect::{ReadOnlyDb, set_sqlite_stops};
 use super::pg_text::{self, Render};
+use super::stop::CancelOnDrop;
 use super::values;
 use crate::tools::ToolError;
 use futures_util::TryStreamExt;
@@ -43,7 +44,11 @@ pub async fn run(
         match db {
             ReadOnlyDb::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
+                let pid = begin(&mut conn, write).await?;
+                // Dropped with this future (a cancelled task), the guard cancels the statement.
+                let cancel = CancelOnDrop::new((*pool.connect_options()).clone(), pid);
                 let result = postgres(&mut conn, sql, max_rows, write).await;
+                cancel.disarm();
                 // A connection left mid-result or mid-transaction is not reused.
                 if !reusable(&result, write) {
                     conn.detach();
@@ -52,10 +57,12 @@ pub async fn run(
             }
             ReadOnlyDb::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
-                set_sqlite_deadline(&mut conn, Instant::now() + timeout)
+                // Dropped with this future (a cancelled task), the guard stops the statement.
+                let stop = set_sqlite_stops(&mut conn, Instant::now() + timeout)
                     .await
                     .map_err(|e| sqlx::Error::Protocol(e.message))?;
                 let result = sqlite(&mut conn, sql, max_rows, write).await;
+                stop.disarm();
                 if !reusable(&result, write) {
                     conn.detach();
                 }
@@ -76,14 +83,27 @@ fn reusable(result: &Result<Rows, sqlx::Error>, write: bool) -> bool {
     matches!(result, Ok(rows) if !write && !rows.truncated)
 }
 
+/// Opens the statement's transaction (read-only unless `write`) and returns the backend's pid
+/// (for a cancel), in one round trip.
+async fn begin(conn: &mut PoolConnection<Postgres>, write: bool) -> Result<i32, sqlx::Error> {
+    let begin = if write {
+        "BEGIN; SELECT pg_backend_pid()"
+    } else {
+        "BEGIN READ ONLY; SELECT pg_backend_pid()"
+    };
+    sqlx::raw_sql(begin)
+        .fetch_one(&mut **conn)
+        .await?
+        .try_get(0)
+}
+
+/// Runs `sql` in the transaction [`begin`] opened.
 async fn postgres(
     conn: &mut PoolConnection<Postgres>,
     sql: &str,
     max_rows: usize,
     write: bool,
 ) -> Result<Rows, sqlx::Error> {
-    let begin = if write { "BEGIN" } else { "BEGIN READ ONLY" };
-    conn.execute(begin).await?;
     if write {
         let done = sqlx::query(AssertSqlSafe(sql.to_owned()))
             .execute(&mut **conn)

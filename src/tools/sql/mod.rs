@@ -11,6 +11,7 @@ pub mod health;
 mod pg_lex;
 mod pg_text;
 pub mod pools;
+mod stop;
 pub mod table;
 pub mod values;
 

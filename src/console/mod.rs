@@ -1,0 +1,124 @@
+//! The web console: where the human half of the human-in-the-loop lives. Server-rendered
+//! pages (maud templates compiled into the binary, one small script for live updates) to
+//! approve or deny waiting commands, see and silence alerts, read reports with their charts,
+//! follow investigations and the audit log. It is a face like the MCP endpoint: it reads and
+//! writes through the same store, guard and approval code as the CLI and MCP ([`App`],
+//! [`crate::tools::answer`], [`crate::monitor::silence`]), never around them. The faces that
+//! listen on HTTP (`serve --http`, `heartbeat --listen`) mount [`Console::router`] at `/`.
+
+pub mod alerts;
+pub mod approvals;
+pub mod audit;
+pub mod auth;
+pub mod investigations;
+pub mod layout;
+pub mod markdown;
+pub mod overview;
+pub mod reports;
+pub mod signin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::app::App;
+use crate::heartbeat::metrics::Metrics;
+use auth::Auth;
+
+/// Everything the pages read from and write to.
+#[derive(Clone)]
+pub struct Console {
+    pub app: App,
+    /// The alert rules file the monitor evaluates.
+    pub rules_path: PathBuf,
+    /// The heartbeat's own counters, when the console runs inside the daemon.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// Who may reach the console: the token (if any) and the names it answers to.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub token: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+/// The `Host` names a listener on `local` answers to: loopback names, its own address when
+/// it is a specific one, and `extra`.
+pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        "[::1]".into(),
+    ];
+    if !local.ip().is_loopback() && !local.ip().is_unspecified() {
+        hosts.push(local.ip().to_string());
+        if local.ip().is_ipv6() {
+            hosts.push(format!("[{}]", local.ip()));
+        }
+    }
+    hosts.extend(extra.iter().cloned());
+    hosts
+}
+
+/// Refuses to show the console beyond loopback without a token (the daemon then serves only
+/// `/healthz` and `/metrics` there).
+pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
+        return Err(format!(
+            "not serving the web console on the non-loopback address {addr} without a token: \
+             set --token or PI_MCP_TOKEN"
+        ));
+    }
+    Ok(())
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct Shared {
+    pub console: Arc<Console>,
+    pub auth: Arc<Auth>,
+}
+
+impl Console {
+    /// The console's routes for a listener on `local`, behind its gate (Host, Origin,
+    /// session, CSRF) and its security headers.
+    pub fn router(self, local: SocketAddr, access: Access) -> Router {
+        let auth = Arc::new(Auth::new(
+            access.token,
+            hosts_for(local, &access.allowed_hosts),
+            access.allowed_origins,
+        ));
+        let shared = Shared {
+            console: Arc::new(self),
+            auth: auth.clone(),
+        };
+        Router::new()
+            .route("/", get(overview::page))
+            .route("/login", get(signin::form).post(signin::submit))
+            .route("/logout", post(signin::sign_out))
+            .route("/alerts", get(alerts::page))
+            .route("/alerts/{id}/chart.png", get(alerts::chart))
+            .route("/alerts/{id}/silence", post(alerts::silence))
+            .route("/silences/{id}/lift", post(alerts::lift))
+            .route("/approvals", get(approvals::page))
+            .route("/approvals/{id}/decide", post(approvals::decide))
+            .route("/reports", get(reports::list))
+            .route("/reports/{db}/{run}", get(reports::show))
+            .route("/reports/{db}/{run}/{file}", get(reports::file))
+            .route("/investigations", get(investigations::list))
+            .route("/investigations/{name}", get(investigations::show))
+            .route("/audit", get(audit::page))
+            .route("/console.css", get(layout::css))
+            .route("/console.js", get(layout::js))
+            .route("/favicon.ico", get(layout::no_icon))
+            .with_state(shared)
+            .layer(middleware::from_fn_with_state(auth, auth::gate))
+            .layer(middleware::from_fn(auth::headers))
+    }
+}
