@@ -310,11 +310,13 @@ pub async fn call(
                             ""
                         }
                     );
+                    let text = out.text();
+                    let verdict = out.verdict.clone();
                     let result = with_structured(
-                        CallToolResult::success(vec![ContentBlock::text(out.text())]),
-                        &out.structured(),
+                        CallToolResult::success(vec![ContentBlock::text(text)]),
+                        &out.into_structured(),
                     );
-                    (result, out.verdict, outcome)
+                    (result, verdict, outcome)
                 }
                 Err(e) => failed(e),
             },

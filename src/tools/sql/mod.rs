@@ -197,14 +197,20 @@ pub struct SqlOutput {
 
 impl SqlOutput {
     /// The structured result: `{columns, column_types, rows, row_count, truncated, elapsed_ms, …}`.
-    pub fn structured(&self) -> SqlResult {
-        let (rows, cut) = rows_within(&self.rows.rows, MAX_STRUCTURED_BYTES);
+    /// Takes the rows over rather than copying them (call [`SqlOutput::text`] first).
+    pub fn into_structured(self) -> SqlResult {
+        let (kept, cut) = {
+            let (rows, cut) = rows_within(&self.rows.rows, MAX_STRUCTURED_BYTES);
+            (rows.len(), cut)
+        };
+        let mut rows = self.rows.rows;
+        rows.truncate(kept);
         SqlResult {
-            database: self.database.clone(),
-            columns: self.rows.columns.clone(),
-            column_types: self.rows.types.clone(),
+            database: self.database,
+            columns: self.rows.columns,
+            column_types: self.rows.types,
             row_count: rows.len(),
-            rows: rows.to_vec(),
+            rows,
             truncated: self.rows.truncated || cut,
             truncated_reason: cut
                 .then(|| format!("rows beyond {MAX_STRUCTURED_BYTES} bytes were left out")),
