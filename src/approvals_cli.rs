@@ -44,12 +44,16 @@ async fn inner(
             } else {
                 for a in &all {
                     println!(
-                        "{}  {:<8} risk {:>3}  {}  {}",
+                        "{}  {:<8} risk {:>3}  {}  {}{}",
                         a.id,
                         a.status,
                         a.risk,
                         a.created_at,
-                        a.command.replace('\n', "\\n")
+                        a.command.replace('\n', "\\n"),
+                        a.requested_by
+                            .as_deref()
+                            .map(|by| format!("  (asked by {by})"))
+                            .unwrap_or_default()
                     );
                 }
             }

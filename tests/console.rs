@@ -176,6 +176,16 @@ async fn the_console_in_a_real_browser() {
     while pending_count(&ws).await < 2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Each names the client that asked (its self-declared name), for the console's "Asked by".
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
+    let asker = format!(
+        "client {}",
+        rmcp::ClientHandler::get_info(&()).client_info.name
+    );
+    for a in &listed {
+        assert_eq!(a["requested_by"], asker.as_str(), "{a}");
+    }
 
     let fake = FakeLlm::start(vec![
         anthropic::tools(

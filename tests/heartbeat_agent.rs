@@ -141,6 +141,10 @@ async fn a_firing_rule_is_investigated_once_without_changing_anything() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["status"], "pending");
     assert_eq!(listed[0]["command"], PROPOSED_FIX);
+    assert_eq!(
+        listed[0]["requested_by"], "investigation of rule app-errors",
+        "the approval names the run that asked"
+    );
     // The alert itself and the investigation's summary both reached the rule's channel.
     assert_eq!(hook.bodies().len(), 2, "{:?}", hook.bodies());
     let summary = &bodies_of(&hook, "investigation")[0];
@@ -222,6 +226,10 @@ async fn a_remediate_false_investigation_observes_freely_and_asks_once_for_a_cha
         "one approval for two identical calls: {listed:?}"
     );
     assert_eq!(listed[0]["command"], "systemctl restart app");
+    assert_eq!(
+        listed[0]["requested_by"],
+        "investigation of rule app-errors"
+    );
     // Only df reached the server's bash tool (and its guard and audit).
     let ran: Vec<String> = support::audit_entries(ws.path(), &[])
         .iter()

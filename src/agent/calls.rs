@@ -24,12 +24,14 @@ use crate::guard::PathContext;
 pub use super::gate::REMEDIATE_FALSE_RULE;
 
 /// How a turn's calls are run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallSettings {
     pub dry_run: bool,
     pub read_only_asks: bool,
     pub sequential: bool,
     pub max_result_chars: usize,
+    /// Who the run's approvals say asked (see [`super::RunRequest::requested_by`]).
+    pub requested_by: String,
 }
 
 /// A result kept for identical later calls.
@@ -309,7 +311,9 @@ impl<'a> CallRunner<'a> {
             );
         }
         if effect != Effect::Check && self.settings.read_only_asks {
-            match gate::remediate_false(self.app, tool, &arguments).await {
+            match gate::remediate_false(self.app, tool, &arguments, &self.settings.requested_by)
+                .await
+            {
                 Gate::Pass => {}
                 // The server refuses it (and audits the refusal): nothing changes state.
                 Gate::Refused => effect = Effect::Neutral,

@@ -208,6 +208,7 @@ async fn start(globals: &Globals, args: &AgentArgs) -> anyhow::Result<ExitCode> 
         mcp_config: args.mcp_config.clone(),
         extra_instructions: None,
         cancel,
+        requested_by: "pi-mcp agent on the command line".into(),
     };
     let outcome = super::run(&app, request).await?;
     if args.json {

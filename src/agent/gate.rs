@@ -33,7 +33,13 @@ pub enum Gate {
 }
 
 /// Gates one state-changing call of a run without remediation.
-pub async fn remediate_false(app: &App, tool: &AgentTool, args: &Map<String, Value>) -> Gate {
+/// `requested_by` names the run on the approvals it queues.
+pub async fn remediate_false(
+    app: &App,
+    tool: &AgentTool,
+    args: &Map<String, Value>,
+    requested_by: &str,
+) -> Gate {
     let Some(queue) = app.tools.approvals.as_deref() else {
         let text = format!(
             "`{}` changes state and this run may not change anything without a human's approval, but no \
@@ -46,7 +52,7 @@ pub async fn remediate_false(app: &App, tool: &AgentTool, args: &Map<String, Val
         );
     };
     if tool.local && tool.remote_name == "bash" {
-        return bash(app, queue, tool, args).await;
+        return bash(app, queue, tool, args, requested_by).await;
     }
     let command = describe(tool, args);
     let cwd = app.tools.workspace.primary().display().to_string();
@@ -59,7 +65,9 @@ pub async fn remediate_false(app: &App, tool: &AgentTool, args: &Map<String, Val
         return Gate::Pass;
     }
     let verdict = Verdict::single(Decision::Ask, REMEDIATE_FALSE_RULE, REMEDIATE_FALSE_REASON);
-    let queued = queue.request(&label, &command, &cwd, &verdict).await;
+    let queued = queue
+        .request(requested_by, &label, &command, &cwd, &verdict)
+        .await;
     held(tool, &command, queued)
 }
 
@@ -69,6 +77,7 @@ async fn bash(
     queue: &ApprovalQueue,
     tool: &AgentTool,
     args: &Map<String, Value>,
+    requested_by: &str,
 ) -> Gate {
     let Some(command) = args.get("command").and_then(Value::as_str) else {
         // Malformed: the server says what is wrong and runs nothing.
@@ -113,7 +122,10 @@ async fn bash(
         REMEDIATE_FALSE_RULE,
         REMEDIATE_FALSE_REASON,
     ));
-    match queue.request_kept("bash", command, &cwd, &verdict).await {
+    match queue
+        .request_kept(requested_by, "bash", command, &cwd, &verdict)
+        .await
+    {
         Ok(Queued::Approved(_)) => pass(queue, command, &cwd, use_here).await,
         other => held(tool, command, other),
     }

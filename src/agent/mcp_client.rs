@@ -103,13 +103,21 @@ pub struct ToolBox {
     tools: Vec<AgentTool>,
 }
 
-fn client_info() -> AgentClient {
-    AgentClient::default()
+/// The agent's client, titled with what started the run (servers show it to approvers).
+fn client_info(requested_by: &str) -> AgentClient {
+    AgentClient {
+        title: Some(requested_by.to_string()),
+        ..AgentClient::default()
+    }
 }
 
 impl ToolBox {
     /// Connects to the app's own server and to every server in `config` (if given).
-    pub async fn connect(app: &App, config: Option<&Path>) -> Result<ToolBox, McpError> {
+    pub async fn connect(
+        app: &App,
+        config: Option<&Path>,
+        requested_by: &str,
+    ) -> Result<ToolBox, McpError> {
         let (client_io, server_io) = tokio::io::duplex(DUPLEX_BUFFER);
         let server = app.server();
         tokio::spawn(async move {
@@ -120,7 +128,7 @@ impl ToolBox {
                 Err(e) => tracing::error!("agent: in-process server failed to start: {e}"),
             }
         });
-        let local = client_info()
+        let local = client_info(requested_by)
             .serve(client_io)
             .await
             .map_err(|e| McpError::Local(e.to_string()))?;
@@ -150,7 +158,7 @@ impl ToolBox {
                     .kill_on_drop(true);
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| external(format!("cannot start `{}`: {e}", entry.command)))?;
-                let running = client_info()
+                let running = client_info(requested_by)
                     .serve(transport)
                     .await
                     .map_err(|e| external(format!("MCP initialize failed: {e}")))?;

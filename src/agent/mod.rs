@@ -90,6 +90,9 @@ pub struct RunRequest {
     pub extra_instructions: Option<String>,
     /// Cancelled on Ctrl-C (or by the heartbeat on shutdown): the run ends cleanly.
     pub cancel: CancellationToken,
+    /// What started the run, as the human answering its approvals reads it
+    /// (e.g. "investigation of rule disk-full").
+    pub requested_by: String,
 }
 
 /// Why the run ended.

@@ -31,7 +31,8 @@ stopped, more briefly; any tool call in the cut reply was not run.";
 pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentError> {
     let provider = Provider::new(request.provider.clone())?;
     let system = system_prompt(app, &request)?;
-    let toolbox = ToolBox::connect(app, request.mcp_config.as_deref()).await?;
+    let toolbox =
+        ToolBox::connect(app, request.mcp_config.as_deref(), &request.requested_by).await?;
     let transcript =
         Transcript::create(&app.reports_dir, request.mode.as_str()).map_err(|source| {
             AgentError::Transcript {
@@ -61,6 +62,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunOutcome, AgentErro
         read_only_asks: request.read_only_asks || request.mode.always_asks(),
         sequential: request.sequential,
         max_result_chars: request.limits.max_result_chars,
+        requested_by: request.requested_by.clone(),
     };
     let deadline = request
         .limits

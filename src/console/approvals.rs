@@ -38,8 +38,12 @@ fn reasons(a: &Approval) -> Vec<String> {
     }
 }
 
-/// Who asked: the tool (`bash`: an MCP client's call; `agent:bash`: an agent run).
-fn asker(a: &Approval) -> &'static str {
+/// Who asked: the name stored when the approval was queued (the client, or the run that
+/// asked); for approvals queued before that was kept, the kind of caller its tool shows.
+fn asker(a: &Approval) -> &str {
+    if let Some(by) = a.requested_by.as_deref() {
+        return by;
+    }
     match a.tool.as_str() {
         "agent:bash" => "an agent run (investigation or HEARTBEAT.md)",
         "bash" => "an MCP client's bash call",

@@ -240,6 +240,7 @@ async fn investigate(
         mcp_config: None,
         extra_instructions: None,
         cancel: ctx.cancel.child_token(),
+        requested_by: format!("investigation of rule {id}"),
     };
     match agent::run(&ctx.app, request).await {
         Ok(outcome) => finished(&ctx, &rule, &alert, args, &outcome, started).await,

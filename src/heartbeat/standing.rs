@@ -115,6 +115,7 @@ impl StandingCheck {
                 mcp_config: None,
                 extra_instructions: Some(instructions),
                 cancel: ctx.cancel.child_token(),
+                requested_by: "the heartbeat's HEARTBEAT.md check".into(),
             };
             let outcome = match agent::run(&ctx.app, request).await {
                 Ok(o) => o,

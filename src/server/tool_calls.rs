@@ -182,6 +182,36 @@ fn parse<T: DeserializeOwned>(tool: &str, args: &JsonObject) -> Result<T, String
     })
 }
 
+/// Who asks, for the human who answers an approval: the client's self-declared name and title
+/// (the agent's title names its run, e.g. the investigation of a rule). A label, not an identity.
+fn requester(peer: &Peer<RoleServer>) -> String {
+    let Some(info) = peer.peer_info() else {
+        return "an MCP client that gave no name".into();
+    };
+    let client = &info.client_info;
+    let name = plain(&client.name);
+    match client.title.as_deref().map(plain).filter(|t| *t != name) {
+        Some(title) => format!("client {name}: {title}"),
+        None => format!("client {name}"),
+    }
+}
+
+/// A client's words made safe to show in Slack and the console: at most 80 characters, no
+/// control characters, no `<`, `>` or backticks (Slack mentions and links, code spans).
+fn plain(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| {
+            if matches!(c, '<' | '>' | '`') {
+                '\''
+            } else {
+                c
+            }
+        })
+        .take(80)
+        .collect()
+}
+
 /// Runs one tool call and audits it; `progress` is the call's progress token, if it has one;
 /// `via` is how a human may be asked (in the call, by an input-required result, or not at all).
 pub async fn call(
@@ -198,6 +228,7 @@ pub async fn call(
         .peer_info()
         .map(|i| i.client_info.name.clone())
         .unwrap_or_else(|| "unknown".into());
+    let requested_by = requester(&peer);
     let ctx = &server.tools;
     let mut traffic = None;
     // What the result says about itself in `_meta` (see `call_meta`): a command's exit status
@@ -254,7 +285,7 @@ pub async fn call(
                     (AskVia::Queue, _) => &QueueOnly,
                     _ => &in_call,
                 };
-                let ran = bash::run(ctx, p, approver).await;
+                let ran = bash::run(ctx, p, approver, &requested_by).await;
                 round = by_input.and_then(|m| m.take());
                 match ran {
                     Ok(r) => {

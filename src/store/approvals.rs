@@ -25,6 +25,8 @@ pub struct Approval {
     pub decided_by: Option<String>,
     pub note: Option<String>,
     pub used_at: Option<String>,
+    /// Who asked, as a reader can name it (see migration 0009); `None` for older rows.
+    pub requested_by: Option<String>,
 }
 
 /// Why a decision could not be recorded.
@@ -58,7 +60,7 @@ pub fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-const COLUMNS: &str = "id, tool, command, cwd, risk, reasons, status, created_at, expires_at, decided_at, decided_by, note, used_at";
+const COLUMNS: &str = "id, tool, command, cwd, risk, reasons, status, created_at, expires_at, decided_at, decided_by, note, used_at, requested_by";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
     let reasons: String = r.try_get("reasons")?;
@@ -76,6 +78,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
         decided_by: r.try_get("decided_by")?,
         note: r.try_get("note")?,
         used_at: r.try_get("used_at")?,
+        requested_by: r.try_get("requested_by")?,
     };
     if matches!(a.status.as_str(), "pending" | "approved") && a.expires_at <= now() {
         a.status = "expired".into();
@@ -83,9 +86,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
     Ok(a)
 }
 
-/// Records a new pending approval that expires after `ttl`.
+/// Records a new pending approval that expires after `ttl`, asked for by `requested_by`.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     store: &Store,
+    requested_by: &str,
     tool: &str,
     command: &str,
     cwd: &str,
@@ -97,8 +102,8 @@ pub async fn create(
     let expires = created + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
     let id = new_id();
     sqlx::query(
-        "INSERT INTO approvals (id, tool, command, cwd, risk, reasons, status, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+        "INSERT INTO approvals (id, tool, command, cwd, risk, reasons, status, created_at, expires_at, requested_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
     )
     .bind(id.clone())
     .bind(tool.to_string())
@@ -108,6 +113,7 @@ pub async fn create(
     .bind(reasons.to_string())
     .bind(timestamp(created))
     .bind(timestamp(expires))
+    .bind(requested_by.to_string())
     .execute(store.pool())
     .await?;
     get(store, &id)

@@ -35,6 +35,15 @@ pub struct ApprovalQueue {
     audit: Option<AuditLog>,
 }
 
+/// One request for approval: who asked, and the exact call (its key in the queue).
+#[derive(Debug, Clone, Copy)]
+struct Ask<'a> {
+    requested_by: &'a str,
+    tool: &'a str,
+    command: &'a str,
+    cwd: &'a str,
+}
+
 /// What became of a command that needed approval.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Queued {
@@ -138,26 +147,41 @@ impl ApprovalQueue {
 
     /// Queues the command, announces it, and waits for a decision up to the configured time.
     /// An approval given meanwhile is used up ([`Queued::Approved`]: run it now).
+    /// `requested_by` names who asked, for the human who answers (stored with the approval).
     pub async fn request(
         &self,
+        requested_by: &str,
         tool: &str,
         command: &str,
         cwd: &str,
         verdict: &Verdict,
     ) -> Result<Queued, String> {
-        self.request_then(tool, command, cwd, verdict, true).await
+        let ask = Ask {
+            requested_by,
+            tool,
+            command,
+            cwd,
+        };
+        self.request_then(ask, verdict, true).await
     }
 
     /// Like [`ApprovalQueue::request`], but an approval given meanwhile is left for the call
     /// that runs the command to use up (the `bash` tool, when the policy itself asks).
     pub async fn request_kept(
         &self,
+        requested_by: &str,
         tool: &str,
         command: &str,
         cwd: &str,
         verdict: &Verdict,
     ) -> Result<Queued, String> {
-        self.request_then(tool, command, cwd, verdict, false).await
+        let ask = Ask {
+            requested_by,
+            tool,
+            command,
+            cwd,
+        };
+        self.request_then(ask, verdict, false).await
     }
 
     /// An approved, unused approval of exactly this command in this directory, left unused.
@@ -206,12 +230,13 @@ impl ApprovalQueue {
 
     async fn request_then(
         &self,
-        tool: &str,
-        command: &str,
-        cwd: &str,
+        ask: Ask<'_>,
         verdict: &Verdict,
         use_up: bool,
     ) -> Result<Queued, String> {
+        let Ask {
+            tool, command, cwd, ..
+        } = ask;
         // The same request already waiting (a model retrying a refused call): wait on it again
         // rather than queue and announce a second one.
         let existing = approvals::find_pending(&self.store, tool, command, cwd)
@@ -220,7 +245,7 @@ impl ApprovalQueue {
             .flatten();
         let approval = match existing {
             Some(a) => a,
-            None => self.queue_new(tool, command, cwd, verdict).await?,
+            None => self.queue_new(ask, verdict).await?,
         };
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
@@ -251,19 +276,14 @@ impl ApprovalQueue {
     }
 
     /// Stores a new pending approval, audits it and announces it on Slack.
-    async fn queue_new(
-        &self,
-        tool: &str,
-        command: &str,
-        cwd: &str,
-        verdict: &Verdict,
-    ) -> Result<Approval, String> {
+    async fn queue_new(&self, ask: Ask<'_>, verdict: &Verdict) -> Result<Approval, String> {
         let reasons = serde_json::to_value(&verdict.reasons).unwrap_or_default();
         let approval = approvals::create(
             &self.store,
-            tool,
-            command,
-            cwd,
+            ask.requested_by,
+            ask.tool,
+            ask.command,
+            ask.cwd,
             i64::from(verdict.risk),
             &reasons,
             self.ttl,
@@ -295,9 +315,10 @@ impl ApprovalQueue {
             .map(|r| format!("• [{}] {}", r.rule, r.message))
             .collect();
         let text = format!(
-            "pi-mcp needs approval `{}` (risk {}/100) to run in `{}`:\n```{}```\n{}\nApprove: `pi-mcp approvals approve {}` · Deny: `pi-mcp approvals deny {}` (expires {})",
+            "pi-mcp needs approval `{}` (risk {}/100, asked by {}) to run in `{}`:\n```{}```\n{}\nApprove: `pi-mcp approvals approve {}` · Deny: `pi-mcp approvals deny {}` (expires {})",
             a.id,
             a.risk,
+            a.requested_by.as_deref().unwrap_or("an unnamed caller"),
             a.cwd,
             a.command,
             reasons.join("\n"),

@@ -101,10 +101,12 @@ pub async fn judge(ctx: &ToolContext, p: &BashParams) -> Result<Judged, ToolErro
     })
 }
 
+/// Judges and runs one call; `requested_by` names the caller on an approval it has to queue.
 pub async fn run(
     ctx: &ToolContext,
     p: BashParams,
     approver: &dyn Approver,
+    requested_by: &str,
 ) -> Result<BashResult, ToolError> {
     let Judged {
         cwd,
@@ -190,7 +192,10 @@ pub async fn run(
                             verdict,
                         ));
                     };
-                    match q.request("bash", &p.command, &cwd_text, &verdict).await {
+                    match q
+                        .request(requested_by, "bash", &p.command, &cwd_text, &verdict)
+                        .await
+                    {
                         Ok(Queued::Approved(id)) => {
                             tracing::info!("running `{}` with approval {id}", p.command)
                         }

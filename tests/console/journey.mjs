@@ -105,6 +105,8 @@ try {
   await approve.waitFor();
   await page.locator("article", { hasText: "console-denied" }).waitFor();
   await shot("approvals-pending");
+  // "Asked by" names the MCP client that asked (its self-declared name).
+  assert.match(await approve.innerText(), /Asked by\s+client \S/);
   const approveId = (await approve.getAttribute("id")).replace("approval-", "");
   await approve.getByLabel("Reason").fill("checked the script");
   await approve.getByRole("button", { name: "Approve" }).click();
