@@ -192,3 +192,27 @@ pub enum ApprovalsCommand {
         reason: Option<String>,
     },
 }
+
+/// Treats a setting variable that is set but empty (`PI_MCP_ALERTS= pi-mcp monitor`, a blank
+/// `Environment=` line in a unit file) as not set, so the option's default applies: clap would
+/// otherwise refuse it as "a value is required". Only the variables the CLI's own options read
+/// are touched. Call it first thing in `main`, while the process has one thread.
+pub fn forget_empty_settings() {
+    fn names(cmd: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
+        out.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_env().map(|e| e.to_os_string())),
+        );
+        for sub in cmd.get_subcommands() {
+            names(sub, out);
+        }
+    }
+    let mut settings = Vec::new();
+    names(&<Cli as clap::CommandFactory>::command(), &mut settings);
+    for name in settings {
+        if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+            // SAFETY: called at the start of `main`, before any other thread exists.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+}

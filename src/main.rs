@@ -22,6 +22,7 @@ use cli::{Cli, Command, OsvCommand, PolicyCommand};
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    cli::forget_empty_settings();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -261,8 +261,9 @@ async fn rules_and_states_are_mcp_resources_and_feed_the_sre_prompt() {
         "configs/alerts.json",
         json!({"rules": [alive_rule(json!({}))]}).to_string(),
     );
-    let mut env_default = env.clone();
-    env_default.retain(|(k, _)| k != "PI_MCP_ALERTS");
+    // `env` sets PI_MCP_ALERTS to "": an empty setting is no setting, so the default
+    // configs/alerts.json applies (clap used to refuse it as a missing value).
+    let env_default = env.clone();
     let out = cli_ok(ws.path(), &["monitor"], &as_refs(&env_default));
     assert!(out.contains("app-alive") && out.contains("firing"), "{out}");
     let client = support::spawn_stdio_env(ws.path(), &as_refs(&env_default))

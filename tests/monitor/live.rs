@@ -61,8 +61,8 @@ impl ClientHandler for Heard {
 /// A workspace whose `app-alive` rule fires (no `alive` line yet), and its environment.
 fn firing_workspace(hook: &str) -> (Workspace, Vec<(String, String)>) {
     let ws = Workspace::new();
-    let mut env = env_for(&support::loopback_notify_policy(&ws), hook);
-    env.retain(|(k, _)| k != "PI_MCP_ALERTS");
+    // PI_MCP_ALERTS is "" here: the default configs/alerts.json applies.
+    let env = env_for(&support::loopback_notify_policy(&ws), hook);
     ws.write("app.log", "quiet\n");
     ws.write(
         "configs/alerts.json",
