@@ -72,15 +72,8 @@ pub struct ServeArgs {
     /// Serve Streamable HTTP at /mcp on ADDR (default 127.0.0.1:8765).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
     pub http: Option<SocketAddr>,
-    /// Bearer token HTTP clients must send; required to bind a non-loopback address.
-    #[arg(long, env = "PI_MCP_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Extra Host header values to accept over HTTP (loopback names are always accepted).
-    #[arg(long = "allowed-host", value_name = "HOST")]
-    pub allowed_hosts: Vec<String>,
-    /// Extra browser Origins to accept over HTTP, e.g. https://ops.example.com:443.
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub access: pi_mcp::console::Access,
 }
 
 #[derive(Debug, Subcommand)]

@@ -137,9 +137,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(addr) => {
                     let options = HttpOptions {
                         addr,
-                        token: args.token.clone(),
-                        allowed_hosts: args.allowed_hosts.clone(),
-                        allowed_origins: args.allowed_origins.clone(),
+                        access: args.access.clone(),
                         slack_signing_secret: std::env::var("SLACK_SIGNING_SECRET").ok(),
                     };
                     let console = pi_mcp::console::Console {

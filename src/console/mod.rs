@@ -39,11 +39,22 @@ pub struct Console {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// Who may reach the console: the token (if any) and the names it answers to.
-#[derive(Debug, Clone, Default)]
+/// Who may reach the HTTP faces (`/mcp` of `serve --http`, the console of both `serve --http`
+/// and `heartbeat --listen`): the token (if any) and the names they answer to. One set of
+/// options, flattened into both commands.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Access {
+    /// Bearer token: HTTP MCP clients send it, the console's sign-in asks for it. Without
+    /// one, `/mcp` and the console are served on loopback addresses only (the heartbeat's
+    /// /healthz and /metrics on any).
+    #[arg(long, env = "PI_MCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Extra Host header values to accept (loopback names and the bound address always are),
+    /// e.g. a name a reverse proxy forwards.
+    #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
+    /// Extra browser Origins to accept, e.g. https://ops.example.com.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 }
 

@@ -59,16 +59,8 @@ pub struct HeartbeatArgs {
     /// e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Token the web console's sign-in asks for; without one the console is served on
-    /// loopback addresses only (/healthz and /metrics are served on any).
-    #[arg(long, env = "PI_MCP_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Extra Host header values the console accepts (a name a reverse proxy forwards).
-    #[arg(long = "allowed-host", value_name = "HOST")]
-    pub allowed_hosts: Vec<String>,
-    /// Extra browser Origins the console accepts, e.g. https://ops.example.com.
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    pub allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub access: crate::console::Access,
     /// Model API of the agent runs (investigations, HEARTBEAT.md): anthropic or openai.
     /// Default: whichever API key is set; without one, no agent runs start.
     #[arg(long, value_enum, env = "PI_PROVIDER")]
@@ -138,14 +130,10 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
             rules_path: path.clone(),
             metrics: Some(metrics.clone()),
         };
-        let access = crate::console::Access {
-            token: args.token.clone(),
-            allowed_hosts: args.allowed_hosts.clone(),
-            allowed_origins: args.allowed_origins.clone(),
-        };
+        let access = args.access.clone();
         // Beyond loopback without a token, /healthz and /metrics are served as before (for
         // Prometheus) and the console is not: it changes state, so it needs a sign-in.
-        let console = match crate::console::check_bind(addr, args.token.as_deref()) {
+        let console = match crate::console::check_bind(addr, access.token.as_deref()) {
             Ok(()) => Some((console, access)),
             Err(why) => {
                 tracing::warn!("heartbeat: web console off: {why}");

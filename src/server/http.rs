@@ -24,18 +24,16 @@ use super::{PiServer, shutdown_signal};
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub addr: SocketAddr,
-    pub token: Option<String>,
-    /// Extra `Host` names accepted besides loopback ones (for a non-loopback bind).
-    pub allowed_hosts: Vec<String>,
-    /// Extra browser origins accepted besides loopback ones.
-    pub allowed_origins: Vec<String>,
+    /// The token and the extra Host names and Origins accepted (for `/mcp` and the console).
+    pub access: crate::console::Access,
     /// Slack app signing secret: enables the interactive approvals endpoint.
     pub slack_signing_secret: Option<String>,
 }
 
 /// Refuses an unsafe setup before binding.
 pub fn check(options: &HttpOptions) -> Result<(), String> {
-    if !options.addr.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
+    if !options.addr.ip().is_loopback() && options.access.token.as_deref().is_none_or(str::is_empty)
+    {
         return Err(format!(
             "refusing to serve on the non-loopback address {} without a bearer token: set --token or PI_MCP_TOKEN",
             options.addr
@@ -57,13 +55,13 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.addr))?;
     let local = listener.local_addr()?;
     let ct = CancellationToken::new();
-    let hosts = crate::console::hosts_for(local, &options.allowed_hosts);
+    let hosts = crate::console::hosts_for(local, &options.access.allowed_hosts);
     let mut origins: Vec<String> = vec![
         "http://localhost:*".into(),
         "http://127.0.0.1:*".into(),
         "http://[::1]:*".into(),
     ];
-    origins.extend(options.allowed_origins.iter().cloned());
+    origins.extend(options.access.allowed_origins.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
@@ -72,7 +70,7 @@ pub async fn serve(
     let sessions = Arc::new(LocalSessionManager::default());
     let service =
         StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
-    let token = Arc::new(options.token.clone().filter(|t| !t.is_empty()));
+    let token = Arc::new(options.access.token.clone().filter(|t| !t.is_empty()));
     let mut app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(
@@ -90,12 +88,7 @@ pub async fn serve(
         tracing::info!("Slack interactive approvals at {}", super::slack::PATH);
     }
     if let Some(console) = console {
-        let access = crate::console::Access {
-            token: options.token.clone(),
-            allowed_hosts: options.allowed_hosts.clone(),
-            allowed_origins: options.allowed_origins.clone(),
-        };
-        app = app.merge(console.router(local, access));
+        app = app.merge(console.router(local, options.access.clone()));
         tracing::info!("web console at http://{local}/");
     }
     // Install the signal handlers before announcing the address, so an early SIGTERM is caught.
@@ -190,16 +183,14 @@ mod tests {
     fn non_loopback_needs_a_token() {
         let mut o = HttpOptions {
             addr: "0.0.0.0:8080".parse().unwrap(),
-            token: None,
-            allowed_hosts: vec![],
-            allowed_origins: vec![],
+            access: crate::console::Access::default(),
             slack_signing_secret: None,
         };
         assert!(check(&o).is_err());
-        o.token = Some("s3cret".into());
+        o.access.token = Some("s3cret".into());
         assert!(check(&o).is_ok());
         o.addr = "127.0.0.1:8080".parse().unwrap();
-        o.token = None;
+        o.access.token = None;
         assert!(check(&o).is_ok());
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
