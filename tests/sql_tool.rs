@@ -9,15 +9,13 @@ mod pg_types;
 mod postgres;
 mod support;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
 use rmcp::model::CallToolResult;
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use support::shop::sqlite_script;
 use support::{Workspace, audit_entries, call, spawn_stdio_env, text_of};
 
 pub type Client = RunningService<RoleClient, ()>;
@@ -68,14 +66,8 @@ pub fn refused(r: &CallToolResult, what: &str) -> String {
 async fn sqlite_fixture(ws: &Workspace) -> (std::path::PathBuf, String) {
     let path = ws.path().join("app.db");
     let url = format!("sqlite://{}", path.display());
-    let mut conn = SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Delete)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql(
+    sqlite_script(
+        &url,
         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, \
            active BOOLEAN, avatar BLOB, joined TEXT);
          INSERT INTO users VALUES (1, 'ada', 9.5, 1, x'DEADBEEF', '2024-02-29T13:45:06Z'),
@@ -84,10 +76,7 @@ async fn sqlite_fixture(ws: &Workspace) -> (std::path::PathBuf, String) {
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1500)
            INSERT INTO events SELECT x, 'k' || (x % 3) FROM n;",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    drop(conn);
+    .await;
     (path, url)
 }
 
@@ -262,17 +251,7 @@ const SQLITE_SCHEMA_PRAGMAS: &[(&str, usize)] = &[
 async fn sqlite_schema_pragmas_pass() {
     let ws = Workspace::new();
     let (path, url) = sqlite_fixture(&ws).await;
-    {
-        let mut conn = SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE INDEX events_kind ON events (kind)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    sqlite_script(&url, "CREATE INDEX events_kind ON events (kind)").await;
     let before = file_bytes(&path);
     let client = start(&ws, &[("DATABASE_URL", &url)]).await;
     for (pragma, rows) in SQLITE_SCHEMA_PRAGMAS {
@@ -486,18 +465,11 @@ async fn configuration_mistakes_say_what_to_fix() {
     );
     // Once the file is there, the next call in the same session reaches it: a failure to open
     // is not remembered for the tool (its connections are cached, its failures are not).
-    let mut made = SqliteConnectOptions::from_str(&missing)
-        .unwrap()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Delete)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (7)")
-        .execute(&mut made)
-        .await
-        .unwrap();
-    drop(made);
+    sqlite_script(
+        &missing,
+        "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (7)",
+    )
+    .await;
     let r = ok(&sql(&client, json!({ "query": "SELECT a FROM t" })).await);
     assert_eq!(r["rows"], json!([[7]]));
     client.cancel().await.unwrap();

@@ -7,11 +7,7 @@
 
 mod support;
 
-use std::str::FromStr;
-
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 use support::{HttpServer, Workspace};
 
 const TOKEN: &str = "stateless-test-token";
@@ -74,19 +70,12 @@ async fn messages(response: reqwest::Response) -> Vec<Value> {
 /// `<ws>/tiny.db` with two tables, named `tiny` in a policy; returns the policy path.
 async fn tiny_db(ws: &Workspace) -> String {
     let url = format!("sqlite://{}", ws.path().join("tiny.db").display());
-    let mut conn = SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql(
+    support::shop::sqlite_script(
+        &url,
         "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO a VALUES (1, 'x');
          CREATE TABLE b (id INTEGER PRIMARY KEY, n REAL); INSERT INTO b VALUES (1, 2.5);",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     let policy = json!({ "sql": { "databases": { "tiny": { "url": url } } } });
     ws.write("policy.json", policy.to_string())
         .display()

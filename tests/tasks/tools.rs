@@ -1,7 +1,6 @@
 //! Tasks for `ghost` and `bash` calls, approvals inside a task, clients without the
 //! extension, and the Python SDK.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use rmcp::model::{
@@ -12,8 +11,6 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{Peer, RoleClient};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 
 use super::support::{
     self, HttpServer, Workspace, audit_entries, shop, spawn_stdio_modern_with, spawn_stdio_with,
@@ -96,15 +93,11 @@ async fn a_cancelled_ghost_task_stops_and_writes_no_report() {
     let url = shop::shop_db(&ws).await;
     let policy = shop::policy(&ws, &url);
     // Another connection holds the database exclusively: the run waits on its lock.
-    let mut holder = SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN EXCLUSIVE; INSERT INTO products VALUES (3, 'c-3', 3.5);")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = shop::sqlite_script(
+        &url,
+        "BEGIN EXCLUSIVE; INSERT INTO products VALUES (3, 'c-3', 3.5);",
+    )
+    .await;
     let client = spawn_stdio_modern_with(ws.path(), &["--policy", &policy], TaskClient::default())
         .await
         .expect("start pi-mcp");
