@@ -292,7 +292,11 @@ async fn the_console_in_a_real_browser() {
         .iter()
         .filter(|e| e["tool"] == "approval" && e["client"] == "console")
         .collect();
-    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(
+        decisions.len(),
+        3,
+        "approve, deny, and the keyboard's deny: {decisions:?}"
+    );
     assert!(
         decisions
             .iter()

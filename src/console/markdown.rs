@@ -2,8 +2,20 @@
 //! text is shown as text, never run; relative links and images point into the report's own
 //! directory under the console (`base`); only http(s), mailto and in-page links are kept as
 //! links, and images load only from this origin (the CSP would block any other anyway).
+//! Headings move one level down, so the page's own title stays its only `h1`.
 
-use pulldown_cmark::{Alignment, CowStr, Event, Options, Parser, Tag, html};
+use pulldown_cmark::{Alignment, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
+
+/// One heading level down (`h6` stays `h6`).
+fn below(level: HeadingLevel) -> HeadingLevel {
+    match level {
+        HeadingLevel::H1 => HeadingLevel::H2,
+        HeadingLevel::H2 => HeadingLevel::H3,
+        HeadingLevel::H3 => HeadingLevel::H4,
+        HeadingLevel::H4 => HeadingLevel::H5,
+        HeadingLevel::H5 | HeadingLevel::H6 => HeadingLevel::H6,
+    }
+}
 
 /// Whether `url` is relative to the document (no scheme, not rooted, not in-page).
 fn relative(url: &str) -> bool {
@@ -68,6 +80,18 @@ pub fn render(text: &str, base: &str) -> String {
                     id,
                 })
             }
+            Event::Start(Tag::Heading {
+                level,
+                id,
+                classes,
+                attrs,
+            }) => Event::Start(Tag::Heading {
+                level: below(level),
+                id,
+                classes,
+                attrs,
+            }),
+            Event::End(TagEnd::Heading(level)) => Event::End(TagEnd::Heading(below(level))),
             // Column alignment would be an inline style, which the console's CSP refuses.
             Event::Start(Tag::Table(columns)) => {
                 Event::Start(Tag::Table(vec![Alignment::None; columns.len()]))
@@ -100,6 +124,25 @@ mod tests {
         assert!(
             table.contains("<table>") && !table.contains("style="),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn headings_move_one_level_down() {
+        let out = render(
+            "# Report
+
+## Tables
+
+###### Deep
+",
+            "/",
+        );
+        assert!(out.contains("<h2>Report</h2>"), "{out}");
+        assert!(out.contains("<h3>Tables</h3>"), "{out}");
+        assert!(
+            out.contains("<h6>Deep</h6>") && !out.contains("<h1"),
+            "{out}"
         );
     }
 }

@@ -24,7 +24,46 @@ try {
   // A CSP violation or a script error shows up here; the page must have none.
   page.on("console", (m) => { if (m.type() === "error") problems.push(`${page.url()}: ${m.text()}`); });
   page.on("pageerror", (e) => problems.push(String(e)));
+  // What a screen reader and a keyboard need, checked on every page the journey shows: the
+  // document's language, one h1 and no skipped heading level, a main landmark, a name for
+  // every form control, button and link, alternative text on every image, and headers on
+  // every table.
+  const accessible = async (name) => {
+    const found = await page.evaluate(() => {
+      const out = [];
+      const named = (el) => (el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
+        || (el.labels && el.labels.length > 0) || (el.innerText || el.value || "").trim() !== ""
+        || el.getAttribute("title"));
+      if (!document.documentElement.lang) out.push("<html> has no lang");
+      const h1 = document.querySelectorAll("h1").length;
+      if (h1 !== 1) out.push(`${h1} h1 elements`);
+      let level = 0;
+      for (const h of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+        const l = Number(h.tagName[1]);
+        if (level && l > level + 1) out.push(`heading level skipped before "${h.innerText}"`);
+        level = l;
+      }
+      if (!document.querySelector("main")) out.push("no main landmark");
+      for (const c of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+        if (!(c.labels && c.labels.length > 0) && !c.getAttribute("aria-label")) {
+          out.push(`unlabelled ${c.tagName.toLowerCase()} ${c.name || c.id}`);
+        }
+      }
+      for (const b of document.querySelectorAll("button, a[href]")) {
+        if (!named(b) && !b.querySelector("img[alt]:not([alt=''])")) out.push(`unnamed ${b.outerHTML.slice(0, 80)}`);
+      }
+      for (const i of document.querySelectorAll("img")) {
+        if (!i.hasAttribute("alt")) out.push(`image without alt: ${i.src}`);
+      }
+      for (const t of document.querySelectorAll("table")) {
+        if (!t.querySelector("th")) out.push("a table without header cells");
+      }
+      return out;
+    });
+    assert.deepEqual(found, [], `accessibility of ${name}`);
+  };
   const shot = async (name) => {
+    await accessible(name);
     step += 1;
     const file = `${out}/${String(step).padStart(2, "0")}-${name}.png`;
     // caret "initial": Playwright would otherwise inject a style to hide the caret, which the
@@ -133,6 +172,18 @@ try {
   await fetch(control + "/hold-live", { method: "POST" });
   await page.locator("article", { hasText: "console-live" }).waitFor({ timeout: 30000 });
   await page.locator("#live").getByText("Live: updated").waitFor();
+  // Answered with the keyboard alone: type the reason, Tab past Approve to Deny, Enter.
+  const live = page.locator("article", { hasText: "console-live" });
+  await live.getByLabel("Reason").focus();
+  await page.keyboard.type("answered from the keyboard");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Deny");
+  await page.keyboard.press("Enter");
+  await page.locator(".flash").getByText("denied").waitFor();
+  const liveRefused = await json("/held/live");
+  assert.equal(liveRefused.is_error, true, liveRefused.text);
+  assert.match(liveRefused.text, /answered from the keyboard/);
 
   // A report with its charts.
   await page.getByRole("link", { name: "Reports" }).click();
