@@ -478,10 +478,40 @@ async fn the_console_refuses_what_it_must() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Sessions live in the store: a restarted server still knows this one.
+    let s = restarted(s, &ws, &[]).await;
+    assert_eq!(
+        s.get("/approvals").await.status(),
+        200,
+        "kept over a restart"
+    );
     // Signing out ends the session.
     assert_eq!(s.post("/logout", &[]).await.status(), 303);
     assert_eq!(s.get("/approvals").await.status(), 303, "the session ended");
     drop(s.server);
+}
+
+/// Session `s` (its cookie and CSRF token) on a new server over the same store (`env`); the
+/// old server stops first.
+async fn restarted(s: Signed, ws: &Workspace, env: &[(&str, &str)]) -> Signed {
+    let Signed {
+        server,
+        http,
+        cookie,
+        csrf,
+        ..
+    } = s;
+    drop(server);
+    let server = HttpServer::start_with_env(ws.path(), Some(TOKEN), env)
+        .await
+        .unwrap();
+    Signed {
+        base: server.url().trim_end_matches("/mcp").to_string(),
+        server,
+        http,
+        cookie,
+        csrf,
+    }
 }
 
 /// Silences rule `app-errors` in session `s` for `length`.
@@ -553,5 +583,12 @@ async fn silences_live_in_postgres_too() {
     assert!(
         monitor(&ws, true)["silence"].is_null(),
         "ended on resolution"
+    );
+    // The session is in PostgreSQL: another server on the same store knows it.
+    let s = restarted(s, &ws, &env).await;
+    assert_eq!(
+        s.get("/alerts").await.status(),
+        200,
+        "known to another server"
     );
 }

@@ -211,7 +211,7 @@ pub async fn silence(
             Err(e) => format!("Rule {id} was not silenced: {e}."),
         }
     };
-    s.auth.flash(&session.id, message);
+    s.auth.flash(&session.id, message).await;
     Redirect::to(&format!("/alerts#rule-{}", urlencode(&id))).into_response()
 }
 
@@ -237,7 +237,7 @@ pub async fn lift(
         }
         Err(e) => format!("Nothing lifted: {e}."),
     };
-    s.auth.flash(&session.id, message);
+    s.auth.flash(&session.id, message).await;
     Redirect::to("/alerts").into_response()
 }
 

@@ -200,7 +200,9 @@ pub async fn decide(
         "approve" => true,
         "deny" => false,
         _ => {
-            s.auth.flash(&session.id, "Choose Approve or Deny.".into());
+            s.auth
+                .flash(&session.id, "Choose Approve or Deny.".into())
+                .await;
             return Redirect::to("/approvals").into_response();
         }
     };
@@ -230,6 +232,6 @@ pub async fn decide(
         Err(e) => format!("Could not record the decision: {e}"),
     };
     tracing::info!("console: {message} (by {})", session.who());
-    s.auth.flash(&session.id, message);
+    s.auth.flash(&session.id, message).await;
     Redirect::to("/approvals").into_response()
 }

@@ -5,8 +5,9 @@
 //! gets a session on the first page. Every request passes a Host check against DNS rebinding;
 //! every state-changing request must come from the console's own origin and carry the
 //! session's CSRF token, checked here, before any handler runs, so no form can forget it.
+//! Sessions live in the state store (`store::sessions`): they survive a restart and are
+//! shared by replicas; a store that cannot be read signs nobody in (fail closed).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
+
+use crate::store::{Store, sessions};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "pi_mcp_console";
@@ -41,7 +44,6 @@ pub struct Session {
     pub csrf: String,
     /// The address it signed in from (and a proxy's `X-Forwarded-For`, if any).
     pub remote: String,
-    expires: Instant,
     /// A one-time message for the next page (what the last form did).
     pub flash: Option<String>,
 }
@@ -61,7 +63,8 @@ pub struct Auth {
     hosts: Vec<String>,
     /// Extra origins accepted besides the console's own (`http://name:*` allows any port).
     origins: Vec<String>,
-    sessions: Mutex<HashMap<String, Session>>,
+    /// Where sessions are kept.
+    store: Store,
     /// When recent sign-ins gave a wrong token.
     failures: Mutex<std::collections::VecDeque<Instant>>,
 }
@@ -90,12 +93,17 @@ fn refuse(code: StatusCode, why: &str) -> Response {
 }
 
 impl Auth {
-    pub fn new(token: Option<String>, hosts: Vec<String>, origins: Vec<String>) -> Auth {
+    pub fn new(
+        token: Option<String>,
+        hosts: Vec<String>,
+        origins: Vec<String>,
+        store: Store,
+    ) -> Auth {
         Auth {
             token: token.filter(|t| !t.is_empty()),
             hosts,
             origins,
-            sessions: Mutex::new(HashMap::new()),
+            store,
             failures: Mutex::new(std::collections::VecDeque::new()),
         }
     }
@@ -137,54 +145,63 @@ impl Auth {
             .is_some_and(|t| same(given.trim().as_bytes(), t.as_bytes()))
     }
 
-    /// A fresh session for a browser at `remote`; `None` if no randomness is available.
-    pub fn open(&self, remote: String) -> Option<Session> {
+    /// A fresh session for a browser at `remote`, recorded in the store; `None` (logged) when
+    /// no randomness is available or the store refuses it.
+    pub async fn open(&self, remote: String) -> Option<Session> {
         let s = Session {
             id: random_hex(32)?,
             csrf: random_hex(32)?,
             remote,
-            expires: Instant::now() + SESSION_TTL,
             flash: None,
         };
-        let mut all = self.sessions.lock().ok()?;
-        let now = Instant::now();
-        all.retain(|_, s| s.expires > now);
-        while all.len() >= MAX_SESSIONS {
-            let oldest = all.values().min_by_key(|s| s.expires)?.id.clone();
-            all.remove(&oldest);
+        let stored = sessions::open(
+            &self.store,
+            &s.id,
+            &s.csrf,
+            &s.remote,
+            SESSION_TTL,
+            MAX_SESSIONS,
+        )
+        .await;
+        match stored {
+            Ok(()) => Some(s),
+            Err(e) => {
+                tracing::error!("console: cannot record a session: {e}");
+                None
+            }
         }
-        all.insert(s.id.clone(), s.clone());
-        Some(s)
     }
 
     /// Ends session `id`.
-    pub fn close(&self, id: &str) {
-        if let Ok(mut all) = self.sessions.lock() {
-            all.remove(id);
+    pub async fn close(&self, id: &str) {
+        if let Err(e) = sessions::close(&self.store, id).await {
+            tracing::error!("console: cannot end a session: {e}");
         }
     }
 
     /// Sets the message the session's next page shows once.
-    pub fn flash(&self, id: &str, message: String) {
-        if let Ok(mut all) = self.sessions.lock()
-            && let Some(s) = all.get_mut(id)
-        {
-            s.flash = Some(message);
+    pub async fn flash(&self, id: &str, message: String) {
+        if let Err(e) = sessions::flash(&self.store, id, &message).await {
+            tracing::warn!("console: cannot keep the message for the next page: {e}");
         }
     }
 
-    /// The live session the request's cookie names (its flash taken).
-    fn session_of(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The live session the request's cookie names (its flash taken); `None` when there is
+    /// none or the store cannot be read.
+    async fn session_of(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie_value(headers)?;
-        let mut all = self.sessions.lock().ok()?;
-        let s = all.get_mut(&id)?;
-        if s.expires <= Instant::now() {
-            all.remove(&id);
-            return None;
+        match sessions::take(&self.store, &id).await {
+            Ok(found) => found.map(|s| Session {
+                id,
+                csrf: s.csrf,
+                remote: s.remote,
+                flash: s.flash,
+            }),
+            Err(e) => {
+                tracing::error!("console: cannot read sessions: {e}");
+                None
+            }
         }
-        let out = s.clone();
-        s.flash = None;
-        Some(out)
     }
 
     fn host_ok(&self, headers: &HeaderMap) -> bool {
@@ -307,7 +324,7 @@ pub async fn gate(State(auth): State<Arc<Auth>>, request: Request, next: Next) -
     if is_public(&path) {
         return next.run(request).await;
     }
-    let session = auth.session_of(request.headers());
+    let session = auth.session_of(request.headers()).await;
     let Some(session) = session else {
         if changes {
             return refuse(
@@ -319,10 +336,10 @@ pub async fn gate(State(auth): State<Arc<Auth>>, request: Request, next: Next) -
             return Redirect::to("/login").into_response();
         }
         // Loopback without a token: a visitor gets a session on the first page.
-        let Some(s) = auth.open(remote_of(&request)) else {
+        let Some(s) = auth.open(remote_of(&request)).await else {
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "no randomness for a session",
+                "could not open a console session (the server's log says why)",
             );
         };
         let cookie = set_cookie(Some(&s), request.headers());
@@ -403,8 +420,10 @@ mod tests {
         h
     }
 
-    #[test]
-    fn hosts_and_origins_are_checked() {
+    #[tokio::test]
+    async fn hosts_and_origins_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(None, dir.path()).await.unwrap();
         let auth = Auth::new(
             Some("t".into()),
             vec!["127.0.0.1".into(), "[::1]".into()],
@@ -412,6 +431,7 @@ mod tests {
                 "https://ops.example.com".into(),
                 "http://localhost:*".into(),
             ],
+            store,
         );
         assert!(auth.host_ok(&headers(&[("host", "127.0.0.1:8080")])));
         assert!(auth.host_ok(&headers(&[("host", "[::1]:8080")])));

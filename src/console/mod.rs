@@ -104,6 +104,7 @@ impl Console {
             access.token,
             hosts_for(local, &access.allowed_hosts),
             access.allowed_origins,
+            self.app.store.clone(),
         ));
         let shared = Shared {
             console: Arc::new(self),

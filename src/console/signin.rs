@@ -88,10 +88,10 @@ pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
         )
             .into_response();
     }
-    let Some(session) = s.auth.open(remote.clone()) else {
+    let Some(session) = s.auth.open(remote.clone()).await else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "no randomness for a session\n",
+            "could not open a console session (the server's log says why)\n",
         )
             .into_response();
     };
@@ -113,7 +113,7 @@ pub async fn sign_out(
     headers: HeaderMap,
     axum::Extension(session): axum::Extension<Session>,
 ) -> Response {
-    s.auth.close(&session.id);
+    s.auth.close(&session.id).await;
     let mut r = if s.auth.needs_sign_in() {
         Redirect::to("/login").into_response()
     } else {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod health;
 pub mod location;
 pub mod placeholders;
+pub mod sessions;
 
 use std::path::Path;
 use std::str::FromStr;
