@@ -2,12 +2,15 @@
 //! re-checks it against the policy in force first: a command that policy denies is not
 //! approved but marked denied (by `policy`), said plainly, and audited as not run, so the
 //! queue, the audit log and what finally runs tell one story. Every decision is written to
-//! the audit log, and so is every expiry noticed on the way.
+//! the audit log, and so is every expiry noticed on the way. Commands and labels are printed
+//! with their control and format characters escaped (`display::terminal`): a command cannot
+//! paint itself on the operator's terminal as another.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pi_mcp::app::Globals;
+use pi_mcp::display::{json_for_terminal, terminal};
 use pi_mcp::store::approvals;
 use pi_mcp::store::{AuditLog, Store};
 use pi_mcp::tools::answer::{Answer, Answerer};
@@ -38,7 +41,10 @@ async fn inner(
         ApprovalsCommand::List { json, limit } => {
             let all = approvals::list(store, (*limit).max(0)).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                println!(
+                    "{}",
+                    json_for_terminal(&serde_json::to_string_pretty(&all)?)
+                );
             } else if all.is_empty() {
                 println!("(no approvals)");
             } else {
@@ -49,17 +55,17 @@ async fn inner(
                         a.status,
                         a.risk,
                         a.created_at,
-                        a.command.replace('\n', "\\n"),
+                        terminal(&a.command),
                         a.requested_by
                             .as_deref()
-                            .map(|by| format!("  (asked by {by})"))
+                            .map(|by| format!("  (asked by {})", terminal(by)))
                             .unwrap_or_default()
                     );
                 }
             }
         }
         ApprovalsCommand::Show { id } => match approvals::get(store, id).await? {
-            Some(a) => println!("{}", serde_json::to_string_pretty(&a)?),
+            Some(a) => println!("{}", json_for_terminal(&serde_json::to_string_pretty(&a)?)),
             None => anyhow::bail!("no approval `{id}`; `pi-mcp approvals list` shows them"),
         },
         ApprovalsCommand::Approve { id, reason } => {
@@ -102,14 +108,15 @@ async fn answer(
     };
     match answerer.answer(id, approve, &decider(), reason).await? {
         Answer::Decided(a) => {
-            println!("{} `{}`: {}", a.status, a.id, a.command);
+            println!("{} `{}`: {}", a.status, a.id, terminal(&a.command));
             Ok(ExitCode::SUCCESS)
         }
         Answer::RefusedByPolicy(a, summary) => {
             eprintln!(
                 "pi-mcp: approval `{}` NOT approved: the policy in force now denies `{}`: {summary}. It is \
                  marked denied and will not run.",
-                a.id, a.command
+                a.id,
+                terminal(&a.command)
             );
             Ok(ExitCode::FAILURE)
         }

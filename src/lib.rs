@@ -5,6 +5,7 @@ pub mod agent;
 pub mod app;
 pub mod chart;
 pub mod console;
+pub mod display;
 pub mod doctor;
 pub mod ghost;
 pub mod guard;

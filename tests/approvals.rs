@@ -18,8 +18,37 @@ const ASKING: &str = "python3 -c 'open(\"made.txt\", \"a\").write(\"x\")'";
 fn ask_in_background(
     client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
 ) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
-    let peer = client.peer().clone();
-    tokio::spawn(async move { call(&peer, "bash", json!({ "command": ASKING })).await })
+    ask_in_background_with(client, ASKING)
+}
+
+/// Calls bash with `command` in the background.
+fn ask_in_background_with(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    command: &str,
+) -> tokio::task::JoinHandle<rmcp::model::CallToolResult> {
+    let (peer, command) = (client.peer().clone(), command.to_string());
+    tokio::spawn(async move { call(&peer, "bash", json!({ "command": command })).await })
+}
+
+/// The Slack message's mrkdwn sections, joined, and its preformatted command.
+fn slack_parts(message: &Value) -> (String, String) {
+    let blocks = message["blocks"].as_array().unwrap();
+    let sections: Vec<&str> = blocks
+        .iter()
+        .filter(|b| b["type"] == "section")
+        .map(|b| b["text"]["text"].as_str().unwrap())
+        .collect();
+    let command = blocks
+        .iter()
+        .find(|b| b["type"] == "rich_text")
+        .map(|b| {
+            b["elements"][0]["elements"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_default();
+    (sections.join("\n"), command)
 }
 
 fn pending_id(text: &str) -> String {
@@ -172,11 +201,10 @@ async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it(
     let id = loop {
         let msgs = received.lock().unwrap().clone();
         if let Some(m) = msgs.first() {
+            let (sections, command) = slack_parts(m);
+            assert_eq!(command, ASKING, "the command, verbatim: {m}");
+            assert!(sections.contains("pi-mcp approvals approve"), "{m}");
             let text = m["text"].as_str().unwrap().to_string();
-            assert!(
-                text.contains(ASKING) && text.contains("pi-mcp approvals approve"),
-                "{text}"
-            );
             break text.split('`').nth(1).unwrap().to_string();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -188,6 +216,30 @@ async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it(
         .unwrap();
     assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
     assert_eq!(ws.read("made.txt"), "x");
+
+    // A command written to rewrite the announcement (close the code block, ping the channel,
+    // link a fake approval page) and carrying a secret: it stays literal text, masked, and
+    // sends the approver to where it is shown in full.
+    let forged = "python3 -c 'print(2)' # ``` *verified safe* <!channel> \
+                  <https://evil.example/approve|Approve here> ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let _waiting = ask_in_background_with(&client, forged);
+    let message = loop {
+        if let Some(m) = received.lock().unwrap().get(1).cloned() {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (sections, command) = slack_parts(&message);
+    assert!(
+        !sections.contains("<!channel>") && !sections.contains("<https://evil"),
+        "nothing the command says formats the message: {sections}"
+    );
+    assert!(command.contains("<!channel>"), "literal text: {command}");
+    assert!(
+        !command.contains("ghp_0123"),
+        "the secret is masked: {command}"
+    );
+    assert!(sections.contains("masked here"), "{sections}");
     client.cancel().await.unwrap();
 }
 
@@ -413,4 +465,35 @@ async fn an_approval_the_policy_now_denies_is_voided_not_used() {
             .any(|e| e["outcome"].as_str().unwrap().contains("runs now")),
         "{steps:?}"
     );
+}
+
+#[tokio::test]
+async fn the_cli_shows_a_command_s_control_characters_as_escapes() {
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({}));
+    let client = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    // Written to repaint itself on a terminal: return, clear the line, reverse the text.
+    let painted = "python3 -c 'print(1)' # \r\u{1b}[2K\u{202e}ls -la";
+    let r = call(&client, "bash", json!({ "command": painted })).await;
+    let id = pending_id(&text_of(&r));
+    let listed = cli_ok(ws.path(), &["approvals", "list"], &[]);
+    assert!(
+        listed.contains(&id) && listed.contains("# \\r\\u{1b}[2K\\u{202e}ls -la"),
+        "{listed:?}"
+    );
+    let shown = cli_ok(ws.path(), &["approvals", "show", &id], &[]);
+    for out in [&listed, &shown] {
+        assert!(
+            !out.contains(['\r', '\u{1b}', '\u{202e}']),
+            "nothing reaches the terminal raw: {out:?}"
+        );
+    }
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["command"], painted,
+        "the JSON still decodes to the command"
+    );
+    client.cancel().await.unwrap();
 }

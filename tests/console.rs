@@ -180,7 +180,7 @@ async fn the_console_in_a_real_browser() {
     let listed: Vec<Value> =
         serde_json::from_str(&cli_ok(ws.path(), &["approvals", "list", "--json"], &[])).unwrap();
     let asker = format!(
-        "client {}",
+        "client {} (self-declared)",
         rmcp::ClientHandler::get_info(&()).client_info.name
     );
     for a in &listed {
@@ -478,22 +478,59 @@ async fn the_console_refuses_what_it_must() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    // Sessions live in the store: a restarted server still knows this one.
-    let s = restarted(s, &ws, &[]).await;
+    // Signing out ends the session.
+    assert_eq!(s.post("/logout", &[]).await.status(), 303);
+    assert_eq!(s.get("/approvals").await.status(), 303, "the session ended");
+    drop(s.server);
+
+    // Sessions live in the store: a restarted server still knows one, unless the token
+    // changed (rotating a leaked token locks its holder out at once).
+    let s = signed_in(&ws, &[]).await;
+    let s = restarted(s, &ws, &[], TOKEN).await;
     assert_eq!(
         s.get("/approvals").await.status(),
         200,
         "kept over a restart"
     );
-    // Signing out ends the session.
-    assert_eq!(s.post("/logout", &[]).await.status(), 303);
-    assert_eq!(s.get("/approvals").await.status(), 303, "the session ended");
+    let s = restarted(s, &ws, &[], "a-rotated-token").await;
+    assert_eq!(
+        s.get("/approvals").await.status(),
+        303,
+        "ended by the new token"
+    );
+
+    // Wrong tokens are counted per address: a guesser is throttled, the operator is not.
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let sign_in = |http: reqwest::Client, token: &'static str| {
+        let base = s.base.clone();
+        async move {
+            http.post(format!("{base}/login"))
+                .header("origin", &base)
+                .form_body([("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(sign_in(from("127.0.0.2"), "guess").await, 401);
+    }
+    assert_eq!(sign_in(from("127.0.0.2"), "a-rotated-token").await, 429);
+    assert_eq!(sign_in(from("127.0.0.1"), "a-rotated-token").await, 303);
     drop(s.server);
 }
 
-/// Session `s` (its cookie and CSRF token) on a new server over the same store (`env`); the
-/// old server stops first.
-async fn restarted(s: Signed, ws: &Workspace, env: &[(&str, &str)]) -> Signed {
+/// Session `s` (its cookie and CSRF token) on a new server over the same store (`env`) with
+/// `token`; the old server stops first.
+async fn restarted(s: Signed, ws: &Workspace, env: &[(&str, &str)], token: &str) -> Signed {
     let Signed {
         server,
         http,
@@ -502,7 +539,7 @@ async fn restarted(s: Signed, ws: &Workspace, env: &[(&str, &str)]) -> Signed {
         ..
     } = s;
     drop(server);
-    let server = HttpServer::start_with_env(ws.path(), Some(TOKEN), env)
+    let server = HttpServer::start_with_env(ws.path(), Some(token), env)
         .await
         .unwrap();
     Signed {
@@ -585,7 +622,7 @@ async fn silences_live_in_postgres_too() {
         "ended on resolution"
     );
     // The session is in PostgreSQL: another server on the same store knows it.
-    let s = restarted(s, &ws, &env).await;
+    let s = restarted(s, &ws, &env, TOKEN).await;
     assert_eq!(
         s.get("/alerts").await.status(),
         200,

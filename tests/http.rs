@@ -59,6 +59,40 @@ async fn tools_work_with_the_token_and_401_without_it() {
 }
 
 #[tokio::test]
+async fn wrong_bearer_tokens_are_throttled_per_address() {
+    let ws = Workspace::new();
+    let server = HttpServer::start(ws.path(), Some(TOKEN)).await.unwrap();
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let status = |http: reqwest::Client, token: &str| {
+        let req = http
+            .post(server.url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .json(&initialize_body());
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..10 {
+        assert_eq!(status(from("127.0.0.2"), "guess").await, 401);
+    }
+    assert_eq!(
+        status(from("127.0.0.2"), TOKEN).await,
+        429,
+        "a guessing address waits, even with the right token"
+    );
+    assert_eq!(
+        status(from("127.0.0.1"), TOKEN).await,
+        200,
+        "another address is not locked out"
+    );
+}
+
+#[tokio::test]
 async fn dns_rebinding_hosts_and_origins_are_refused() {
     let ws = Workspace::new();
     let server = HttpServer::start(ws.path(), None).await.unwrap();

@@ -103,23 +103,21 @@ pub struct ToolBox {
     tools: Vec<AgentTool>,
 }
 
-/// The agent's client, titled with what started the run (servers show it to approvers).
-fn client_info(requested_by: &str) -> AgentClient {
-    AgentClient {
-        title: Some(requested_by.to_string()),
-        ..AgentClient::default()
-    }
+fn client_info() -> AgentClient {
+    AgentClient::default()
 }
 
 impl ToolBox {
-    /// Connects to the app's own server and to every server in `config` (if given).
+    /// Connects to the app's own server (serving the run `requested_by` names) and to every
+    /// server in `config` (if given).
     pub async fn connect(
         app: &App,
         config: Option<&Path>,
         requested_by: &str,
     ) -> Result<ToolBox, McpError> {
         let (client_io, server_io) = tokio::io::duplex(DUPLEX_BUFFER);
-        let server = app.server();
+        // The run's own server: its approvals name the run that asked.
+        let server = app.server().for_run(requested_by);
         tokio::spawn(async move {
             match server.serve(server_io).await {
                 Ok(running) => {
@@ -128,7 +126,7 @@ impl ToolBox {
                 Err(e) => tracing::error!("agent: in-process server failed to start: {e}"),
             }
         });
-        let local = client_info(requested_by)
+        let local = client_info()
             .serve(client_io)
             .await
             .map_err(|e| McpError::Local(e.to_string()))?;
@@ -158,7 +156,7 @@ impl ToolBox {
                     .kill_on_drop(true);
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| external(format!("cannot start `{}`: {e}", entry.command)))?;
-                let running = client_info(requested_by)
+                let running = client_info()
                     .serve(transport)
                     .await
                     .map_err(|e| external(format!("MCP initialize failed: {e}")))?;

@@ -116,15 +116,14 @@ impl ProgressInbox {
 #[derive(Clone, Default)]
 pub struct AgentClient {
     pub inbox: ProgressInbox,
-    /// The run's description, sent as the client's title.
-    pub title: Option<String>,
 }
 
 impl ClientHandler for AgentClient {
     fn get_info(&self) -> ClientConfig {
-        let mut implementation = Implementation::new("pi-mcp-agent", env!("CARGO_PKG_VERSION"));
-        implementation.title = self.title.clone();
-        ClientConfig::new(ClientCapabilities::default(), implementation)
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("pi-mcp-agent", env!("CARGO_PKG_VERSION")),
+        )
     }
 
     async fn on_progress(

@@ -90,7 +90,11 @@ fn pending_card(session: &Session, a: &Approval, steps: &[AuditEntry]) -> Markup
     html! {
         article.rule id={"approval-" (a.id)} aria-labelledby={"h-" (a.id)} {
             h2 id={"h-" (a.id)} { "Approval " code { (a.id) } " " (badge(&a.status)) }
-            pre { code { (crate::redact::text(&a.command)) } }
+            // Exactly what runs if approved: a masked command could hide what it does.
+            pre { code { (a.command) } }
+            @if crate::redact::text(&a.command) != a.command {
+                p.muted { "Part of this command looks like a secret; it is shown in full so you can judge what runs." }
+            }
             dl.facts {
                 dt { "Directory" } dd { code { (a.cwd) } }
                 dt { "Risk" } dd { (a.risk) " / 100" }
@@ -146,8 +150,11 @@ pub async fn page(State(s): State<Shared>, Extension(session): Extension<Session
             );
         }
     };
-    let (pending, decided): (Vec<&Approval>, Vec<&Approval>) =
+    let (mut pending, decided): (Vec<&Approval>, Vec<&Approval>) =
         all.iter().partition(|a| a.status == "pending");
+    // Oldest first: a new approval arrives at the end, so a live update never moves the card
+    // being read (or the button about to be pressed) down the page.
+    pending.reverse();
     let mut cards = Vec::new();
     for a in &pending {
         cards.push(pending_card(&session, a, &steps(&s, &a.id).await));

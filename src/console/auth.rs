@@ -8,9 +8,10 @@
 //! Sessions live in the state store (`store::sessions`): they survive a restart and are
 //! shared by replicas; a store that cannot be read signs nobody in (fail closed).
 
+use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -19,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 
+use super::throttle::Throttle;
 use crate::store::{Store, sessions};
 
 /// The session cookie's name.
@@ -29,11 +31,6 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 pub const MAX_SESSIONS: usize = 256;
 /// Largest form body accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
-/// Wrong tokens accepted within [`FAILURE_WINDOW`] before every sign-in is refused until
-/// the window has passed (against guessing; the token itself should be long and random).
-pub const MAX_FAILURES: usize = 10;
-/// The window [`MAX_FAILURES`] counts in.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// The form field (or `X-CSRF-Token` header) carrying the session's CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 
@@ -65,8 +62,8 @@ pub struct Auth {
     origins: Vec<String>,
     /// Where sessions are kept.
     store: Store,
-    /// When recent sign-ins gave a wrong token.
-    failures: Mutex<std::collections::VecDeque<Instant>>,
+    /// Wrong tokens per address (against guessing; the token should be long and random).
+    pub throttle: Throttle,
 }
 
 fn random_hex(bytes: usize) -> Option<String> {
@@ -104,32 +101,7 @@ impl Auth {
             hosts,
             origins,
             store,
-            failures: Mutex::new(std::collections::VecDeque::new()),
-        }
-    }
-
-    /// Too many wrong tokens lately: sign-ins wait until the window has passed.
-    pub fn throttled(&self) -> bool {
-        let Ok(mut f) = self.failures.lock() else {
-            return true;
-        };
-        let now = Instant::now();
-        while f
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > FAILURE_WINDOW)
-        {
-            f.pop_front();
-        }
-        f.len() >= MAX_FAILURES
-    }
-
-    /// Counts a wrong token.
-    pub fn failed(&self) {
-        if let Ok(mut f) = self.failures.lock() {
-            f.push_back(Instant::now());
-            while f.len() > MAX_FAILURES {
-                f.pop_front();
-            }
+            throttle: Throttle::default(),
         }
     }
 
@@ -157,6 +129,7 @@ impl Auth {
         let stored = sessions::open(
             &self.store,
             &s.id,
+            self.token.as_deref(),
             &s.csrf,
             &s.remote,
             SESSION_TTL,
@@ -190,7 +163,7 @@ impl Auth {
     /// none or the store cannot be read.
     async fn session_of(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie_value(headers)?;
-        match sessions::take(&self.store, &id).await {
+        match sessions::take(&self.store, &id, self.token.as_deref()).await {
             Ok(found) => found.map(|s| Session {
                 id,
                 csrf: s.csrf,
@@ -279,7 +252,16 @@ pub fn set_cookie(session: Option<&Session>, headers: &HeaderMap) -> HeaderValue
     HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// Where a request came from, for the record: the peer address and a proxy's forwarding.
+/// The address the request's connection comes from (unspecified when unknown).
+pub fn peer_ip(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// Where a request came from, for the record: the peer address and what a proxy's
+/// `X-Forwarded-For` claims (unchecked: any client can send it, so it is marked as a claim).
 pub fn remote_of(request: &Request) -> String {
     let peer = request
         .extensions()
@@ -290,7 +272,10 @@ pub fn remote_of(request: &Request) -> String {
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        Some(f) => format!("{peer} (forwarded for {})", crate::redact::text(f.trim())),
+        Some(f) => format!(
+            "{peer} (forwarded for {}, as claimed)",
+            crate::display::label(&crate::redact::text(f.trim()), 100)
+        ),
         None => peer,
     }
 }
@@ -456,13 +441,6 @@ mod tests {
         assert!(auth.origin_ok(&referer));
         assert!(!auth.origin_ok(&headers(&[("host", "127.0.0.1:1")])));
         assert!(auth.token_is("t") && !auth.token_is("u"));
-        for _ in 0..MAX_FAILURES {
-            assert!(!auth.throttled());
-            auth.failed();
-        }
-        assert!(
-            auth.throttled(),
-            "sign-ins wait after {MAX_FAILURES} wrong tokens"
-        );
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
 }

@@ -16,6 +16,7 @@ pub mod markdown;
 pub mod overview;
 pub mod reports;
 pub mod signin;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Shared;
-use super::auth::{Session, remote_of, set_cookie};
+use super::auth::{Session, peer_ip, remote_of, set_cookie};
 use super::layout::page;
 
 fn sign_in_page(error: Option<&str>) -> maud::Markup {
@@ -61,6 +61,7 @@ fn audit(s: &Shared, outcome: &str, decision: &str, remote: &str) {
 /// `POST /login`.
 pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
     let remote = remote_of(&request);
+    let ip = peer_ip(&request);
     let headers: HeaderMap = request.headers().clone();
     let Ok(Form(form)) = Form::<SignIn>::from_request(request, &()).await else {
         return (StatusCode::BAD_REQUEST, "bad form\n").into_response();
@@ -68,7 +69,7 @@ pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
     if !s.auth.needs_sign_in() {
         return Redirect::to("/").into_response();
     }
-    if s.auth.throttled() {
+    if s.auth.throttle.throttled(ip) {
         audit(&s, "refused: too many wrong tokens lately", "deny", &remote);
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -79,7 +80,7 @@ pub async fn submit(State(s): State<Shared>, request: Request) -> Response {
             .into_response();
     }
     if !s.auth.token_is(&form.token) {
-        s.auth.failed();
+        s.auth.throttle.failed(ip);
         audit(&s, "wrong token: refused", "deny", &remote);
         tracing::warn!("console: a sign-in from {remote} gave a wrong token");
         return (

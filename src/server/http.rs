@@ -70,7 +70,10 @@ pub async fn serve(
     let sessions = Arc::new(LocalSessionManager::default());
     let service =
         StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
-    let token = Arc::new(options.access.token.clone().filter(|t| !t.is_empty()));
+    let token = Arc::new(BearerCheck {
+        token: options.access.token.clone().filter(|t| !t.is_empty()),
+        throttle: crate::console::throttle::Throttle::default(),
+    });
     let mut app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(
@@ -143,17 +146,30 @@ async fn unknown_session_is_404(
         .into_response()
 }
 
-/// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The bearer token `/mcp` requires, and the wrong tokens counted per address.
+struct BearerCheck {
+    token: Option<String>,
+    throttle: crate::console::throttle::Throttle,
 }
 
 async fn require_token(
-    State(token): State<Arc<Option<String>>>,
+    State(check): State<Arc<BearerCheck>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = token.as_ref() {
+    if let Some(expected) = check.token.as_ref() {
+        let ip = crate::console::auth::peer_ip(&request);
+        if check.throttle.throttled(ip) {
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong bearer tokens from this address in the last minute; wait and try again\n",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return response;
+        }
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -162,7 +178,11 @@ async fn require_token(
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             });
-        if !given.is_some_and(|g| same(g.trim().as_bytes(), expected.as_bytes())) {
+        if !given
+            .is_some_and(|g| crate::console::auth::same(g.trim().as_bytes(), expected.as_bytes()))
+        {
+            check.throttle.failed(ip);
+            tracing::warn!("/mcp: a wrong bearer token from {ip}");
             let mut response =
                 (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
             response.headers_mut().insert(
@@ -192,6 +212,5 @@ mod tests {
         o.addr = "127.0.0.1:8080".parse().unwrap();
         o.access.token = None;
         assert!(check(&o).is_ok());
-        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
 }

@@ -53,6 +53,9 @@ pub struct PiServer {
     tasks: tasks::Tasks,
     /// The requestState key and ledger of this process (shared by all sessions).
     mrtr: Arc<mrtr::StateKeeper>,
+    /// The autonomous run this in-process server serves ([`PiServer::for_run`]): who its
+    /// approvals say asked, known to the server rather than claimed by a client.
+    pub run: Option<String>,
 }
 
 const INSTRUCTIONS: &str = "pi-mcp gives you guarded operations tools. `read` and `edit` work on files inside the \
@@ -91,6 +94,15 @@ impl PiServer {
             subscriptions: subscriptions::SessionSubscriptions::default(),
             tasks: tasks::Tasks::default(),
             mrtr: Arc::new(mrtr::StateKeeper::new()),
+            run: None,
+        }
+    }
+
+    /// The handler an agent run connects to in-process: its approvals name `run` as the asker.
+    pub fn for_run(self, run: &str) -> PiServer {
+        PiServer {
+            run: Some(run.to_string()),
+            ..self
         }
     }
 

@@ -182,34 +182,19 @@ fn parse<T: DeserializeOwned>(tool: &str, args: &JsonObject) -> Result<T, String
     })
 }
 
-/// Who asks, for the human who answers an approval: the client's self-declared name and title
-/// (the agent's title names its run, e.g. the investigation of a rule). A label, not an identity.
-fn requester(peer: &Peer<RoleServer>) -> String {
-    let Some(info) = peer.peer_info() else {
-        return "an MCP client that gave no name".into();
-    };
-    let client = &info.client_info;
-    let name = plain(&client.name);
-    match client.title.as_deref().map(plain).filter(|t| *t != name) {
-        Some(title) => format!("client {name}: {title}"),
-        None => format!("client {name}"),
+/// Who asks, for the human who answers an approval: the agent run this in-process server
+/// serves, or the client's self-declared name (a label any client can choose, marked so).
+fn requester(server: &PiServer, peer: &Peer<RoleServer>) -> String {
+    if let Some(run) = &server.run {
+        return run.clone();
     }
-}
-
-/// A client's words made safe to show in Slack and the console: at most 80 characters, no
-/// control characters, no `<`, `>` or backticks (Slack mentions and links, code spans).
-fn plain(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .map(|c| {
-            if matches!(c, '<' | '>' | '`') {
-                '\''
-            } else {
-                c
-            }
-        })
-        .take(80)
-        .collect()
+    match peer.peer_info() {
+        Some(info) => format!(
+            "client {} (self-declared)",
+            crate::display::label(&info.client_info.name, 80)
+        ),
+        None => "an MCP client that gave no name".into(),
+    }
 }
 
 /// Runs one tool call and audits it; `progress` is the call's progress token, if it has one;
@@ -228,7 +213,7 @@ pub async fn call(
         .peer_info()
         .map(|i| i.client_info.name.clone())
         .unwrap_or_else(|| "unknown".into());
-    let requested_by = requester(&peer);
+    let requested_by = requester(server, &peer);
     let ctx = &server.tools;
     let mut traffic = None;
     // What the result says about itself in `_meta` (see `call_meta`): a command's exit status

@@ -1,8 +1,10 @@
 //! Web console sessions in the state store (migration 0010), so that a restart does not sign
 //! everyone out and every replica sharing a PostgreSQL store knows every session. A row is
 //! keyed by the SHA-256 of the cookie's session id: reading the store does not yield a cookie
-//! that signs in. Expired rows are removed when a session opens; at most `max` live at once,
-//! the ones closest to expiry going first.
+//! that signs in. Each session is bound to the access token it was opened under (`token`;
+//! `None` without one): after the token changes or is first set, older sessions are not
+//! found, so rotating a leaked token locks its holder out at once. Expired rows are removed
+//! when a session opens; at most `max` live at once, the ones closest to expiry going first.
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -25,6 +27,16 @@ fn key(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
 
+/// What binds session `id` to `token`: learning it from the store reveals neither.
+fn token_check(id: &str, token: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"pi-mcp console session\0");
+    h.update(id.as_bytes());
+    h.update(b"\0");
+    h.update(token.unwrap_or("").as_bytes());
+    hex::encode(h.finalize())
+}
+
 fn now() -> String {
     timestamp(chrono::Utc::now())
 }
@@ -34,6 +46,7 @@ fn now() -> String {
 pub async fn open(
     store: &Store,
     id: &str,
+    token: Option<&str>,
     csrf: &str,
     remote: &str,
     ttl: std::time::Duration,
@@ -60,10 +73,11 @@ pub async fn open(
         .await?;
     }
     sqlx::query(
-        "INSERT INTO console_sessions (id_hash, csrf, remote, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO console_sessions (id_hash, token_check, csrf, remote, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(key(id))
+    .bind(token_check(id, token))
     .bind(csrf.to_string())
     .bind(remote.to_string())
     .bind(timestamp(created))
@@ -73,13 +87,19 @@ pub async fn open(
     Ok(())
 }
 
-/// The live session `id`, its flash message taken (cleared for the next page).
-pub async fn take(store: &Store, id: &str) -> Result<Option<StoredSession>, StoreError> {
+/// The live session `id` opened under `token`, its flash message taken (cleared for the next
+/// page).
+pub async fn take(
+    store: &Store,
+    id: &str,
+    token: Option<&str>,
+) -> Result<Option<StoredSession>, StoreError> {
     let row = sqlx::query(
         "SELECT csrf, remote, expires_at, flash FROM console_sessions \
-         WHERE id_hash = $1 AND expires_at > $2",
+         WHERE id_hash = $1 AND token_check = $2 AND expires_at > $3",
     )
     .bind(key(id))
+    .bind(token_check(id, token))
     .bind(now())
     .fetch_optional(store.pool())
     .await?;
@@ -125,6 +145,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const T: Option<&str> = Some("the-token");
+
     #[tokio::test]
     async fn sessions_are_kept_by_hash_expire_and_are_capped() {
         let dir = tempfile::tempdir().unwrap();
@@ -132,6 +154,7 @@ mod tests {
         open(
             &store,
             "a",
+            T,
             "csrf-a",
             "127.0.0.1:1",
             Duration::from_secs(60),
@@ -146,28 +169,31 @@ mod tests {
             .get("id_hash");
         assert_eq!(stored, key("a"), "only the hash of the id is stored");
         flash(&store, "a", "done").await.unwrap();
-        let s = take(&store, "a").await.unwrap().unwrap();
+        let s = take(&store, "a", T).await.unwrap().unwrap();
         assert_eq!(
             (s.csrf.as_str(), s.flash.as_deref()),
             ("csrf-a", Some("done"))
         );
-        assert_eq!(take(&store, "a").await.unwrap().unwrap().flash, None);
+        assert_eq!(take(&store, "a", T).await.unwrap().unwrap().flash, None);
+        // Another token (rotated), or none: the session is not found.
+        assert_eq!(take(&store, "a", Some("rotated")).await.unwrap(), None);
+        assert_eq!(take(&store, "a", None).await.unwrap(), None);
         // Expired: gone.
-        open(&store, "old", "c", "r", Duration::ZERO, 2)
+        open(&store, "old", T, "c", "r", Duration::ZERO, 2)
             .await
             .unwrap();
-        assert_eq!(take(&store, "old").await.unwrap(), None);
+        assert_eq!(take(&store, "old", T).await.unwrap(), None);
         // Beyond the cap, the session closest to expiry goes first.
-        open(&store, "b", "c", "r", Duration::from_secs(120), 2)
+        open(&store, "b", T, "c", "r", Duration::from_secs(120), 2)
             .await
             .unwrap();
-        open(&store, "c", "c", "r", Duration::from_secs(180), 2)
+        open(&store, "c", T, "c", "r", Duration::from_secs(180), 2)
             .await
             .unwrap();
-        assert_eq!(take(&store, "a").await.unwrap(), None);
-        assert!(take(&store, "b").await.unwrap().is_some());
+        assert_eq!(take(&store, "a", T).await.unwrap(), None);
+        assert!(take(&store, "b", T).await.unwrap().is_some());
         close(&store, "b").await.unwrap();
-        assert_eq!(take(&store, "b").await.unwrap(), None);
-        assert!(take(&store, "c").await.unwrap().is_some());
+        assert_eq!(take(&store, "b", T).await.unwrap(), None);
+        assert!(take(&store, "c", T).await.unwrap().is_some());
     }
 }

@@ -306,29 +306,51 @@ impl ApprovalQueue {
     }
 
     /// Posts the request to the Slack incoming webhook, if one is configured; a failure is logged.
+    /// The caller's words (command, directory, who asked, the reasons quoting them) cannot
+    /// format the message: the command is a preformatted rich-text element (literal text), the
+    /// rest is escaped for mrkdwn. Secrets in the command are masked for Slack; when masking
+    /// changed it, the message has no buttons: what a human approves must be what they saw.
     async fn announce(&self, a: &Approval, verdict: &Verdict) {
         let Some(url) = &self.slack_webhook else {
             return;
         };
+        let slack = crate::display::slack;
         let reasons: Vec<String> = verdict
             .deciding_reasons()
-            .map(|r| format!("• [{}] {}", r.rule, r.message))
+            .map(|r| {
+                slack(&crate::redact::text(&format!(
+                    "• [{}] {}",
+                    r.rule, r.message
+                )))
+            })
             .collect();
-        let text = format!(
-            "pi-mcp needs approval `{}` (risk {}/100, asked by {}) to run in `{}`:\n```{}```\n{}\nApprove: `pi-mcp approvals approve {}` · Deny: `pi-mcp approvals deny {}` (expires {})",
-            a.id,
-            a.risk,
-            a.requested_by.as_deref().unwrap_or("an unnamed caller"),
-            a.cwd,
-            a.command,
-            reasons.join("\n"),
-            a.id,
-            a.id,
-            a.expires_at
+        let shown = crate::redact::text(&a.command);
+        let masked = shown != a.command;
+        let text = format!("pi-mcp needs approval `{}` (risk {}/100)", a.id, a.risk);
+        let head = format!(
+            "{text}, asked by {}, to run in `{}`:",
+            slack(a.requested_by.as_deref().unwrap_or("an unnamed caller")),
+            slack(&a.cwd),
         );
-        let mut blocks =
-            vec![serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
-        if self.slack_buttons {
+        let how = if masked {
+            format!(
+                "Part of the command looks like a secret and is masked here, so decide where it is shown in full: \
+                 the console, or `pi-mcp approvals show {}` then `pi-mcp approvals approve {}` / `deny {}` (expires {})",
+                a.id, a.id, a.id, a.expires_at
+            )
+        } else {
+            format!(
+                "Approve: `pi-mcp approvals approve {}` · Deny: `pi-mcp approvals deny {}` (expires {})",
+                a.id, a.id, a.expires_at
+            )
+        };
+        let section = |text: String| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}});
+        let mut blocks = vec![
+            section(head),
+            serde_json::json!({"type": "rich_text", "elements": [{"type": "rich_text_preformatted", "elements": [{"type": "text", "text": shown}]}]}),
+            section(format!("{}\n{how}", reasons.join("\n"))),
+        ];
+        if self.slack_buttons && !masked {
             let button = |label: &str, verb: &str, style: &str| serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": label}, "style": style, "action_id": verb, "value": format!("{verb}:{}", a.id)});
             blocks.push(serde_json::json!({"type": "actions", "elements": [button("Approve", "approve", "primary"), button("Deny", "deny", "danger")]}));
         }

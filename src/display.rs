@@ -1,0 +1,95 @@
+//! Text that callers chose (a command, a directory, a client's name) made safe to show on
+//! each surface a human reads it on. On a terminal, control and format characters are
+//! escaped, so nothing moves the cursor, clears a line or reverses the text after it (a
+//! command that paints itself as another). In Slack mrkdwn, `&`, `<` and `>` are escaped as
+//! Slack requires, so no mention, link or formatting can be injected. The console needs
+//! neither: its templates escape HTML. Hand-written because the rules are these few lines.
+
+/// Unicode format characters that change how text around them is shown: bidi embeddings,
+/// overrides and isolates, zero-width characters, the byte order mark, invisible operators.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Whether `c` would not show as itself on a terminal.
+fn hidden(c: char) -> bool {
+    c.is_control() || is_format(c)
+}
+
+/// `text` for a terminal: every control or format character written as an escape (`\n`,
+/// `\u{1b}`, `\u{202e}`), everything else as it is.
+pub fn terminal(text: &str) -> String {
+    if !text.chars().any(hidden) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// JSON text for a terminal: format characters (which JSON leaves as they are) written as
+/// `\uXXXX` escapes, which JSON readers decode to the same text.
+pub fn json_for_terminal(json: &str) -> String {
+    json.chars()
+        .map(|c| {
+            if is_format(c) {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A short label a caller chose (a client's name): control and format characters dropped,
+/// at most `max` characters.
+pub fn label(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !hidden(*c)).take(max).collect()
+}
+
+/// `text` inside Slack mrkdwn: `&`, `<`, `>` escaped (Slack's own rule), so `<!channel>`,
+/// `<https://…|…>` and the like stay text.
+pub fn slack(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminals_see_escapes_not_effects() {
+        assert_eq!(terminal("ls -la"), "ls -la");
+        assert_eq!(
+            terminal("rm x # \r\x1b[2Kls\u{202e}txt"),
+            "rm x # \\r\\u{1b}[2Kls\\u{202e}txt"
+        );
+        assert_eq!(terminal("a\nb"), "a\\nb");
+        let json = json_for_terminal(&serde_json::to_string("x\u{202e}y\n").unwrap());
+        assert_eq!(json, "\"x\\u202ey\\n\"");
+        assert_eq!(
+            serde_json::from_str::<String>(&json).unwrap(),
+            "x\u{202e}y\n"
+        );
+    }
+
+    #[test]
+    fn labels_lose_what_hides_and_slack_text_cannot_mention() {
+        assert_eq!(label("evil\u{202e}client\u{7}", 80), "evilclient");
+        assert_eq!(label("abcdef", 3), "abc");
+        assert_eq!(
+            slack("<!channel> & <https://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+        );
+    }
+}
