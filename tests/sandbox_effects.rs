@@ -184,6 +184,56 @@ fn assert_no_canary(what: &str, text: &str, canaries: &[String]) {
     }
 }
 
+/// `*` allows every host but this machine itself: the web console, `/mcp` and anything else
+/// on its loopback, and the link-local metadata address, are reached only through an entry
+/// naming them exactly, not by address, not by a name that resolves there.
+#[tokio::test]
+async fn a_wildcard_allow_list_never_reaches_this_machine() {
+    if let Err(why) = namespaces_available() {
+        eprintln!("skipped: namespaces unavailable here ({why}); without them there is no proxy");
+        return;
+    }
+    let ws = Workspace::new();
+    let console = Recorder::start(HTTP_OK);
+    let policy = policy(&ws, &["*".to_string()]);
+    let client = support::spawn_stdio_env(ws.path(), &[("PI_MCP_POLICY", policy.as_str())])
+        .await
+        .unwrap();
+    let p = console.port;
+    // Directly: the namespace's own loopback, where nothing listens.
+    let text = run(
+        &client,
+        ws.path(),
+        &format!("curl -sS -m 5 http://127.0.0.1:{p}/"),
+    )
+    .await;
+    assert!(!text.contains("listed-ok"), "{text}");
+    // Through the proxy, which `*` lets reach every host but this one.
+    let proxied = "curl -sS -m 5 --noproxy '' -x \"$HTTP_PROXY\"";
+    for target in [
+        format!("http://127.0.0.1:{p}/"),
+        format!("http://localhost:{p}/"),
+        format!("http://127.0.0.2:{p}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let command = format!("{proxied} {target}");
+        let text = run(&client, ws.path(), &command).await;
+        assert!(
+            !text.contains("listed-ok"),
+            "{command} reached this machine:\n{text}"
+        );
+        assert!(
+            text.contains("does not name exactly"),
+            "{command}: the proxy says why:\n{text}"
+        );
+    }
+    assert!(
+        console.connections().is_empty(),
+        "nothing connected to the loopback listener"
+    );
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn hidden_files_server_secrets_and_unlisted_hosts_stay_out_of_reach() {
     if let Err(why) = namespaces_available() {

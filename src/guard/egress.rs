@@ -241,6 +241,26 @@ impl HostPattern {
         }
     }
 
+    /// Whether this entry may lead to `addr` when it is one of the host's own or special
+    /// addresses (loopback, unspecified, link-local such as the cloud metadata service): only
+    /// an entry naming it exactly does. An address entry must be that address; an exact name
+    /// (`localhost:5432`, a name the operator's resolver maps to loopback) may reach loopback
+    /// but never link-local; wildcards (`*`, `*.example.com`) reach neither, so a name that
+    /// resolves (or is rebound) to 127.0.0.1, or `*` itself, cannot reach the web console,
+    /// `/mcp` or any other service on the host. Other addresses are not special.
+    pub fn may_reach(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        let special = addr.is_loopback() || addr.is_unspecified() || link_local(addr);
+        if !special {
+            return true;
+        }
+        match &self.host {
+            Host::Ip(ip) => ip.to_canonical() == addr,
+            Host::Name(_) => addr.is_loopback(),
+            Host::Any | Host::Below(_) => false,
+        }
+    }
+
     /// For an entry with one host (a name or an address) and a port: the destination to
     /// forward as plain TCP inside a child's namespace.
     pub fn forward(&self) -> Option<(String, u16)> {
@@ -250,6 +270,14 @@ impl HostPattern {
             Host::Ip(ip) => Some((ip.to_string(), port)),
             Host::Any | Host::Below(_) => None,
         }
+    }
+}
+
+/// Link-local addresses (IPv4 169.254/16, IPv6 fe80::/10) and AWS's IPv6 metadata range.
+pub fn link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.segments()[0] == 0xfd00,
     }
 }
 
@@ -270,6 +298,33 @@ mod tests {
 
     fn pattern(s: &str) -> HostPattern {
         HostPattern::try_from(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_host_itself_is_reached_only_through_an_entry_naming_it() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(link_local(ip("169.254.169.254")) && link_local(ip("fd00:ec2::254")));
+        assert!(!link_local(ip("10.0.0.1")));
+        for wildcard in ["*", "*:8765", "*.example.com"] {
+            let p = pattern(wildcard);
+            for own in [
+                "127.0.0.1",
+                "127.1.2.3",
+                "::1",
+                "::ffff:127.0.0.1",
+                "0.0.0.0",
+                "169.254.169.254",
+            ] {
+                assert!(!p.may_reach(ip(own)), "{wildcard} must not reach {own}");
+            }
+            assert!(p.may_reach(ip("10.0.0.1")) && p.may_reach(ip("93.184.216.34")));
+        }
+        assert!(pattern("127.0.0.1:5432").may_reach(ip("127.0.0.1")));
+        assert!(!pattern("127.0.0.1:5432").may_reach(ip("127.0.0.2")));
+        assert!(pattern("localhost:5432").may_reach(ip("127.0.0.1")));
+        assert!(pattern("db.internal:5432").may_reach(ip("::1")));
+        assert!(!pattern("metadata.internal").may_reach(ip("169.254.169.254")));
+        assert!(pattern("169.254.169.254:80").may_reach(ip("169.254.169.254")));
     }
 
     #[test]

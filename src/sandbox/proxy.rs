@@ -9,7 +9,7 @@
 //! re-encode traffic and would need their own policy hooks, while this one only reads a request
 //! head, decides, and then moves bytes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use tokio::net::{TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 
 use super::handoff::{self, Incoming};
-use crate::guard::egress::NetworkPolicy;
+use crate::guard::egress::{HostPattern, NetworkPolicy};
 
 /// Largest request head read from a child.
 const MAX_HEAD: usize = 16 * 1024;
@@ -239,14 +239,8 @@ async fn forward(mut conn: TcpStream, target: &str, policy: &NetworkPolicy) -> O
     };
     record.allowed = true;
     record.rule = Some(rule.to_string());
-    let literal = record
-        .host
-        .trim_matches(['[', ']'])
-        .parse::<IpAddr>()
-        .is_ok();
     let mut upstream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&record.host, record.port, literal))
-            .await
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&record.host, record.port, rule)).await
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -303,9 +297,8 @@ where
     };
     record.allowed = true;
     record.rule = Some(rule.to_string());
-    let literal = req.host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok();
     let upstream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&req.host, req.port, literal)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&req.host, req.port, rule)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Some(fail(&mut conn, record, 502, e).await),
             Err(_) => return Some(fail(&mut conn, record, 504, "timed out".into()).await),
@@ -356,17 +349,26 @@ async fn fail<S: AsyncWrite + Unpin>(
 }
 
 /// Resolves `host` (the proxy does the DNS) and connects to the first address that answers.
-/// A name never leads to a link-local address (the cloud instance metadata service): only an
-/// entry listing that address literally can reach it.
-async fn connect(host: &str, port: u16, literal: bool) -> Result<TcpStream, String> {
+/// The host's own and special addresses (loopback, unspecified, link-local: the web console,
+/// `/mcp`, the cloud instance metadata service) are reached only through an entry naming them
+/// exactly ([`HostPattern::may_reach`]), never through a wildcard or a rebound name.
+async fn connect(host: &str, port: u16, rule: &HostPattern) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
     let mut last = format!("{host} has no address");
     for addr in addrs {
-        if !literal && link_local(addr.ip()) {
-            last = format!("{host} resolves to the link-local address {}", addr.ip());
+        if !rule.may_reach(addr.ip()) {
+            let what = if host.trim_matches(['[', ']']) == addr.ip().to_string() {
+                host.to_string()
+            } else {
+                format!("{host} ({})", addr.ip())
+            };
+            last = format!(
+                "{what} is one of this machine's own or link-local addresses, which the entry \
+                 `{rule}` does not name exactly (list `{addr}` to allow it)"
+            );
             continue;
         }
         match TcpStream::connect(addr).await {
@@ -375,13 +377,6 @@ async fn connect(host: &str, port: u16, literal: bool) -> Result<TcpStream, Stri
         }
     }
     Err(last)
-}
-
-fn link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.segments()[0] == 0xfd00,
-    }
 }
 
 /// Reads up to the end of the request head; `None` when the child closed first.
@@ -584,12 +579,5 @@ mod tests {
         let answer = ask(session.socket(), "CONNECT x:1 HTTP/1.1\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         drop(held);
-    }
-
-    #[test]
-    fn metadata_addresses_are_link_local() {
-        assert!(link_local("169.254.169.254".parse().unwrap()));
-        assert!(link_local("fd00:ec2::254".parse().unwrap()));
-        assert!(!link_local("10.0.0.1".parse().unwrap()));
     }
 }
