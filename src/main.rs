@@ -139,6 +139,10 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                         addr,
                         access: args.access.clone(),
                         slack_signing_secret: std::env::var("SLACK_SIGNING_SECRET").ok(),
+                        children_reach: pi_mcp::sandbox::loopback_reachable(
+                            guard.file(),
+                            addr.port(),
+                        ),
                     };
                     let console = pi_mcp::console::Console {
                         rules_path: pi_mcp::monitor::mcp::rules_path(app.tools.workspace.primary()),

@@ -161,6 +161,48 @@ async fn a_public_bind_needs_a_token() {
     );
 }
 
+/// Where `bash` children can reach this machine's loopback (network `open`, the sandbox off, an
+/// entry listing the port), a loopback bind needs a token too: a child could otherwise use the
+/// console or answer its own approvals over /mcp.
+#[tokio::test]
+async fn a_loopback_bind_children_can_reach_needs_a_token() {
+    let ws = Workspace::new();
+    let cases = [
+        (
+            json!({"network": {"mode": "open"}}),
+            "network mode is `open`",
+        ),
+        (json!({"sandbox": "off"}), "turns the sandbox off"),
+        (
+            json!({"network": {"mode": "allowlist", "allow": ["127.0.0.1"]}}),
+            "entry `127.0.0.1` reaches it",
+        ),
+    ];
+    for (policy, why) in cases {
+        let path = ws.write("reach-policy.json", policy.to_string());
+        let out = tokio::process::Command::new(bin())
+            .args(["--workspace", ws.path().to_str().unwrap()])
+            .args([
+                "--policy",
+                path.to_str().unwrap(),
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .envs(support::state_env(ws.path()))
+            .env_remove("PI_MCP_TOKEN")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{policy}: {stderr}");
+        assert!(
+            stderr.contains("bash children can reach it") && stderr.contains(why),
+            "{policy}: {stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     let ws = Workspace::new();

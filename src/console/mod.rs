@@ -80,11 +80,24 @@ pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
 
 /// Refuses to show the console beyond loopback without a token (the daemon then serves only
 /// `/healthz` and `/metrics` there).
-pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
-    if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
+/// `children_reach`: why `bash` children could connect to `addr`
+/// ([`crate::sandbox::loopback_reachable`]); then a token is required on loopback too.
+pub fn check_bind(
+    addr: SocketAddr,
+    token: Option<&str>,
+    children_reach: Option<&str>,
+) -> Result<(), String> {
+    let no_token = token.is_none_or(str::is_empty);
+    if !addr.ip().is_loopback() && no_token {
         return Err(format!(
             "not serving the web console on the non-loopback address {addr} without a token: \
              set --token or PI_MCP_TOKEN"
+        ));
+    }
+    if let (Some(why), true) = (children_reach, no_token) {
+        return Err(format!(
+            "not serving the web console on {addr} without a token: bash children can reach \
+             it ({why}) and could approve their own commands; set --token or PI_MCP_TOKEN"
         ));
     }
     Ok(())
@@ -133,5 +146,26 @@ impl Console {
             .with_state(shared)
             .layer(middleware::from_fn_with_state(auth, auth::gate))
             .layer(middleware::from_fn(auth::headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_needs_a_token_beyond_loopback_or_where_children_reach() {
+        let lo: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        assert!(check_bind(lo, None, None).is_ok());
+        assert!(check_bind(public, None, None).is_err());
+        assert!(check_bind(public, Some("t"), None).is_ok());
+        let reach = Some("the policy's network mode is `open`");
+        assert!(
+            check_bind(lo, None, reach)
+                .unwrap_err()
+                .contains("network mode is `open`")
+        );
+        assert!(check_bind(lo, Some("t"), reach).is_ok());
     }
 }

@@ -261,6 +261,17 @@ impl HostPattern {
         }
     }
 
+    /// Whether this entry may let a child connect to `addr:port` (names other than loopback
+    /// ones are taken to reach any address that is not the host's own; none is resolved here).
+    pub fn reaches(&self, addr: IpAddr, port: u16) -> bool {
+        let names_it = match &self.host {
+            Host::Any | Host::Below(_) => true,
+            Host::Ip(ip) => ip.to_canonical() == addr.to_canonical(),
+            Host::Name(n) => !addr.is_loopback() || n == "localhost" || n.ends_with(".localhost"),
+        };
+        self.port.is_none_or(|p| p == port) && names_it && self.may_reach(addr)
+    }
+
     /// For an entry with one host (a name or an address) and a port: the destination to
     /// forward as plain TCP inside a child's namespace.
     pub fn forward(&self) -> Option<(String, u16)> {
@@ -325,6 +336,12 @@ mod tests {
         assert!(pattern("db.internal:5432").may_reach(ip("::1")));
         assert!(!pattern("metadata.internal").may_reach(ip("169.254.169.254")));
         assert!(pattern("169.254.169.254:80").may_reach(ip("169.254.169.254")));
+        let lo = ip("127.0.0.1");
+        assert!(
+            pattern("127.0.0.1").reaches(lo, 8765) && pattern("localhost:8765").reaches(lo, 8765)
+        );
+        assert!(!pattern("127.0.0.1:9090").reaches(lo, 8765) && !pattern("*").reaches(lo, 8765));
+        assert!(!pattern("db.internal:8765").reaches(lo, 8765));
     }
 
     #[test]

@@ -133,7 +133,11 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
         let access = args.access.clone();
         // Beyond loopback without a token, /healthz and /metrics are served as before (for
         // Prometheus) and the console is not: it changes state, so it needs a sign-in.
-        let console = match crate::console::check_bind(addr, access.token.as_deref()) {
+        let console = match crate::console::check_bind(
+            addr,
+            access.token.as_deref(),
+            crate::sandbox::loopback_reachable(app.guard().file(), addr.port()).as_deref(),
+        ) {
             Ok(()) => Some((console, access)),
             Err(why) => {
                 tracing::warn!("heartbeat: web console off: {why}");

@@ -45,6 +45,27 @@ use crate::guard::PolicyFile;
 pub use launch::{Prepared, Sandbox, enforcement, landlock_support, namespace_support};
 pub use report::{check_at_start, startup_report};
 
+/// Why a `bash` child could connect to this machine's loopback `port` (where the HTTP faces
+/// serve: a child there could sign in to the console or answer its own approval over `/mcp`),
+/// or `None` when the sandbox keeps it out.
+pub fn loopback_reachable(policy: &PolicyFile, port: u16) -> Option<String> {
+    use crate::guard::egress::NetworkMode;
+    use crate::guard::policy::SandboxMode;
+    if policy.sandbox == SandboxMode::Off {
+        return Some("the policy turns the sandbox off (`\"sandbox\": \"off\"`)".into());
+    }
+    match policy.network.mode {
+        NetworkMode::Open => Some("the policy's network mode is `open`".into()),
+        NetworkMode::Deny => None,
+        NetworkMode::Allowlist => policy
+            .network
+            .allow
+            .iter()
+            .find(|e| e.reaches(std::net::Ipv4Addr::LOCALHOST.into(), port))
+            .map(|e| format!("the policy's network.allow entry `{e}` reaches it")),
+    }
+}
+
 /// The hidden subcommand that applies a [`Spec`] to itself and execs the command.
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
 /// Exit status of [`EXEC_SUBCOMMAND`] when the sandbox cannot be set up (nothing ran).

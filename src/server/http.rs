@@ -28,6 +28,9 @@ pub struct HttpOptions {
     pub access: crate::console::Access,
     /// Slack app signing secret: enables the interactive approvals endpoint.
     pub slack_signing_secret: Option<String>,
+    /// Why `bash` children could connect to `addr` ([`crate::sandbox::loopback_reachable`]):
+    /// then a token is required even on loopback.
+    pub children_reach: Option<String>,
 }
 
 /// Refuses an unsafe setup before binding.
@@ -36,6 +39,16 @@ pub fn check(options: &HttpOptions) -> Result<(), String> {
     {
         return Err(format!(
             "refusing to serve on the non-loopback address {} without a bearer token: set --token or PI_MCP_TOKEN",
+            options.addr
+        ));
+    }
+    if let Some(why) = &options.children_reach
+        && options.access.token.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(format!(
+            "refusing to serve on {} without a bearer token: bash children can reach it ({why}), \
+             and a process there could use the console or answer its own approvals over /mcp; \
+             set --token or PI_MCP_TOKEN, or keep children off this port",
             options.addr
         ));
     }
@@ -205,12 +218,20 @@ mod tests {
             addr: "0.0.0.0:8080".parse().unwrap(),
             access: crate::console::Access::default(),
             slack_signing_secret: None,
+            children_reach: None,
         };
         assert!(check(&o).is_err());
         o.access.token = Some("s3cret".into());
         assert!(check(&o).is_ok());
         o.addr = "127.0.0.1:8080".parse().unwrap();
         o.access.token = None;
+        assert!(check(&o).is_ok());
+        o.children_reach = Some("network mode open".into());
+        assert!(
+            check(&o).is_err(),
+            "children could reach it: a token is required"
+        );
+        o.access.token = Some("s3cret".into());
         assert!(check(&o).is_ok());
     }
 }
