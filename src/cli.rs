@@ -186,11 +186,17 @@ pub enum ApprovalsCommand {
     },
 }
 
+/// Settings where "empty" must not quietly mean "the default": an empty policy would be the
+/// built-in one instead of the operator's stricter file, an empty store a local one that other
+/// replicas do not share.
+const MUST_NOT_BE_EMPTY: &[&str] = &["PI_MCP_POLICY", "PI_MCP_STATE_URL", "PI_MCP_STATE_DIR"];
+
 /// Treats a setting variable that is set but empty (`PI_MCP_ALERTS= pi-mcp monitor`, a blank
 /// `Environment=` line in a unit file) as not set, so the option's default applies: clap would
 /// otherwise refuse it as "a value is required". Only the variables the CLI's own options read
-/// are touched. Call it first thing in `main`, while the process has one thread.
-pub fn forget_empty_settings() {
+/// are touched, and [`MUST_NOT_BE_EMPTY`] ones are an error that names the variable. Call it
+/// first thing in `main`, while the process has one thread.
+pub fn forget_empty_settings() -> Result<(), String> {
     fn names(cmd: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
         out.extend(
             cmd.get_arguments()
@@ -203,9 +209,17 @@ pub fn forget_empty_settings() {
     let mut settings = Vec::new();
     names(&<Cli as clap::CommandFactory>::command(), &mut settings);
     for name in settings {
-        if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
-            // SAFETY: called at the start of `main`, before any other thread exists.
-            unsafe { std::env::remove_var(&name) };
+        if !std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+            continue;
         }
+        if let Some(strict) = MUST_NOT_BE_EMPTY.iter().find(|n| name == **n) {
+            return Err(format!(
+                "{strict} is set but empty: unset it to use the default, or give it a value \
+                 (an empty value is refused rather than taken as the default)"
+            ));
+        }
+        // SAFETY: called at the start of `main`, before any other thread exists.
+        unsafe { std::env::remove_var(&name) };
     }
+    Ok(())
 }

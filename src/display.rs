@@ -5,12 +5,14 @@
 //! Slack requires, so no mention, link or formatting can be injected. The console needs
 //! neither: its templates escape HTML. Hand-written because the rules are these few lines.
 
-/// Unicode format characters that change how text around them is shown: bidi embeddings,
-/// overrides and isolates, zero-width characters, the byte order mark, invisible operators.
+/// Unicode characters that change how text around them is shown or hide themselves: bidi
+/// embeddings, overrides and isolates, zero-width characters, the byte order mark, invisible
+/// operators, line and paragraph separators, tag characters.
 fn is_format(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
 }
 
 /// Whether `c` would not show as itself on a terminal.
@@ -35,18 +37,43 @@ pub fn terminal(text: &str) -> String {
         .collect()
 }
 
-/// JSON text for a terminal: format characters (which JSON leaves as they are) written as
+/// JSON text for a terminal: every control or format character JSON leaves as it is (DEL,
+/// the C1 controls a terminal reads as CSI or OSC, bidi and zero-width characters) written as
 /// `\uXXXX` escapes, which JSON readers decode to the same text.
 pub fn json_for_terminal(json: &str) -> String {
-    json.chars()
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // JSON's own whitespace between values stays (inside strings JSON escapes it already).
+        if hidden(c) && !matches!(c, '\n' | '\r' | '\t') {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` for a page or a message a human judges it on (the console, Slack): control and
+/// format characters written as escapes, except newlines and tabs, which show as themselves;
+/// `true` when anything was escaped (the text would not look like what it is).
+pub fn visible(text: &str) -> (String, bool) {
+    let odd = |c: char| hidden(c) && c != '\n' && c != '\t';
+    if !text.chars().any(odd) {
+        return (text.to_string(), false);
+    }
+    let shown = text
+        .chars()
         .map(|c| {
-            if is_format(c) {
-                format!("\\u{:04x}", u32::from(c))
+            if odd(c) {
+                c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
-        .collect()
+        .collect();
+    (shown, true)
 }
 
 /// A short label a caller chose (a client's name): control and format characters dropped,
@@ -75,11 +102,16 @@ mod tests {
             "rm x # \\r\\u{1b}[2Kls\\u{202e}txt"
         );
         assert_eq!(terminal("a\nb"), "a\\nb");
-        let json = json_for_terminal(&serde_json::to_string("x\u{202e}y\n").unwrap());
-        assert_eq!(json, "\"x\\u202ey\\n\"");
+        let pretty = json_for_terminal(&serde_json::to_string_pretty(&["a"]).unwrap());
+        assert_eq!(serde_json::from_str::<Vec<String>>(&pretty).unwrap(), ["a"]);
+        let raw = "x\u{202e}y\n\u{9b}2K\u{7f}\u{e0041}";
+        let json = json_for_terminal(&serde_json::to_string(raw).unwrap());
+        assert_eq!(json, "\"x\\u202ey\\n\\u009b2K\\u007f\\udb40\\udc41\"");
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), raw);
+        assert_eq!(visible("a\n\tb"), ("a\n\tb".to_string(), false));
         assert_eq!(
-            serde_json::from_str::<String>(&json).unwrap(),
-            "x\u{202e}y\n"
+            visible("rm -rf / #\u{202e}txt.sh"),
+            ("rm -rf / #\\u{202e}txt.sh".to_string(), true)
         );
     }
 

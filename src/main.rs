@@ -22,7 +22,10 @@ use cli::{Cli, Command, OsvCommand, PolicyCommand};
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
-    cli::forget_empty_settings();
+    if let Err(e) = cli::forget_empty_settings() {
+        eprintln!("pi-mcp: {e}");
+        return ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -139,10 +142,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
                         addr,
                         access: args.access.clone(),
                         slack_signing_secret: std::env::var("SLACK_SIGNING_SECRET").ok(),
-                        children_reach: pi_mcp::sandbox::loopback_reachable(
-                            guard.file(),
-                            addr.port(),
-                        ),
+                        children_reach: pi_mcp::sandbox::host_reachable(guard.file(), addr),
                     };
                     let console = pi_mcp::console::Console {
                         rules_path: pi_mcp::monitor::mcp::rules_path(app.tools.workspace.primary()),

@@ -221,7 +221,8 @@ async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it(
     // link a fake approval page) and carrying a secret: it stays literal text, masked, and
     // sends the approver to where it is shown in full.
     let forged = "python3 -c 'print(2)' # ``` *verified safe* <!channel> \
-                  <https://evil.example/approve|Approve here> ghp_0123456789abcdefghijABCDEFGHIJ012345";
+                  <https://evil.example/approve|Approve here> ghp_0123456789abcdefghijABCDEFGHIJ012345 \
+                  \u{202e}hs.txt";
     let _waiting = ask_in_background_with(&client, forged);
     let message = loop {
         if let Some(m) = received.lock().unwrap().get(1).cloned() {
@@ -239,7 +240,14 @@ async fn a_waiting_call_runs_as_soon_as_it_is_approved_and_slack_hears_about_it(
         !command.contains("ghp_0123"),
         "the secret is masked: {command}"
     );
-    assert!(sections.contains("masked here"), "{sections}");
+    assert!(
+        command.contains("\\u{202e}hs.txt"),
+        "direction-changing characters show as escapes: {command}"
+    );
+    assert!(
+        sections.contains("invisible or direction-changing characters"),
+        "and the approver is sent where it is shown in full: {sections}"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -496,4 +504,44 @@ async fn the_cli_shows_a_command_s_control_characters_as_escapes() {
         "the JSON still decodes to the command"
     );
     client.cancel().await.unwrap();
+}
+
+/// A client named for the test, to tell two askers apart.
+struct Named;
+
+impl rmcp::ClientHandler for Named {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::default(),
+            rmcp::model::Implementation::new("second-client", "1.0.0"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_pending_approval_names_everyone_who_asked_for_it() {
+    let ws = Workspace::new();
+    let policy = policy_with(&ws, json!({}));
+    let first = spawn_stdio(ws.path(), &["--policy", &policy])
+        .await
+        .unwrap();
+    let id = pending_id(&text_of(
+        &call(&first, "bash", json!({ "command": ASKING })).await,
+    ));
+    let second = support::spawn_stdio_full(ws.path(), &["--policy", &policy], &[], Named)
+        .await
+        .unwrap();
+    let again = pending_id(&text_of(
+        &call(&second, "bash", json!({ "command": ASKING })).await,
+    ));
+    assert_eq!(again, id, "the same command shares the pending approval");
+    let shown: Value =
+        serde_json::from_str(&cli_ok(ws.path(), &["approvals", "show", &id], &[])).unwrap();
+    let by = shown["requested_by"].as_str().unwrap();
+    assert!(
+        by.starts_with("client rmcp (self-declared); also client second-client (self-declared)"),
+        "{by}"
+    );
+    first.cancel().await.unwrap();
+    second.cancel().await.unwrap();
 }

@@ -85,11 +85,9 @@ async fn wrong_bearer_tokens_are_throttled_per_address() {
         429,
         "a guessing address waits, even with the right token"
     );
-    assert_eq!(
-        status(from("127.0.0.1"), TOKEN).await,
-        200,
-        "another address is not locked out"
-    );
+    // Every loopback address counts as one (a local process cannot fill the table with 127/8
+    // sources); remote addresses count apart (unit-tested in console::throttle).
+    assert_eq!(status(from("127.0.0.1"), TOKEN).await, 429);
 }
 
 #[tokio::test]

@@ -67,3 +67,27 @@ fn the_exit_status_says_the_decision_and_a_batch_exits_with_the_strictest() {
         Some(1)
     );
 }
+
+/// An empty policy, state URL or state directory is refused (exit 2, naming the variable)
+/// rather than quietly taken as the default: the built-in policy instead of the operator's
+/// stricter file, or a local store other replicas do not share. Other empty settings mean
+/// "not set".
+#[test]
+fn an_empty_policy_or_store_setting_is_refused_and_other_empty_settings_are_unset() {
+    let ws = Workspace::new();
+    for name in ["PI_MCP_POLICY", "PI_MCP_STATE_URL", "PI_MCP_STATE_DIR"] {
+        let out = support::cli(ws.path(), &["policy", "validate"], &[(name, "")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name} is set but empty")),
+            "{stderr}"
+        );
+    }
+    let out = support::cli(ws.path(), &["policy", "validate"], &[("PI_MCP_ALERTS", "")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

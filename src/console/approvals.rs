@@ -87,11 +87,16 @@ async fn run_of(s: &Shared, a: &Approval) -> Option<AuditEntry> {
 }
 
 fn pending_card(session: &Session, a: &Approval, steps: &[AuditEntry]) -> Markup {
+    let (command, disguised) = crate::display::visible(&a.command);
     html! {
         article.rule id={"approval-" (a.id)} aria-labelledby={"h-" (a.id)} {
             h2 id={"h-" (a.id)} { "Approval " code { (a.id) } " " (badge(&a.status)) }
-            // Exactly what runs if approved: a masked command could hide what it does.
-            pre { code { (a.command) } }
+            // Exactly what runs if approved: a masked command could hide what it does, and
+            // invisible or direction-changing characters are shown as escapes.
+            pre { code { (command) } }
+            @if disguised {
+                p.warning { "This command contains invisible or direction-changing characters, shown above as escapes (\\u{…}): what runs is not what it would look like. Deny it unless you know why they are there." }
+            }
             @if crate::redact::text(&a.command) != a.command {
                 p.muted { "Part of this command looks like a secret; it is shown in full so you can judge what runs." }
             }

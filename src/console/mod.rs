@@ -81,7 +81,7 @@ pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
 /// Refuses to show the console beyond loopback without a token (the daemon then serves only
 /// `/healthz` and `/metrics` there).
 /// `children_reach`: why `bash` children could connect to `addr`
-/// ([`crate::sandbox::loopback_reachable`]); then a token is required on loopback too.
+/// ([`crate::sandbox::host_reachable`]); then a token is required on loopback too.
 pub fn check_bind(
     addr: SocketAddr,
     token: Option<&str>,

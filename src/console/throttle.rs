@@ -1,11 +1,13 @@
 //! Wrong tokens counted per remote address, for the console's sign-in and the `/mcp` bearer
 //! check: after [`MAX_FAILURES`] within [`WINDOW`], that address is refused (429) until the
 //! window has passed, whatever it sends. Per address, so a stranger guessing cannot lock the
-//! operator out; IPv6 addresses count per /64, which one host can fill with addresses. At
-//! most [`MAX_ADDRESSES`] are tracked; beyond that, new addresses share one count (they are
-//! throttled together rather than not at all). Behind a reverse proxy every request comes
-//! from the proxy's address, so its clients share one count. No crate does this small job
-//! (the rate limiters count requests, not failures).
+//! operator out; IPv6 addresses count per /64, which one host can fill with addresses, and
+//! every loopback address counts as one. At most [`MAX_ADDRESSES`] remote addresses are
+//! tracked; while that many are, further ones share one count (throttled together rather
+//! than not at all), which never applies to loopback, so a flood from many networks cannot
+//! lock out the operator on this machine. Behind a reverse proxy every request comes from the
+//! proxy's address, so its clients share one count. No crate does this small job (the rate
+//! limiters count requests, not failures).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -17,7 +19,7 @@ pub const MAX_FAILURES: usize = 10;
 /// The window failures count in.
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at once.
-pub const MAX_ADDRESSES: usize = 4096;
+pub const MAX_ADDRESSES: usize = 16_384;
 
 /// The address everything beyond [`MAX_ADDRESSES`] is counted under.
 const OVERFLOW: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -28,8 +30,11 @@ pub struct Throttle {
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
-/// The key `ip` is counted under: itself, or its /64 for IPv6.
+/// The key `ip` is counted under: itself, its /64 for IPv6, one key for all of loopback.
 fn bucket(ip: IpAddr) -> IpAddr {
+    if ip.to_canonical().is_loopback() {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    }
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -52,14 +57,17 @@ fn prune(times: &mut VecDeque<Instant>, now: Instant) {
 }
 
 impl Throttle {
-    /// Too many wrong tokens from `ip` lately (or the count cannot be read: fail closed).
+    /// Too many wrong tokens from `ip` lately (or the count cannot be read: fail closed). An
+    /// address not tracked shares the overflow count only while the table is full, and
+    /// loopback never does.
     pub fn throttled(&self, ip: IpAddr) -> bool {
         let Ok(mut all) = self.failures.lock() else {
             return true;
         };
         let now = Instant::now();
-        let key = if all.contains_key(&bucket(ip)) {
-            bucket(ip)
+        let key = bucket(ip);
+        let key = if all.contains_key(&key) || key.is_loopback() || all.len() < MAX_ADDRESSES {
+            key
         } else {
             OVERFLOW
         };
@@ -76,7 +84,7 @@ impl Throttle {
         };
         let now = Instant::now();
         let mut key = bucket(ip);
-        if !all.contains_key(&key) && all.len() >= MAX_ADDRESSES {
+        if !all.contains_key(&key) && !key.is_loopback() && all.len() >= MAX_ADDRESSES {
             all.retain(|_, times| {
                 prune(times, now);
                 !times.is_empty()
@@ -131,5 +139,10 @@ mod tests {
             t.throttled("198.51.100.2".parse().unwrap()),
             "shares the overflow count"
         );
+        assert!(
+            !t.throttled("127.0.0.1".parse().unwrap()),
+            "loopback never overflows"
+        );
+        assert!(!t.throttled("::1".parse().unwrap()));
     }
 }

@@ -241,35 +241,53 @@ impl HostPattern {
         }
     }
 
-    /// Whether this entry may lead to `addr` when it is one of the host's own or special
-    /// addresses (loopback, unspecified, link-local such as the cloud metadata service): only
-    /// an entry naming it exactly does. An address entry must be that address; an exact name
-    /// (`localhost:5432`, a name the operator's resolver maps to loopback) may reach loopback
-    /// but never link-local; wildcards (`*`, `*.example.com`) reach neither, so a name that
-    /// resolves (or is rebound) to 127.0.0.1, or `*` itself, cannot reach the web console,
-    /// `/mcp` or any other service on the host. Other addresses are not special.
+    /// Whether this entry may lead to `addr` when it is a special address: loopback,
+    /// unspecified (which connects to loopback), or a metadata address (link-local, such as
+    /// the cloud instance metadata service). Only an entry naming it exactly does: an address
+    /// entry must be that address; for loopback, a loopback name (`localhost:5432`) also does.
+    /// Wildcards (`*`, `*.example.com`) and other names never lead there, so neither `*` nor a
+    /// name that resolves (or is rebound) to 127.0.0.1 reaches the web console, `/mcp` or any
+    /// other service on the host. (The host's other own addresses are caught after connecting:
+    /// [`HostPattern::may_reach_self`].)
     pub fn may_reach(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();
-        let special = addr.is_loopback() || addr.is_unspecified() || link_local(addr);
-        if !special {
-            return true;
-        }
+        let special = addr.is_loopback() || addr.is_unspecified() || metadata(addr);
+        !special || self.names_exactly(addr)
+    }
+
+    /// Whether this entry may lead to `addr`, an address of this machine itself (a connection
+    /// whose local and peer addresses are the same: loopback, or the host's own interface
+    /// addresses, a Docker bridge, ...): only when it names that address exactly.
+    pub fn may_reach_self(&self, addr: IpAddr) -> bool {
+        self.names_exactly(addr.to_canonical())
+    }
+
+    /// The entry names `addr` itself: that address, or a loopback name for a loopback address.
+    fn names_exactly(&self, addr: IpAddr) -> bool {
         match &self.host {
             Host::Ip(ip) => ip.to_canonical() == addr,
-            Host::Name(_) => addr.is_loopback(),
+            Host::Name(n) => addr.is_loopback() && loopback_name(n),
             Host::Any | Host::Below(_) => false,
         }
     }
 
-    /// Whether this entry may let a child connect to `addr:port` (names other than loopback
-    /// ones are taken to reach any address that is not the host's own; none is resolved here).
-    pub fn reaches(&self, addr: IpAddr, port: u16) -> bool {
-        let names_it = match &self.host {
-            Host::Any | Host::Below(_) => true,
-            Host::Ip(ip) => ip.to_canonical() == addr.to_canonical(),
-            Host::Name(n) => !addr.is_loopback() || n == "localhost" || n.ends_with(".localhost"),
-        };
-        self.port.is_none_or(|p| p == port) && names_it && self.may_reach(addr)
+    /// Whether this entry could lead a child to a service of this machine bound at
+    /// `bound:port` (port 0: any port). Conservative: an entry naming any loopback or
+    /// unspecified address counts, and any address entry counts for a service bound to all
+    /// addresses.
+    pub fn reaches_own(&self, bound: IpAddr, port: u16) -> bool {
+        if port != 0 && self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let bound = bound.to_canonical();
+        match &self.host {
+            Host::Ip(ip) => {
+                let ip = ip.to_canonical();
+                ip == bound || ip.is_loopback() || ip.is_unspecified() || bound.is_unspecified()
+            }
+            Host::Name(n) => loopback_name(n),
+            Host::Any | Host::Below(_) => false,
+        }
     }
 
     /// For an entry with one host (a name or an address) and a port: the destination to
@@ -284,12 +302,25 @@ impl HostPattern {
     }
 }
 
-/// Link-local addresses (IPv4 169.254/16, IPv6 fe80::/10) and AWS's IPv6 metadata range.
-pub fn link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.segments()[0] == 0xfd00,
+/// Cloud instance metadata addresses, where a machine's credentials are served: link-local
+/// (IPv4 169.254/16, which AWS, GCP, Azure and others use; IPv6 fe80::/10), AWS's IPv6
+/// endpoint `fd00:ec2::254` and Alibaba Cloud's `100.100.100.200`.
+pub fn metadata(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_link_local() || v4 == std::net::Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
     }
+}
+
+/// Names that mean this machine's loopback (`localhost`, names below it, Debian's IPv6 ones).
+fn loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "ip6-localhost"
+        || name == "ip6-loopback"
 }
 
 impl NetworkPolicy {
@@ -314,8 +345,18 @@ mod tests {
     #[test]
     fn the_host_itself_is_reached_only_through_an_entry_naming_it() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(link_local(ip("169.254.169.254")) && link_local(ip("fd00:ec2::254")));
-        assert!(!link_local(ip("10.0.0.1")));
+        for m in [
+            "169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "fe80::1",
+        ] {
+            assert!(metadata(ip(m)), "{m}");
+        }
+        assert!(
+            !metadata(ip("10.0.0.1")) && !metadata(ip("fd00::2")),
+            "ULA is not metadata"
+        );
         for wildcard in ["*", "*:8765", "*.example.com"] {
             let p = pattern(wildcard);
             for own in [
@@ -329,19 +370,47 @@ mod tests {
                 assert!(!p.may_reach(ip(own)), "{wildcard} must not reach {own}");
             }
             assert!(p.may_reach(ip("10.0.0.1")) && p.may_reach(ip("93.184.216.34")));
+            assert!(
+                !p.may_reach_self(ip("192.0.2.2")),
+                "nor the host's own interface address"
+            );
         }
         assert!(pattern("127.0.0.1:5432").may_reach(ip("127.0.0.1")));
         assert!(!pattern("127.0.0.1:5432").may_reach(ip("127.0.0.2")));
         assert!(pattern("localhost:5432").may_reach(ip("127.0.0.1")));
-        assert!(pattern("db.internal:5432").may_reach(ip("::1")));
+        assert!(pattern("ip6-localhost").may_reach(ip("::1")));
+        assert!(
+            !pattern("db.internal:5432").may_reach(ip("127.0.0.1")),
+            "only loopback names"
+        );
         assert!(!pattern("metadata.internal").may_reach(ip("169.254.169.254")));
         assert!(pattern("169.254.169.254:80").may_reach(ip("169.254.169.254")));
+        assert!(pattern("192.0.2.2:5432").may_reach_self(ip("192.0.2.2")));
+        // What could lead a child to a service of this machine bound at an address and port.
         let lo = ip("127.0.0.1");
+        for e in [
+            "127.0.0.1",
+            "localhost:8765",
+            "[::1]",
+            "0.0.0.0",
+            "127.0.0.1:8765",
+        ] {
+            assert!(pattern(e).reaches_own(lo, 8765), "{e}");
+        }
         assert!(
-            pattern("127.0.0.1").reaches(lo, 8765) && pattern("localhost:8765").reaches(lo, 8765)
+            pattern("127.0.0.1:9090").reaches_own(lo, 0),
+            "port 0 is any port"
         );
-        assert!(!pattern("127.0.0.1:9090").reaches(lo, 8765) && !pattern("*").reaches(lo, 8765));
-        assert!(!pattern("db.internal:8765").reaches(lo, 8765));
+        assert!(pattern("[::1]").reaches_own(ip("::1"), 8765));
+        for e in [
+            "127.0.0.1:9090",
+            "*",
+            "*.example.com",
+            "db.internal:8765",
+            "10.0.0.1",
+        ] {
+            assert!(!pattern(e).reaches_own(lo, 8765), "{e}");
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub async fn run(globals: &Globals, args: &HeartbeatArgs) -> anyhow::Result<Exit
         let console = match crate::console::check_bind(
             addr,
             access.token.as_deref(),
-            crate::sandbox::loopback_reachable(app.guard().file(), addr.port()).as_deref(),
+            crate::sandbox::host_reachable(app.guard().file(), addr).as_deref(),
         ) {
             Ok(()) => Some((console, access)),
             Err(why) => {

@@ -45,10 +45,10 @@ use crate::guard::PolicyFile;
 pub use launch::{Prepared, Sandbox, enforcement, landlock_support, namespace_support};
 pub use report::{check_at_start, startup_report};
 
-/// Why a `bash` child could connect to this machine's loopback `port` (where the HTTP faces
-/// serve: a child there could sign in to the console or answer its own approval over `/mcp`),
-/// or `None` when the sandbox keeps it out.
-pub fn loopback_reachable(policy: &PolicyFile, port: u16) -> Option<String> {
+/// Why a `bash` child could connect to a service of this machine bound at `bound` (where the
+/// HTTP faces serve: a child there could sign in to the console or answer its own approval
+/// over `/mcp`), or `None` when the sandbox keeps it out. Port 0 counts as any port.
+pub fn host_reachable(policy: &PolicyFile, bound: std::net::SocketAddr) -> Option<String> {
     use crate::guard::egress::NetworkMode;
     use crate::guard::policy::SandboxMode;
     if policy.sandbox == SandboxMode::Off {
@@ -61,7 +61,7 @@ pub fn loopback_reachable(policy: &PolicyFile, port: u16) -> Option<String> {
             .network
             .allow
             .iter()
-            .find(|e| e.reaches(std::net::Ipv4Addr::LOCALHOST.into(), port))
+            .find(|e| e.reaches_own(bound.ip(), bound.port()))
             .map(|e| format!("the policy's network.allow entry `{e}` reaches it")),
     }
 }

@@ -349,9 +349,11 @@ async fn fail<S: AsyncWrite + Unpin>(
 }
 
 /// Resolves `host` (the proxy does the DNS) and connects to the first address that answers.
-/// The host's own and special addresses (loopback, unspecified, link-local: the web console,
-/// `/mcp`, the cloud instance metadata service) are reached only through an entry naming them
-/// exactly ([`HostPattern::may_reach`]), never through a wildcard or a rebound name.
+/// The host's own and special addresses (loopback, unspecified, metadata: the web console,
+/// `/mcp`, the cloud instance metadata service; and, found once connected, any address of this
+/// machine) are reached only through an entry naming them exactly
+/// ([`HostPattern::may_reach`], [`HostPattern::may_reach_self`]), never through a wildcard or
+/// a rebound name.
 async fn connect(host: &str, port: u16, rule: &HostPattern) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
@@ -372,6 +374,18 @@ async fn connect(host: &str, port: u16, rule: &HostPattern) -> Result<TcpStream,
             continue;
         }
         match TcpStream::connect(addr).await {
+            // The same address at both ends: this machine itself (an interface address, a
+            // Docker bridge, ...), which only an entry naming that address may reach.
+            Ok(s)
+                if s.local_addr().is_ok_and(|l| l.ip() == addr.ip())
+                    && !rule.may_reach_self(addr.ip()) =>
+            {
+                last = format!(
+                    "{host} ({}) is this machine itself, which the entry `{rule}` does not name \
+                     exactly (list `{addr}` to allow it)",
+                    addr.ip()
+                );
+            }
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{addr}: {e}"),
         }

@@ -28,7 +28,7 @@ pub struct HttpOptions {
     pub access: crate::console::Access,
     /// Slack app signing secret: enables the interactive approvals endpoint.
     pub slack_signing_secret: Option<String>,
-    /// Why `bash` children could connect to `addr` ([`crate::sandbox::loopback_reachable`]):
+    /// Why `bash` children could connect to `addr` ([`crate::sandbox::host_reachable`]):
     /// then a token is required even on loopback.
     pub children_reach: Option<String>,
 }

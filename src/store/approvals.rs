@@ -121,6 +121,25 @@ pub async fn create(
         .ok_or_else(|| StoreError::Query(sqlx::Error::RowNotFound))
 }
 
+/// Adds `who` to the callers approval `id` names (a second caller asking for the same command
+/// shares the pending approval, and whoever's call runs it, the record names them all).
+pub async fn add_requester(store: &Store, a: &Approval, who: &str) -> Result<(), StoreError> {
+    let named = a.requested_by.as_deref().unwrap_or("");
+    if named.split("; also ").any(|n| n == who) {
+        return Ok(());
+    }
+    let all: String = match named {
+        "" => who.to_string(),
+        _ => format!("{named}; also {who}"),
+    };
+    sqlx::query("UPDATE approvals SET requested_by = $1 WHERE id = $2")
+        .bind(all.chars().take(1000).collect::<String>())
+        .bind(a.id.clone())
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
 pub async fn get(store: &Store, id: &str) -> Result<Option<Approval>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM approvals WHERE id = $1"

@@ -19,6 +19,8 @@ const ELICITATION: &str = "elicitation";
 
 /// How often a waiting call looks for a decision.
 const POLL: Duration = Duration::from_millis(250);
+/// The longest command an announcement shows (a Slack message holds a few thousand characters).
+const SLACK_COMMAND_CHARS: usize = 2_500;
 /// How long the Slack announcement may take.
 const SLACK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -244,7 +246,12 @@ impl ApprovalQueue {
             .ok()
             .flatten();
         let approval = match existing {
-            Some(a) => a,
+            Some(a) => {
+                if let Err(e) = approvals::add_requester(&self.store, &a, ask.requested_by).await {
+                    tracing::warn!("approval {}: could not add who else asked: {e}", a.id);
+                }
+                a
+            }
             None => self.queue_new(ask, verdict).await?,
         };
         let deadline = tokio::time::Instant::now() + self.wait;
@@ -308,7 +315,8 @@ impl ApprovalQueue {
     /// Posts the request to the Slack incoming webhook, if one is configured; a failure is logged.
     /// The caller's words (command, directory, who asked, the reasons quoting them) cannot
     /// format the message: the command is a preformatted rich-text element (literal text), the
-    /// rest is escaped for mrkdwn. Secrets in the command are masked for Slack; when masking
+    /// rest is escaped for mrkdwn. Secrets in the command are masked for Slack, invisible and
+    /// direction-changing characters shown as escapes, a long command cut; when any of that
     /// changed it, the message has no buttons: what a human approves must be what they saw.
     async fn announce(&self, a: &Approval, verdict: &Verdict) {
         let Some(url) = &self.slack_webhook else {
@@ -324,18 +332,39 @@ impl ApprovalQueue {
                 )))
             })
             .collect();
-        let shown = crate::redact::text(&a.command);
-        let masked = shown != a.command;
+        let (shown, disguised) = crate::display::visible(&crate::redact::text(&a.command));
+        let masked = crate::redact::text(&a.command) != a.command;
+        let long = shown.chars().count() > SLACK_COMMAND_CHARS;
+        let shown = if long {
+            let head: String = shown.chars().take(SLACK_COMMAND_CHARS).collect();
+            format!("{head}\n… (cut here; the rest is in the console)")
+        } else {
+            shown
+        };
         let text = format!("pi-mcp needs approval `{}` (risk {}/100)", a.id, a.risk);
+        let short = |s: &str| s.chars().take(300).collect::<String>();
         let head = format!(
             "{text}, asked by {}, to run in `{}`:",
-            slack(a.requested_by.as_deref().unwrap_or("an unnamed caller")),
-            slack(&a.cwd),
+            slack(&short(
+                a.requested_by.as_deref().unwrap_or("an unnamed caller")
+            )),
+            slack(&short(&a.cwd)),
         );
-        let how = if masked {
+        let why_elsewhere = if disguised {
+            Some(
+                "The command contains invisible or direction-changing characters (shown as escapes)",
+            )
+        } else if masked {
+            Some("Part of the command looks like a secret and is masked here")
+        } else if long {
+            Some("The command is too long to show here whole")
+        } else {
+            None
+        };
+        let how = if let Some(why) = why_elsewhere {
             format!(
-                "Part of the command looks like a secret and is masked here, so decide where it is shown in full: \
-                 the console, or `pi-mcp approvals show {}` then `pi-mcp approvals approve {}` / `deny {}` (expires {})",
+                "{why}, so decide where it is shown in full: the console, or `pi-mcp approvals show {}` \
+                 then `pi-mcp approvals approve {}` / `deny {}` (expires {})",
                 a.id, a.id, a.id, a.expires_at
             )
         } else {
@@ -350,7 +379,7 @@ impl ApprovalQueue {
             serde_json::json!({"type": "rich_text", "elements": [{"type": "rich_text_preformatted", "elements": [{"type": "text", "text": shown}]}]}),
             section(format!("{}\n{how}", reasons.join("\n"))),
         ];
-        if self.slack_buttons && !masked {
+        if self.slack_buttons && why_elsewhere.is_none() {
             let button = |label: &str, verb: &str, style: &str| serde_json::json!({"type": "button", "text": {"type": "plain_text", "text": label}, "style": style, "action_id": verb, "value": format!("{verb}:{}", a.id)});
             blocks.push(serde_json::json!({"type": "actions", "elements": [button("Approve", "approve", "primary"), button("Deny", "deny", "danger")]}));
         }
