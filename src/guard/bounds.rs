@@ -30,7 +30,11 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    pub fn compile(file: &PolicyFile, source: &str) -> Result<Bounds, PolicyError> {
+    pub fn compile(
+        file: &PolicyFile,
+        source: &str,
+        check_syntax: bool,
+    ) -> Result<Bounds, PolicyError> {
         let err = |rule: &str, field: String, message: String| PolicyError::Rule {
             file: source.to_string(),
             rule: rule.to_string(),
@@ -46,7 +50,7 @@ impl Bounds {
                     if !seen.insert(s.id.as_str()) {
                         return Err(err(&s.id, format!("{kind}[{i}].id"), "duplicate id".into()));
                     }
-                    Rule::compile(&s.id, &s.description, 0, &s.matcher)
+                    Rule::compile(&s.id, &s.description, 0, &s.matcher, check_syntax)
                         .map_err(|e| err(&s.id, format!("{kind}[{i}].{}", e.field), e.message))
                 })
                 .collect()

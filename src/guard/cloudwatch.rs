@@ -2,7 +2,7 @@
 //! `cloudwatch` tool may read (globs), and how much one call may ask for. Every action is
 //! read-only; anything outside the scope is denied under the rule `cloudwatch-scope`.
 
-use globset::{GlobSet, GlobSetBuilder};
+use super::lazy::LazyGlobSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -66,12 +66,12 @@ pub enum CloudWatchTarget<'a> {
 /// The section compiled: glob sets (`/` is an ordinary character, so `*` spans it).
 #[derive(Debug, Clone)]
 pub struct CloudWatchScope {
-    namespaces: GlobSet,
-    log_groups: GlobSet,
+    namespaces: LazyGlobSet,
+    log_groups: LazyGlobSet,
 }
 
-fn glob_set(patterns: &[String], field: &str, source: &str) -> Result<GlobSet, PolicyError> {
-    let mut set = GlobSetBuilder::new();
+fn glob_set(patterns: &[String], field: &str, source: &str) -> Result<LazyGlobSet, PolicyError> {
+    let mut set = Vec::new();
     for (i, p) in patterns.iter().enumerate() {
         let glob = globset::GlobBuilder::new(p)
             .literal_separator(false)
@@ -82,17 +82,22 @@ fn glob_set(patterns: &[String], field: &str, source: &str) -> Result<GlobSet, P
                 field: format!("cloudwatch.{field}[{i}]"),
                 message: e.to_string(),
             })?;
-        set.add(glob);
+        set.push(glob);
     }
-    set.build().map_err(|e| PolicyError::Rule {
-        file: source.to_string(),
-        rule: "-".into(),
-        field: format!("cloudwatch.{field}"),
-        message: e.to_string(),
-    })
+    Ok(LazyGlobSet::allow_list(set))
 }
 
 impl CloudWatchScope {
+    /// Builds both sets now: `(field, why)` for one that does not compile.
+    pub(super) fn force(&self) -> Result<(), (String, String)> {
+        self.namespaces
+            .force()
+            .map_err(|m| ("cloudwatch.namespaces".to_string(), m))?;
+        self.log_groups
+            .force()
+            .map_err(|m| ("cloudwatch.log_groups".to_string(), m))
+    }
+
     /// Compiles the section; a bad glob names its field (`cloudwatch.namespaces[2]`).
     pub fn compile(policy: &CloudWatchPolicy, source: &str) -> Result<Self, PolicyError> {
         Ok(CloudWatchScope {

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::Glob;
+
+use super::lazy::LazyGlobSet;
 
 /// The hidden-path patterns, compiled.
 #[derive(Debug, Clone, Default)]
@@ -12,7 +14,7 @@ pub struct HiddenPatterns {
     /// `~/...` entries (relative to the home directory) and absolute ones.
     listed: Vec<Listed>,
     /// File-name globs (`.env*`, `*.pem`).
-    names: Option<GlobSet>,
+    names: Option<LazyGlobSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,10 +24,15 @@ enum Listed {
 }
 
 impl HiddenPatterns {
+    /// Builds the name set now; why it does not compile.
+    pub(super) fn force(&self) -> Result<(), String> {
+        self.names.as_ref().map_or(Ok(()), LazyGlobSet::force)
+    }
+
     /// Compiles `patterns`; the error names the entry and says what is accepted.
     pub fn new(patterns: &[String]) -> Result<HiddenPatterns, (usize, String)> {
         let mut listed = Vec::new();
-        let mut names = GlobSetBuilder::new();
+        let mut names = Vec::new();
         let mut any_name = false;
         for (i, p) in patterns.iter().enumerate() {
             if p == "~" || p == "~/" || p == "/" {
@@ -38,7 +45,7 @@ impl HiddenPatterns {
             } else if p.starts_with('/') {
                 listed.push(Listed::Absolute(PathBuf::from(p)));
             } else if !p.contains('/') && !p.is_empty() {
-                names.add(Glob::new(p).map_err(|e| (i, format!("`{p}`: {e}")))?);
+                names.push(Glob::new(p).map_err(|e| (i, format!("`{p}`: {e}")))?);
                 any_name = true;
             } else {
                 return Err((
@@ -50,7 +57,7 @@ impl HiddenPatterns {
             }
         }
         let names = match any_name {
-            true => Some(names.build().map_err(|e| (0, e.to_string()))?),
+            true => Some(LazyGlobSet::deny_list(names)),
             false => None,
         };
         Ok(HiddenPatterns { listed, names })
@@ -68,7 +75,7 @@ impl HiddenPatterns {
     }
 
     /// The file-name globs, if any.
-    pub fn names(&self) -> Option<&GlobSet> {
+    pub fn names(&self) -> Option<&LazyGlobSet> {
         self.names.as_ref()
     }
 }

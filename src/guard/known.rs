@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use globset::{Glob, GlobMatcher};
+use globset::Glob;
+
+use super::lazy::LazyGlob;
 
 use super::policy::PolicyFile;
 use super::words::Word;
@@ -89,7 +91,7 @@ const SYSTEM_BIN_DIRS: &[&str] = &["/bin", "/usr/bin", "/sbin", "/usr/sbin"];
 #[derive(Debug, Clone, Default)]
 pub struct ProgramIndex {
     literal: HashMap<String, Vec<usize>>,
-    globs: Vec<(GlobMatcher, usize)>,
+    globs: Vec<(LazyGlob, usize)>,
 }
 
 impl ProgramIndex {
@@ -97,7 +99,7 @@ impl ProgramIndex {
     pub fn add(&mut self, pattern: &str, entry: usize) -> Result<(), String> {
         if pattern.contains(['*', '?', '[', '{']) {
             let glob = Glob::new(pattern).map_err(|e| e.to_string())?;
-            self.globs.push((glob.compile_matcher(), entry));
+            self.globs.push((LazyGlob::new(glob), entry));
         } else {
             self.literal
                 .entry(pattern.to_string())

@@ -31,11 +31,12 @@ pub mod wrappers;
 pub mod bounds;
 pub mod enforcement;
 pub mod known;
+pub mod lazy;
 pub mod options;
 
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::Glob;
 
 pub use decision::{Decision, Reason, Verdict};
 pub use enforcement::Enforcement;
@@ -55,7 +56,7 @@ pub struct Guard {
     block: Vec<Rule>,
     risk: Vec<Rule>,
     protected: Protected,
-    env_deny: GlobSet,
+    env_deny: lazy::LazyGlobSet,
     /// Where package installs are checked for known vulnerabilities; `None`: nowhere.
     osv: Option<std::sync::Arc<dyn osv::Advisories>>,
     /// Rego files the policy names, evaluated after the JSON rules.
@@ -87,31 +88,40 @@ impl Guard {
         let Some(p) = path else {
             let file = PolicyFile::parse(policy::DEFAULT_POLICY, DEFAULT_SOURCE)?;
             return if check_default {
-                Guard::new(file, DEFAULT_SOURCE)
+                let guard = Guard::new(file, DEFAULT_SOURCE)?;
+                guard.force_all()?;
+                Ok(guard)
             } else {
-                Guard::compile(file, DEFAULT_SOURCE)
+                // Compiled in and checked by the test suite (`load_checked`): its regexes'
+                // syntax is not parsed again at every start.
+                Guard::compile(file, DEFAULT_SOURCE, false)
             };
         };
         let source = p.display().to_string();
-        let mut guard = Guard::compile(PolicyFile::load(p)?, &source)?;
+        let mut guard = Guard::compile(PolicyFile::load(p)?, &source, true)?;
         if !guard.file.rego.is_empty() {
             let base = p.parent().unwrap_or(Path::new("."));
             let rego = rego::RegoPolicies::load(&guard.file.rego, base, &source)?;
             guard.rego = Some(std::sync::Arc::new(rego));
         }
         guard.check_examples()?;
+        if check_default {
+            // `policy check`: every pattern compiled, as a session may need any of them.
+            guard.force_all()?;
+        }
         Ok(guard)
     }
 
     /// Compiles a parsed policy and checks every rule's examples and counter-examples.
     pub fn new(file: PolicyFile, source: &str) -> Result<Guard, PolicyError> {
-        let guard = Guard::compile(file, source)?;
+        let guard = Guard::compile(file, source, true)?;
         guard.check_examples()?;
         Ok(guard)
     }
 
-    /// Compiles a parsed policy without running its examples.
-    fn compile(file: PolicyFile, source: &str) -> Result<Guard, PolicyError> {
+    /// Compiles a parsed policy without running its examples; `check_syntax`: parse each
+    /// `args_regex` now (patterns are compiled on first use, see [`lazy`]).
+    fn compile(file: PolicyFile, source: &str, check_syntax: bool) -> Result<Guard, PolicyError> {
         let rule_err = |rule: &str, field: String, message: String| PolicyError::Rule {
             file: source.to_string(),
             rule: rule.to_string(),
@@ -150,7 +160,7 @@ impl Guard {
                         }
                         (_, x) => x.unwrap_or(100),
                     };
-                    Rule::compile(&s.id, &s.description, score, &s.matcher)
+                    Rule::compile(&s.id, &s.description, score, &s.matcher, check_syntax)
                         .map_err(|e| rule_err(&s.id, format!("{kind}[{i}].{}", e.field), e.message))
                 })
                 .collect()
@@ -176,15 +186,13 @@ impl Guard {
         file.sql.validate(source)?;
         let protected = Protected::new(&file.protected_paths)
             .map_err(|(i, m)| rule_err("-", format!("protected_paths[{i}]"), m))?;
-        let mut env = GlobSetBuilder::new();
+        let mut env = Vec::new();
         for (i, p) in file.env_deny.iter().enumerate() {
-            env.add(
+            env.push(
                 Glob::new(p).map_err(|e| rule_err("-", format!("env_deny[{i}]"), e.to_string()))?,
             );
         }
-        let env_deny = env
-            .build()
-            .map_err(|e| rule_err("-", "env_deny".into(), e.to_string()))?;
+        let env_deny = lazy::LazyGlobSet::deny_list(env);
         let hidden = hidden::HiddenPatterns::new(&file.hidden_paths)
             .map_err(|(i, m)| rule_err("-", format!("hidden_paths[{i}]"), m))?;
         let notify = notify::NotifyRules::compile(&file.notify, source)?;
@@ -203,7 +211,7 @@ impl Guard {
             cloudwatch,
             bounds: bounds::Bounds::default(),
         };
-        let bounds = bounds::Bounds::compile(&guard.file, source)?;
+        let bounds = bounds::Bounds::compile(&guard.file, source, check_syntax)?;
         Ok(Guard { bounds, ..guard })
     }
 

@@ -13,7 +13,9 @@
 //! host, no user info, query or fragment), so `https://hooks.slack.com@evil.example/services/x`
 //! is judged as the `evil.example` URL it really is.
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobBuilder;
+
+use super::lazy::LazyGlobSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -75,12 +77,24 @@ impl Default for NotifyPolicy {
 #[derive(Debug, Clone)]
 pub struct NotifyRules {
     channels: Vec<String>,
-    slack: GlobSet,
-    webhook: GlobSet,
-    email: GlobSet,
+    slack: LazyGlobSet,
+    webhook: LazyGlobSet,
+    email: LazyGlobSet,
 }
 
 impl NotifyRules {
+    /// Builds the sets now: `(field, why)` for one that does not compile.
+    pub(super) fn force(&self) -> Result<(), (String, String)> {
+        for (field, set) in [
+            ("notify.slack_webhooks", &self.slack),
+            ("notify.webhook_urls", &self.webhook),
+            ("notify.email_recipients", &self.email),
+        ] {
+            set.force().map_err(|m| (field.to_string(), m))?;
+        }
+        Ok(())
+    }
+
     /// Compiles the section; errors name the field (`notify.webhook_urls[2]`).
     pub fn compile(policy: &NotifyPolicy, file: &str) -> Result<NotifyRules, PolicyError> {
         let err = |field: String, message: String| PolicyError::Rule {
@@ -98,16 +112,15 @@ impl NotifyRules {
             }
         }
         let set = |name: &str, globs: &[String], case_insensitive: bool| {
-            let mut b = GlobSetBuilder::new();
+            let mut b = Vec::new();
             for (i, g) in globs.iter().enumerate() {
                 let glob = GlobBuilder::new(g)
                     .case_insensitive(case_insensitive)
                     .build()
                     .map_err(|e| err(format!("notify.{name}[{i}]"), e.to_string()))?;
-                b.add(glob);
+                b.push(glob);
             }
-            b.build()
-                .map_err(|e| err(format!("notify.{name}"), e.to_string()))
+            Ok(LazyGlobSet::allow_list(b))
         };
         Ok(NotifyRules {
             channels: policy.channels.clone(),

@@ -93,13 +93,13 @@ struct Opt {
     spelling: String,
     form: Form,
     /// Lower-cased key glob the value must start with (`core.pager`), then `=` or a space.
-    key: Option<globset::GlobMatcher>,
+    key: Option<super::lazy::LazyGlob>,
     effect: Effect,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
-    subcommands: Vec<globset::GlobMatcher>,
+    subcommands: Vec<super::lazy::LazyGlob>,
     opts: Vec<Opt>,
     short_values: String,
     plain_programs: Vec<String>,
@@ -331,9 +331,9 @@ fn parse_opt(spelling: &str, effect: Effect) -> Result<Opt, String> {
     })
 }
 
-fn glob(p: &str) -> Result<globset::GlobMatcher, String> {
+fn glob(p: &str) -> Result<super::lazy::LazyGlob, String> {
     globset::Glob::new(p)
-        .map(|g| g.compile_matcher())
+        .map(super::lazy::LazyGlob::new)
         .map_err(|e| e.to_string())
 }
 

@@ -5,7 +5,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobBuilder;
+
+use super::lazy::LazyGlobSet;
 
 /// The workspace roots, canonicalised once at start.
 #[derive(Debug, Clone)]
@@ -269,17 +271,22 @@ pub fn lexical(p: &Path) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Protected {
     patterns: Vec<String>,
-    set: GlobSet,
+    set: LazyGlobSet,
     /// Concrete names the patterns' parts stand for (`.ssh`, `.env`, `x.pem`, `id_x`), which a
     /// glob in a command is tried against.
     samples: Vec<String>,
 }
 
 impl Protected {
+    /// Builds the set now; why it does not compile.
+    pub(super) fn force(&self) -> Result<(), String> {
+        self.set.force()
+    }
+
     /// Compiles patterns: `name` matches that name anywhere, `dir/` a directory anywhere,
     /// `a/b` a path suffix, a leading `/` an absolute path.
     pub fn new(patterns: &[String]) -> Result<Protected, (usize, String)> {
-        let mut b = GlobSetBuilder::new();
+        let mut b = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             let globs = if p.starts_with('/') {
                 vec![
@@ -296,10 +303,10 @@ impl Protected {
                     .literal_separator(true)
                     .build()
                     .map_err(|e| (i, e.to_string()))?;
-                b.add(glob);
+                b.push(glob);
             }
         }
-        let set = b.build().map_err(|e| (0, e.to_string()))?;
+        let set = LazyGlobSet::deny_list(b);
         let mut samples: Vec<String> = patterns
             .iter()
             .flat_map(|p| p.split('/'))
@@ -328,6 +335,10 @@ impl Protected {
 
     /// The pattern that protects `path`, if any.
     pub fn matches(&self, path: &Path) -> Option<String> {
+        // Most paths match nothing: the yes/no search allocates no list of matches.
+        if !self.set.is_match(path) {
+            return None;
+        }
         self.set
             .matches(path)
             .first()

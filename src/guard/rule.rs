@@ -2,14 +2,16 @@
 //! paths outside the workspace, written files, pipes) and how it is compiled and evaluated.
 //! A criterion that depends on a value computed at run time matches as [`Hit::Maybe`].
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder};
+
+use super::lazy::{LazyGlob, LazyRegex};
 
 /// A glob, or a plain string when it has no glob characters (most are: program names), which
 /// matches by equality and costs no compiled automaton.
 #[derive(Debug, Clone)]
 enum Pattern {
     Literal(String),
-    Glob(GlobMatcher),
+    Glob(LazyGlob),
 }
 
 impl Pattern {
@@ -20,7 +22,6 @@ impl Pattern {
         }
     }
 }
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +96,7 @@ pub struct Rule {
     flags_any: Vec<String>,
     flags_none: Vec<String>,
     args_any: Vec<Pattern>,
-    args_regex: Option<Regex>,
+    args_regex: Option<LazyRegex>,
     outside_workspace: bool,
     writes_outside_workspace: bool,
     writes_to: Vec<Pattern>,
@@ -127,7 +128,7 @@ fn globs(
                 .backslash_escape(true)
                 .build()
                 .or_else(|_| Glob::new(&globset::escape(p)))
-                .map(|g| Pattern::Glob(g.compile_matcher()))
+                .map(|g| Pattern::Glob(LazyGlob::new(g)))
                 .map_err(|e| CompileError {
                     field: format!("match.{field}[{i}]"),
                     message: e.to_string(),
@@ -142,6 +143,7 @@ impl Rule {
         description: &str,
         score: u32,
         m: &Match,
+        check_syntax: bool,
     ) -> Result<Rule, CompileError> {
         if m.program.is_empty()
             && m.writes_to.is_empty()
@@ -154,9 +156,10 @@ impl Rule {
             });
         }
         let args_regex = match &m.args_regex {
-            Some(r) => Some(Regex::new(r).map_err(|e| CompileError {
+            Some(r) if !check_syntax => Some(LazyRegex::unchecked(r)),
+            Some(r) => Some(LazyRegex::parse(r).map_err(|message| CompileError {
                 field: "match.args_regex".into(),
-                message: e.to_string(),
+                message,
             })?),
             None => None,
         };
@@ -177,6 +180,31 @@ impl Rule {
             writes_except: globs("writes_except", &m.writes_except, true)?,
             piped_from: globs("piped_from", &m.piped_from, false)?,
         })
+    }
+
+    /// Builds every matcher of the rule now (they are built on first use otherwise); the error
+    /// is a regex over the compiled-size limit, which the syntax check at load cannot see.
+    pub fn force(&self) -> Result<(), CompileError> {
+        for p in self
+            .program
+            .iter()
+            .chain(&self.subcommands)
+            .chain(&self.args_any)
+            .chain(&self.writes_to)
+            .chain(&self.writes_except)
+            .chain(&self.piped_from)
+        {
+            if let Pattern::Glob(g) = p {
+                g.force();
+            }
+        }
+        match &self.args_regex {
+            Some(re) => re.force().map_err(|message| CompileError {
+                field: "match.args_regex".into(),
+                message,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Evaluates the rule on one command. Every criterion must hold; the weakest hit wins.

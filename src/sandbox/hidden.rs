@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::GlobSet;
+use crate::guard::lazy::LazyGlobSet;
 
 use crate::guard::hidden::HiddenPatterns;
 
@@ -24,7 +24,7 @@ pub struct HiddenPaths {
     /// Absolute paths (home already expanded), pi-mcp's own state included.
     exact: Vec<PathBuf>,
     /// File-name globs.
-    names: Option<GlobSet>,
+    names: Option<LazyGlobSet>,
 }
 
 impl HiddenPaths {
@@ -68,7 +68,13 @@ impl HiddenPaths {
     }
 }
 
-fn search(dir: &Path, names: &GlobSet, depth: usize, budget: &mut usize, out: &mut Vec<PathBuf>) {
+fn search(
+    dir: &Path,
+    names: &LazyGlobSet,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<PathBuf>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -162,10 +162,14 @@ fn with_structured<T: serde::Serialize>(mut result: CallToolResult, value: &T) -
             result.structured_content = Some(v);
             result
         }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
-            "the result could not be encoded as JSON ({e}); retry the call, or narrow it"
-        ))]),
+        Err(e) => not_encoded(e),
     }
+}
+
+fn not_encoded(e: serde_json::Error) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "the result could not be encoded as JSON ({e}); retry the call, or narrow it"
+    ))])
 }
 
 /// Parses arguments into a tool's parameter type, or explains exactly what is wrong.
@@ -328,10 +332,11 @@ pub async fn call(
                     );
                     let text = out.text();
                     let verdict = out.verdict.clone();
-                    let result = with_structured(
-                        CallToolResult::success(vec![ContentBlock::text(text)]),
-                        &out.into_structured(),
-                    );
+                    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                    match out.into_structured().into_value() {
+                        Ok(v) => result.structured_content = Some(v),
+                        Err(e) => result = not_encoded(e),
+                    }
                     (result, verdict, outcome)
                 }
                 Err(e) => failed(e),

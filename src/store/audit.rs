@@ -87,10 +87,10 @@ impl AuditLog {
                 }
                 backlog = batch.len() >= BATCH && !rx.is_empty();
                 if !batch.is_empty() {
-                    if let Err(e) = insert_batch(&writer_store, &batch).await {
-                        tracing::error!("audit log: could not store {} entries: {e}", batch.len());
+                    let n = batch.len();
+                    if let Err(e) = insert_batch(&writer_store, batch.drain(..)).await {
+                        tracing::error!("audit log: could not store {n} entries: {e}");
                     }
-                    batch.clear();
                 }
                 for w in waiters.drain(..) {
                     let _ = w.send(());
@@ -146,8 +146,12 @@ impl AuditLog {
 /// Columns written per entry.
 const COLUMNS: usize = 10;
 
-/// Writes a batch with one multi-row INSERT (one round trip to the database).
-async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::Error> {
+/// Writes a batch with one multi-row INSERT (one round trip to the database). The entries are
+/// moved into the query, not copied.
+async fn insert_batch(
+    store: &Store,
+    batch: impl ExactSizeIterator<Item = AuditEntry>,
+) -> Result<(), sqlx::Error> {
     let sql = format!(
         "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, redactions) VALUES {}",
         super::placeholders::rows(store.backend(), batch.len(), COLUMNS)
@@ -155,15 +159,15 @@ async fn insert_batch(store: &Store, batch: &[AuditEntry]) -> Result<(), sqlx::E
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in batch {
         q = q
-            .bind(e.ts.clone())
-            .bind(e.tool.clone())
+            .bind(e.ts)
+            .bind(e.tool)
             .bind(e.arguments.to_string())
-            .bind(e.decision.clone())
+            .bind(e.decision)
             .bind(e.risk)
             .bind(e.reasons.to_string())
             .bind(e.duration_ms)
-            .bind(e.outcome.clone())
-            .bind(e.client.clone())
+            .bind(e.outcome)
+            .bind(e.client)
             .bind(e.redactions);
     }
     q.execute(store.pool()).await.map(|_| ())

@@ -33,7 +33,32 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    url_shown: String,
+    url_shown: ShownUrl,
+}
+
+/// The store's URL for messages, redacted when first shown: redacting runs every secret
+/// pattern, whose compilation was a visible part of start-up (issue 14), for a URL that is
+/// shown only in errors.
+#[derive(Clone)]
+struct ShownUrl(std::sync::Arc<(String, std::sync::OnceLock<String>)>);
+
+impl ShownUrl {
+    fn new(url: &str) -> ShownUrl {
+        ShownUrl(std::sync::Arc::new((
+            url.to_string(),
+            std::sync::OnceLock::new(),
+        )))
+    }
+
+    fn get(&self) -> &str {
+        self.0.1.get_or_init(|| crate::redact::text(&self.0.0))
+    }
+}
+
+impl std::fmt::Debug for ShownUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.get())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,9 +106,9 @@ impl Store {
                 )
             }
         };
-        let url_shown = crate::redact::text(&url);
+        let url_shown = ShownUrl::new(&url);
         let connect_err = |source| StoreError::Connect {
-            url: url_shown.clone(),
+            url: url_shown.get().to_string(),
             source,
         };
         let connect_url = match backend {
@@ -118,14 +143,15 @@ impl Store {
                 Ok(()) => break,
                 Err(e) if backend == Backend::Sqlite && attempt < MIGRATE_ATTEMPTS => {
                     tracing::debug!(
-                        "state store {url_shown}: migration attempt {attempt} failed ({e}); trying again"
+                        "state store {}: migration attempt {attempt} failed ({e}); trying again",
+                        url_shown.get()
                     );
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
                 Err(source) => {
                     return Err(StoreError::Migrate {
-                        url: url_shown.clone(),
+                        url: url_shown.get().to_string(),
                         source,
                     });
                 }
@@ -148,7 +174,7 @@ impl Store {
 
     /// The URL with any password removed, for messages.
     pub fn url(&self) -> &str {
-        &self.url_shown
+        self.url_shown.get()
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`MAX_LINES`] lines or [`MAX_BYTES`] bytes with a hint on how to continue, or an image as
 //! image content.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -66,18 +66,17 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
         return Err(ToolError::new("limit must be at least 1"));
     }
     let offset = p.offset.unwrap_or(1);
-    // A small regular file is read on the runtime's thread: the hop to the blocking pool and
-    // back costs more than the read (a page-cache copy of a few KiB).
-    if let Some(file) = open_small(&path) {
-        let again = file
-            .try_clone()
+    // A small regular file is read on the runtime's thread, whole, in one read: the hop to
+    // the blocking pool and back costs more than the read (a page-cache copy of a few KiB).
+    if let Some((mut file, len)) = open_small(&path) {
+        let mut data = Vec::with_capacity(len as usize + 1);
+        file.read_to_end(&mut data)
             .map_err(|e| ToolError::new(format!("cannot read `{}`: {e}", p.path)))?;
-        let rewind = move || {
-            let mut f = again.try_clone()?;
-            f.seek(SeekFrom::Start(0))?;
-            Ok(f)
-        };
-        return read_opened(file, rewind, &p.path, offset, p.limit);
+        drop(file);
+        if let Some(mime) = image_mime(&data[..data.len().min(16)]) {
+            return Ok(ReadOutput::Image { mime, data });
+        }
+        return text_lines(&data[..], &p.path, offset, p.limit);
     }
     let shown = p.path.clone();
     tokio::task::spawn_blocking(move || read_blocking(&path, &shown, offset, p.limit))
@@ -88,7 +87,7 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
 /// `path` opened, when it is a regular file of at most [`INLINE_READ_BYTES`]. Opened without
 /// blocking (a FIFO swapped in after the path was resolved cannot stall the runtime) and
 /// checked on the open handle, so what is checked is what is read.
-fn open_small(path: &std::path::Path) -> Option<std::fs::File> {
+fn open_small(path: &std::path::Path) -> Option<(std::fs::File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -96,7 +95,7 @@ fn open_small(path: &std::path::Path) -> Option<std::fs::File> {
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.len() <= INLINE_READ_BYTES).then_some(file)
+    (meta.is_file() && meta.len() <= INLINE_READ_BYTES).then_some((file, meta.len()))
 }
 
 fn read_blocking(
@@ -147,7 +146,17 @@ fn read_opened(
         return Ok(ReadOutput::Image { mime, data });
     }
     let file = again().map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
-    let mut reader = BufReader::new(file);
+    text_lines(BufReader::new(file), shown, offset, limit)
+}
+
+/// The text window of `reader` (from line `offset`, at most `limit` lines and the byte cap),
+/// with a hint on how to continue when cut.
+fn text_lines(
+    mut reader: impl BufRead,
+    shown: &str,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<ReadOutput, ToolError> {
     let want = limit.unwrap_or(MAX_LINES).min(MAX_LINES);
     let mut line_no = 0usize;
     let mut out = String::new();

@@ -183,6 +183,21 @@ pub struct SqlResult {
     pub rows_affected: Option<u64>,
 }
 
+impl SqlResult {
+    /// The result as JSON, its rows moved in rather than serialised into a copy.
+    pub fn into_value(mut self) -> Result<Value, serde_json::Error> {
+        let rows = std::mem::take(&mut self.rows);
+        let mut v = serde_json::to_value(&self)?;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "rows".into(),
+                Value::Array(rows.into_iter().map(Value::Array).collect()),
+            );
+        }
+        Ok(v)
+    }
+}
+
 /// What a successful call returns.
 #[derive(Debug, Clone)]
 pub struct SqlOutput {
@@ -392,11 +407,26 @@ fn number(v: &Value) -> Option<Option<f64>> {
     }
 }
 
+/// Counts the bytes written to it (a row's JSON length, without building the text).
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The leading rows whose JSON fits in `budget` bytes, and whether any were left out.
 fn rows_within(rows: &[Vec<Value>], budget: usize) -> (&[Vec<Value>], bool) {
     let mut used = 0usize;
     for (i, row) in rows.iter().enumerate() {
-        used += serde_json::to_string(row).map_or(usize::MAX, |t| t.len() + 1);
+        let mut n = ByteCount(0);
+        used = used
+            .saturating_add(serde_json::to_writer(&mut n, row).map_or(usize::MAX, |()| n.0 + 1));
         if used > budget {
             return (&rows[..i], true);
         }
