@@ -86,18 +86,31 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
     Ok(a)
 }
 
-/// Records a new pending approval that expires after `ttl`, asked for by `requested_by`.
-#[allow(clippy::too_many_arguments)]
+/// What a new approval asks for, and who asks.
+#[derive(Debug, Clone, Copy)]
+pub struct NewApproval<'a> {
+    pub requested_by: &'a str,
+    pub tool: &'a str,
+    pub command: &'a str,
+    pub cwd: &'a str,
+    pub risk: i64,
+    pub reasons: &'a serde_json::Value,
+}
+
+/// Records a new pending approval that expires after `ttl`.
 pub async fn create(
     store: &Store,
-    requested_by: &str,
-    tool: &str,
-    command: &str,
-    cwd: &str,
-    risk: i64,
-    reasons: &serde_json::Value,
+    new: NewApproval<'_>,
     ttl: std::time::Duration,
 ) -> Result<Approval, StoreError> {
+    let NewApproval {
+        requested_by,
+        tool,
+        command,
+        cwd,
+        risk,
+        reasons,
+    } = new;
     let created = chrono::Utc::now();
     let expires = created + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
     let id = new_id();

@@ -285,18 +285,17 @@ impl ApprovalQueue {
     /// Stores a new pending approval, audits it and announces it on Slack.
     async fn queue_new(&self, ask: Ask<'_>, verdict: &Verdict) -> Result<Approval, String> {
         let reasons = serde_json::to_value(&verdict.reasons).unwrap_or_default();
-        let approval = approvals::create(
-            &self.store,
-            ask.requested_by,
-            ask.tool,
-            ask.command,
-            ask.cwd,
-            i64::from(verdict.risk),
-            &reasons,
-            self.ttl,
-        )
-        .await
-        .map_err(|e| format!("could not queue the approval: {e}"))?;
+        let new = approvals::NewApproval {
+            requested_by: ask.requested_by,
+            tool: ask.tool,
+            command: ask.command,
+            cwd: ask.cwd,
+            risk: i64::from(verdict.risk),
+            reasons: &reasons,
+        };
+        let approval = approvals::create(&self.store, new, self.ttl)
+            .await
+            .map_err(|e| format!("could not queue the approval: {e}"))?;
         let outcome = format!(
             "pending: waiting for a human (`pi-mcp approvals approve {}`{}), expires {}",
             approval.id,
