@@ -666,3 +666,58 @@ async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
     assert!(!stderr.contains("pi-mcp: error"), "{stderr}");
     assert!(stderr.contains("stdin closed before a client"), "{stderr}");
 }
+
+/// A call's audit rows are committed before its answer leaves: a server killed (SIGKILL) the
+/// moment it answered has the calls in its audit log.
+#[test]
+fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after() {
+    use std::io::{BufRead, BufReader, Write};
+    let ws = Workspace::new();
+    ws.write("note.txt", "hello\n");
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "serve",
+            "--stdio",
+        ])
+        .envs(support::state_env(ws.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+    send(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "killer", "version": "1"}}}),
+    );
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    for id in 1..=3 {
+        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "read", "arguments": {"path": "note.txt"}}}));
+    }
+    let mut answered = 0;
+    let mut line = String::new();
+    while answered < 3 {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server ended early"
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"].as_i64().is_some_and(|id| id >= 1) {
+            answered += 1;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let reads = audit_entries(ws.path(), &[])
+        .into_iter()
+        .filter(|e| e["tool"] == "read" && e["client"] == "killer")
+        .count();
+    assert_eq!(reads, 3, "every answered call was already audited");
+}

@@ -436,6 +436,9 @@ pub async fn call(
             redactions: 0,
         });
     }
+    // The answer leaves only once its audit rows are committed: a crash after it cannot lose
+    // them (calls answered together share one commit).
+    server.audit.flush().await;
     answer.unwrap_or(Ok(CallToolResponse::Complete(result)))
 }
 

@@ -37,7 +37,7 @@ pub struct AuditEntry {
 /// Most entries written in one transaction.
 const BATCH: usize = 256;
 /// How long the writer waits for more entries before committing, so that a burst of calls
-/// costs one transaction instead of one each.
+/// costs one transaction instead of one each; never while someone waits for a commit.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Msg {
@@ -72,18 +72,29 @@ impl AuditLog {
             // is written without waiting (10,000 entries used to wait 40 times).
             let mut backlog = false;
             while let Some(first) = rx.recv().await {
-                if matches!(first, Msg::Entry(_)) && !backlog {
-                    tokio::time::sleep(LINGER).await;
-                }
+                // Group commit: take what is queued; linger for more only while nobody waits
+                // for this commit (a flush ends the wait: a tool call's answer waits on one).
+                let linger = (matches!(first, Msg::Entry(_)) && !backlog)
+                    .then(|| tokio::time::Instant::now() + LINGER);
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
                         Msg::Entry(e) => batch.push(*e),
                         Msg::Flush(w) => waiters.push(w),
                     }
-                    if batch.len() < BATCH {
-                        next = rx.try_recv().ok();
+                    if batch.len() >= BATCH {
+                        break;
                     }
+                    next = match (rx.try_recv(), linger) {
+                        (Ok(m), _) => Some(m),
+                        (Err(_), Some(until)) if waiters.is_empty() => {
+                            tokio::time::timeout_at(until, rx.recv())
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                        (Err(_), _) => None,
+                    };
                 }
                 backlog = batch.len() >= BATCH && !rx.is_empty();
                 if !batch.is_empty() {
@@ -124,7 +135,8 @@ impl AuditLog {
         }
     }
 
-    /// Waits until every queued entry is stored.
+    /// Waits until every queued entry is stored (committed, with whatever else is queued: one
+    /// transaction for everyone waiting).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
