@@ -667,17 +667,20 @@ async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
     assert!(stderr.contains("stdin closed before a client"), "{stderr}");
 }
 
-/// A call's audit rows are committed before its answer leaves: a server killed (SIGKILL) the
-/// moment it answered has the calls in its audit log.
+/// With `audit_before_answer`, a call's audit rows are committed before its answer leaves: a
+/// server killed (SIGKILL) the moment it answered has the calls in its audit log.
 #[test]
 fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after() {
     use std::io::{BufRead, BufReader, Write};
     let ws = Workspace::new();
     ws.write("note.txt", "hello\n");
+    let policy = ws.write("audit-policy.json", r#"{"audit_before_answer": true}"#);
     let mut child = std::process::Command::new(bin())
         .args([
             "--workspace",
             ws.path().to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
             "serve",
             "--stdio",
         ])

@@ -436,9 +436,11 @@ pub async fn call(
             redactions: 0,
         });
     }
-    // The answer leaves only once its audit rows are committed: a crash after it cannot lose
-    // them (calls answered together share one commit).
-    server.audit.flush().await;
+    // With `audit_before_answer`, the answer leaves only once its audit rows are committed: a
+    // crash after it cannot lose them (calls answered together share one commit).
+    if ctx.guard.file().audit_before_answer {
+        server.audit.flush().await;
+    }
     answer.unwrap_or(Ok(CallToolResponse::Complete(result)))
 }
 
