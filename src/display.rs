@@ -20,21 +20,27 @@ fn hidden(c: char) -> bool {
     c.is_control() || is_format(c)
 }
 
+/// `text` with each character `odd` picks written as its escape (`\n`, `\u{1b}`, `\u{202e}`);
+/// `None` when there is none.
+fn escaped(text: &str, odd: impl Fn(char) -> bool) -> Option<String> {
+    if !text.chars().any(&odd) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if odd(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// `text` for a terminal: every control or format character written as an escape (`\n`,
 /// `\u{1b}`, `\u{202e}`), everything else as it is.
 pub fn terminal(text: &str) -> String {
-    if !text.chars().any(hidden) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if hidden(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    escaped(text, hidden).unwrap_or_else(|| text.to_string())
 }
 
 /// JSON text for a terminal: every control or format character JSON leaves as it is (DEL,
@@ -59,21 +65,10 @@ pub fn json_for_terminal(json: &str) -> String {
 /// format characters written as escapes, except newlines and tabs, which show as themselves;
 /// `true` when anything was escaped (the text would not look like what it is).
 pub fn visible(text: &str) -> (String, bool) {
-    let odd = |c: char| hidden(c) && c != '\n' && c != '\t';
-    if !text.chars().any(odd) {
-        return (text.to_string(), false);
+    match escaped(text, |c| hidden(c) && c != '\n' && c != '\t') {
+        Some(shown) => (shown, true),
+        None => (text.to_string(), false),
     }
-    let shown = text
-        .chars()
-        .map(|c| {
-            if odd(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
-    (shown, true)
 }
 
 /// A short label a caller chose (a client's name): control and format characters dropped,

@@ -630,3 +630,26 @@ async fn silences_live_in_postgres_too() {
         "known to another server"
     );
 }
+
+/// A pending command with invisible or direction-changing characters reaches the approver
+/// with them shown as escapes, under a warning: what the page shows is what would run.
+#[tokio::test]
+async fn a_disguised_command_shows_its_escapes_to_the_approver() {
+    let ws = Workspace::new();
+    let s = signed_in(&ws, &[]).await;
+    let client = support::spawn_stdio(ws.path(), &[]).await.unwrap();
+    let disguised = "python3 -c 'print(1)' # \u{202e}hs.txt";
+    call(&client, "bash", json!({ "command": disguised })).await;
+    let page = s.get("/approvals").await.text().await.unwrap();
+    assert!(
+        !page.contains('\u{202e}'),
+        "the raw character is not on the page"
+    );
+    assert!(page.contains("# \\u{202e}hs.txt"), "{page}");
+    assert!(
+        page.contains("invisible or direction-changing characters"),
+        "{page}"
+    );
+    client.cancel().await.unwrap();
+    drop(s.server);
+}

@@ -101,7 +101,12 @@ struct Recorder {
 
 impl Recorder {
     fn start(banner: &'static [u8]) -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Recorder::start_on("127.0.0.1", banner)
+    }
+
+    /// A recorder listening on `ip` (any free port).
+    fn start_on(ip: &str, banner: &'static [u8]) -> Recorder {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -231,7 +236,40 @@ async fn a_wildcard_allow_list_never_reaches_this_machine() {
         console.connections().is_empty(),
         "nothing connected to the loopback listener"
     );
+    // This machine's own interface address: the proxy sees that it connected to itself and
+    // drops the connection before a byte of the request is sent.
+    match own_interface_address() {
+        None => eprintln!("skipped: this machine has no non-loopback address to try"),
+        Some(ip) => {
+            let service = Recorder::start_on(&ip, HTTP_OK);
+            let command = format!("{proxied} http://{ip}:{}/secret-path", service.port);
+            let text = run(&client, ws.path(), &command).await;
+            assert!(!text.contains("listed-ok"), "{command} reached it:\n{text}");
+            assert!(
+                text.contains("is this machine itself"),
+                "{command}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                service.connections().iter().all(Vec::is_empty),
+                "no request reached the service on {ip}: {:?}",
+                service.connections()
+            );
+        }
+    }
     client.cancel().await.unwrap();
+}
+
+/// A non-loopback address of this machine (the one its default route would use), if any.
+fn own_interface_address() -> Option<String> {
+    ["192.0.2.1:9", "10.255.255.254:9", "8.8.8.8:53"]
+        .into_iter()
+        .find_map(|probe| {
+            let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+            s.connect(probe).ok()?;
+            let ip = s.local_addr().ok()?.ip();
+            (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+        })
 }
 
 #[tokio::test]

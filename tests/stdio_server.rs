@@ -397,23 +397,30 @@ async fn every_call_is_in_the_audit_log() {
     assert!(shred["duration_ms"].as_i64().is_some() && shred["ts"].as_str().unwrap().contains('T'));
 }
 
+/// `serve --stdio` as a plain child with piped stdin and stdout (for raw JSON lines), after
+/// the global arguments `global`.
+fn stdio_child(
+    ws: &Workspace,
+    global: &[&str],
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args(["--workspace", ws.path().to_str().unwrap()])
+        .args(global)
+        .args(["serve", "--stdio"])
+        .envs(support::state_env(ws.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn garbage_on_stdin_does_not_stop_the_server() {
     use std::io::Write;
     let ws = Workspace::new();
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "serve",
-            "--stdio",
-        ])
-        .envs(support::state_env(ws.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stdio_child(&ws, &[], std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
     writeln!(stdin, "{init}").unwrap();
@@ -447,19 +454,7 @@ async fn garbage_on_stdin_does_not_stop_the_server() {
 /// JSON line the server wrote.
 fn raw_stdio(ws: &Workspace, lines: &[Value]) -> (std::process::ExitStatus, Vec<Value>, String) {
     use std::io::Write;
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "serve",
-            "--stdio",
-        ])
-        .envs(support::state_env(ws.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = stdio_child(ws, &[], std::process::Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     for line in lines {
         writeln!(stdin, "{line}").unwrap();
@@ -675,21 +670,11 @@ fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after
     let ws = Workspace::new();
     ws.write("note.txt", "hello\n");
     let policy = ws.write("audit-policy.json", r#"{"audit_before_answer": true}"#);
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "--workspace",
-            ws.path().to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "serve",
-            "--stdio",
-        ])
-        .envs(support::state_env(ws.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stdio_child(
+        &ws,
+        &["--policy", policy.to_str().unwrap()],
+        std::process::Stdio::null(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();

@@ -252,21 +252,23 @@ pub fn set_cookie(session: Option<&Session>, headers: &HeaderMap) -> HeaderValue
     HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// The address the request's connection comes from (unspecified when unknown).
-pub fn peer_ip(request: &Request) -> IpAddr {
+/// The address and port the request's connection comes from.
+fn peer(request: &Request) -> Option<SocketAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+        .map(|c| c.0)
+}
+
+/// The address the request's connection comes from (unspecified when unknown).
+pub fn peer_ip(request: &Request) -> IpAddr {
+    peer(request).map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip())
 }
 
 /// Where a request came from, for the record: the peer address and what a proxy's
 /// `X-Forwarded-For` claims (unchecked: any client can send it, so it is marked as a claim).
 pub fn remote_of(request: &Request) -> String {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown address".to_string(), |c| c.0.to_string());
+    let peer = peer(request).map_or_else(|| "unknown address".to_string(), |p| p.to_string());
     match request
         .headers()
         .get("x-forwarded-for")

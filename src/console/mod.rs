@@ -78,29 +78,39 @@ pub fn hosts_for(local: SocketAddr, extra: &[String]) -> Vec<String> {
     hosts
 }
 
-/// Refuses to show the console beyond loopback without a token (the daemon then serves only
-/// `/healthz` and `/metrics` there).
-/// `children_reach`: why `bash` children could connect to `addr`
-/// ([`crate::sandbox::host_reachable`]); then a token is required on loopback too.
+/// Why an HTTP face at `addr` (the console, `/mcp`) needs a token it does not have: `addr`
+/// is not a loopback address, or `bash` children could connect to it (`children_reach`, from
+/// [`crate::sandbox::host_reachable`]) and use it to approve their own commands.
+pub fn token_missing(
+    addr: SocketAddr,
+    token: Option<&str>,
+    children_reach: Option<&str>,
+) -> Option<String> {
+    if token.is_some_and(|t| !t.is_empty()) {
+        return None;
+    }
+    if !addr.ip().is_loopback() {
+        return Some(format!("{addr} is not a loopback address"));
+    }
+    children_reach.map(|why| {
+        format!("bash children can reach it ({why}) and could approve their own commands")
+    })
+}
+
+/// Refuses to show the console beyond loopback, or where children reach it, without a token
+/// (the daemon then serves only `/healthz` and `/metrics` there).
 pub fn check_bind(
     addr: SocketAddr,
     token: Option<&str>,
     children_reach: Option<&str>,
 ) -> Result<(), String> {
-    let no_token = token.is_none_or(str::is_empty);
-    if !addr.ip().is_loopback() && no_token {
-        return Err(format!(
-            "not serving the web console on the non-loopback address {addr} without a token: \
-             set --token or PI_MCP_TOKEN"
-        ));
+    match token_missing(addr, token, children_reach) {
+        Some(why) => Err(format!(
+            "not serving the web console on {addr} without a token: {why}; set --token or \
+             PI_MCP_TOKEN"
+        )),
+        None => Ok(()),
     }
-    if let (Some(why), true) = (children_reach, no_token) {
-        return Err(format!(
-            "not serving the web console on {addr} without a token: bash children can reach \
-             it ({why}) and could approve their own commands; set --token or PI_MCP_TOKEN"
-        ));
-    }
-    Ok(())
 }
 
 /// Shared state of the handlers.

@@ -361,12 +361,13 @@ async fn connect(host: &str, port: u16, rule: &HostPattern) -> Result<TcpStream,
         .collect();
     let mut last = format!("{host} has no address");
     for addr in addrs {
+        // `host`, and the address it resolved to when that is not the same text.
+        let what = if host.trim_matches(['[', ']']) == addr.ip().to_string() {
+            host.to_string()
+        } else {
+            format!("{host} ({})", addr.ip())
+        };
         if !rule.may_reach(addr.ip()) {
-            let what = if host.trim_matches(['[', ']']) == addr.ip().to_string() {
-                host.to_string()
-            } else {
-                format!("{host} ({})", addr.ip())
-            };
             last = format!(
                 "{what} is one of this machine's own or link-local addresses, which the entry \
                  `{rule}` does not name exactly (list `{addr}` to allow it)"
@@ -381,9 +382,8 @@ async fn connect(host: &str, port: u16, rule: &HostPattern) -> Result<TcpStream,
                     && !rule.may_reach_self(addr.ip()) =>
             {
                 last = format!(
-                    "{host} ({}) is this machine itself, which the entry `{rule}` does not name \
-                     exactly (list `{addr}` to allow it)",
-                    addr.ip()
+                    "{what} is this machine itself, which the entry `{rule}` does not name \
+                     exactly (list `{addr}` to allow it)"
                 );
             }
             Ok(s) => return Ok(s),

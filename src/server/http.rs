@@ -33,26 +33,21 @@ pub struct HttpOptions {
     pub children_reach: Option<String>,
 }
 
-/// Refuses an unsafe setup before binding.
+/// Refuses an unsafe setup before binding: no token where one is needed
+/// ([`crate::console::token_missing`]).
 pub fn check(options: &HttpOptions) -> Result<(), String> {
-    if !options.addr.ip().is_loopback() && options.access.token.as_deref().is_none_or(str::is_empty)
-    {
-        return Err(format!(
-            "refusing to serve on the non-loopback address {} without a bearer token: set --token or PI_MCP_TOKEN",
+    let missing = crate::console::token_missing(
+        options.addr,
+        options.access.token.as_deref(),
+        options.children_reach.as_deref(),
+    );
+    match missing {
+        Some(why) => Err(format!(
+            "refusing to serve on {} without a bearer token: {why}; set --token or PI_MCP_TOKEN",
             options.addr
-        ));
+        )),
+        None => Ok(()),
     }
-    if let Some(why) = &options.children_reach
-        && options.access.token.as_deref().is_none_or(str::is_empty)
-    {
-        return Err(format!(
-            "refusing to serve on {} without a bearer token: bash children can reach it ({why}), \
-             and a process there could use the console or answer its own approvals over /mcp; \
-             set --token or PI_MCP_TOKEN, or keep children off this port",
-            options.addr
-        ));
-    }
-    Ok(())
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -156,20 +156,24 @@ pub fn definitions() -> Vec<Tool> {
 /// `result` with `value` as its structured content (the type the tool's `outputSchema` is
 /// generated from). A value that does not serialize (it cannot happen with these types) turns
 /// the result into an error rather than a result without the content its schema promises.
-fn with_structured<T: serde::Serialize>(mut result: CallToolResult, value: &T) -> CallToolResult {
-    match serde_json::to_value(value) {
+fn with_structured<T: serde::Serialize>(result: CallToolResult, value: &T) -> CallToolResult {
+    with_json(result, serde_json::to_value(value))
+}
+
+/// [`with_structured`] for a value already turned into JSON (rows moved in, not copied).
+fn with_json(
+    mut result: CallToolResult,
+    value: Result<serde_json::Value, serde_json::Error>,
+) -> CallToolResult {
+    match value {
         Ok(v) => {
             result.structured_content = Some(v);
             result
         }
-        Err(e) => not_encoded(e),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "the result could not be encoded as JSON ({e}); retry the call, or narrow it"
+        ))]),
     }
-}
-
-fn not_encoded(e: serde_json::Error) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(format!(
-        "the result could not be encoded as JSON ({e}); retry the call, or narrow it"
-    ))])
 }
 
 /// Parses arguments into a tool's parameter type, or explains exactly what is wrong.
@@ -217,7 +221,6 @@ pub async fn call(
         .peer_info()
         .map(|i| i.client_info.name.clone())
         .unwrap_or_else(|| "unknown".into());
-    let requested_by = requester(server, &peer);
     let ctx = &server.tools;
     let mut traffic = None;
     // What the result says about itself in `_meta` (see `call_meta`): a command's exit status
@@ -274,7 +277,8 @@ pub async fn call(
                     (AskVia::Queue, _) => &QueueOnly,
                     _ => &in_call,
                 };
-                let ran = bash::run(ctx, p, approver, &requested_by).await;
+                // Only a bash call can queue an approval: the asker is named for it alone.
+                let ran = bash::run(ctx, p, approver, &requester(server, &peer)).await;
                 round = by_input.and_then(|m| m.take());
                 match ran {
                     Ok(r) => {
@@ -332,11 +336,10 @@ pub async fn call(
                     );
                     let text = out.text();
                     let verdict = out.verdict.clone();
-                    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-                    match out.into_structured().into_value() {
-                        Ok(v) => result.structured_content = Some(v),
-                        Err(e) => result = not_encoded(e),
-                    }
+                    let result = with_json(
+                        CallToolResult::success(vec![ContentBlock::text(text)]),
+                        out.into_structured().into_value(),
+                    );
                     (result, verdict, outcome)
                 }
                 Err(e) => failed(e),

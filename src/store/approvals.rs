@@ -45,7 +45,8 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn now() -> String {
+/// Now, in the stored format.
+pub(super) fn now() -> String {
     timestamp(chrono::Utc::now())
 }
 

@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::approvals::timestamp;
+use super::approvals::{now, timestamp};
 use super::{Store, StoreError};
 
 /// A live session as stored (the id itself is not stored).
@@ -17,7 +17,6 @@ use super::{Store, StoreError};
 pub struct StoredSession {
     pub csrf: String,
     pub remote: String,
-    pub expires_at: String,
     /// The one-time message for the session's next page.
     pub flash: Option<String>,
 }
@@ -35,10 +34,6 @@ fn token_check(id: &str, token: Option<&str>) -> String {
     h.update(b"\0");
     h.update(token.unwrap_or("").as_bytes());
     hex::encode(h.finalize())
-}
-
-fn now() -> String {
-    timestamp(chrono::Utc::now())
 }
 
 /// Records a new session `id` for `ttl`, after dropping expired ones and, beyond `max`, the
@@ -95,7 +90,7 @@ pub async fn take(
     token: Option<&str>,
 ) -> Result<Option<StoredSession>, StoreError> {
     let row = sqlx::query(
-        "SELECT csrf, remote, expires_at, flash FROM console_sessions \
+        "SELECT csrf, remote, flash FROM console_sessions \
          WHERE id_hash = $1 AND token_check = $2 AND expires_at > $3",
     )
     .bind(key(id))
@@ -109,7 +104,6 @@ pub async fn take(
     let session = StoredSession {
         csrf: row.try_get("csrf")?,
         remote: row.try_get("remote")?,
-        expires_at: row.try_get("expires_at")?,
         flash: row.try_get("flash")?,
     };
     if session.flash.is_some() {

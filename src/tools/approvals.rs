@@ -331,8 +331,9 @@ impl ApprovalQueue {
                 )))
             })
             .collect();
-        let (shown, disguised) = crate::display::visible(&crate::redact::text(&a.command));
-        let masked = crate::redact::text(&a.command) != a.command;
+        let for_slack = crate::redact::text(&a.command);
+        let masked = for_slack != a.command;
+        let (shown, disguised) = crate::display::visible(&for_slack);
         let long = shown.chars().count() > SLACK_COMMAND_CHARS;
         let shown = if long {
             let head: String = shown.chars().take(SLACK_COMMAND_CHARS).collect();
