@@ -2,6 +2,8 @@
 //! outside the workspace, where `bash` may write: by default under `$XDG_STATE_HOME/pi-mcp/`
 //! (else `~/.local/state/pi-mcp/`); a store placed where bash may write is refused with
 //! `"sandbox": "required"` and reported otherwise; and the guard protects it wherever it is.
+//! An audited call a killed server answered but had not committed is stored by the next start,
+//! once, from the audit journal kept in that state directory.
 
 mod support;
 
@@ -247,4 +249,122 @@ fn processes_opening_a_new_store_at_once_all_succeed() {
             );
         }
     }
+}
+
+/// Writes JSON-RPC `msg` as one line.
+fn send(stdin: &mut std::process::ChildStdin, msg: serde_json::Value) {
+    use std::io::Write as _;
+    writeln!(stdin, "{msg}").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// Reads lines until the reply with `id`.
+fn reply(stdout: &mut impl std::io::BufRead, id: u64) -> serde_json::Value {
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server closed stdout"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == id {
+            return v;
+        }
+    }
+}
+
+fn read_call(id: u64, path: &str) -> serde_json::Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+           "params":{"name":"read","arguments":{"path":path}}})
+}
+
+/// The audit rows of `read` calls on `path`.
+fn reads_of(ws: &Path, path: &str) -> usize {
+    support::audit_entries(ws, &[])
+        .iter()
+        .filter(|e| e["tool"] == "read" && e["arguments"]["path"] == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
+    use sqlx::Connection as _;
+    let ws = Workspace::new();
+    ws.write("first.txt", "1");
+    ws.write("second.txt", "2");
+    // The store exists and is migrated before anyone locks it.
+    assert!(support::audit_entries(ws.path(), &[]).is_empty());
+    let mut child = std::process::Command::new(support::bin())
+        .arg("--workspace")
+        .arg(ws.path())
+        .args(["serve", "--stdio"])
+        .envs(support::state_env(ws.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    send(
+        &mut stdin,
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    reply(&mut stdout, 1);
+    send(
+        &mut stdin,
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    send(&mut stdin, read_call(2, "first.txt"));
+    assert_eq!(reply(&mut stdout, 2)["result"]["isError"], false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while reads_of(ws.path(), "first.txt") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first.txt's row was never stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Another connection holds the store's write lock: the server's commit of the next row
+    // waits behind it, and the server is killed after answering, before it can commit.
+    let db = support::state_db(ws.path());
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    send(&mut stdin, read_call(3, "second.txt"));
+    assert_eq!(reply(&mut stdout, 3)["result"]["isError"], false);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    drop(lock);
+
+    // The journal the killed server left holds the answered call; the next start stores it.
+    let journal_files = || -> Vec<PathBuf> {
+        let root = support::state_dir(ws.path()).join("audit-journal");
+        std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|f| f.path())
+            .collect()
+    };
+    let left = journal_files();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let saved = std::fs::read(&left[0]).unwrap();
+    assert!(String::from_utf8_lossy(&saved).contains("second.txt"));
+    assert_eq!(reads_of(ws.path(), "second.txt"), 1);
+    assert_eq!(reads_of(ws.path(), "first.txt"), 1);
+    assert!(journal_files().is_empty(), "a replayed journal is removed");
+
+    // Replaying the same journal again (a crash after the commit, before the removal) adds
+    // nothing.
+    std::fs::write(&left[0], &saved).unwrap();
+    assert_eq!(reads_of(ws.path(), "second.txt"), 1);
+    assert!(journal_files().is_empty());
 }

@@ -72,9 +72,11 @@ pub struct PolicyFile {
     /// and may cancel. At least 1.
     #[serde(default = "default_task_after")]
     pub task_after_secs: u64,
-    /// Send a tool call's answer only once its audit rows are committed, so a crash of the
-    /// server right after an answer cannot lose them (one store commit per call; calls
-    /// answered together share one). Off: rows are committed within about 5 ms of the answer.
+    /// Send a tool call's answer only once its audit rows are committed to the store (one
+    /// commit per call; calls answered together share one). Off: the rows are appended to the
+    /// local audit journal before the answer, which survives a crash of the server (the next
+    /// start stores them), and committed within about 5 ms; on, they are also in the store
+    /// (a shared PostgreSQL, say) before the answer, which survives the loss of this machine.
     #[serde(default)]
     pub audit_before_answer: bool,
     /// Allow package installs without a pinned version (otherwise they are `ask`, because the

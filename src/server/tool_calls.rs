@@ -439,9 +439,10 @@ pub async fn call(
             redactions: 0,
         });
     }
-    // With `audit_before_answer`, the answer leaves only once its audit rows are committed: a
-    // crash after it cannot lose them (calls answered together share one commit).
-    if ctx.guard.file().audit_before_answer {
+    // The audit rows are in the journal: a crash from here on does not lose them. Without a
+    // working journal, or with `audit_before_answer`, the answer leaves only once they are
+    // committed to the store (calls answered together share one commit).
+    if ctx.guard.file().audit_before_answer || !server.audit.crash_safe() {
         server.audit.flush().await;
     }
     answer.unwrap_or(Ok(CallToolResponse::Complete(result)))

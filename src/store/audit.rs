@@ -1,13 +1,15 @@
 //! The audit log: every tool call with its time, tool, redacted arguments, decision, reasons,
 //! duration and outcome. Writes go through a background writer that batches them into
-//! transactions, so auditing never slows a call; `flush` waits until all are stored.
+//! transactions, so auditing never slows a call; each entry is in the [`journal`](super::journal)
+//! before the call answers, so a crash loses none; `flush` waits until all are stored.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
+use super::journal::{AuditRow, Journal};
 use super::{Store, StoreError};
 use crate::redact::Redactor;
 
@@ -35,13 +37,14 @@ pub struct AuditEntry {
 }
 
 /// Most entries written in one transaction.
-const BATCH: usize = 256;
+pub(super) const BATCH: usize = 256;
 /// How long the writer waits for more entries before committing, so that a burst of calls
 /// costs one transaction instead of one each; never while someone waits for a commit.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Msg {
-    Entry(Box<AuditEntry>),
+    /// A row, with its journal sequence number when it was journaled.
+    Entry(Box<AuditRow>, Option<u64>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -50,8 +53,34 @@ enum Msg {
 pub struct AuditLog {
     tx: mpsc::UnboundedSender<Msg>,
     store: Store,
+    journal: Arc<Journaling>,
     /// Masks the secret values pi-mcp knows in every entry, whoever writes it.
     redactor: Option<Arc<Redactor>>,
+}
+
+/// The journal, opened on the first entry (a command that records nothing creates no file).
+#[derive(Debug)]
+struct Journaling {
+    dir: std::path::PathBuf,
+    journal: OnceLock<Option<Journal>>,
+}
+
+impl Journaling {
+    fn get(&self) -> Option<&Journal> {
+        self.journal
+            .get_or_init(|| {
+                let dir = &self.dir;
+                Journal::open(dir)
+                    .map_err(|e| {
+                        tracing::error!(
+                            "audit journal in {}: {e}; answers wait for their audit commit",
+                            dir.display()
+                        )
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 impl std::fmt::Debug for Msg {
@@ -61,56 +90,18 @@ impl std::fmt::Debug for Msg {
 }
 
 impl AuditLog {
-    /// Starts the background writer for `store`.
+    /// Starts the background writer for `store`, journaling in the store's journal directory.
     pub fn start(store: Store) -> AuditLog {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-        let writer_store = store.clone();
-        tokio::spawn(async move {
-            let mut batch: Vec<AuditEntry> = Vec::new();
-            let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-            // A full batch left entries queued: the burst is already here, so the next batch
-            // is written without waiting (10,000 entries used to wait 40 times).
-            let mut backlog = false;
-            while let Some(first) = rx.recv().await {
-                // Group commit: take what is queued; linger for more only while nobody waits
-                // for this commit (a flush ends the wait: a tool call's answer waits on one).
-                let linger = (matches!(first, Msg::Entry(_)) && !backlog)
-                    .then(|| tokio::time::Instant::now() + LINGER);
-                let mut next = Some(first);
-                while let Some(msg) = next.take() {
-                    match msg {
-                        Msg::Entry(e) => batch.push(*e),
-                        Msg::Flush(w) => waiters.push(w),
-                    }
-                    if batch.len() >= BATCH {
-                        break;
-                    }
-                    next = match (rx.try_recv(), linger) {
-                        (Ok(m), _) => Some(m),
-                        (Err(_), Some(until)) if waiters.is_empty() => {
-                            tokio::time::timeout_at(until, rx.recv())
-                                .await
-                                .ok()
-                                .flatten()
-                        }
-                        (Err(_), _) => None,
-                    };
-                }
-                backlog = batch.len() >= BATCH && !rx.is_empty();
-                if !batch.is_empty() {
-                    let n = batch.len();
-                    if let Err(e) = insert_batch(&writer_store, batch.drain(..)).await {
-                        tracing::error!("audit log: could not store {n} entries: {e}");
-                    }
-                }
-                for w in waiters.drain(..) {
-                    let _ = w.send(());
-                }
-            }
+        let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+        let journal = Arc::new(Journaling {
+            dir: store.journal_dir().to_path_buf(),
+            journal: OnceLock::new(),
         });
+        tokio::spawn(write_batches(store.clone(), rx, journal.clone()));
         AuditLog {
             tx,
             store,
+            journal,
             redactor: None,
         }
     }
@@ -123,16 +114,45 @@ impl AuditLog {
         self
     }
 
-    /// Queues an entry; it is stored within milliseconds.
+    /// Records an entry: appended to the journal at once (it survives a crash from here on),
+    /// committed to the store within milliseconds.
     pub fn record(&self, mut entry: AuditEntry) {
         if let Some(r) = &self.redactor {
             r.known_json(&mut entry.arguments);
             r.known_json(&mut entry.reasons);
             entry.outcome = r.known_text(&entry.outcome);
         }
-        if self.tx.send(Msg::Entry(Box::new(entry))).is_err() {
-            tracing::error!("audit log writer has stopped; an entry was not stored");
+        let row = AuditRow {
+            ts: entry.ts,
+            tool: entry.tool,
+            arguments: entry.arguments.to_string(),
+            decision: entry.decision,
+            risk: entry.risk,
+            reasons: entry.reasons.to_string(),
+            duration_ms: entry.duration_ms,
+            outcome: entry.outcome,
+            client: entry.client,
+            redactions: entry.redactions,
+            key: None,
+        };
+        let send = |row, seq| {
+            if self.tx.send(Msg::Entry(Box::new(row), seq)).is_err() {
+                tracing::error!("audit log writer has stopped; an entry was not stored");
+            }
+        };
+        match self.journal.get() {
+            Some(j) => {
+                j.append(row, send);
+            }
+            None => send(row, None),
         }
+    }
+
+    /// Whether an entry survives a crash once [`record`](Self::record) returns (it is in the
+    /// journal). False without a journal (it could not be created or written): then only
+    /// [`flush`](Self::flush) makes entries safe.
+    pub fn crash_safe(&self) -> bool {
+        self.journal.get().is_some_and(Journal::working)
     }
 
     /// Waits until every queued entry is stored (committed, with whatever else is queued: one
@@ -155,34 +175,108 @@ impl AuditLog {
     }
 }
 
-/// Columns written per entry.
-const COLUMNS: usize = 10;
+/// The writer: commits queued rows in batches (group commit) and tells the journal what is
+/// committed.
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    journal: Arc<Journaling>,
+) {
+    let mut batch: Vec<AuditRow> = Vec::new();
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    // A full batch left entries queued: the burst is already here, so the next batch is
+    // written without waiting (10,000 entries used to wait 40 times).
+    let mut backlog = false;
+    while let Some(first) = rx.recv().await {
+        // Group commit: take what is queued; linger for more only while nobody waits for this
+        // commit (a flush ends the wait: a tool call's answer may wait on one).
+        let linger = (matches!(first, Msg::Entry(..)) && !backlog)
+            .then(|| tokio::time::Instant::now() + LINGER);
+        // The journal numbers of the batch's first and last journaled rows.
+        let mut seqs: Option<(u64, u64)> = None;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Entry(row, seq) => {
+                    batch.push(*row);
+                    if let Some(s) = seq {
+                        seqs = Some(seqs.map_or((s, s), |(first, _)| (first, s)));
+                    }
+                }
+                Msg::Flush(w) => waiters.push(w),
+            }
+            if batch.len() >= BATCH {
+                break;
+            }
+            next = match (rx.try_recv(), linger) {
+                (Ok(m), _) => Some(m),
+                (Err(_), Some(until)) if waiters.is_empty() => {
+                    tokio::time::timeout_at(until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                (Err(_), _) => None,
+            };
+        }
+        backlog = batch.len() >= BATCH && !rx.is_empty();
+        if !batch.is_empty() {
+            let n = batch.len();
+            let ok = match insert_rows(&store, batch.drain(..)).await {
+                Ok(_) => true,
+                Err(e) => {
+                    let kept = if seqs.is_some() {
+                        "; they stay in the audit journal, and the next start stores them"
+                    } else {
+                        ""
+                    };
+                    tracing::error!("audit log: could not store {n} entries: {e}{kept}");
+                    false
+                }
+            };
+            if let (Some((first, last)), Some(j)) =
+                (seqs, journal.journal.get().and_then(Option::as_ref))
+            {
+                j.committed(first, last, ok);
+            }
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
 
-/// Writes a batch with one multi-row INSERT (one round trip to the database). The entries are
-/// moved into the query, not copied.
-async fn insert_batch(
+/// Columns written per row.
+const COLUMNS: usize = 11;
+
+/// Writes rows with one multi-row INSERT (one round trip to the database), moving them into
+/// the query. A row whose journal key is already stored (a replay of what was committed) is
+/// skipped. Returns how many were inserted.
+pub(super) async fn insert_rows(
     store: &Store,
-    batch: impl ExactSizeIterator<Item = AuditEntry>,
-) -> Result<(), sqlx::Error> {
+    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
+) -> Result<u64, sqlx::Error> {
+    let rows = rows.into_iter();
     let sql = format!(
-        "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, redactions) VALUES {}",
-        super::placeholders::rows(store.backend(), batch.len(), COLUMNS)
+        "INSERT INTO audit_log (ts, tool, arguments, decision, risk, reasons, duration_ms, outcome, client, redactions, journal_key) VALUES {} ON CONFLICT DO NOTHING",
+        super::placeholders::rows(store.backend(), rows.len(), COLUMNS)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for e in batch {
+    for r in rows {
         q = q
-            .bind(e.ts)
-            .bind(e.tool)
-            .bind(e.arguments.to_string())
-            .bind(e.decision)
-            .bind(e.risk)
-            .bind(e.reasons.to_string())
-            .bind(e.duration_ms)
-            .bind(e.outcome)
-            .bind(e.client)
-            .bind(e.redactions);
+            .bind(r.ts)
+            .bind(r.tool)
+            .bind(r.arguments)
+            .bind(r.decision)
+            .bind(r.risk)
+            .bind(r.reasons)
+            .bind(r.duration_ms)
+            .bind(r.outcome)
+            .bind(r.client)
+            .bind(r.redactions)
+            .bind(r.key);
     }
-    q.execute(store.pool()).await.map(|_| ())
+    q.execute(store.pool()).await.map(|r| r.rows_affected())
 }
 
 const SELECT: &str = "SELECT id, ts, tool, arguments, decision, risk, reasons, duration_ms, \

@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod health;
+pub mod journal;
 pub mod location;
 pub mod placeholders;
 pub mod sessions;
@@ -34,6 +35,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url_shown: ShownUrl,
+    /// Where this store's audit journal files live (see [`journal`]).
+    journal_dir: std::sync::Arc<std::path::PathBuf>,
 }
 
 /// The store's URL for messages, redacted when first shown: redacting runs every secret
@@ -157,11 +160,20 @@ impl Store {
                 }
             }
         }
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             url_shown,
-        })
+            journal_dir: std::sync::Arc::new(journal::dir_for(state_dir, &url)),
+        };
+        // Audit entries a process answered for but had not committed when it stopped.
+        journal::replay(&store, &store.journal_dir).await;
+        Ok(store)
+    }
+
+    /// The directory of this store's audit journal.
+    pub fn journal_dir(&self) -> &Path {
+        &self.journal_dir
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -1,0 +1,420 @@
+//! The audit journal: what makes the batched audit log crash-safe. The audit writer commits
+//! entries to the store in batches (one transaction per burst, within milliseconds), so a tool
+//! call's answer does not wait for a database commit; before the entry is queued for that
+//! batch it is appended here, one `write(2)` of one line, and only then does the call answer.
+//! A crash, a kill or an OOM of the server after the answer leaves the line in the file (the
+//! kernel holds it, as SQLite's WAL at `synchronous=NORMAL` holds the store's own commits), and
+//! the next pi-mcp to open the same store replays it ([`replay`]). Rows carry the line's key
+//! (`<process>:<seq>`) under a unique index, so a replay inserts each row once however often
+//! it runs or whatever the dead process had already committed.
+//!
+//! One directory per store (`<state dir>/audit-journal/<hash of the store's URL>`), one file
+//! per process, held under an exclusive `flock` for the process's life: a live process's file
+//! is never replayed by another, a dead one's is. Committed lines are dropped by truncating
+//! the file once the writer has caught up, or by starting a new segment when it never does.
+//! Written by hand: it is an append, a lock and a truncate; no crate offers this small a log.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// A segment is replaced by a new one at this size when the writer never catches up.
+const ROTATE_AT: u64 = 1 << 20;
+/// Journal files end in this; a segment being created ends in `.tmp` until it is locked.
+const SUFFIX: &str = "jsonl";
+
+/// One audit row as the store receives it: JSON columns already serialised.
+#[derive(Debug)]
+pub struct AuditRow {
+    pub ts: String,
+    pub tool: String,
+    pub arguments: String,
+    pub decision: String,
+    pub risk: i64,
+    pub reasons: String,
+    pub duration_ms: i64,
+    pub outcome: String,
+    pub client: String,
+    pub redactions: i64,
+    /// `<process>:<seq>` when the row is in the journal.
+    pub key: Option<String>,
+}
+
+/// A journal line as written.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    seq: u64,
+    ts: &'a str,
+    tool: &'a str,
+    arguments: &'a RawValue,
+    decision: &'a str,
+    risk: i64,
+    reasons: &'a RawValue,
+    duration_ms: i64,
+    outcome: &'a str,
+    client: &'a str,
+    redactions: i64,
+}
+
+/// A journal line as read back.
+#[derive(Deserialize)]
+struct LineIn {
+    seq: u64,
+    ts: String,
+    tool: String,
+    arguments: Box<RawValue>,
+    decision: String,
+    risk: i64,
+    reasons: Box<RawValue>,
+    duration_ms: i64,
+    outcome: String,
+    client: String,
+    redactions: i64,
+}
+
+/// This process's journal.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    /// Random name of this process's files and keys.
+    process: String,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    file: Flock<File>,
+    segment: u32,
+    bytes: u64,
+    /// The last sequence number appended.
+    appended: u64,
+    /// Earlier segments still holding lines not yet committed: path, file (keeping the lock),
+    /// last sequence number in it.
+    retired: Vec<(PathBuf, Flock<File>, u64)>,
+    /// The first sequence number whose commit failed: its line and every later one stay in
+    /// the journal for the next start to replay.
+    kept_from: Option<u64>,
+    /// A write failed: entries are no longer journaled.
+    broken: bool,
+}
+
+/// The journal directory for the store at `url`, under `state_dir`.
+pub fn dir_for(state_dir: &Path, url: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(url.as_bytes()));
+    state_dir.join("audit-journal").join(&hash[..16])
+}
+
+fn segment_path(dir: &Path, process: &str, segment: u32, ext: &str) -> PathBuf {
+    dir.join(format!("{process}.{segment}.{ext}"))
+}
+
+/// Creates, locks and names a new segment file (locked before it has its final name, so no
+/// other process ever sees it unlocked).
+fn create_segment(dir: &Path, process: &str, segment: u32) -> std::io::Result<Flock<File>> {
+    let tmp = segment_path(dir, process, segment, "tmp");
+    let file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| std::io::Error::from(e))?;
+    std::fs::rename(&tmp, segment_path(dir, process, segment, SUFFIX))?;
+    Ok(file)
+}
+
+impl Journal {
+    /// Opens a new journal for this process in `dir` (created private to this user).
+    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        super::create_private_dir(dir)?;
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        let process = format!("{}-{}", std::process::id(), hex::encode(bytes));
+        let file = create_segment(dir, &process, 0)?;
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            process,
+            state: Mutex::new(State {
+                file,
+                segment: 0,
+                bytes: 0,
+                appended: 0,
+                retired: Vec::new(),
+                kept_from: None,
+                broken: false,
+            }),
+        })
+    }
+
+    /// Appends `row`, sets its key and, still in order, hands it to `queue` with its sequence
+    /// number: the writer sees rows in sequence order. Returns false when the row could not be
+    /// journaled (it is queued all the same, without a key or number).
+    pub fn append(&self, mut row: AuditRow, queue: impl FnOnce(AuditRow, Option<u64>)) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.broken {
+            queue(row, None);
+            return false;
+        }
+        let seq = state.appended + 1;
+        let line = match line(seq, &row) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("audit journal: cannot encode an entry ({e}); not journaled");
+                queue(row, None);
+                return false;
+            }
+        };
+        if let Err(e) = (&*state.file).write_all(&line) {
+            tracing::error!(
+                "audit journal in {}: {e}; answers now wait for their audit commit",
+                self.dir.display()
+            );
+            state.broken = true;
+            queue(row, None);
+            return false;
+        }
+        state.appended = seq;
+        state.bytes += line.len() as u64;
+        row.key = Some(self.key(seq));
+        queue(row, Some(seq));
+        true
+    }
+
+    /// Whether entries are being journaled (false after a write failed).
+    pub fn working(&self) -> bool {
+        !self.state.lock().unwrap_or_else(|e| e.into_inner()).broken
+    }
+
+    fn key(&self, seq: u64) -> String {
+        format!("{}:{seq}", self.process)
+    }
+
+    /// Every row up to `seq` is committed (or, `ok` false, the batch ending there failed and
+    /// its rows stay for the next start): drops the lines no longer needed.
+    pub fn committed(&self, first: u64, seq: u64, ok: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !ok {
+            state.kept_from.get_or_insert(first);
+        }
+        let done = match state.kept_from {
+            Some(k) => seq.min(k.saturating_sub(1)),
+            None => seq,
+        };
+        state.retired.retain(|(path, _, last)| {
+            let keep = *last > done;
+            if !keep {
+                let _ = std::fs::remove_file(path);
+            }
+            keep
+        });
+        if done == state.appended && state.bytes > 0 {
+            match state.file.set_len(0) {
+                Ok(()) => state.bytes = 0,
+                Err(e) => tracing::warn!("audit journal: cannot truncate: {e}"),
+            }
+        } else if state.bytes >= ROTATE_AT {
+            let segment = state.segment + 1;
+            match create_segment(&self.dir, &self.process, segment) {
+                Ok(file) => {
+                    let old = std::mem::replace(&mut state.file, file);
+                    let path = segment_path(&self.dir, &self.process, state.segment, SUFFIX);
+                    let last = state.appended;
+                    state.retired.push((path, old, last));
+                    state.segment = segment;
+                    state.bytes = 0;
+                }
+                Err(e) => tracing::warn!("audit journal: cannot start a new segment: {e}"),
+            }
+        }
+    }
+}
+
+fn line(seq: u64, row: &AuditRow) -> serde_json::Result<Vec<u8>> {
+    fn raw(s: &str) -> serde_json::Result<&RawValue> {
+        serde_json::from_str(s)
+    }
+    let mut out = serde_json::to_vec(&LineOut {
+        seq,
+        ts: &row.ts,
+        tool: &row.tool,
+        arguments: raw(&row.arguments)?,
+        decision: &row.decision,
+        risk: row.risk,
+        reasons: raw(&row.reasons)?,
+        duration_ms: row.duration_ms,
+        outcome: &row.outcome,
+        client: &row.client,
+        redactions: row.redactions,
+    })?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The rows of a stopped process's journal file named `process`: every whole line (a line the
+/// crash cut short is skipped and counted).
+fn rows_of(process: &str, text: &str) -> (Vec<AuditRow>, usize) {
+    let mut rows = Vec::new();
+    let mut torn = 0;
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<LineIn>(l) {
+            Ok(r) => rows.push(AuditRow {
+                ts: r.ts,
+                tool: r.tool,
+                arguments: r.arguments.get().to_string(),
+                decision: r.decision,
+                risk: r.risk,
+                reasons: r.reasons.get().to_string(),
+                duration_ms: r.duration_ms,
+                outcome: r.outcome,
+                client: r.client,
+                redactions: r.redactions,
+                key: Some(format!("{process}:{}", r.seq)),
+            }),
+            Err(_) => torn += 1,
+        }
+    }
+    (rows, torn)
+}
+
+/// Stores what processes that stopped left in `dir`'s journal files, then removes the files.
+/// A file still locked belongs to a running process and is left alone; a file whose rows
+/// cannot be stored now is kept for the next start. Returns how many rows were inserted.
+pub async fn replay(store: &super::Store, dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut inserted = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some((process, ext)) = name.to_str().and_then(|n| {
+            let (stem, ext) = n.rsplit_once('.')?;
+            Some((stem.rsplit_once('.')?.0.to_string(), ext.to_string()))
+        }) else {
+            continue;
+        };
+        if ext != SUFFIX && ext != "tmp" {
+            continue;
+        }
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+            continue;
+        };
+        let Ok(file) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue; // a running process's journal
+        };
+        let text = match std::io::read_to_string(&*file) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("audit journal {}: cannot read: {e}", path.display());
+                continue;
+            }
+        };
+        let (rows, torn) = rows_of(&process, &text);
+        if torn > 0 {
+            tracing::warn!(
+                "audit journal {}: {torn} line(s) cut short by a crash were skipped",
+                path.display()
+            );
+        }
+        let n = rows.len();
+        let mut stored = true;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<AuditRow> = rows.by_ref().take(super::audit::BATCH).collect();
+            match super::audit::insert_rows(store, chunk).await {
+                Ok(added) => inserted += added,
+                Err(e) => {
+                    tracing::error!(
+                        "audit journal {}: cannot store its {n} entries yet ({e}); kept for \
+                         the next start",
+                        path.display()
+                    );
+                    stored = false;
+                    break;
+                }
+            }
+        }
+        if stored {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    if inserted > 0 {
+        tracing::warn!(
+            "audit journal: stored {inserted} audit entries a stopped pi-mcp had answered but \
+             not committed"
+        );
+    }
+    inserted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tool: &str) -> AuditRow {
+        AuditRow {
+            ts: "2026-12-07T00:00:00Z".into(),
+            tool: tool.into(),
+            arguments: r#"{"path":"a\nb"}"#.into(),
+            decision: "allow".into(),
+            risk: 0,
+            reasons: "[]".into(),
+            duration_ms: 1,
+            outcome: "ok".into(),
+            client: "c".into(),
+            redactions: 0,
+            key: None,
+        }
+    }
+
+    #[test]
+    fn lines_read_back_as_written_and_a_torn_line_is_skipped() {
+        let r = row("read");
+        let mut text = String::from_utf8(line(7, &r).unwrap()).unwrap();
+        text.push_str(r#"{"seq":8,"ts":"2026"#);
+        let (rows, torn) = rows_of("p", &text);
+        assert_eq!(torn, 1);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].key.as_deref(), Some("p:7"));
+        assert_eq!(rows[0].arguments, r.arguments);
+        assert_eq!(rows[0].tool, "read");
+    }
+
+    #[test]
+    fn a_caught_up_journal_is_emptied_and_a_failed_commit_keeps_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let mut seqs = Vec::new();
+        for _ in 0..3 {
+            assert!(j.append(row("read"), |r, s| {
+                assert_eq!(r.key, Some(j.key(s.unwrap())));
+                seqs.push(s.unwrap())
+            }));
+        }
+        assert_eq!(seqs, vec![1, 2, 3]);
+        let file = segment_path(dir.path(), &j.process, 0, SUFFIX);
+        j.committed(1, 2, true);
+        assert!(
+            std::fs::metadata(&file).unwrap().len() > 0,
+            "line 3 is not committed"
+        );
+        j.committed(3, 3, true);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+        j.append(row("sql"), |_, _| {});
+        j.committed(4, 4, false);
+        assert!(
+            std::fs::metadata(&file).unwrap().len() > 0,
+            "kept for the replay"
+        );
+        // Another process cannot take a live journal.
+        let other = OpenOptions::new().read(true).open(&file).unwrap();
+        assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_err());
+    }
+}
