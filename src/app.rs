@@ -208,18 +208,52 @@ impl App {
     /// (`sandbox: required`, `network_required`) the probes run now and a missing layer is an
     /// error; otherwise they run off the path to the first request.
     pub fn report_sandbox(&self) -> anyhow::Result<()> {
+        if let Some(probe) = self.check_required_sandbox(Duration::ZERO)? {
+            probe.go();
+        }
+        Ok(())
+    }
+
+    /// [`report_sandbox`](Self::report_sandbox) for a caller that lets the background probe
+    /// wait up to `hold` until it is no longer in the way ([`SandboxProbe::go`]): the probe
+    /// starts a sandboxed child of this binary, a second process start as costly as the
+    /// server's own, which on a busy 2-core machine delayed the answer to a client's
+    /// `initialize`. Required layers are still checked now (None: nothing left to probe).
+    pub fn check_required_sandbox(&self, hold: Duration) -> anyhow::Result<Option<SandboxProbe>> {
         let policy = self.guard().file().clone();
         let sandbox = self.tools.sandbox.clone();
         if policy.sandbox == SandboxMode::Required || policy.network_required {
             crate::sandbox::check_at_start(&sandbox, &policy)?;
-        } else {
-            std::thread::spawn(move || {
-                if let Err(e) = crate::sandbox::check_at_start(&sandbox, &policy) {
-                    tracing::error!("{e}; every bash call will fail until this is fixed");
-                }
-            });
+            return Ok(None);
         }
-        Ok(())
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _ = wait.recv_timeout(hold);
+            if let Err(e) = crate::sandbox::check_at_start(&sandbox, &policy) {
+                tracing::error!("{e}; every bash call will fail until this is fixed");
+            }
+        });
+        Ok(Some(SandboxProbe { go, thread }))
+    }
+}
+
+/// The sandbox probes waiting to run in the background (see [`App::check_required_sandbox`]).
+pub struct SandboxProbe {
+    go: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SandboxProbe {
+    /// Lets the probes run now (they log what they find).
+    pub fn go(&self) {
+        let _ = self.go.send(());
+    }
+
+    /// Runs the probes now and waits for them: their report is logged before this returns
+    /// (a server about to exit).
+    pub fn finish(self) {
+        self.go();
+        let _ = self.thread.join();
     }
 }
 

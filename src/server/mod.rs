@@ -119,8 +119,10 @@ impl PiServer {
     /// either way the audit log is flushed before returning. Every line passes the pre-check
     /// in [`stdio`] before rmcp sees it. Both also end the wait for a client's `initialize`
     /// quietly (exit 0): a human who typed `pi-mcp serve` and then Ctrl-C or Ctrl-D gets no
-    /// error, and no session was ever started.
-    pub async fn serve_stdio(self) -> anyhow::Result<()> {
+    /// error, and no session was ever started. The sandbox `probe` runs once the client's
+    /// session is up (or its hold ends), so that it does not delay the answer to `initialize`;
+    /// a server ending before any session waits for its report.
+    pub async fn serve_stdio(self, probe: Option<crate::app::SandboxProbe>) -> anyhow::Result<()> {
         let audit = self.audit.clone();
         let stop = shutdown_signal()?;
         tokio::pin!(stop);
@@ -132,6 +134,9 @@ impl PiServer {
                 Ok(running) => running,
                 Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
                     tracing::info!("stdin closed before a client initialized a session");
+                    if let Some(p) = probe {
+                    p.finish();
+                }
                     audit.flush().await;
                     return Ok(());
                 }
@@ -139,10 +144,16 @@ impl PiServer {
             },
             _ = &mut stop => {
                 tracing::info!("shutting down on signal (no client had initialized a session)");
+                if let Some(p) = probe {
+                    p.finish();
+                }
                 audit.flush().await;
                 return Ok(());
             }
         };
+        if let Some(p) = &probe {
+            p.go();
+        }
         let token = running.cancellation_token();
         let waiting = running.waiting();
         tokio::pin!(waiting);
