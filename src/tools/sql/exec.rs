@@ -260,7 +260,7 @@ fn affected(n: u64) -> Rows {
     }
 }
 
-fn timeout_error(timeout: Duration) -> ToolError {
+pub(super) fn timeout_error(timeout: Duration) -> ToolError {
     ToolError::new(format!(
         "the query timed out after {} s and was stopped; narrow it (WHERE, LIMIT, fewer joins) \
          or pass a larger timeout_secs (capped by the policy)",
@@ -273,8 +273,12 @@ fn query_error(e: &sqlx::Error, timeout: Duration) -> ToolError {
     let sqlx::Error::Database(db) = e else {
         return ToolError::new(format!("the query failed: {e}"));
     };
-    let code = db.code().unwrap_or_default().to_string();
-    let message = db.message().to_string();
+    database_error(&db.code().unwrap_or_default(), db.message(), timeout)
+}
+
+/// An error the database reported (its SQLSTATE or SQLite code, its message) in the model's
+/// terms: a stopped statement is a timeout, a write is "read-only".
+pub(super) fn database_error(code: &str, message: &str, timeout: Duration) -> ToolError {
     let lower = message.to_ascii_lowercase();
     if code == "57014" || code == "9" || lower.contains("interrupted") {
         return timeout_error(timeout);

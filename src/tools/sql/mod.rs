@@ -11,6 +11,7 @@ pub mod health;
 mod pg_lex;
 mod pg_text;
 pub mod pools;
+mod sqlite_reads;
 mod stop;
 pub mod table;
 pub mod values;
@@ -272,11 +273,23 @@ pub async fn run(ctx: &ToolContext, p: SqlParams) -> Result<SqlOutput, ToolError
     };
     let timeout = Duration::from_secs(timeout);
     let judgement = judge(&target, &p.query)?;
-    // A read-only SQLite file is queried through a cached pool (opening a connection cost
-    // more than a small query; SQLite re-prepares a cached statement when the schema changes).
-    // PostgreSQL (whose cached statements fail after a schema change) and writable databases
-    // get connections of their own for the call.
+    // A read-only SQLite file is read by its own reader threads, connections kept open
+    // (opening one cost more than a small query; SQLite re-prepares a cached statement when
+    // the schema changes). PostgreSQL (whose cached statements fail after a schema change) and
+    // writable databases get connections of their own for the call.
     let cached = !target.allow_writes && target.dialect == SqlDialect::Sqlite;
+    if let Some(file) = cached.then(|| sqlite_reads::file_of(&target.url)).flatten() {
+        let started = Instant::now();
+        let rows = sqlite_reads::read(&file, &target.url, &p.query, max_rows, timeout).await?;
+        return Ok(output(
+            target,
+            rows,
+            started.elapsed(),
+            max_rows,
+            asked,
+            judgement,
+        ));
+    }
     let db = if cached {
         pools::read_only_retrying(&target.url, timeout).await?
     } else {
@@ -293,14 +306,25 @@ pub async fn run(ctx: &ToolContext, p: SqlParams) -> Result<SqlOutput, ToolError
         db.close().await;
     }
     let (rows, elapsed) = result?;
-    Ok(SqlOutput {
+    Ok(output(target, rows, elapsed, max_rows, asked, judgement))
+}
+
+fn output(
+    target: DatabaseTarget,
+    rows: exec::Rows,
+    elapsed: Duration,
+    max_rows: usize,
+    asked: usize,
+    judgement: crate::guard::sql::SqlJudgement,
+) -> SqlOutput {
+    SqlOutput {
         database: target.name,
         rows,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         max_rows,
         capped: asked > max_rows,
         verdict: judgement.verdict,
-    })
+    }
 }
 
 /// The judge's answer, or the refusal as a tool error carrying the verdict.

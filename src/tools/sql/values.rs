@@ -83,7 +83,7 @@ fn pg_scalar(name: &str, b: &[u8]) -> Option<Value> {
 }
 
 /// A finite float as a JSON number; NaN and the infinities as PostgreSQL spells them.
-fn float(x: f64) -> Value {
+pub(super) fn float(x: f64) -> Value {
     serde_json::Number::from_f64(x)
         .map(Value::Number)
         .unwrap_or_else(|| {
