@@ -278,27 +278,72 @@ fn read_call(id: u64, path: &str) -> serde_json::Value {
            "params":{"name":"read","arguments":{"path":path}}})
 }
 
-/// The audit rows of `read` calls on `path`.
-fn reads_of(ws: &Path, path: &str) -> usize {
-    support::audit_entries(ws, &[])
+/// The audit rows of `read` calls on `path`, as `pi-mcp audit` shows them with `env`.
+fn reads_of(ws: &Path, env: &[(&str, &str)], path: &str) -> usize {
+    support::audit_entries(ws, env)
         .iter()
         .filter(|e| e["tool"] == "read" && e["arguments"]["path"] == path)
         .count()
 }
 
-#[tokio::test]
-async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
-    use sqlx::Connection as _;
+/// A connection holding off the store's audit writes.
+enum WritesHeld {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WritesHeld {
+    /// SQLite: the database's write lock. PostgreSQL: a lock on `audit_log` that inserts wait for.
+    async fn take(ws: &Path, pg_url: Option<&str>) -> WritesHeld {
+        use sqlx::Connection as _;
+        match pg_url {
+            None => {
+                let db = support::state_db(ws);
+                let url = format!("sqlite://{}", db.display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                WritesHeld::Sqlite(c)
+            }
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE audit_log IN SHARE MODE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                WritesHeld::Postgres(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WritesHeld::Sqlite(mut c) => drop(sqlx::query("ROLLBACK").execute(&mut c).await),
+            WritesHeld::Postgres(mut c) => drop(sqlx::query("ROLLBACK").execute(&mut c).await),
+        }
+    }
+}
+
+/// A server answers a `read`, its audit commit is held off, and it is killed: the next start
+/// stores the row from the journal, once, and a second replay of the same journal adds nothing.
+async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
     let ws = Workspace::new();
     ws.write("first.txt", "1");
     ws.write("second.txt", "2");
+    let env: Vec<(&str, &str)> = pg_url
+        .map(|u| ("PI_MCP_STATE_URL", u))
+        .into_iter()
+        .collect();
     // The store exists and is migrated before anyone locks it.
-    assert!(support::audit_entries(ws.path(), &[]).is_empty());
+    assert!(support::audit_entries(ws.path(), &env).is_empty());
     let mut child = std::process::Command::new(support::bin())
         .arg("--workspace")
         .arg(ws.path())
         .args(["serve", "--stdio"])
         .envs(support::state_env(ws.path()))
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -318,7 +363,7 @@ async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
     send(&mut stdin, read_call(2, "first.txt"));
     assert_eq!(reply(&mut stdout, 2)["result"]["isError"], false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while reads_of(ws.path(), "first.txt") == 0 {
+    while reads_of(ws.path(), &env, "first.txt") == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "first.txt's row was never stored"
@@ -326,22 +371,14 @@ async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    // Another connection holds the store's write lock: the server's commit of the next row
+    // Another connection holds off the store's writes: the server's commit of the next row
     // waits behind it, and the server is killed after answering, before it can commit.
-    let db = support::state_db(ws.path());
-    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let held = WritesHeld::take(ws.path(), pg_url).await;
     send(&mut stdin, read_call(3, "second.txt"));
     assert_eq!(reply(&mut stdout, 3)["result"]["isError"], false);
     child.kill().unwrap();
     child.wait().unwrap();
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    drop(lock);
+    held.release().await;
 
     // The journal the killed server left holds the answered call; the next start stores it.
     let journal_files = || -> Vec<PathBuf> {
@@ -358,13 +395,27 @@ async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
     assert_eq!(left.len(), 1, "{left:?}");
     let saved = std::fs::read(&left[0]).unwrap();
     assert!(String::from_utf8_lossy(&saved).contains("second.txt"));
-    assert_eq!(reads_of(ws.path(), "second.txt"), 1);
-    assert_eq!(reads_of(ws.path(), "first.txt"), 1);
+    assert_eq!(reads_of(ws.path(), &env, "second.txt"), 1);
+    assert_eq!(reads_of(ws.path(), &env, "first.txt"), 1);
     assert!(journal_files().is_empty(), "a replayed journal is removed");
 
     // Replaying the same journal again (a crash after the commit, before the removal) adds
     // nothing.
     std::fs::write(&left[0], &saved).unwrap();
-    assert_eq!(reads_of(ws.path(), "second.txt"), 1);
+    assert_eq!(reads_of(ws.path(), &env, "second.txt"), 1);
     assert!(journal_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_answered_call_and_a_replay_duplicates_none() {
+    killed_server_loses_no_answered_call(None).await;
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_answered_call_on_postgres_either() {
+    let Some(base) = support::require_service("PI_MCP_TEST_PG_URL") else {
+        return;
+    };
+    let url = support::fresh_pg_database(&base).await;
+    killed_server_loses_no_answered_call(Some(&url)).await;
 }
