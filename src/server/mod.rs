@@ -247,18 +247,20 @@ impl ServerHandler for PiServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(task) = self.tasks.maybe_start(self, &request, &context).await {
+        // The tool futures are large (every tool's state machine); boxed, the task rmcp spawns
+        // per request is small to create and move (issue 14: its copy was visible per call).
+        if let Some(task) = Box::pin(self.tasks.maybe_start(self, &request, &context)).await {
             return Ok(CallToolResponse::Task(task));
         }
         let via = mrtr::ask_via(&context, &request);
-        tool_calls::call(
+        Box::pin(tool_calls::call(
             self,
             &request.name,
             request.arguments.unwrap_or_default(),
             context.peer,
             context.meta.get_progress_token(),
             via,
-        )
+        ))
         .await
     }
 
