@@ -76,6 +76,16 @@ impl Globals {
     /// found at start, pi-mcp's own state protected like the policy's protected paths, and
     /// judging with what the sandbox enforces on this machine (stricter where it cannot bound).
     pub fn runtime_guard(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
+        let guard = self.runtime_guard_cold(trusted)?;
+        // Probe in the background now, so that the first judged command rarely waits for it.
+        std::thread::spawn(crate::sandbox::namespace_support);
+        Ok(guard)
+    }
+
+    /// [`runtime_guard`](Self::runtime_guard) without starting the namespace probe (a child
+    /// process of this binary): for [`App`], whose sandbox probe starts it when it no longer
+    /// competes with start-up (see [`App::check_required_sandbox`]).
+    fn runtime_guard_cold(&self, trusted: &TrustedPaths) -> anyhow::Result<Arc<Guard>> {
         let advisories =
             crate::tools::osv_scanner::advisories_at_start(&trusted.osv_dir, self.missing_osv);
         let guard = self
@@ -83,8 +93,6 @@ impl Globals {
             .with_osv(advisories)
             .protect(&trusted.protected())?;
         let policy = guard.file().clone();
-        // Probe in the background now, so that the first judged command rarely waits for it.
-        std::thread::spawn(crate::sandbox::namespace_support);
         Ok(Arc::new(guard.with_enforcement_from(move || {
             crate::sandbox::enforcement(&policy)
         })))
@@ -174,7 +182,7 @@ impl App {
     pub async fn open(globals: &Globals, slack_buttons: bool) -> anyhow::Result<App> {
         let ws = globals.workspace()?;
         let trusted = globals.trusted_paths(&ws)?;
-        let guard = globals.runtime_guard(&trusted)?;
+        let guard = globals.runtime_guard_cold(&trusted)?;
         let tools = ToolContext::new(ws.clone(), guard.clone()).hiding(&trusted.protected());
         check_out_of_reach(&trusted, tools.sandbox.writable(), guard.file().sandbox)?;
         let store = globals.open_store(&ws).await?;
@@ -216,9 +224,11 @@ impl App {
 
     /// [`report_sandbox`](Self::report_sandbox) for a caller that lets the background probe
     /// wait up to `hold` until it is no longer in the way ([`SandboxProbe::go`]): the probe
-    /// starts a sandboxed child of this binary, a second process start as costly as the
-    /// server's own, which on a busy 2-core machine delayed the answer to a client's
-    /// `initialize`. Required layers are still checked now (None: nothing left to probe).
+    /// starts a sandboxed child of this binary (the namespace check the guard's first `bash`
+    /// judgement needs), a second process start as costly as the server's own, which on a
+    /// busy 2-core machine delayed the answer to a client's `initialize` (measured: a third of
+    /// the CPU of a start). A judgement before the probe ran does the probe itself. Required
+    /// layers are still checked now (None: nothing left to probe).
     pub fn check_required_sandbox(&self, hold: Duration) -> anyhow::Result<Option<SandboxProbe>> {
         let policy = self.guard().file().clone();
         let sandbox = self.tools.sandbox.clone();
