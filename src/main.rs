@@ -3,6 +3,7 @@
 
 mod approvals_cli;
 mod cli;
+mod code_pages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,13 @@ use cli::{Cli, Command, OsvCommand, PolicyCommand};
 const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    // Idle memory: the code and read-only data are mapped page by page as they are touched, not
+    // 64 KiB around each touched page (see `code_pages`). First, before argument parsing runs
+    // much code; not in the sandbox's short-lived child, which would only pay more faults.
+    let sandbox_child = std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == sandbox::EXEC_SUBCOMMAND);
+    let code_pages = (!sandbox_child).then(code_pages::map_on_touch);
     if let Err(e) = cli::forget_empty_settings() {
         eprintln!("pi-mcp: {e}");
         return ExitCode::from(2);
@@ -61,6 +69,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("pi_mcp=info,warn,aws_config=error")),
         )
         .init();
+    if let Some(Err(e)) = code_pages {
+        tracing::debug!("code pages are mapped 64 KiB at a time: {e}");
+    }
     // One MCP session over stdio is served best by one thread (no cross-thread wake-ups per
     // message); HTTP serves many sessions, so it gets a worker per core.
     if !matches!(&cli.command, Command::Serve(_)) {
