@@ -25,11 +25,17 @@ const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
 fn main() -> ExitCode {
     // Idle memory: the code and read-only data are mapped page by page as they are touched, not
     // 64 KiB around each touched page (see `code_pages`). First, before argument parsing runs
-    // much code; not in the sandbox's short-lived child, which would only pay more faults.
+    // much code; only in the processes that stay (a server, the daemon): a one-shot command,
+    // like the sandbox's short-lived child, would only pay more faults. (A word `serve` given
+    // to another command only costs that command those faults.)
     let sandbox_child = std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == sandbox::EXEC_SUBCOMMAND);
-    let code_pages = (!sandbox_child).then(code_pages::map_on_touch);
+    let stays = !sandbox_child
+        && std::env::args_os()
+            .skip(1)
+            .any(|a| a == "serve" || a == "heartbeat");
+    let code_pages = stays.then(code_pages::map_on_touch);
     if let Err(e) = cli::forget_empty_settings() {
         eprintln!("pi-mcp: {e}");
         return ExitCode::from(2);
