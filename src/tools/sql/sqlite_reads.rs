@@ -13,8 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
-use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
@@ -47,7 +46,7 @@ struct Job {
 /// The queue of one database file's reader threads.
 #[derive(Clone)]
 struct Readers {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: flume::Sender<Job>,
 }
 
 static READERS: Mutex<Option<HashMap<PathBuf, (Readers, Instant)>>> = Mutex::new(None);
@@ -106,8 +105,7 @@ fn readers_for(file: &Path, url: &str) -> Result<Readers, ToolError> {
         *used = Instant::now();
         return Ok(readers.clone());
     }
-    let (jobs, queue) = std_mpsc::channel::<Job>();
-    let queue = Arc::new(Mutex::new(queue));
+    let (jobs, queue) = flume::unbounded::<Job>();
     for _ in 0..READERS_PER_FILE {
         let conn = open(file).map_err(|e| {
             ToolError::new(format!(
@@ -157,15 +155,8 @@ fn open(file: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// A reader thread: runs jobs until the queue is dropped.
-fn serve(conn: &Connection, queue: &Mutex<std_mpsc::Receiver<Job>>) {
-    loop {
-        let job = {
-            let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
+fn serve(conn: &Connection, queue: &flume::Receiver<Job>) {
+    while let Ok(job) = queue.recv() {
         if job.reply.is_closed() {
             continue; // its caller is gone
         }
