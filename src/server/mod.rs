@@ -135,8 +135,8 @@ impl PiServer {
                 Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
                     tracing::info!("stdin closed before a client initialized a session");
                     if let Some(p) = probe {
-                    p.finish();
-                }
+                        p.finish();
+                    }
                     audit.flush().await;
                     return Ok(());
                 }
