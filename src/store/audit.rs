@@ -10,6 +10,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::journal::{AuditRow, Journal};
+use super::sqlite_writer::SqliteAuditWriter;
 use super::{Store, StoreError};
 use crate::redact::Redactor;
 
@@ -187,6 +188,9 @@ async fn write_batches(
     // A full batch left entries queued: the burst is already here, so the next batch is
     // written without waiting (10,000 entries used to wait 40 times).
     let mut backlog = false;
+    // A SQLite store's rows go through a connection of the writer's own, opened on the first
+    // batch (None: not opened yet; Some(None): not SQLite, or it could not be opened).
+    let mut sqlite: Option<Option<SqliteAuditWriter>> = None;
     while let Some(first) = rx.recv().await {
         // Group commit: take what is queued; linger for more only while nobody waits for this
         // commit (a flush ends the wait: a tool call's answer may wait on one).
@@ -222,7 +226,25 @@ async fn write_batches(
         backlog = batch.len() >= BATCH && !rx.is_empty();
         if !batch.is_empty() {
             let n = batch.len();
-            let ok = match insert_rows(&store, batch.drain(..)).await {
+            let writer = sqlite.get_or_insert_with(|| {
+                let file = store.sqlite_file()?;
+                SqliteAuditWriter::open(file)
+                    .map_err(|e| {
+                        tracing::warn!(
+                            "audit log: no connection of its own to {} ({e}); writing through \
+                             the store's pool",
+                            file.display()
+                        )
+                    })
+                    .ok()
+            });
+            let stored = match writer {
+                Some(w) => w.insert(std::mem::take(&mut batch)).await,
+                None => insert_rows(&store, batch.drain(..))
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            let ok = match stored {
                 Ok(_) => true,
                 Err(e) => {
                     let kept = if seqs.is_some() {

@@ -9,6 +9,7 @@ pub mod journal;
 pub mod location;
 pub mod placeholders;
 pub mod sessions;
+mod sqlite_writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -37,6 +38,8 @@ pub struct Store {
     url_shown: ShownUrl,
     /// Where this store's audit journal files live (see [`journal`]).
     journal_dir: std::sync::Arc<std::path::PathBuf>,
+    /// The file of a SQLite store (not of an in-memory one).
+    sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
 }
 
 /// The store's URL for messages, redacted when first shown: redacting runs every secret
@@ -114,9 +117,16 @@ impl Store {
             url: url_shown.get().to_string(),
             source,
         };
+        let mut sqlite_file = None;
         let connect_url = match backend {
             Backend::Sqlite => SqliteConnectOptions::from_str(&url)
-                .map_err(connect_err)?
+                .map_err(connect_err)
+                .inspect(|o| {
+                    let file = o.get_filename();
+                    if file != Path::new(":memory:") && !url.contains("mode=memory") {
+                        sqlite_file = Some(std::sync::Arc::new(file.to_path_buf()));
+                    }
+                })?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -165,10 +175,16 @@ impl Store {
             backend,
             url_shown,
             journal_dir: std::sync::Arc::new(journal::dir_for(state_dir, &url)),
+            sqlite_file,
         };
         // Audit entries a process answered for but had not committed when it stopped.
         journal::replay(&store, &store.journal_dir).await;
         Ok(store)
+    }
+
+    /// The file of a SQLite store (None: PostgreSQL, or SQLite in memory).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref().map(|p| p.as_path())
     }
 
     /// The directory of this store's audit journal.
