@@ -419,3 +419,20 @@ async fn a_killed_server_loses_no_answered_call_on_postgres_either() {
     let url = support::fresh_pg_database(&base).await;
     killed_server_loses_no_answered_call(Some(&url)).await;
 }
+
+#[tokio::test]
+async fn the_state_store_uses_the_write_ahead_log() {
+    use sqlx::Connection as _;
+    let ws = Workspace::new();
+    assert!(support::audit_entries(ws.path(), &[]).is_empty());
+    let db = support::state_db(ws.path());
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    // Readers never wait for the audit writer, and a commit is an append (no sync per commit).
+    assert_eq!(mode, "wal");
+}

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use audit::{AuditEntry, AuditLog};
@@ -89,6 +89,13 @@ pub enum StoreError {
     Dir(String, std::io::Error),
 }
 
+/// Each SQLite store connection's settings: wait up to 10 s for another writer; the
+/// write-ahead log (readers never wait for a writer; a commit is a sequential append, synced
+/// at checkpoints: `synchronous=NORMAL`, which survives a crash of the process, not a power
+/// cut); a 512 KiB page cache (the store holds small rows).
+const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;";
+
 /// How often opening a SQLite store tries its migrations (another process may be applying them).
 const MIGRATE_ATTEMPTS: u32 = 3;
 
@@ -128,18 +135,25 @@ impl Store {
                     }
                 })?
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(10))
-                // The store holds small rows; a 512 KiB page cache per connection is plenty.
-                .pragma("cache_size", "-512")
                 .to_url_lossy()
                 .to_string(),
             Backend::Postgres => url.clone(),
         };
-        let pool = AnyPoolOptions::new()
+        let mut pool_options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 2 } else { 8 })
-            .acquire_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT);
+        if backend == Backend::Sqlite {
+            // The Any driver connects by URL, and a SQLite URL carries only the file and its
+            // mode (`to_url_lossy` drops the journal mode, synchronous, busy timeout and
+            // pragmas): the store's settings are applied to each connection here.
+            pool_options = pool_options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(SQLITE_SETTINGS).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options
             .connect(&connect_url)
             .await
             .map_err(connect_err)?;
