@@ -282,13 +282,23 @@ pub struct TrustedPaths {
 impl TrustedPaths {
     /// Every path to protect, as given and canonicalised (a symbolic link must not hide one).
     pub fn protected(&self) -> Vec<PathBuf> {
+        // A SQLite store's write-ahead log and shared memory sit beside it, and hold its
+        // latest commits.
+        let sidecars = self.state_db.iter().flat_map(|db| {
+            ["-wal", "-shm", "-journal"].map(|suffix| {
+                let mut name = db.as_os_str().to_owned();
+                name.push(suffix);
+                PathBuf::from(name)
+            })
+        });
         let given = [
-            Some(&self.state_dir),
-            self.state_db.as_ref(),
-            Some(&self.osv_dir),
+            Some(self.state_dir.clone()),
+            self.state_db.clone(),
+            Some(self.osv_dir.clone()),
         ];
         let mut out: Vec<PathBuf> = Vec::new();
-        for p in given.into_iter().flatten() {
+        for p in given.into_iter().flatten().chain(sidecars) {
+            let p = &p;
             for form in [p.clone(), location::canonical(p)] {
                 if !out.contains(&form) {
                     out.push(form);
