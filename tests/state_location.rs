@@ -436,3 +436,66 @@ async fn the_state_store_uses_the_write_ahead_log() {
     // Readers never wait for the audit writer, and a commit is an append (no sync per commit).
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn without_a_journal_an_answer_waits_for_its_audit_commit() {
+    let ws = Workspace::new();
+    ws.write("a.txt", "1");
+    assert!(support::audit_entries(ws.path(), &[]).is_empty());
+    // The journal's directory cannot be created: a file has its name.
+    std::fs::write(
+        support::state_dir(ws.path()).join("audit-journal"),
+        "not a directory",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(support::bin())
+        .arg("--workspace")
+        .arg(ws.path())
+        .args(["serve", "--stdio"])
+        .envs(support::state_env(ws.path()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, answers) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    send(
+        &mut stdin,
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    answers
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    send(
+        &mut stdin,
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    // While the store's writes are held off, the call cannot answer: its row is not safe yet.
+    let held = WritesHeld::take(ws.path(), None).await;
+    send(&mut stdin, read_call(2, "a.txt"));
+    assert!(
+        answers
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "answered before its audit row was stored"
+    );
+    held.release().await;
+    let answer = answers
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .unwrap();
+    assert_eq!(answer["id"], 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(reads_of(ws.path(), &[], "a.txt"), 1);
+}
