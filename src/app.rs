@@ -298,8 +298,8 @@ impl TrustedPaths {
         ];
         let mut out: Vec<PathBuf> = Vec::new();
         for p in given.into_iter().flatten().chain(sidecars) {
-            let p = &p;
-            for form in [p.clone(), location::canonical(p)] {
+            let canonical = location::canonical(&p);
+            for form in [p, canonical] {
                 if !out.contains(&form) {
                     out.push(form);
                 }

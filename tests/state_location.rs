@@ -338,23 +338,10 @@ async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
         .collect();
     // The store exists and is migrated before anyone locks it.
     assert!(support::audit_entries(ws.path(), &env).is_empty());
-    let mut child = std::process::Command::new(support::bin())
-        .arg("--workspace")
-        .arg(ws.path())
-        .args(["serve", "--stdio"])
-        .envs(support::state_env(ws.path()))
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::stdio_child(ws.path(), &[], &env, std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    send(
-        &mut stdin,
-        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    send(&mut stdin, support::initialize(1));
     reply(&mut stdout, 1);
     send(
         &mut stdin,
@@ -448,16 +435,7 @@ async fn without_a_journal_an_answer_waits_for_its_audit_commit() {
         "not a directory",
     )
     .unwrap();
-    let mut child = std::process::Command::new(support::bin())
-        .arg("--workspace")
-        .arg(ws.path())
-        .args(["serve", "--stdio"])
-        .envs(support::state_env(ws.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::stdio_child(ws.path(), &[], &[], std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (lines, answers) = std::sync::mpsc::channel::<serde_json::Value>();
@@ -470,10 +448,7 @@ async fn without_a_journal_an_answer_waits_for_its_audit_commit() {
             let _ = lines.send(serde_json::from_str(&line).unwrap());
         }
     });
-    send(
-        &mut stdin,
-        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
-    );
+    send(&mut stdin, support::initialize(1));
     answers
         .recv_timeout(std::time::Duration::from_secs(30))
         .unwrap();

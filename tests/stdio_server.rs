@@ -7,7 +7,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Workspace, audit_entries, bin, call, spawn_stdio, spawn_stdio_env, text_of};
+use support::{
+    Workspace, audit_entries, bin, call, initialize, spawn_stdio, spawn_stdio_env, stdio_child,
+    text_of,
+};
 
 #[tokio::test]
 async fn initialize_reports_name_version_and_described_tools() {
@@ -397,30 +400,11 @@ async fn every_call_is_in_the_audit_log() {
     assert!(shred["duration_ms"].as_i64().is_some() && shred["ts"].as_str().unwrap().contains('T'));
 }
 
-/// `serve --stdio` as a plain child with piped stdin and stdout (for raw JSON lines), after
-/// the global arguments `global`.
-fn stdio_child(
-    ws: &Workspace,
-    global: &[&str],
-    stderr: std::process::Stdio,
-) -> std::process::Child {
-    std::process::Command::new(bin())
-        .args(["--workspace", ws.path().to_str().unwrap()])
-        .args(global)
-        .args(["serve", "--stdio"])
-        .envs(support::state_env(ws.path()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn garbage_on_stdin_does_not_stop_the_server() {
     use std::io::Write;
     let ws = Workspace::new();
-    let mut child = stdio_child(&ws, &[], std::process::Stdio::null());
+    let mut child = stdio_child(ws.path(), &[], &[], std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
     writeln!(stdin, "{init}").unwrap();
@@ -454,7 +438,7 @@ async fn garbage_on_stdin_does_not_stop_the_server() {
 /// JSON line the server wrote.
 fn raw_stdio(ws: &Workspace, lines: &[Value]) -> (std::process::ExitStatus, Vec<Value>, String) {
     use std::io::Write;
-    let mut child = stdio_child(ws, &[], std::process::Stdio::piped());
+    let mut child = stdio_child(ws.path(), &[], &[], std::process::Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     for line in lines {
         writeln!(stdin, "{line}").unwrap();
@@ -477,10 +461,6 @@ fn reply_to(replies: &[Value], id: Value) -> &Value {
         .iter()
         .find(|r| r["id"] == id)
         .unwrap_or_else(|| panic!("no reply with id {id}: {replies:#?}"))
-}
-
-fn initialize(id: u64) -> Value {
-    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
 }
 
 #[tokio::test]
@@ -671,8 +651,9 @@ fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after
     ws.write("note.txt", "hello\n");
     let policy = ws.write("audit-policy.json", r#"{"audit_before_answer": true}"#);
     let mut child = stdio_child(
-        &ws,
+        ws.path(),
         &["--policy", policy.to_str().unwrap()],
+        &[],
         std::process::Stdio::null(),
     );
     let mut stdin = child.stdin.take().unwrap();

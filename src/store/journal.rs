@@ -19,6 +19,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,8 @@ pub struct Journal {
     /// Random name of this process's files and keys.
     process: String,
     state: Mutex<State>,
+    /// A write failed: entries are no longer journaled (read on every call, without the lock).
+    broken: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -100,8 +103,6 @@ struct State {
     /// The first sequence number whose commit failed: its line and every later one stay in
     /// the journal for the next start to replay.
     kept_from: Option<u64>,
-    /// A write failed: entries are no longer journaled.
-    broken: bool,
 }
 
 /// The journal directory for the store at `url`, under `state_dir`.
@@ -148,8 +149,8 @@ impl Journal {
                 appended: 0,
                 retired: Vec::new(),
                 kept_from: None,
-                broken: false,
             }),
+            broken: AtomicBool::new(false),
         })
     }
 
@@ -158,7 +159,7 @@ impl Journal {
     /// journaled (it is queued all the same, without a key or number).
     pub fn append(&self, mut row: AuditRow, queue: impl FnOnce(AuditRow, Option<u64>)) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.broken {
+        if self.broken.load(Ordering::Relaxed) {
             queue(row, None);
             return false;
         }
@@ -176,7 +177,7 @@ impl Journal {
                 "audit journal in {}: {e}; answers now wait for their audit commit",
                 self.dir.display()
             );
-            state.broken = true;
+            self.broken.store(true, Ordering::Relaxed);
             queue(row, None);
             return false;
         }
@@ -189,7 +190,7 @@ impl Journal {
 
     /// Whether entries are being journaled (false after a write failed).
     pub fn working(&self) -> bool {
-        !self.state.lock().unwrap_or_else(|e| e.into_inner()).broken
+        !self.broken.load(Ordering::Relaxed)
     }
 
     fn key(&self, seq: u64) -> String {

@@ -124,16 +124,10 @@ impl Store {
             url: url_shown.get().to_string(),
             source,
         };
-        let mut sqlite_file = None;
+        let sqlite_file = location::sqlite_file(&url).map(std::sync::Arc::new);
         let connect_url = match backend {
             Backend::Sqlite => SqliteConnectOptions::from_str(&url)
-                .map_err(connect_err)
-                .inspect(|o| {
-                    let file = o.get_filename();
-                    if file != Path::new(":memory:") && !url.contains("mode=memory") {
-                        sqlite_file = Some(std::sync::Arc::new(file.to_path_buf()));
-                    }
-                })?
+                .map_err(connect_err)?
                 .create_if_missing(true)
                 .to_url_lossy()
                 .to_string(),

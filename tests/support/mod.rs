@@ -261,6 +261,33 @@ async fn spawn_stdio_lifecycle<H: ClientHandler>(
     )
 }
 
+/// A raw `initialize` request with `id` (revision 2025-11-25, client `t`).
+pub fn initialize(id: u64) -> serde_json::Value {
+    serde_json::json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
+}
+
+/// `pi-mcp --workspace <ws> <global> serve --stdio` as a plain child with piped stdin and
+/// stdout (for raw JSON lines), with extra environment variables `env`.
+pub fn stdio_child(
+    ws: &Path,
+    global: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> std::process::Child {
+    std::process::Command::new(bin())
+        .arg("--workspace")
+        .arg(ws)
+        .args(global)
+        .args(["serve", "--stdio"])
+        .envs(state_env(ws))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn pi-mcp serve --stdio")
+}
+
 /// Runs `pi-mcp --workspace <ws> <args>` to the end with extra environment variables and
 /// returns its output (success or not).
 pub fn cli(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use super::connect::SQLITE_PROGRESS_STEPS;
 use super::exec::{CLIENT_GRACE, Rows, database_error, timeout_error};
 use super::pools::MAX_CACHED_POOLS;
 use super::stop::StopOnDrop;
+use super::values;
 use crate::tools::ToolError;
 
 /// Threads (and connections) per database file: a long query does not hold up the next.
@@ -50,13 +50,6 @@ struct Readers {
 }
 
 static READERS: Mutex<Option<HashMap<PathBuf, (Readers, Instant)>>> = Mutex::new(None);
-
-/// The file a `sqlite:` URL names, when it names a file (not `:memory:`).
-pub fn file_of(url: &str) -> Option<PathBuf> {
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let path = options.get_filename();
-    (path != Path::new(":memory:") && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
-}
 
 /// Runs `sql` (already judged read-only) on `file` (named by `url`) with the tool's limits.
 pub async fn read(
@@ -243,14 +236,13 @@ fn storage_class(cell: ValueRef<'_>) -> &'static str {
 fn value(cell: ValueRef<'_>, declared: &str) -> Value {
     match cell {
         ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) if declared == "BOOLEAN" && (i == 0 || i == 1) => json!(i == 1),
-        ValueRef::Integer(i) => json!(i),
-        ValueRef::Real(x) => super::values::float(x),
+        ValueRef::Integer(i) => values::sqlite_integer(i, declared),
+        ValueRef::Real(x) => values::float(x),
         ValueRef::Text(t) => match std::str::from_utf8(t) {
             Ok(s) => Value::String(s.to_string()),
             Err(e) => json!(format!("<unreadable TEXT value: {e}>")),
         },
-        ValueRef::Blob(b) => json!(format!("\\x{}", hex::encode(b))),
+        ValueRef::Blob(b) => values::sqlite_blob(b),
     }
 }
 

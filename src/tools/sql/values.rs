@@ -277,19 +277,28 @@ pub fn sqlite_value(value: SqliteValueRef<'_>, declared: &str) -> Value {
             .unwrap_or("TEXT")
     };
     let decoded = match stored {
-        "INTEGER" => <i64 as Decode<sqlx::Sqlite>>::decode(value).map(|i| {
-            if declared.eq_ignore_ascii_case("BOOLEAN") && (i == 0 || i == 1) {
-                json!(i == 1)
-            } else {
-                json!(i)
-            }
-        }),
+        "INTEGER" => {
+            <i64 as Decode<sqlx::Sqlite>>::decode(value).map(|i| sqlite_integer(i, declared))
+        }
         "REAL" => <f64 as Decode<sqlx::Sqlite>>::decode(value).map(float),
-        "BLOB" => <Vec<u8> as Decode<sqlx::Sqlite>>::decode(value)
-            .map(|b| json!(format!("\\x{}", hex::encode(b)))),
+        "BLOB" => <Vec<u8> as Decode<sqlx::Sqlite>>::decode(value).map(|b| sqlite_blob(&b)),
         _ => <String as Decode<sqlx::Sqlite>>::decode(value).map(Value::String),
     };
     decoded.unwrap_or_else(|e| json!(format!("<unreadable {stored} value: {e}>")))
+}
+
+/// A SQLite integer as the tool shows it: `true`/`false` for 1/0 in a column declared BOOLEAN.
+pub(super) fn sqlite_integer(i: i64, declared: &str) -> Value {
+    if declared.eq_ignore_ascii_case("BOOLEAN") && (i == 0 || i == 1) {
+        json!(i == 1)
+    } else {
+        json!(i)
+    }
+}
+
+/// A SQLite blob as PostgreSQL prints a `bytea` (`\xdeadbeef`).
+pub(super) fn sqlite_blob(b: &[u8]) -> Value {
+    json!(format!("\\x{}", hex::encode(b)))
 }
 
 #[cfg(test)]
