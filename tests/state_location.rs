@@ -214,6 +214,26 @@ async fn the_guard_protects_the_state_store_wherever_it_is() {
     .await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
     assert!(text_of(&r).contains("protected"), "{}", text_of(&r));
+    // By effect: the store's write-ahead log (its latest commits, these calls' audit rows)
+    // exists beside it, and a command that names it only at run time reads none of it.
+    let wal = ws.path().join("inside.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no write-ahead log");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = call(
+        &client,
+        "bash",
+        json!({"command": "cat $(ls | grep wal) | wc -c"}),
+    )
+    .await;
+    let text = text_of(&r);
+    let bytes: u64 = text
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no byte count: {text}"));
+    assert_eq!(bytes, 0, "the child read the store's log: {text}");
     client.cancel().await.unwrap();
 }
 
