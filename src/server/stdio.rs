@@ -16,7 +16,6 @@
 //! not JSON is ignored, as rmcp and the other SDKs do (answering it invites an error storm).
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use rmcp::RoleServer;
 use rmcp::model::{
@@ -30,20 +29,26 @@ use rmcp::transport::Transport;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 /// Longest line read from stdin (rmcp's own stdio limit); a longer one is dropped whole.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// Messages parsed ahead of rmcp.
 const QUEUE: usize = 64;
 
-type Writer = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+/// Lines for stdout, each with its newline, in the order they are to be written.
+type Outbox = mpsc::UnboundedSender<Vec<u8>>;
+
+/// Messages one `write` of stdout takes at most.
+const WRITE_BATCH: usize = 256;
 
 /// An rmcp server transport over a reader and a writer of JSON lines, with the pre-check.
 pub struct CheckedStdio {
     incoming: mpsc::Receiver<ClientJsonRpcMessage>,
-    out: Writer,
+    /// `None` once closed.
+    out: Option<Outbox>,
     reader: tokio::task::JoinHandle<()>,
+    writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl CheckedStdio {
@@ -54,13 +59,15 @@ impl CheckedStdio {
         output: impl AsyncWrite + Send + Unpin + 'static,
         versions: Vec<ProtocolVersion>,
     ) -> Self {
-        let out: Writer = Arc::new(Mutex::new(Box::new(output)));
+        let (out, queued) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_lines(output, queued));
         let (tx, incoming) = mpsc::channel(QUEUE);
         let reader = tokio::spawn(read_lines(input, tx, out.clone(), versions));
         CheckedStdio {
             incoming,
-            out,
+            out: Some(out),
             reader,
+            writer: Some(writer),
         }
     }
 }
@@ -71,11 +78,44 @@ impl Drop for CheckedStdio {
     }
 }
 
-async fn write_line(out: &Writer, mut bytes: Vec<u8>) -> std::io::Result<()> {
+/// Queues `bytes` as one line for stdout; an error once the writer has stopped (stdout failed).
+fn queue_line(out: Option<&Outbox>, mut bytes: Vec<u8>) -> std::io::Result<()> {
     bytes.push(b'\n');
-    let mut w = out.lock().await;
-    w.write_all(&bytes).await?;
-    w.flush().await
+    out.ok_or_else(|| std::io::Error::other("the stdio transport is closed"))?
+        .send(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout failed"))
+}
+
+/// Writes queued lines to `output` in order, all that have queued up in one `write` (issue 14:
+/// with calls pipelined, a `write` per answer, and the client's wake-up for each, was an eighth
+/// of the server's time; a lone answer is still written at once). Ends when every sender is
+/// gone and the queue is written out, or at the first failed write.
+async fn write_lines(
+    mut output: impl AsyncWrite + Unpin,
+    mut queued: mpsc::UnboundedReceiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut lines = Vec::with_capacity(WRITE_BATCH);
+    let mut joined = Vec::new();
+    while queued.recv_many(&mut lines, WRITE_BATCH).await > 0 {
+        let bytes = if let [line] = lines.as_slice() {
+            line
+        } else {
+            joined.clear();
+            lines.iter().for_each(|l| joined.extend_from_slice(l));
+            &joined
+        };
+        if let Err(e) = async {
+            output.write_all(bytes).await?;
+            output.flush().await
+        }
+        .await
+        {
+            tracing::error!("writing stdout: {e}");
+            return Err(e);
+        }
+        lines.clear();
+    }
+    output.flush().await
 }
 
 impl Transport<RoleServer> for CheckedStdio {
@@ -89,11 +129,11 @@ impl Transport<RoleServer> for CheckedStdio {
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let out = self.out.clone();
-        async move {
-            let bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
-            write_line(&out, bytes).await
-        }
+        // Queued now, in the order rmcp sends, and written by `write_lines`.
+        let queued = serde_json::to_vec(&item)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| queue_line(self.out.as_ref(), bytes));
+        std::future::ready(queued)
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
@@ -104,7 +144,15 @@ impl Transport<RoleServer> for CheckedStdio {
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.reader.abort();
         self.incoming.close();
-        self.out.lock().await.flush().await
+        // With the last sender gone the writer writes what is queued, then ends.
+        self.out = None;
+        let _ = (&mut self.reader).await;
+        match self.writer.take() {
+            Some(writer) => writer
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -145,7 +193,7 @@ impl Lifecycle {
 async fn read_lines(
     input: impl AsyncRead + Send + Unpin,
     tx: mpsc::Sender<ClientJsonRpcMessage>,
-    out: Writer,
+    out: Outbox,
     versions: Vec<ProtocolVersion>,
 ) {
     let mut input = BufReader::new(input);
@@ -194,8 +242,7 @@ async fn read_lines(
                 let Ok(bytes) = serde_json::to_vec(&reply) else {
                     continue;
                 };
-                if let Err(e) = write_line(&out, bytes).await {
-                    tracing::error!("writing stdout: {e}");
+                if queue_line(Some(&out), bytes).is_err() {
                     return;
                 }
             }
