@@ -351,3 +351,40 @@ async fn links_out_of_the_workspace_or_to_nothing_are_refused_and_left_alone() {
     assert!(!gone.exists() && !outside.path().join("new.txt").exists());
     client.cancel().await.unwrap();
 }
+
+/// `read` takes a path with no link on its way without resolving it (issue 14); a path with a
+/// link, or `..`, is resolved and judged by where it leads, as before.
+#[tokio::test]
+async fn a_link_inside_the_workspace_is_judged_by_where_it_leads() {
+    use std::os::unix::fs::symlink;
+    let ws = Workspace::new();
+    ws.write(".env", "SECRET=1\n");
+    ws.write("real/notes.txt", "notes\n");
+    symlink(ws.path().join(".env"), ws.path().join("settings.txt")).unwrap();
+    symlink(ws.path().join("real"), ws.path().join("alias")).unwrap();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    for (path, expect) in [
+        ("settings.txt", None),
+        ("real/../.env", None),
+        ("./real//../settings.txt", None),
+        ("real/notes.txt", Some("notes")),
+        ("./real//notes.txt", Some("notes")),
+        ("alias/notes.txt", Some("notes")),
+        ("alias/../real/notes.txt", Some("notes")),
+    ] {
+        let r = call(&client, "read", json!({ "path": path })).await;
+        let text = text_of(&r);
+        match expect {
+            None => {
+                assert_eq!(r.is_error, Some(true), "{path}: {text}");
+                assert!(text.contains("protected path"), "{path}: {text}");
+                assert!(!text.contains("SECRET"), "{path}: {text}");
+            }
+            Some(content) => {
+                assert_eq!(r.is_error, Some(false), "{path}: {text}");
+                assert!(text.contains(content), "{path}: {text}");
+            }
+        }
+    }
+    client.cancel().await.unwrap();
+}

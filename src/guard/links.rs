@@ -2,8 +2,39 @@
 //! outside the workspace, or that it leads nowhere; these functions tell *which* link did it, so
 //! the refusal can name the link, and so that `edit` never replaces a dangling link with a file
 //! (a rename over the link's path would silently drop the link the user put there).
+//! [`without_links`] is the common case's shortcut: a path with no link on its way is its own
+//! canonical form, which the kernel confirms in one call.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+
+/// `path` itself when it is absolute, exists, and no component on its way (itself included) is
+/// a symbolic link, nor `..`: then it is already canonical. One `openat2(RESOLVE_NO_SYMLINKS)`
+/// (an `O_PATH` handle, opened and closed; nothing is read) instead of `realpath`'s `readlink`
+/// of every component, each walked from `/` (issue 14). `None` (a link, `..`, a missing file,
+/// a trailing `/`, a kernel without `openat2`): resolve the slow way, which also says why a
+/// path is refused.
+pub fn without_links(path: &Path) -> Option<PathBuf> {
+    open_without_links(path, nix::fcntl::OFlag::O_PATH)?;
+    // `components` drops `.` and repeated slashes: the same file, written canonically.
+    Some(path.components().collect())
+}
+
+/// `path` opened with `flags` (and `O_CLOEXEC`) when [`without_links`] would take it as its
+/// own canonical form: the open is the walk that proves it, so what was judged by that name
+/// is what is opened.
+pub fn open_without_links(path: &Path, flags: nix::fcntl::OFlag) -> Option<std::fs::File> {
+    use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
+    if !path.is_absolute()
+        || path.as_os_str().as_encoded_bytes().ends_with(b"/")
+        || path.components().any(|c| c == Component::ParentDir)
+    {
+        return None;
+    }
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(AT_FDCWD, path, how).ok().map(std::fs::File::from)
+}
 
 /// The first symbolic link on the way to `path` (itself included) whose target does not exist,
 /// with what it points to. Walks from `path` up to the root: the nearest existing ancestor that

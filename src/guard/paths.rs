@@ -125,11 +125,7 @@ impl Workspace {
         may_be_missing: bool,
         protected: &Protected,
     ) -> Result<PathBuf, PathError> {
-        let joined = match self.expand_home(path)? {
-            Some(expanded) => expanded,
-            None if Path::new(path).is_absolute() => PathBuf::from(path),
-            None => self.primary().join(path),
-        };
+        let joined = self.joined(path)?;
         let outside = || match (&self.home, path.starts_with('~')) {
             (Some(home), true) => PathError::OutsideHome {
                 path: path.to_string(),
@@ -142,7 +138,11 @@ impl Workspace {
         if let Some(pattern) = protected.matches(&lexical(&joined)) {
             return Err(PathError::Protected(path.to_string(), pattern));
         }
-        let resolved = match joined.canonicalize() {
+        let canonical = match super::links::without_links(&joined) {
+            Some(path) => Ok(path),
+            None => joined.canonicalize(),
+        };
+        let resolved = match canonical {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some((link, target)) = super::links::dangling(&joined) {
@@ -201,6 +201,28 @@ impl Workspace {
                  the workspace (relative to its root, or absolute)",
             ),
         }
+    }
+
+    /// `path` made absolute (relative to the primary root, `~` expanded), not yet resolved.
+    fn joined(&self, path: &str) -> Result<PathBuf, PathError> {
+        Ok(match self.expand_home(path)? {
+            Some(expanded) => expanded,
+            None if Path::new(path).is_absolute() => PathBuf::from(path),
+            None => self.primary().join(path),
+        })
+    }
+
+    /// What [`Workspace::resolve`] answers for an existing `path` when no symbolic link is on
+    /// its way, found without touching the file system: the absolute path, when it has no `..`
+    /// and is inside the workspace and not protected. Its caller opens it with
+    /// [`super::links::open_without_links`], whose success proves that it is canonical; on
+    /// `None` or a failed open, [`Workspace::resolve`] is the answer (and says what is wrong).
+    pub fn unlinked(&self, path: &str, protected: &Protected) -> Option<PathBuf> {
+        // `components` drops `.` and repeated slashes.
+        let joined: PathBuf = self.joined(path).ok()?.components().collect();
+        let plain = joined.components().all(|c| c != Component::ParentDir);
+        (plain && self.contains(&joined, false) && protected.matches(&joined).is_none())
+            .then_some(joined)
     }
 
     /// Resolves a working directory for `bash`: an existing directory inside (or equal to) a root.
