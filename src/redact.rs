@@ -41,24 +41,28 @@ pub fn text(s: &str) -> String {
 }
 
 /// Redacts secrets inside tool arguments: secret-named keys lose their values, strings are
-/// scanned for secrets.
-pub fn json(v: &Value) -> Value {
+/// scanned for secrets. In place: only what changes is rebuilt.
+pub fn json(mut v: Value) -> Value {
+    mask_json(&mut v);
+    v
+}
+
+fn mask_json(v: &mut Value) {
     match v {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if SECRET_KEY.is_match(k) && !v.is_null() {
-                        Value::String(MASK.into())
-                    } else {
-                        json(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(json).collect()),
-        Value::String(s) => Value::String(text(s)),
-        other => other.clone(),
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| {
+            if SECRET_KEY.is_match(k) && !v.is_null() {
+                *v = Value::String(MASK.into());
+            } else {
+                mask_json(v);
+            }
+        }),
+        Value::Array(items) => items.iter_mut().for_each(mask_json),
+        Value::String(s) => {
+            if let (Cow::Owned(masked), _) = shapes::mask(s, Mode::Strict) {
+                *s = masked;
+            }
+        }
+        _ => {}
     }
 }
 

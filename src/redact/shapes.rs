@@ -221,8 +221,13 @@ pub fn mask(text: &str, mode: Mode) -> (Cow<'_, str>, usize) {
     let mut out = Cow::Borrowed(text);
     let mut count = 0;
     for (shape, _) in SHAPES.iter().zip(wanted).filter(|(_, w)| *w) {
-        let mut hits = 0;
         let hay: &str = &out;
+        // A plain search first: `replace_all` sets up capture slots even when nothing matches,
+        // and in strict mode every shape is tried on every string (issue 14).
+        if !shape.re.is_match(hay) {
+            continue;
+        }
+        let mut hits = 0;
         let replaced = shape.re.replace_all(hay, |caps: &Captures<'_>| {
             let whole = caps.get(0).map_or("", |m| m.as_str());
             let skip = match mode {

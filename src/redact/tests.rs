@@ -36,7 +36,7 @@ fn strict_text_masks_every_match() {
     assert!(text("aws AKIAIOSFODNN7EXAMPLE").contains("REDACTED"));
     // Strict: even a value that does not look like a secret.
     assert_eq!(text("token=abc"), "token=[REDACTED]");
-    let v = json(&json!({"command": "ls", "api_key": "k", "nested": {"token": "t"}}));
+    let v = json(json!({"command": "ls", "api_key": "k", "nested": {"token": "t"}}));
     assert_eq!(v["api_key"], "[REDACTED]");
     assert_eq!(v["nested"]["token"], "[REDACTED]");
     assert_eq!(v["command"], "ls");
