@@ -196,6 +196,12 @@ async fn write_batches(
         // commit (a flush ends the wait: a tool call's answer may wait on one).
         let linger = (matches!(first, Msg::Entry(..)) && !backlog)
             .then(|| tokio::time::Instant::now() + LINGER);
+        if linger.is_some() {
+            // The tasks woken with this one go first: the call's answer is usually among
+            // them, and arming the linger timer wakes the runtime's driver (a system call that
+            // came before the answer's write; issue 14).
+            tokio::task::yield_now().await;
+        }
         // The journal numbers of the batch's first and last journaled rows.
         let mut seqs: Option<(u64, u64)> = None;
         let mut next = Some(first);
