@@ -35,6 +35,8 @@ const QUEUE: usize = 64;
 /// Lines for stdout, each with its newline, in the order they are to be written.
 type Outbox = mpsc::UnboundedSender<Vec<u8>>;
 
+/// How long closing waits for stdout to take the answers still queued.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Messages one `write` of stdout takes at most.
 const WRITE_BATCH: usize = 256;
 
@@ -143,11 +145,22 @@ impl Transport<RoleServer> for CheckedStdio {
         // With the last sender gone the writer writes what is queued, then ends.
         self.out = None;
         let _ = (&mut self.reader).await;
-        match self.writer.take() {
-            Some(writer) => writer
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => Ok(()),
+        let Some(mut writer) = self.writer.take() else {
+            return Ok(());
+        };
+        // A client that stops reading must not keep the server from exiting.
+        match tokio::time::timeout(CLOSE_WAIT, &mut writer).await {
+            Ok(written) => written.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(_) => {
+                writer.abort();
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "stdout took no more of the last answers for {}s; they are dropped",
+                        CLOSE_WAIT.as_secs()
+                    ),
+                ))
+            }
         }
     }
 }

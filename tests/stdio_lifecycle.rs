@@ -1,0 +1,185 @@
+//! How `serve --stdio` ends: a signal or the end of stdin before any session, a kill right
+//! after an answer (nothing answered goes unaudited), and a client that stops reading.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Workspace, audit_entries, bin, initialize, stdio_child};
+
+/// Ctrl-C (SIGINT) or Ctrl-D (stdin closed) while `serve` still waits for a client's
+/// `initialize` ends it at once with exit 0: a human who typed `pi-mcp serve` to try it gets out
+/// the way the hint says, without an error.
+#[tokio::test]
+async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
+    let ws = Workspace::new();
+    let spawn = || {
+        std::process::Command::new(bin())
+            .args(["--workspace", ws.path().to_str().unwrap(), "serve"])
+            .envs(support::state_env(ws.path()))
+            .env("RUST_LOG", "pi_mcp=debug")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // SIGINT with stdin still open: nothing else would end the wait.
+    let mut child = spawn();
+    let stdin = child.stdin.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Signal only once serve handles signals (before that, SIGINT kills it as any program).
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let up = lines
+        .by_ref()
+        .any(|l| l.is_ok_and(|l| l.contains("signal handlers installed")));
+    assert!(up, "serve started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve ignored SIGINT while waiting for initialize"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutting down on signal")),
+        "{rest:?}"
+    );
+    assert!(!rest.iter().any(|l| l.contains("error")), "{rest:?}");
+
+    // Stdin closed before any request.
+    let mut child = spawn();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!stderr.contains("pi-mcp: error"), "{stderr}");
+    assert!(stderr.contains("stdin closed before a client"), "{stderr}");
+}
+
+/// With `audit_before_answer`, a call's audit rows are committed before its answer leaves: a
+/// server killed (SIGKILL) the moment it answered has the calls in its audit log.
+#[test]
+fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after() {
+    use std::io::{BufRead, BufReader, Write};
+    let ws = Workspace::new();
+    ws.write("note.txt", "hello\n");
+    let policy = ws.write("audit-policy.json", r#"{"audit_before_answer": true}"#);
+    let mut child = stdio_child(
+        ws.path(),
+        &["--policy", policy.to_str().unwrap()],
+        &[],
+        std::process::Stdio::null(),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+    send(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "killer", "version": "1"}}}),
+    );
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    for id in 1..=3 {
+        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "read", "arguments": {"path": "note.txt"}}}));
+    }
+    let mut answered = 0;
+    let mut line = String::new();
+    while answered < 3 {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server ended early"
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["id"].as_i64().is_some_and(|id| id >= 1) {
+            answered += 1;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let reads = audit_entries(ws.path(), &[])
+        .into_iter()
+        .filter(|e| e["tool"] == "read" && e["client"] == "killer")
+        .count();
+    assert_eq!(reads, 3, "every answered call was already audited");
+}
+
+/// A client that stops reading stdout while answers are still queued does not keep the server
+/// from exiting: on SIGTERM it waits a bounded time for stdout, then drops what is left and
+/// exits (a writer that waited for stdout forever would hang here).
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_keep_the_server_from_exiting() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    // About 50 KiB per answer: a few answers fill the pipe.
+    let line = "x".repeat(99) + "\n";
+    ws.write("big.txt", line.repeat(500));
+    let mut child = stdio_child(ws.path(), &[], &[], std::process::Stdio::null());
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    writeln!(stdin, "{}", initialize(0)).unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    for id in 1..=40 {
+        writeln!(
+            stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "read", "arguments": {"path": "big.txt"}}})
+        )
+        .unwrap();
+    }
+    stdin.flush().unwrap();
+    // Every call is audited once answered (queued): then the answers wait on a full pipe.
+    let audited = std::time::Instant::now();
+    while audit_entries(ws.path(), &[])
+        .iter()
+        .filter(|e| e["tool"] == "read")
+        .count()
+        < 40
+    {
+        assert!(
+            audited.elapsed() < Duration::from_secs(60),
+            "the calls were not answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(60),
+            "the server did not exit while its client stopped reading"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop((stdin, stdout));
+    assert!(status.code().is_some(), "it exited by itself: {status:?}");
+}
