@@ -8,12 +8,13 @@
 //! - a notification or a stray response before `initialize` makes `serve_server` give up
 //!   ("expect initialized request"), ending `serve --stdio` with status 1.
 //!
-//! Here every line is parsed before rmcp sees it ([`precheck`]). A line rmcp would reject is answered by this
-//! layer with an error that carries the request's `id` (JSON-RPC 2.0 §5): `-32602` for a known
-//! method with bad params (naming what is wrong), `-32601` for an unknown one, `-32600` for a
-//! message that is not a request at all. Notifications and responses that arrive before the
-//! lifecycle has begun are dropped (logged), as rmcp would drop them after it. Input that is
-//! not JSON is ignored, as rmcp and the other SDKs do (answering it invites an error storm).
+//! Here every line is parsed before rmcp sees it ([`precheck`]). A line rmcp would reject is
+//! answered by this layer with an error that carries the request's `id` (JSON-RPC 2.0 §5):
+//! `-32602` for a known method with bad params (naming what is wrong), `-32601` for an unknown
+//! one, `-32600` for a message that is not a request at all. Notifications and responses that
+//! arrive before the lifecycle has begun are dropped (logged), as rmcp would drop them after
+//! it. Input that is not JSON is ignored, as rmcp and the other SDKs do (answering it invites
+//! an error storm). Answers leave through one writer task, in order, batched per `write`.
 
 mod precheck;
 
