@@ -14,26 +14,27 @@ use std::path::{Component, Path, PathBuf};
 /// a trailing `/`, a kernel without `openat2`): resolve the slow way, which also says why a
 /// path is refused.
 pub fn without_links(path: &Path) -> Option<PathBuf> {
-    open_without_links(path, nix::fcntl::OFlag::O_PATH)?;
+    open_without_links(path, nix::fcntl::OFlag::O_PATH).ok()?;
     // `components` drops `.` and repeated slashes: the same file, written canonically.
     Some(path.components().collect())
 }
 
-/// `path` opened with `flags` (and `O_CLOEXEC`) when [`without_links`] would take it as its
-/// own canonical form: the open is the walk that proves it, so what was judged by that name
-/// is what is opened.
-pub fn open_without_links(path: &Path, flags: nix::fcntl::OFlag) -> Option<std::fs::File> {
+/// `path` opened with `flags` (and `O_CLOEXEC`) by a walk that follows no symbolic link: it
+/// succeeds only where [`without_links`] would take `path` as its own canonical form, so what
+/// was judged by that name is what is opened. `ELOOP`: a link on the way; `EINVAL`: not an
+/// absolute path, or with `..` or a trailing `/`; `ENOSYS` or `EPERM`: no `openat2` here.
+pub fn open_without_links(path: &Path, flags: nix::fcntl::OFlag) -> nix::Result<std::fs::File> {
     use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat2};
     if !path.is_absolute()
         || path.as_os_str().as_encoded_bytes().ends_with(b"/")
         || path.components().any(|c| c == Component::ParentDir)
     {
-        return None;
+        return Err(nix::errno::Errno::EINVAL);
     }
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    openat2(AT_FDCWD, path, how).ok().map(std::fs::File::from)
+    openat2(AT_FDCWD, path, how).map(std::fs::File::from)
 }
 
 /// The first symbolic link on the way to `path` (itself included) whose target does not exist,

@@ -218,6 +218,10 @@ impl Workspace {
     /// [`super::links::open_without_links`], whose success proves that it is canonical; on
     /// `None` or a failed open, [`Workspace::resolve`] is the answer (and says what is wrong).
     pub fn unlinked(&self, path: &str, protected: &Protected) -> Option<PathBuf> {
+        // `a.txt/` and `a.txt/.` name a directory, which `resolve` refuses for a file.
+        if path.ends_with('/') || path.ends_with("/.") {
+            return None;
+        }
         // `components` drops `.` and repeated slashes.
         let joined: PathBuf = self.joined(path).ok()?.components().collect();
         let plain = joined.components().all(|c| c != Component::ParentDir);

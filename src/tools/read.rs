@@ -2,7 +2,7 @@
 //! [`MAX_LINES`] lines or [`MAX_BYTES`] bytes with a hint on how to continue, or an image as
 //! image content.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub fn image_mime(head: &[u8]) -> Option<&'static str> {
 }
 
 pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolError> {
-    let (path, opened) = resolve_and_open(ctx, &p.path)?;
+    let mut file = resolve_and_open(ctx, &p.path)?;
     if p.offset == Some(0) {
         return Err(ToolError::new(
             "offset is 1-based: use offset=1 for the first line",
@@ -63,10 +63,26 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
         return Err(ToolError::new("limit must be at least 1"));
     }
     let offset = p.offset.unwrap_or(1);
-    // A small regular file is read on the runtime's thread, whole, in one read: the hop to
-    // the blocking pool and back costs more than the read (a page-cache copy of a few KiB).
-    if let Some((mut file, len)) = opened.and_then(small) {
-        let data = read_whole(&mut file, len)
+    // Checked on the open handle, so what is checked is what is read.
+    let meta = file
+        .metadata()
+        .map_err(|e| ToolError::new(format!("cannot read `{}`: {e}", p.path)))?;
+    if meta.is_dir() {
+        return Err(ToolError::new(format!(
+            "`{}` is a directory; use bash with `ls {}` to list it",
+            p.path, p.path
+        )));
+    }
+    if !meta.is_file() {
+        return Err(ToolError::new(format!(
+            "`{}` is not a regular file (a FIFO, socket or device); read only reads files",
+            p.path
+        )));
+    }
+    // A small file is read on the runtime's thread, whole, in one read: the hop to the
+    // blocking pool and back costs more than the read (a page-cache copy of a few KiB).
+    if meta.len() <= INLINE_READ_BYTES {
+        let data = read_whole(&mut file, meta.len())
             .map_err(|e| ToolError::new(format!("cannot read `{}`: {e}", p.path)))?;
         drop(file);
         if let Some(mime) = image_mime(&data[..data.len().min(16)]) {
@@ -75,48 +91,54 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
         return text_lines(&data[..], &p.path, offset, p.limit);
     }
     let shown = p.path.clone();
-    tokio::task::spawn_blocking(move || read_blocking(&path, &shown, offset, p.limit))
+    tokio::task::spawn_blocking(move || read_opened(file, meta.len(), &shown, offset, p.limit))
         .await
         .map_err(|e| ToolError::new(format!("read failed: {e}")))?
 }
 
-/// The canonical path of the file `shown` names, judged (inside the workspace, not protected,
-/// allowed by the policy), and the file opened for reading when that is cheap. Opened without
-/// blocking (a FIFO swapped in after the path was resolved cannot stall the runtime).
+/// The file `shown` names, judged (inside the workspace, not protected, allowed by the
+/// policy) and opened for reading by a walk that follows no symbolic link, so that what was
+/// judged is what is read: a link swapped in after the judgement fails the open instead of
+/// being followed. Opened without blocking (a FIFO cannot stall the runtime).
 ///
-/// With no symbolic link on the way (the common case) the path is its own canonical form:
-/// it is judged first, then opened by a walk that refuses links, which proves it (one system
-/// call where resolving, then opening, took four; issue 14). Otherwise it is resolved the
-/// usual way, judged, and opened by the resolved name.
-fn resolve_and_open(
-    ctx: &ToolContext,
-    shown: &str,
-) -> Result<(std::path::PathBuf, Option<std::fs::File>), ToolError> {
+/// With no link on the way (the common case) the path as written is its own canonical form:
+/// it is judged first, then opened, and the open proves it (one system call where resolving,
+/// then opening, took four; issue 14). Otherwise it is resolved (links followed, `..` taken),
+/// judged, and its canonical path, which has no link on its way, is opened the same way.
+fn resolve_and_open(ctx: &ToolContext, shown: &str) -> Result<std::fs::File, ToolError> {
+    use crate::guard::links::open_without_links;
+    use nix::errno::Errno;
     use nix::fcntl::OFlag;
-    use std::os::unix::fs::OpenOptionsExt;
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
     let protected = ctx.guard.protected();
     if let Some(path) = ctx.workspace.unlinked(shown, protected)
         && ctx.check_access("read", &path).is_ok()
-        && let Some(file) = crate::guard::links::open_without_links(&path, flags)
+        && let Ok(file) = open_without_links(&path, flags)
     {
-        return Ok((path, Some(file)));
+        return Ok(file);
     }
     let path = ctx.workspace.resolve(shown, false, protected)?;
     ctx.check_access("read", &path)?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
-        .open(&path)
-        .ok();
-    Ok((path, file))
-}
-
-/// `file` with its length, when it is a regular file of at most [`INLINE_READ_BYTES`]: checked
-/// on the open handle, so what is checked is what is read.
-fn small(file: std::fs::File) -> Option<(std::fs::File, u64)> {
-    let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.len() <= INLINE_READ_BYTES).then_some((file, meta.len()))
+    match open_without_links(&path, flags) {
+        Ok(file) => Ok(file),
+        // A kernel without `openat2` (before 5.6), or a seccomp filter refusing it: by name.
+        Err(Errno::ENOSYS | Errno::EPERM) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags.bits())
+                .open(&path)
+                .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))
+        }
+        Err(Errno::ELOOP) => Err(ToolError::new(format!(
+            "`{shown}` changed while it was being opened (a symbolic link appeared on its way); \
+             nothing was read: try again"
+        ))),
+        Err(e) => Err(ToolError::new(format!(
+            "cannot open `{shown}`: {}",
+            std::io::Error::from(e)
+        ))),
+    }
 }
 
 /// The rest of `file`, expected to be `len` bytes (it may have changed since). Not
@@ -143,37 +165,15 @@ fn read_whole(file: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
     Ok(data)
 }
 
-fn read_blocking(
-    path: &std::path::Path,
-    shown: &str,
-    offset: usize,
-    limit: Option<usize>,
-) -> Result<ReadOutput, ToolError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
-    if meta.is_dir() {
-        return Err(ToolError::new(format!(
-            "`{shown}` is a directory; use bash with `ls {shown}` to list it"
-        )));
-    }
-    let file = std::fs::File::open(path)
-        .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
-    read_opened(file, || std::fs::File::open(path), shown, offset, limit)
-}
-
-/// Reads an opened file: as an image when its first bytes say so, else as text lines;
-/// `again` gives the file once more from its start.
+/// Reads an opened regular file of `len` bytes: as an image when its first bytes say so, else
+/// as text lines.
 fn read_opened(
     mut file: std::fs::File,
-    again: impl Fn() -> std::io::Result<std::fs::File>,
+    len: u64,
     shown: &str,
     offset: usize,
     limit: Option<usize>,
 ) -> Result<ReadOutput, ToolError> {
-    let len = file
-        .metadata()
-        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?
-        .len();
     let mut head = [0u8; 16];
     let n = file
         .read(&mut head)
@@ -185,12 +185,13 @@ fn read_opened(
             )));
         }
         let mut data = Vec::new();
-        again()
-            .and_then(|mut f| f.read_to_end(&mut data))
+        file.rewind()
+            .and_then(|()| file.read_to_end(&mut data))
             .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
         return Ok(ReadOutput::Image { mime, data });
     }
-    let file = again().map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))?;
+    file.rewind()
+        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
     text_lines(BufReader::new(file), shown, offset, limit)
 }
 
