@@ -415,8 +415,14 @@ async fn a_link_swapped_in_while_reading_is_never_followed() {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    renameat2(AT_FDCWD, &real, AT_FDCWD, &link, RenameFlags::RENAME_EXCHANGE)
-                        .unwrap();
+                    renameat2(
+                        AT_FDCWD,
+                        &real,
+                        AT_FDCWD,
+                        &link,
+                        RenameFlags::RENAME_EXCHANGE,
+                    )
+                    .unwrap();
                 }
             })
         };
@@ -450,10 +456,88 @@ async fn read_refuses_what_is_not_a_regular_file() {
     nix::unistd::mkfifo(&ws.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let client = spawn_stdio(ws.path(), &[]).await.unwrap();
     let r = call(&client, "read", json!({"path": "pipe"})).await;
-    assert!(text_of(&r).contains("not a regular file"), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("not a regular file"),
+        "{}",
+        text_of(&r)
+    );
     for path in ["a.txt/", "a.txt/."] {
         let r = call(&client, "read", json!({ "path": path })).await;
         assert_eq!(r.is_error, Some(true), "{path}: {}", text_of(&r));
     }
     client.cancel().await.unwrap();
+}
+
+/// The same for `edit`: with a directory swapped for a link to one outside the workspace and
+/// back, in a loop, no edit reads the file outside (its content never shows in a diff) or
+/// writes there (no file is created or changed outside). The directory is opened without
+/// following links, and the temp file and the rename go to the directory that was opened.
+#[tokio::test]
+async fn a_directory_swapped_for_a_link_while_editing_is_never_followed() {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ws = Workspace::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("f.txt"), "OUTSIDE-SECRET one\n").unwrap();
+    ws.write("d/f.txt", "inside one\n");
+    let real = ws.path().join("d");
+    let link = ws.path().join("d.link");
+    std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+    let client = spawn_stdio(ws.path(), &[]).await.unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, real, link) = (stop.clone(), real.clone(), link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                renameat2(
+                    AT_FDCWD,
+                    &real,
+                    AT_FDCWD,
+                    &link,
+                    RenameFlags::RENAME_EXCHANGE,
+                )
+                .unwrap();
+            }
+        })
+    };
+    let mut edited = 0;
+    for i in 0..200 {
+        let (path, args) = if i % 2 == 0 {
+            let (old, new) = if i % 4 == 0 {
+                ("one", "two")
+            } else {
+                ("two", "one")
+            };
+            (
+                "d/f.txt".to_string(),
+                json!({"old_text": old, "new_text": new}),
+            )
+        } else {
+            (
+                format!("d/new{i}.txt"),
+                json!({"old_text": "", "new_text": "x\n"}),
+            )
+        };
+        let mut args = args;
+        args["path"] = json!(path);
+        let r = call(&client, "edit", args).await;
+        let text = text_of(&r);
+        assert!(!text.contains("OUTSIDE-SECRET"), "{path}: {text}");
+        if r.is_error != Some(true) {
+            edited += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    client.cancel().await.unwrap();
+    assert!(edited > 0, "some edits found the real directory");
+    let names: Vec<String> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["f.txt"], "nothing was written outside");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("f.txt")).unwrap(),
+        "OUTSIDE-SECRET one\n"
+    );
 }

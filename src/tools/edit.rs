@@ -3,7 +3,7 @@
 //! rename), answered with a unified diff.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,8 +86,7 @@ fn apply(path: &Path, shown: &str, edits: &[Replacement]) -> Result<String, Tool
             "`{shown}` is a directory, not a file"
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+    let bytes = read_unlinked(path, shown)?;
     let raw = String::from_utf8(bytes).map_err(|_| {
         ToolError::new(format!(
             "`{shown}` is not UTF-8 text; edit only changes text files"
@@ -200,20 +199,89 @@ fn create(path: &Path, shown: &str, content: &str) -> Result<String, ToolError> 
     ))
 }
 
+/// The refusal when a symbolic link appeared on the way to a judged path.
+fn swapped(shown: &str) -> ToolError {
+    ToolError::new(format!(
+        "`{shown}` changed while it was being edited (a symbolic link appeared on its way); \
+         nothing was changed: try again"
+    ))
+}
+
+/// The content of the judged, canonical `path`, read from a handle opened by a walk that
+/// follows no symbolic link: a link swapped in after the judgement (the agent's own `bash`
+/// could swap one in and out) fails the open instead of being followed.
+fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
+    use crate::guard::links::open_without_links;
+    use nix::errno::Errno;
+    use nix::fcntl::OFlag;
+    use std::io::Read;
+    let fail = |e: std::io::Error| ToolError::new(format!("cannot read `{shown}`: {e}"));
+    let mut file = match open_without_links(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+        Ok(file) => file,
+        // A kernel without `openat2` (before 5.6), or a seccomp filter refusing it: by name.
+        Err(Errno::ENOSYS | Errno::EPERM) => std::fs::File::open(path).map_err(fail)?,
+        Err(Errno::ELOOP) => return Err(swapped(shown)),
+        Err(e) => return Err(fail(e.into())),
+    };
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(ToolError::new(format!(
+            "`{shown}` is not a regular file; edit only changes text files"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(fail)?;
+    Ok(bytes)
+}
+
+/// Where to write in the directory of the judged, canonical `path`: that directory opened by a
+/// walk that follows no symbolic link, named through `/proc/self/fd`, so the temp file and the
+/// rename land in the directory that was opened even if a link is swapped in for it afterwards.
+/// The handle is kept open as long as the name is used. Without `openat2` or `/proc`, the
+/// directory's path as resolved.
+fn directory_of(path: &Path, shown: &str) -> Result<(Option<std::fs::File>, PathBuf), ToolError> {
+    use crate::guard::links::open_without_links;
+    use nix::errno::Errno;
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok((None, dir.to_path_buf()));
+    }
+    match open_without_links(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+        Ok(handle) => {
+            let named = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+            Ok((Some(handle), named))
+        }
+        Err(Errno::ENOSYS | Errno::EPERM) => Ok((None, dir.to_path_buf())),
+        Err(Errno::ELOOP) => Err(swapped(shown)),
+        Err(e) => Err(ToolError::new(format!(
+            "cannot write `{shown}`: {}",
+            std::io::Error::from(e)
+        ))),
+    }
+}
+
 /// Writes through a temp file in the same directory and renames it over the target, keeping the
 /// target's permissions.
 fn write_atomic(path: &Path, content: &str, shown: &str) -> Result<(), ToolError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| ToolError::new(format!("cannot write `{shown}`: {e}"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| ToolError::new(format!("cannot write `{shown}`: it names no file")))?;
+    let (_handle, dir) = directory_of(path, shown)?;
+    let target = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(".pi-mcp-edit-")
-        .tempfile_in(dir)
+        .tempfile_in(&dir)
         .map_err(fail)?;
     tmp.write_all(content.as_bytes()).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
-    if let Ok(meta) = std::fs::metadata(path) {
+    // The target itself, not what a link there would point to (the rename replaces a link).
+    if let Ok(meta) = std::fs::symlink_metadata(&target)
+        && meta.is_file()
+    {
         std::fs::set_permissions(tmp.path(), meta.permissions()).map_err(fail)?;
     }
-    tmp.persist(path).map_err(|e| fail(e.error))?;
+    tmp.persist(&target).map_err(|e| fail(e.error))?;
     Ok(())
 }
