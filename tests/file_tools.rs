@@ -389,6 +389,40 @@ async fn a_link_inside_the_workspace_is_judged_by_where_it_leads() {
     client.cancel().await.unwrap();
 }
 
+/// Exchanges `a` and `b` (a file or directory, and a symbolic link) in a loop until dropped,
+/// as the agent's own `bash` could while a tool works on the path.
+struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Swapper {
+    fn start(a: std::path::PathBuf, b: std::path::PathBuf) -> Swapper {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                renameat2(AT_FDCWD, &a, AT_FDCWD, &b, RenameFlags::RENAME_EXCHANGE).unwrap();
+            }
+        });
+        Swapper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A link swapped in and out of a path while `read` works on it (as the agent's own `bash`
 /// could) never makes it read what the link points to: every file is opened by a walk that
 /// follows no link, after its canonical path was judged. Tried by effect with a secret outside
@@ -397,8 +431,6 @@ async fn a_link_inside_the_workspace_is_judged_by_where_it_leads() {
 /// secret.
 #[tokio::test]
 async fn a_link_swapped_in_while_reading_is_never_followed() {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    use std::sync::atomic::{AtomicBool, Ordering};
     let ws = Workspace::new();
     let outside = tempfile::tempdir().unwrap();
     let secret = outside.path().join("secret.txt");
@@ -410,22 +442,7 @@ async fn a_link_swapped_in_while_reading_is_never_followed() {
         let link = ws.path().join(format!("{name}.link"));
         std::fs::write(&real, "inside\n".repeat(size / 7 + 1)).unwrap();
         std::os::unix::fs::symlink(&secret, &link).unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let swapper = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    renameat2(
-                        AT_FDCWD,
-                        &real,
-                        AT_FDCWD,
-                        &link,
-                        RenameFlags::RENAME_EXCHANGE,
-                    )
-                    .unwrap();
-                }
-            })
-        };
+        let swapper = Swapper::start(real, link);
         let mut read = 0;
         for i in 0..300 {
             let path = if i % 2 == 0 {
@@ -440,8 +457,7 @@ async fn a_link_swapped_in_while_reading_is_never_followed() {
                 read += 1;
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        swapper.join().unwrap();
+        drop(swapper);
         assert!(read > 0, "{name}: some reads found the real file");
     }
     client.cancel().await.unwrap();
@@ -474,8 +490,6 @@ async fn read_refuses_what_is_not_a_regular_file() {
 /// following links, and the temp file and the rename go to the directory that was opened.
 #[tokio::test]
 async fn a_directory_swapped_for_a_link_while_editing_is_never_followed() {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    use std::sync::atomic::{AtomicBool, Ordering};
     let ws = Workspace::new();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("f.txt"), "OUTSIDE-SECRET one\n").unwrap();
@@ -484,22 +498,7 @@ async fn a_directory_swapped_for_a_link_while_editing_is_never_followed() {
     let link = ws.path().join("d.link");
     std::os::unix::fs::symlink(outside.path(), &link).unwrap();
     let client = spawn_stdio(ws.path(), &[]).await.unwrap();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, real, link) = (stop.clone(), real.clone(), link.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                renameat2(
-                    AT_FDCWD,
-                    &real,
-                    AT_FDCWD,
-                    &link,
-                    RenameFlags::RENAME_EXCHANGE,
-                )
-                .unwrap();
-            }
-        })
-    };
+    let swapper = Swapper::start(real, link);
     let mut edited = 0;
     for i in 0..200 {
         let (path, args) = if i % 2 == 0 {
@@ -527,8 +526,7 @@ async fn a_directory_swapped_for_a_link_while_editing_is_never_followed() {
             edited += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    swapper.join().unwrap();
+    drop(swapper);
     client.cancel().await.unwrap();
     assert!(edited > 0, "some edits found the real directory");
     let names: Vec<String> = std::fs::read_dir(outside.path())
