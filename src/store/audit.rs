@@ -82,6 +82,11 @@ impl Journaling {
             })
             .as_ref()
     }
+
+    /// The journal, if it was opened (without opening it).
+    fn opened(&self) -> Option<&Journal> {
+        self.journal.get().and_then(Option::as_ref)
+    }
 }
 
 impl std::fmt::Debug for Msg {
@@ -262,9 +267,7 @@ async fn write_batches(
                     false
                 }
             };
-            if let (Some((first, last)), Some(j)) =
-                (seqs, journal.journal.get().and_then(Option::as_ref))
-            {
+            if let (Some((first, last)), Some(j)) = (seqs, journal.opened()) {
                 j.committed(first, last, ok);
             }
         }

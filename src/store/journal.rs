@@ -14,6 +14,7 @@
 //! the file once the writer has caught up, or by starting a new segment when it never does.
 //! Written by hand: it is an append, a lock and a truncate; no crate offers this small a log.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -47,35 +48,26 @@ pub struct AuditRow {
     pub key: Option<String>,
 }
 
-/// A journal line as written.
-#[derive(Serialize)]
-struct LineOut<'a> {
+/// A journal line, as written and as read back (the strings borrowed where they can be).
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
     seq: u64,
-    ts: &'a str,
-    tool: &'a str,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    tool: Cow<'a, str>,
+    #[serde(borrow)]
     arguments: &'a RawValue,
-    decision: &'a str,
+    #[serde(borrow)]
+    decision: Cow<'a, str>,
     risk: i64,
+    #[serde(borrow)]
     reasons: &'a RawValue,
     duration_ms: i64,
-    outcome: &'a str,
-    client: &'a str,
-    redactions: i64,
-}
-
-/// A journal line as read back.
-#[derive(Deserialize)]
-struct LineIn {
-    seq: u64,
-    ts: String,
-    tool: String,
-    arguments: Box<RawValue>,
-    decision: String,
-    risk: i64,
-    reasons: Box<RawValue>,
-    duration_ms: i64,
-    outcome: String,
-    client: String,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    client: Cow<'a, str>,
     redactions: i64,
 }
 
@@ -241,17 +233,17 @@ fn line(seq: u64, row: &AuditRow) -> serde_json::Result<Vec<u8>> {
     fn raw(s: &str) -> serde_json::Result<&RawValue> {
         serde_json::from_str(s)
     }
-    let mut out = serde_json::to_vec(&LineOut {
+    let mut out = serde_json::to_vec(&Line {
         seq,
-        ts: &row.ts,
-        tool: &row.tool,
+        ts: Cow::Borrowed(&row.ts),
+        tool: Cow::Borrowed(&row.tool),
         arguments: raw(&row.arguments)?,
-        decision: &row.decision,
+        decision: Cow::Borrowed(&row.decision),
         risk: row.risk,
         reasons: raw(&row.reasons)?,
         duration_ms: row.duration_ms,
-        outcome: &row.outcome,
-        client: &row.client,
+        outcome: Cow::Borrowed(&row.outcome),
+        client: Cow::Borrowed(&row.client),
         redactions: row.redactions,
     })?;
     out.push(b'\n');
@@ -264,17 +256,17 @@ fn rows_of(process: &str, text: &str) -> (Vec<AuditRow>, usize) {
     let mut rows = Vec::new();
     let mut torn = 0;
     for l in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<LineIn>(l) {
+        match serde_json::from_str::<Line>(l) {
             Ok(r) => rows.push(AuditRow {
-                ts: r.ts,
-                tool: r.tool,
+                ts: r.ts.into_owned(),
+                tool: r.tool.into_owned(),
                 arguments: r.arguments.get().to_string(),
-                decision: r.decision,
+                decision: r.decision.into_owned(),
                 risk: r.risk,
                 reasons: r.reasons.get().to_string(),
                 duration_ms: r.duration_ms,
-                outcome: r.outcome,
-                client: r.client,
+                outcome: r.outcome.into_owned(),
+                client: r.client.into_owned(),
                 redactions: r.redactions,
                 key: Some(format!("{process}:{}", r.seq)),
             }),
@@ -368,7 +360,7 @@ mod tests {
             risk: 0,
             reasons: "[]".into(),
             duration_ms: 1,
-            outcome: "ok".into(),
+            outcome: "ok \"quoted\"\n".into(),
             client: "c".into(),
             redactions: 0,
             key: None,
@@ -386,6 +378,7 @@ mod tests {
         assert_eq!(rows[0].key.as_deref(), Some("p:7"));
         assert_eq!(rows[0].arguments, r.arguments);
         assert_eq!(rows[0].tool, "read");
+        assert_eq!(rows[0].outcome, r.outcome, "escaped text reads back");
     }
 
     #[test]
