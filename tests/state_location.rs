@@ -8,6 +8,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::json;
 use support::{Workspace, call, cli, spawn_stdio, text_of};
@@ -217,11 +218,10 @@ async fn the_guard_protects_the_state_store_wherever_it_is() {
     // By effect: the store's write-ahead log (its latest commits, these calls' audit rows)
     // exists beside it, and a command that names it only at run time reads none of it.
     let wal = ws.path().join("inside.db-wal");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no write-ahead log");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    support::wait_until(Duration::from_secs(15), "a write-ahead log", || {
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) > 0
+    })
+    .await;
     let r = call(
         &client,
         "bash",
@@ -267,28 +267,6 @@ fn processes_opening_a_new_store_at_once_all_succeed() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-        }
-    }
-}
-
-/// Writes JSON-RPC `msg` as one line.
-fn send(stdin: &mut std::process::ChildStdin, msg: serde_json::Value) {
-    use std::io::Write as _;
-    writeln!(stdin, "{msg}").unwrap();
-    stdin.flush().unwrap();
-}
-
-/// Reads lines until the reply with `id`.
-fn reply(stdout: &mut impl std::io::BufRead, id: u64) -> serde_json::Value {
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "the server closed stdout"
-        );
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["id"] == id {
-            return v;
         }
     }
 }
@@ -361,28 +339,24 @@ async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
     let mut child = support::stdio_child(ws.path(), &[], &env, std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    send(&mut stdin, support::initialize(1));
-    reply(&mut stdout, 1);
-    send(
+    support::send_line(&mut stdin, support::initialize(1));
+    support::reply(&mut stdout, 1);
+    support::send_line(
         &mut stdin,
         json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
     );
-    send(&mut stdin, read_call(2, "first.txt"));
-    assert_eq!(reply(&mut stdout, 2)["result"]["isError"], false);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while reads_of(ws.path(), &env, "first.txt") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first.txt's row was never stored"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    support::send_line(&mut stdin, read_call(2, "first.txt"));
+    assert_eq!(support::reply(&mut stdout, 2)["result"]["isError"], false);
+    support::wait_until(Duration::from_secs(15), "first.txt's row stored", || {
+        reads_of(ws.path(), &env, "first.txt") > 0
+    })
+    .await;
 
     // Another connection holds off the store's writes: the server's commit of the next row
     // waits behind it, and the server is killed after answering, before it can commit.
     let held = WritesHeld::take(ws.path(), pg_url).await;
-    send(&mut stdin, read_call(3, "second.txt"));
-    assert_eq!(reply(&mut stdout, 3)["result"]["isError"], false);
+    support::send_line(&mut stdin, read_call(3, "second.txt"));
+    assert_eq!(support::reply(&mut stdout, 3)["result"]["isError"], false);
     child.kill().unwrap();
     child.wait().unwrap();
     held.release().await;
@@ -468,27 +442,21 @@ async fn without_a_journal_an_answer_waits_for_its_audit_commit() {
             let _ = lines.send(serde_json::from_str(&line).unwrap());
         }
     });
-    send(&mut stdin, support::initialize(1));
-    answers
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .unwrap();
-    send(
+    support::send_line(&mut stdin, support::initialize(1));
+    answers.recv_timeout(Duration::from_secs(30)).unwrap();
+    support::send_line(
         &mut stdin,
         json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
     );
     // While the store's writes are held off, the call cannot answer: its row is not safe yet.
     let held = WritesHeld::take(ws.path(), None).await;
-    send(&mut stdin, read_call(2, "a.txt"));
+    support::send_line(&mut stdin, read_call(2, "a.txt"));
     assert!(
-        answers
-            .recv_timeout(std::time::Duration::from_millis(500))
-            .is_err(),
+        answers.recv_timeout(Duration::from_millis(500)).is_err(),
         "answered before its audit row was stored"
     );
     held.release().await;
-    let answer = answers
-        .recv_timeout(std::time::Duration::from_secs(15))
-        .unwrap();
+    let answer = answers.recv_timeout(Duration::from_secs(15)).unwrap();
     assert_eq!(answer["id"], 2);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Workspace, audit_entries, bin, initialize, stdio_child};
+use support::{Workspace, audit_entries, bin, initialize, send_line, stdio_child};
 
 /// Ctrl-C (SIGINT) or Ctrl-D (stdin closed) while `serve` still waits for a client's
 /// `initialize` ends it at once with exit 0: a human who typed `pi-mcp serve` to try it gets out
@@ -35,22 +35,13 @@ async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
         .by_ref()
         .any(|l| l.is_ok_and(|l| l.contains("signal handlers installed")));
     assert!(up, "serve started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    let status = signal_and_wait(
+        &mut child,
         nix::sys::signal::Signal::SIGINT,
+        Duration::from_secs(10),
+        "serve ignored SIGINT while waiting for initialize",
     )
-    .unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "serve ignored SIGINT while waiting for initialize"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    .await;
     drop(stdin);
     assert!(status.success(), "{status:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -125,7 +116,6 @@ fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after
 /// exits (a writer that waited for stdout forever would hang here).
 #[tokio::test]
 async fn a_client_that_stops_reading_does_not_keep_the_server_from_exiting() {
-    use std::io::Write;
     let ws = Workspace::new();
     // About 50 KiB per answer: a few answers fill the pipe.
     let line = "x".repeat(99) + "\n";
@@ -133,53 +123,52 @@ async fn a_client_that_stops_reading_does_not_keep_the_server_from_exiting() {
     let mut child = stdio_child(ws.path(), &[], &[], std::process::Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    writeln!(stdin, "{}", initialize(0)).unwrap();
-    writeln!(
-        stdin,
-        "{}",
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
-    )
-    .unwrap();
+    send_line(&mut stdin, initialize(0));
+    send_line(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
     for id in 1..=40 {
-        writeln!(
-            stdin,
-            "{}",
+        send_line(
+            &mut stdin,
             json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": "read", "arguments": {"path": "big.txt"}}})
-        )
-        .unwrap();
+                "params": {"name": "read", "arguments": {"path": "big.txt"}}}),
+        );
     }
-    stdin.flush().unwrap();
     // Every call is audited once answered (queued): then the answers wait on a full pipe.
-    let audited = std::time::Instant::now();
-    while audit_entries(ws.path(), &[])
-        .iter()
-        .filter(|e| e["tool"] == "read")
-        .count()
-        < 40
-    {
-        assert!(
-            audited.elapsed() < Duration::from_secs(60),
-            "the calls were not answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    support::wait_until(Duration::from_secs(60), "the calls answered", || {
+        audit_entries(ws.path(), &[])
+            .iter()
+            .filter(|e| e["tool"] == "read")
+            .count()
+            >= 40
+    })
+    .await;
+    let status = signal_and_wait(
+        &mut child,
         nix::sys::signal::Signal::SIGTERM,
+        Duration::from_secs(60),
+        "the server did not exit while its client stopped reading",
     )
-    .unwrap();
-    let signalled = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(60),
-            "the server did not exit while its client stopped reading"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    .await;
     drop((stdin, stdout));
     assert!(status.code().is_some(), "it exited by itself: {status:?}");
+}
+
+/// Sends `signal` to `child` and waits for it to exit, failing with `what` after `within`.
+async fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: nix::sys::signal::Signal,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal the server");
+    let mut status = None;
+    support::wait_until(within, what, || {
+        status = child.try_wait().expect("wait for the server");
+        status.is_some()
+    })
+    .await;
+    status.expect("exited")
 }

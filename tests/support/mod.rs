@@ -288,6 +288,40 @@ pub fn stdio_child(
         .expect("spawn pi-mcp serve --stdio")
 }
 
+/// Writes JSON-RPC `msg` to a raw stdio child as one line.
+pub fn send_line(stdin: &mut std::process::ChildStdin, msg: serde_json::Value) {
+    use std::io::Write as _;
+    writeln!(stdin, "{msg}").expect("write to the server");
+    stdin.flush().expect("flush to the server");
+}
+
+/// Reads a raw stdio child's lines until the reply with `id`.
+pub fn reply(stdout: &mut impl std::io::BufRead, id: u64) -> serde_json::Value {
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).expect("read from the server") > 0,
+            "the server closed stdout"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if v["id"] == id {
+            return v;
+        }
+    }
+}
+
+/// Polls `done` every 50 ms until it holds; fails naming `what` after `within`.
+pub async fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs `pi-mcp --workspace <ws> <args>` to the end with extra environment variables and
 /// returns its output (success or not).
 pub fn cli(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
