@@ -37,6 +37,24 @@ pub fn open_without_links(path: &Path, flags: nix::fcntl::OFlag) -> nix::Result<
     openat2(AT_FDCWD, path, how).map(std::fs::File::from)
 }
 
+/// A judged, canonical `path` opened as [`open_without_links`] opens it, or by name (with the
+/// same flags) where this machine has no `openat2`: a kernel before 5.6 (`ENOSYS`) or a
+/// seccomp filter refusing it (`EPERM`). `ELOOP`: a link appeared on the way since the path
+/// was judged (the caller refuses; nothing was opened).
+pub fn open_judged(path: &Path, flags: nix::fcntl::OFlag) -> nix::Result<std::fs::File> {
+    use nix::errno::Errno;
+    use nix::fcntl::OFlag;
+    match open_without_links(path, flags) {
+        Err(Errno::ENOSYS | Errno::EPERM) => nix::fcntl::open(
+            path,
+            flags | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(std::fs::File::from),
+        opened => opened,
+    }
+}
+
 /// The first symbolic link on the way to `path` (itself included) whose target does not exist,
 /// with what it points to. Walks from `path` up to the root: the nearest existing ancestor that
 /// is a link and cannot be resolved is the one that leaves the path nowhere.

@@ -211,15 +211,13 @@ fn swapped(shown: &str) -> ToolError {
 /// follows no symbolic link: a link swapped in after the judgement (the agent's own `bash`
 /// could swap one in and out) fails the open instead of being followed.
 fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
-    use crate::guard::links::open_without_links;
+    use crate::guard::links::open_judged;
     use nix::errno::Errno;
     use nix::fcntl::OFlag;
     use std::io::Read;
     let fail = |e: std::io::Error| ToolError::new(format!("cannot read `{shown}`: {e}"));
-    let mut file = match open_without_links(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+    let mut file = match open_judged(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
         Ok(file) => file,
-        // A kernel without `openat2` (before 5.6), or a seccomp filter refusing it: by name.
-        Err(Errno::ENOSYS | Errno::EPERM) => std::fs::File::open(path).map_err(fail)?,
         Err(Errno::ELOOP) => return Err(swapped(shown)),
         Err(e) => return Err(fail(e.into())),
     };
@@ -236,10 +234,10 @@ fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
 /// Where to write in the directory of the judged, canonical `path`: that directory opened by a
 /// walk that follows no symbolic link, named through `/proc/self/fd`, so the temp file and the
 /// rename land in the directory that was opened even if a link is swapped in for it afterwards.
-/// The handle is kept open as long as the name is used. Without `openat2` or `/proc`, the
-/// directory's path as resolved.
+/// The handle is kept open as long as the name is used. Without `/proc`, the directory's path
+/// as resolved.
 fn directory_of(path: &Path, shown: &str) -> Result<(Option<std::fs::File>, PathBuf), ToolError> {
-    use crate::guard::links::open_without_links;
+    use crate::guard::links::open_judged;
     use nix::errno::Errno;
     use nix::fcntl::OFlag;
     use std::os::fd::AsRawFd;
@@ -247,12 +245,11 @@ fn directory_of(path: &Path, shown: &str) -> Result<(Option<std::fs::File>, Path
     if !Path::new("/proc/self/fd").is_dir() {
         return Ok((None, dir.to_path_buf()));
     }
-    match open_without_links(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+    match open_judged(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
         Ok(handle) => {
             let named = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
             Ok((Some(handle), named))
         }
-        Err(Errno::ENOSYS | Errno::EPERM) => Ok((None, dir.to_path_buf())),
         Err(Errno::ELOOP) => Err(swapped(shown)),
         Err(e) => Err(ToolError::new(format!(
             "cannot write `{shown}`: {}",

@@ -106,7 +106,7 @@ pub async fn read(ctx: &ToolContext, p: ReadParams) -> Result<ReadOutput, ToolEr
 /// then opening, took four; issue 14). Otherwise it is resolved (links followed, `..` taken),
 /// judged, and its canonical path, which has no link on its way, is opened the same way.
 fn resolve_and_open(ctx: &ToolContext, shown: &str) -> Result<std::fs::File, ToolError> {
-    use crate::guard::links::open_without_links;
+    use crate::guard::links::{open_judged, open_without_links};
     use nix::errno::Errno;
     use nix::fcntl::OFlag;
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
@@ -119,17 +119,8 @@ fn resolve_and_open(ctx: &ToolContext, shown: &str) -> Result<std::fs::File, Too
     }
     let path = ctx.workspace.resolve(shown, false, protected)?;
     ctx.check_access("read", &path)?;
-    match open_without_links(&path, flags) {
+    match open_judged(&path, flags) {
         Ok(file) => Ok(file),
-        // A kernel without `openat2` (before 5.6), or a seccomp filter refusing it: by name.
-        Err(Errno::ENOSYS | Errno::EPERM) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags.bits())
-                .open(&path)
-                .map_err(|e| ToolError::new(format!("cannot open `{shown}`: {e}")))
-        }
         Err(Errno::ELOOP) => Err(ToolError::new(format!(
             "`{shown}` changed while it was being opened (a symbolic link appeared on its way); \
              nothing was read: try again"
