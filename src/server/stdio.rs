@@ -17,6 +17,7 @@
 //! an error storm). Answers leave through one writer task, in order, batched per `write`.
 
 mod precheck;
+mod tools_call;
 
 use std::borrow::Cow;
 

@@ -82,6 +82,10 @@ fn error(id: Value, code: i64, message: String) -> Checked {
 }
 
 pub(super) fn check(line: &[u8]) -> Checked {
+    // The common line first, without trying every request type (see `tools_call`).
+    if let Some(msg) = super::tools_call::read(line) {
+        return Checked::Message(Box::new(msg));
+    }
     let parse_error = match serde_json::from_slice::<ClientJsonRpcMessage>(line) {
         Ok(ClientJsonRpcMessage::Request(req)) => {
             // rmcp reads a known method whose params do not fit as a custom request and
