@@ -134,16 +134,23 @@ fn resolve_and_open(ctx: &ToolContext, shown: &str) -> Result<std::fs::File, Too
 
 /// The rest of `file`, expected to be `len` bytes (it may have changed since). Not
 /// `read_to_end`, which asks the file for its size and position again (`statx`, `lseek`)
-/// although the caller has just looked: two of a small `read`'s dozen system calls.
+/// although the caller has just looked, and reads once more to see the end: three of a small
+/// `read`'s system calls. Here the end is where the size said, unless the file was found to
+/// be longer (the buffer has a byte to spare to see that) or shorter (a read comes back empty).
 fn read_whole(file: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
     let mut data = vec![0u8; len as usize + 1];
     let mut filled = 0;
+    let mut grew = false;
     loop {
         match file.read(&mut data[filled..]) {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
+                if filled as u64 == len && !grew {
+                    break;
+                }
                 if filled == data.len() {
+                    grew = true;
                     // It grew: room for as much again.
                     data.resize(filled * 2, 0);
                 }
