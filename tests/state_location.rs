@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -324,8 +325,11 @@ impl WritesHeld {
     }
 }
 
-/// A server answers a `read`, its audit commit is held off, and it is killed: the next start
-/// stores the row from the journal, once, and a second replay of the same journal adds nothing.
+/// Calls answered together after the audit commits were held off.
+const PIPELINED: usize = 20;
+
+/// A server answers `read`s, their audit commit is held off, and it is killed: the next start
+/// stores the rows from the journal, once, and a second replay of the same journal adds nothing.
 async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
     let ws = Workspace::new();
     ws.write("first.txt", "1");
@@ -352,11 +356,19 @@ async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
     })
     .await;
 
-    // Another connection holds off the store's writes: the server's commit of the next row
-    // waits behind it, and the server is killed after answering, before it can commit.
+    // Another connection holds off the store's writes: the server's commit of the next rows
+    // waits behind it, and the server is killed after answering, before it can commit. The
+    // calls are pipelined, so their journal lines are written together (one `write`).
     let held = WritesHeld::take(ws.path(), pg_url).await;
-    support::send_line(&mut stdin, read_call(3, "second.txt"));
-    assert_eq!(support::reply(&mut stdout, 3)["result"]["isError"], false);
+    let burst = 3..3 + PIPELINED as u64;
+    let lines: String = burst
+        .clone()
+        .map(|id| format!("{}\n", read_call(id, "second.txt")))
+        .collect();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    for answer in support::replies(&mut stdout, burst).values() {
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     held.release().await;
@@ -376,14 +388,14 @@ async fn killed_server_loses_no_answered_call(pg_url: Option<&str>) {
     assert_eq!(left.len(), 1, "{left:?}");
     let saved = std::fs::read(&left[0]).unwrap();
     assert!(String::from_utf8_lossy(&saved).contains("second.txt"));
-    assert_eq!(reads_of(ws.path(), &env, "second.txt"), 1);
+    assert_eq!(reads_of(ws.path(), &env, "second.txt"), PIPELINED);
     assert_eq!(reads_of(ws.path(), &env, "first.txt"), 1);
     assert!(journal_files().is_empty(), "a replayed journal is removed");
 
     // Replaying the same journal again (a crash after the commit, before the removal) adds
     // nothing.
     std::fs::write(&left[0], &saved).unwrap();
-    assert_eq!(reads_of(ws.path(), &env, "second.txt"), 1);
+    assert_eq!(reads_of(ws.path(), &env, "second.txt"), PIPELINED);
     assert!(journal_files().is_empty());
 }
 

@@ -225,6 +225,9 @@ fn stdio_pipes() -> (BoxedRead, BoxedWrite) {
     (input, output)
 }
 
+/// Every method that awaits boxes what it awaits: rmcp's per-request task holds the future of
+/// whichever method it calls, so one large method made every request's task large (it was
+/// 5 KiB, copied several times per call; issue 14).
 impl ServerHandler for PiServer {
     async fn list_tools(
         &self,
@@ -328,7 +331,7 @@ impl ServerHandler for PiServer {
             ));
         };
         let args = request.arguments.unwrap_or_default();
-        let args = resources::with_alert_context(self, &request.name, args).await?;
+        let args = Box::pin(resources::with_alert_context(self, &request.name, args)).await?;
         prompt
             .render(&args)
             .map(Into::into)
@@ -398,10 +401,12 @@ impl ServerHandler for PiServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         if request.uri == resources::APPROVALS_URI {
-            return resources::read_approvals(self).await.map(Into::into);
+            return Box::pin(resources::read_approvals(self))
+                .await
+                .map(Into::into);
         }
         if request.uri.starts_with(crate::monitor::mcp::ALERTS_URI) {
-            return resources::read_alerts(self, &request.uri)
+            return Box::pin(resources::read_alerts(self, &request.uri))
                 .await
                 .map(Into::into);
         }
@@ -435,7 +440,7 @@ impl ServerHandler for PiServer {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        subscriptions::listen(self, context).await
+        Box::pin(subscriptions::listen(self, context)).await
     }
 }
 

@@ -87,8 +87,13 @@ struct State {
     file: Flock<File>,
     segment: u32,
     bytes: u64,
-    /// The last sequence number appended.
-    appended: u64,
+    /// The last sequence number given to a row.
+    numbered: u64,
+    /// The last sequence number written to the file (the staged rows come after it).
+    written: u64,
+    /// Lines numbered but not yet written, and their rows, in order ([`Journal::stage`]).
+    staged: Vec<u8>,
+    staged_rows: Vec<(AuditRow, u64)>,
     /// Earlier segments still holding lines not yet committed: path, file (keeping the lock),
     /// last sequence number in it.
     retired: Vec<(PathBuf, Flock<File>, u64)>,
@@ -138,7 +143,10 @@ impl Journal {
                 file,
                 segment: 0,
                 bytes: 0,
-                appended: 0,
+                numbered: 0,
+                written: 0,
+                staged: Vec::new(),
+                staged_rows: Vec::new(),
                 retired: Vec::new(),
                 kept_from: None,
             }),
@@ -146,38 +154,80 @@ impl Journal {
         })
     }
 
-    /// Appends `row`, sets its key and, still in order, hands it to `queue` with its sequence
-    /// number: the writer sees rows in sequence order. Returns false when the row could not be
-    /// journaled (it is queued all the same, without a key or number).
-    pub fn append(&self, mut row: AuditRow, queue: impl FnOnce(AuditRow, Option<u64>)) -> bool {
+    /// Appends `row` (after any staged rows), sets its key and, still in order, hands it to
+    /// `queue` with its sequence number: the writer sees rows in sequence order. Returns false
+    /// when the row could not be journaled (it is queued all the same, without a key or number).
+    pub fn append(&self, row: AuditRow, mut queue: impl FnMut(AuditRow, Option<u64>)) -> bool {
+        self.stage(row, &mut queue).is_some() && self.write_staged(queue)
+    }
+
+    /// Numbers `row` and keeps its line for the next [`write_staged`](Self::write_staged),
+    /// which writes every staged line in one `write` and only then queues their rows: calls
+    /// answered together cost one `write` (issue 14). The row is not crash-safe until then.
+    /// Returns its number; `None` when it cannot be journaled (then it is queued at once,
+    /// without a key or number).
+    pub fn stage(
+        &self,
+        mut row: AuditRow,
+        queue: impl FnOnce(AuditRow, Option<u64>),
+    ) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if self.broken.load(Ordering::Relaxed) {
             queue(row, None);
-            return false;
+            return None;
         }
-        let seq = state.appended + 1;
-        let line = match line(seq, &row) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("audit journal: cannot encode an entry ({e}); not journaled");
-                queue(row, None);
-                return false;
-            }
-        };
-        if let Err(e) = (&*state.file).write_all(&line) {
-            tracing::error!(
-                "audit journal in {}: {e}; answers now wait for their audit commit",
-                self.dir.display()
-            );
-            self.broken.store(true, Ordering::Relaxed);
+        let seq = state.numbered + 1;
+        if let Err(e) = line(seq, &row, &mut state.staged) {
+            tracing::error!("audit journal: cannot encode an entry ({e}); not journaled");
             queue(row, None);
-            return false;
+            return None;
         }
-        state.appended = seq;
-        state.bytes += line.len() as u64;
+        state.numbered = seq;
         row.key = Some(self.key(seq));
-        queue(row, Some(seq));
-        true
+        state.staged_rows.push((row, seq));
+        Some(seq)
+    }
+
+    /// Whether the row numbered `seq` is written (or can no longer be).
+    pub fn is_written(&self, seq: u64) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.written >= seq || self.broken.load(Ordering::Relaxed)
+    }
+
+    /// Writes the staged lines in one `write` and queues their rows in order. On failure the
+    /// journal stops journaling and the rows are queued without keys or numbers (the caller's
+    /// answers then wait for their commit). Returns false when something could not be written.
+    pub fn write_staged(&self, mut queue: impl FnMut(AuditRow, Option<u64>)) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.staged_rows.is_empty() {
+            return self.working();
+        }
+        let rows = std::mem::take(&mut state.staged_rows);
+        let written = (&*state.file).write_all(&state.staged);
+        let bytes = state.staged.len() as u64;
+        state.staged.clear();
+        match written {
+            Ok(()) => {
+                state.bytes += bytes;
+                state.written = state.numbered;
+                for (row, seq) in rows {
+                    queue(row, Some(seq));
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "audit journal in {}: {e}; answers now wait for their audit commit",
+                    self.dir.display()
+                );
+                self.broken.store(true, Ordering::Relaxed);
+                for (mut row, _) in rows {
+                    row.key = None;
+                    queue(row, None);
+                }
+                false
+            }
+        }
     }
 
     /// Whether entries are being journaled (false after a write failed).
@@ -207,7 +257,7 @@ impl Journal {
             }
             keep
         });
-        if done == state.appended && state.bytes > 0 {
+        if done == state.written && state.bytes > 0 {
             match state.file.set_len(0) {
                 Ok(()) => state.bytes = 0,
                 Err(e) => tracing::warn!("audit journal: cannot truncate: {e}"),
@@ -218,7 +268,7 @@ impl Journal {
                 Ok(file) => {
                     let old = std::mem::replace(&mut state.file, file);
                     let path = segment_path(&self.dir, &self.process, state.segment, SUFFIX);
-                    let last = state.appended;
+                    let last = state.written;
                     state.retired.push((path, old, last));
                     state.segment = segment;
                     state.bytes = 0;
@@ -229,25 +279,38 @@ impl Journal {
     }
 }
 
-fn line(seq: u64, row: &AuditRow) -> serde_json::Result<Vec<u8>> {
+/// Appends `row`'s journal line, numbered `seq`, to `out` (nothing on failure).
+fn line(seq: u64, row: &AuditRow, out: &mut Vec<u8>) -> serde_json::Result<()> {
     fn raw(s: &str) -> serde_json::Result<&RawValue> {
         serde_json::from_str(s)
     }
-    let mut out = serde_json::to_vec(&Line {
-        seq,
-        ts: Cow::Borrowed(&row.ts),
-        tool: Cow::Borrowed(&row.tool),
-        arguments: raw(&row.arguments)?,
-        decision: Cow::Borrowed(&row.decision),
-        risk: row.risk,
-        reasons: raw(&row.reasons)?,
-        duration_ms: row.duration_ms,
-        outcome: Cow::Borrowed(&row.outcome),
-        client: Cow::Borrowed(&row.client),
-        redactions: row.redactions,
-    })?;
-    out.push(b'\n');
-    Ok(out)
+    let start = out.len();
+    let written = serde_json::to_writer(
+        &mut *out,
+        &Line {
+            seq,
+            ts: Cow::Borrowed(&row.ts),
+            tool: Cow::Borrowed(&row.tool),
+            arguments: raw(&row.arguments)?,
+            decision: Cow::Borrowed(&row.decision),
+            risk: row.risk,
+            reasons: raw(&row.reasons)?,
+            duration_ms: row.duration_ms,
+            outcome: Cow::Borrowed(&row.outcome),
+            client: Cow::Borrowed(&row.client),
+            redactions: row.redactions,
+        },
+    );
+    match written {
+        Ok(()) => {
+            out.push(b'\n');
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 /// The rows of a stopped process's journal file named `process`: every whole line (a line the
@@ -370,7 +433,9 @@ mod tests {
     #[test]
     fn lines_read_back_as_written_and_a_torn_line_is_skipped() {
         let r = row("read");
-        let mut text = String::from_utf8(line(7, &r).unwrap()).unwrap();
+        let mut out = Vec::new();
+        line(7, &r, &mut out).unwrap();
+        let mut text = String::from_utf8(out).unwrap();
         text.push_str(r#"{"seq":8,"ts":"2026"#);
         let (rows, torn) = rows_of("p", &text);
         assert_eq!(torn, 1);
@@ -379,6 +444,41 @@ mod tests {
         assert_eq!(rows[0].arguments, r.arguments);
         assert_eq!(rows[0].tool, "read");
         assert_eq!(rows[0].outcome, r.outcome, "escaped text reads back");
+    }
+
+    #[test]
+    fn staged_rows_are_written_together_and_only_then_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let file = segment_path(dir.path(), &j.process, 0, SUFFIX);
+        let mut queued = Vec::new();
+        let staged: Vec<_> = ["read", "sql"]
+            .into_iter()
+            .map(|t| j.stage(row(t), |_, _| panic!("queued before it was written")))
+            .collect();
+        assert_eq!(staged, vec![Some(1), Some(2)]);
+        assert!(!j.is_written(1) && !j.is_written(2));
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            0,
+            "nothing written yet"
+        );
+        // A row appended now is written after the staged ones, all in order.
+        assert!(j.append(row("edit"), |r, s| queued.push((r.tool, s))));
+        assert!(j.is_written(2) && j.is_written(3));
+        assert_eq!(
+            queued,
+            vec![
+                ("read".to_string(), Some(1)),
+                ("sql".to_string(), Some(2)),
+                ("edit".to_string(), Some(3))
+            ]
+        );
+        let (rows, torn) = rows_of("p", &std::fs::read_to_string(&file).unwrap());
+        assert_eq!((rows.len(), torn), (3, 0));
+        assert!(j.write_staged(|_, _| panic!("nothing is staged")));
+        j.committed(1, 3, true);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
     }
 
     #[test]

@@ -310,6 +310,29 @@ pub fn reply(stdout: &mut impl std::io::BufRead, id: u64) -> serde_json::Value {
     }
 }
 
+/// The answers to the requests numbered `ids`, in whatever order they come (pipelined calls
+/// may be answered out of order), by id; other lines are skipped.
+pub fn replies(
+    stdout: &mut impl std::io::BufRead,
+    ids: impl IntoIterator<Item = u64>,
+) -> std::collections::HashMap<u64, serde_json::Value> {
+    let mut waiting: std::collections::HashSet<u64> = ids.into_iter().collect();
+    let mut got = std::collections::HashMap::new();
+    while !waiting.is_empty() {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).expect("read from the server") > 0,
+            "the server closed stdout with {} answers missing",
+            waiting.len()
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if let Some(id) = v["id"].as_u64().filter(|id| waiting.remove(id)) {
+            got.insert(id, v);
+        }
+    }
+    got
+}
+
 /// Polls `done` every 50 ms until it holds; fails naming `what` after `within`.
 pub async fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + within;
