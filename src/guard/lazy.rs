@@ -100,6 +100,11 @@ impl LazyGlobSet {
         }
     }
 
+    /// Whether the set compiles (building it now if it is not built yet).
+    pub fn compiles(&self) -> bool {
+        self.built().is_ok()
+    }
+
     /// The indices of the globs that match (failing closed: every one, or none).
     pub fn matches(&self, s: impl AsRef<std::path::Path>) -> Vec<usize> {
         match self.built() {

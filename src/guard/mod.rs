@@ -14,6 +14,7 @@ pub mod links;
 pub mod notify;
 pub mod observe;
 pub mod osv;
+mod path_prefilter;
 pub mod paths;
 pub mod policy;
 pub mod rego;

@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use globset::GlobBuilder;
 
 use super::lazy::LazyGlobSet;
+use super::path_prefilter::FirstParts;
 
 /// The workspace roots, canonicalised once at start.
 #[derive(Debug, Clone)]
@@ -222,6 +223,17 @@ impl Workspace {
         if path.ends_with('/') || path.ends_with("/.") {
             return None;
         }
+        // The common case, `src/main.rs`: relative, without `.`, `..` or repeated slashes, it
+        // is already in normal form under the (canonical) primary root, inside the workspace.
+        // Told by its bytes: walking `Path` components twice cost more than the check itself.
+        let normal_relative = !path.starts_with(['/', '~'])
+            && path
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if normal_relative {
+            let joined = self.primary().join(path);
+            return protected.matches(&joined).is_none().then_some(joined);
+        }
         // `components` drops `.` and repeated slashes.
         let joined: PathBuf = self.joined(path).ok()?.components().collect();
         let plain = joined.components().all(|c| c != Component::ParentDir);
@@ -301,6 +313,8 @@ pub struct Protected {
     /// Concrete names the patterns' parts stand for (`.ssh`, `.env`, `x.pem`, `id_x`), which a
     /// glob in a command is tried against.
     samples: Vec<String>,
+    /// What a path must contain for any pattern to match it, when that can be said simply.
+    first_parts: Option<FirstParts>,
 }
 
 impl Protected {
@@ -351,6 +365,7 @@ impl Protected {
             patterns: patterns.to_vec(),
             set,
             samples,
+            first_parts: FirstParts::of(patterns),
         })
     }
 
@@ -361,7 +376,15 @@ impl Protected {
 
     /// The pattern that protects `path`, if any.
     pub fn matches(&self, path: &Path) -> Option<String> {
-        // Most paths match nothing: the yes/no search allocates no list of matches.
+        // Most paths match nothing: most are told so by their components' bytes alone (a set
+        // that does not compile still refuses everything), the rest by the yes/no search,
+        // which allocates no list of matches.
+        if let Some(parts) = &self.first_parts
+            && self.set.compiles()
+            && !parts.may_match(path.as_os_str().as_encoded_bytes())
+        {
+            return None;
+        }
         if !self.set.is_match(path) {
             return None;
         }
@@ -440,6 +463,107 @@ mod tests {
         }
         for path in ["/w/src/env.rs", "/w/.aws/config", "/w/README.md"] {
             assert!(p.matches(Path::new(path)).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_component_filter_never_changes_an_answer() {
+        let policy: serde_json::Value =
+            serde_json::from_str(super::super::policy::DEFAULT_POLICY).unwrap();
+        let mut patterns: Vec<String> =
+            serde_json::from_value(policy["protected_paths"].clone()).unwrap();
+        patterns.extend(["a/b*".into(), "/x/*".into(), "notes".into()]);
+        let p = Protected::new(&patterns).unwrap();
+        assert!(
+            p.first_parts.is_some(),
+            "the shipped patterns are all filtered"
+        );
+        let parts = [
+            "",
+            ".",
+            "..",
+            ".env",
+            ".env.local",
+            "env",
+            ".ssh",
+            "id_rsa",
+            "id",
+            "x.pem",
+            "pem",
+            ".aws",
+            "credentials",
+            "config",
+            "etc",
+            "shadow",
+            "proc",
+            "1",
+            "environ",
+            ".pi-mcp",
+            "state.db",
+            "state.db-wal",
+            "a.txt",
+            ".config",
+            "gh",
+            "hosts.yml",
+            "a",
+            "b1",
+            "x",
+            "notes",
+            "sudoers.d",
+        ];
+        let mut checked = 0;
+        for start in ["/", "", "/w/"] {
+            for a in parts {
+                for b in parts {
+                    for c in ["", "k.key", ".docker/config.json", "x/y"] {
+                        let path = format!("{start}{a}/{b}/{c}");
+                        let path = Path::new(path.trim_end_matches('/'));
+                        let by_set = p.set.matches(path).first().map(|&i| &p.patterns[i / 2]);
+                        assert_eq!(p.matches(path).as_ref(), by_set, "{path:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+        let odd = Protected::new(&["[ab]c".into(), ".ssh".into()]).unwrap();
+        assert!(odd.first_parts.is_none(), "a class turns the filter off");
+        assert!(odd.matches(Path::new("/w/ac")).is_some());
+    }
+
+    #[test]
+    fn an_unlinked_path_is_what_resolve_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        for f in ["a.txt", "src/main.rs", ".env"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let ws = Workspace::new(&[dir.path().to_path_buf()]).unwrap();
+        let protected = Protected::new(&[".env*".into()]).unwrap();
+        let root = ws.primary().display().to_string();
+        let inside = format!("{root}/src/main.rs");
+        for path in [
+            "a.txt",
+            "src/main.rs",
+            "./a.txt",
+            "src//main.rs",
+            "src/./main.rs",
+            &inside,
+            "src/../a.txt",
+            ".env",
+            "a.txt/",
+            "",
+            "/etc/hostname",
+        ] {
+            let quick = ws.unlinked(path, &protected);
+            let resolved = ws.resolve(path, false, &protected).ok();
+            if let Some(q) = &quick {
+                assert_eq!(Some(q), resolved.as_ref(), "{path:?}");
+            }
+            let expect_quick = ["a.txt", "src/main.rs", "./a.txt", "src//main.rs"];
+            if expect_quick.contains(&path) || path == inside {
+                assert!(quick.is_some(), "{path:?}");
+            }
         }
     }
 
