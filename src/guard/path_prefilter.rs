@@ -3,13 +3,14 @@
 //! about 3,000 instructions per path (its regexes and literal searches run over the whole
 //! path), a tenth of a pipelined `read`'s own work.
 //!
-//! A protected pattern matches whole path components (`*` never crosses a `/`), so a path it
-//! matches has a component matching the pattern's first part: `.ssh` in `a/.ssh/id`, `.env*`
-//! in `x/.env.local`, `etc` in `/etc/shadow`. When every pattern's first part is a literal, a
-//! `prefix*` or a `*suffix`, a path none of whose components fits any of them cannot match:
-//! that is decided here by comparing bytes. Anything else (a first part with `?`, `[...]`,
-//! `{...}`, `\` or `**`, or a `*` elsewhere) turns the filter off, and every path goes to the
-//! glob set as before. A glob set is the tool for matching; this only skips asking it where
+//! A protected pattern matches whole path components (`*` never crosses a `/`), so a path a
+//! relative pattern matches has a component matching the pattern's first part: `.ssh` in
+//! `a/.ssh/id`, `.env*` in `x/.env.local`. An absolute pattern (`/etc/shadow`, `/proc/*/environ`,
+//! the state store's files) matches only paths that begin with its text up to its first
+//! wildcard. When every relative pattern's first part is a literal, a `prefix*` or a
+//! `*suffix`, a path that fits none of these cannot match: that is decided here by comparing
+//! bytes. Anything else (a first part with `?`, `[...]`, `{...}`, `\` or `**`, or a `*`
+//! elsewhere) turns the filter off, and every path goes to the glob set as before. A glob set is the tool for matching; this only skips asking it where
 //! the answer is certain, so no matching crate fits this smaller job.
 
 /// The first parts of the protected patterns, when all of them are simple enough.
@@ -18,7 +19,12 @@ pub struct FirstParts {
     exact: Vec<Vec<u8>>,
     prefixes: Vec<Vec<u8>>,
     suffixes: Vec<Vec<u8>>,
+    /// Absolute patterns: the text before their first wildcard, which a match begins with.
+    absolute: Vec<Vec<u8>>,
 }
+
+/// Characters that make a glob more than its text.
+const SPECIAL: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
 
 impl FirstParts {
     /// The filter for `patterns` (as written in the policy: `name`, `dir/`, `a/b`, `/abs`), or
@@ -26,8 +32,18 @@ impl FirstParts {
     pub fn of(patterns: &[String]) -> Option<FirstParts> {
         let mut parts = FirstParts::default();
         for p in patterns {
-            let first = p.trim_start_matches('/').split('/').next()?;
-            let special = |s: &str| s.contains(['*', '?', '[', ']', '{', '}', '\\']);
+            let special = |s: &str| s.contains(SPECIAL);
+            if p.starts_with('/') {
+                let literal = p.split(SPECIAL).next().unwrap_or_default();
+                let literal = if literal.len() == p.len() {
+                    p.trim_end_matches('/')
+                } else {
+                    literal
+                };
+                parts.absolute.push(literal.as_bytes().to_vec());
+                continue;
+            }
+            let first = p.split('/').next()?;
             if first.is_empty() {
                 return None;
             } else if !special(first) {
@@ -40,17 +56,22 @@ impl FirstParts {
                 return None;
             }
         }
+        // Searched by halves: a path's every component is looked up.
+        parts.exact.sort();
+        parts.exact.dedup();
         Some(parts)
     }
 
-    /// Whether some component of `path` (its bytes between slashes, as the glob set sees
-    /// them) fits some first part. False means no pattern can match `path`.
+    /// Whether `path` begins as an absolute pattern does, or some component of it (its bytes
+    /// between slashes, as the glob set sees them) fits a relative pattern's first part.
+    /// False means no pattern can match `path`.
     pub fn may_match(&self, path: &[u8]) -> bool {
-        path.split(|&b| b == b'/').any(|c| {
-            self.exact.iter().any(|e| e == c)
-                || self.prefixes.iter().any(|p| c.starts_with(p))
-                || self.suffixes.iter().any(|s| c.ends_with(s))
-        })
+        self.absolute.iter().any(|a| path.starts_with(a))
+            || path.split(|&b| b == b'/').any(|c| {
+                self.exact.binary_search_by(|e| e.as_slice().cmp(c)).is_ok()
+                    || self.prefixes.iter().any(|p| c.starts_with(p))
+                    || self.suffixes.iter().any(|s| c.ends_with(s))
+            })
     }
 }
 
@@ -64,18 +85,39 @@ mod tests {
 
     #[test]
     fn simple_first_parts_filter_and_anything_else_turns_the_filter_off() {
-        let f = parts(&[".env*", ".ssh/", ".aws/credentials", "*.pem", "/etc/shadow"]).unwrap();
+        let f = parts(&[
+            ".env*",
+            ".ssh/",
+            ".aws/credentials",
+            "*.pem",
+            "/etc/shadow",
+            "/home/u/.local/state/pi-mcp/state.db*",
+            "/proc/*/environ",
+        ])
+        .unwrap();
         for maybe in [
             "/w/.env.local",
             "/h/.ssh/id",
             "/h/.aws/config",
             "/w/k.pem",
-            "/etc/passwd",
+            "/etc/shadow.bak",
+            "/home/u/.local/state/pi-mcp/state.db-wal",
+            "/proc/1/environ",
             ".env",
         ] {
             assert!(f.may_match(maybe.as_bytes()), "{maybe}");
         }
-        for never in ["/w/a.txt", "/w/env/x", "/w/pem", "/w/.ss/h", "/w/x.pem.txt"] {
+        for never in [
+            "/w/a.txt",
+            "/w/env/x",
+            "/w/pem",
+            "/w/.ss/h",
+            "/w/x.pem.txt",
+            "/etc/passwd",
+            "/home/u/project/a.txt",
+            "/proc",
+            "etc/shadow",
+        ] {
             assert!(!f.may_match(never.as_bytes()), "{never}");
         }
         for off in [

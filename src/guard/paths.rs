@@ -472,7 +472,7 @@ mod tests {
             serde_json::from_str(super::super::policy::DEFAULT_POLICY).unwrap();
         let mut patterns: Vec<String> =
             serde_json::from_value(policy["protected_paths"].clone()).unwrap();
-        patterns.extend(["a/b*".into(), "/x/*".into(), "notes".into()]);
+        patterns.extend(["a/b*", "/x/*", "notes", "/w/.pi-mcp/state.db*"].map(String::from));
         let p = Protected::new(&patterns).unwrap();
         assert!(
             p.first_parts.is_some(),
@@ -511,7 +511,7 @@ mod tests {
             "notes",
             "sudoers.d",
         ];
-        let mut checked = 0;
+        let (mut checked, mut filtered) = (0, 0);
         for start in ["/", "", "/w/"] {
             for a in parts {
                 for b in parts {
@@ -521,11 +521,18 @@ mod tests {
                         let by_set = p.set.matches(path).first().map(|&i| &p.patterns[i / 2]);
                         assert_eq!(p.matches(path).as_ref(), by_set, "{path:?}");
                         checked += 1;
+                        let parts = p.first_parts.as_ref().unwrap();
+                        filtered +=
+                            usize::from(!parts.may_match(path.as_os_str().as_encoded_bytes()));
                     }
                 }
             }
         }
         assert!(checked > 10_000);
+        assert!(
+            filtered > 2_000,
+            "the filter answers only {filtered} of {checked}"
+        );
         let odd = Protected::new(&["[ab]c".into(), ".ssh".into()]).unwrap();
         assert!(odd.first_parts.is_none(), "a class turns the filter off");
         assert!(odd.matches(Path::new("/w/ac")).is_some());
