@@ -1,7 +1,8 @@
 //! The audit journal: what makes the batched audit log crash-safe. The audit writer commits
 //! entries to the store in batches (one transaction per burst, within milliseconds), so a tool
 //! call's answer does not wait for a database commit; before the entry is queued for that
-//! batch it is appended here, one `write(2)` of one line, and only then does the call answer.
+//! batch it is appended here, a line per entry (the lines of calls answered together in one
+//! `write(2)`: [`Journal::stage`]), and only then does the call answer.
 //! A crash, a kill or an OOM of the server after the answer leaves the line in the file (the
 //! kernel holds it, as SQLite's WAL at `synchronous=NORMAL` holds the store's own commits), and
 //! the next pi-mcp to open the same store replays it ([`replay`]). Rows carry the line's key
@@ -195,8 +196,8 @@ impl Journal {
     }
 
     /// Writes the staged lines in one `write` and queues their rows in order. On failure the
-    /// journal stops journaling and the rows are queued without keys or numbers (the caller's
-    /// answers then wait for their commit). Returns false when something could not be written.
+    /// journal stops journaling and the rows are queued without numbers (the caller's answers
+    /// then wait for their commit). Returns false when something could not be written.
     pub fn write_staged(&self, mut queue: impl FnMut(AuditRow, Option<u64>)) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.staged_rows.is_empty() {
@@ -221,8 +222,9 @@ impl Journal {
                     self.dir.display()
                 );
                 self.broken.store(true, Ordering::Relaxed);
-                for (mut row, _) in rows {
-                    row.key = None;
+                // The lines written whole before the failure may be replayed by the next
+                // start: the rows keep their keys, so the store takes each of them once.
+                for (row, _) in rows {
                     queue(row, None);
                 }
                 false
