@@ -10,8 +10,9 @@
 //! wildcard. When every relative pattern's first part is a literal, a `prefix*` or a
 //! `*suffix`, a path that fits none of these cannot match: that is decided here by comparing
 //! bytes. Anything else (a first part with `?`, `[...]`, `{...}`, `\` or `**`, or a `*`
-//! elsewhere) turns the filter off, and every path goes to the glob set as before. A glob set is the tool for matching; this only skips asking it where
-//! the answer is certain, so no matching crate fits this smaller job.
+//! elsewhere) turns the filter off, and every path goes to the glob set as before. The glob
+//! set stays the tool for matching; this only skips asking it where the answer is certain, a
+//! job too small and too specific for a crate.
 
 /// The first parts of the protected patterns, when all of them are simple enough.
 #[derive(Debug, Clone)]
