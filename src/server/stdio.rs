@@ -14,7 +14,8 @@
 //! one, `-32600` for a message that is not a request at all. Notifications and responses that
 //! arrive before the lifecycle has begun are dropped (logged), as rmcp would drop them after
 //! it. Input that is not JSON is ignored, as rmcp and the other SDKs do (answering it invites
-//! an error storm). Answers leave through one writer task, in order, batched per `write`.
+//! an error storm). Answers leave through one writer task, in the order they are ready, batched
+//! per `write`.
 
 mod precheck;
 mod tools_call;
