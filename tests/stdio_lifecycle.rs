@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Workspace, audit_entries, bin, initialize, send_line, stdio_child};
+use support::{Workspace, audit_entries, initialize, send_line, stdio_child};
 
 /// Ctrl-C (SIGINT) or Ctrl-D (stdin closed) while `serve` still waits for a client's
 /// `initialize` ends it at once with exit 0: a human who typed `pi-mcp serve` to try it gets out
@@ -15,15 +15,13 @@ use support::{Workspace, audit_entries, bin, initialize, send_line, stdio_child}
 async fn sigint_or_eof_before_initialize_stops_serve_cleanly() {
     let ws = Workspace::new();
     let spawn = || {
-        std::process::Command::new(bin())
-            .args(["--workspace", ws.path().to_str().unwrap(), "serve"])
-            .envs(support::state_env(ws.path()))
-            .env("RUST_LOG", "pi_mcp=debug")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        support::serve_child(
+            ws.path(),
+            &[],
+            &[],
+            &[("RUST_LOG", "pi_mcp=debug")],
+            std::process::Stdio::piped(),
+        )
     };
     // SIGINT with stdin still open: nothing else would end the wait.
     let mut child = spawn();

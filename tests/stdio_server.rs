@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    Workspace, audit_entries, bin, call, initialize, spawn_stdio, spawn_stdio_env, stdio_child,
-    text_of,
+    Workspace, audit_entries, call, initialize, spawn_stdio, spawn_stdio_env, stdio_child, text_of,
 };
 
 #[tokio::test]
@@ -554,15 +553,13 @@ async fn notifications_and_responses_before_initialize_do_not_end_the_server() {
 async fn no_terminal_hint_when_stdin_is_a_pipe() {
     use std::io::Write;
     let ws = Workspace::new();
-    let mut child = std::process::Command::new(bin())
-        .args(["--workspace", ws.path().to_str().unwrap(), "serve"])
-        .envs(support::state_env(ws.path()))
-        .env("RUST_LOG", "pi_mcp=info")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = support::serve_child(
+        ws.path(),
+        &[],
+        &[],
+        &[("RUST_LOG", "pi_mcp=info")],
+        std::process::Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
     writeln!(stdin, "{init}").unwrap();

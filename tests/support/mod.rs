@@ -274,18 +274,31 @@ pub fn stdio_child(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> std::process::Child {
+    serve_child(ws, global, &["--stdio"], env, stderr)
+}
+
+/// `pi-mcp --workspace <ws> <global> serve <serve>` with piped stdin and stdout, the test's
+/// state directory and extra environment variables.
+pub fn serve_child(
+    ws: &Path,
+    global: &[&str],
+    serve: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> std::process::Child {
     std::process::Command::new(bin())
         .arg("--workspace")
         .arg(ws)
         .args(global)
-        .args(["serve", "--stdio"])
+        .arg("serve")
+        .args(serve)
         .envs(state_env(ws))
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
-        .expect("spawn pi-mcp serve --stdio")
+        .expect("spawn pi-mcp serve")
 }
 
 /// Writes JSON-RPC `msg` to a raw stdio child as one line.
@@ -297,17 +310,7 @@ pub fn send_line(stdin: &mut std::process::ChildStdin, msg: serde_json::Value) {
 
 /// Reads a raw stdio child's lines until the reply with `id`.
 pub fn reply(stdout: &mut impl std::io::BufRead, id: u64) -> serde_json::Value {
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).expect("read from the server") > 0,
-            "the server closed stdout"
-        );
-        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
-        if v["id"] == id {
-            return v;
-        }
-    }
+    replies(stdout, [id]).remove(&id).expect("the reply")
 }
 
 /// The answers to the requests numbered `ids`, in whatever order they come (pipelined calls
