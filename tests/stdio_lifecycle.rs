@@ -109,6 +109,69 @@ fn an_answered_call_is_in_the_audit_log_even_if_the_server_is_killed_right_after
     assert_eq!(reads, 3, "every answered call was already audited");
 }
 
+/// Stdin closing while calls run: every call still running is answered before the server
+/// exits, except one the client cancelled, whose answer is dropped. Plain `tools/call` lines
+/// take the stdio layer's own lane (`server/stdio/direct.rs`); lines naming a protocol version
+/// in `_meta` go through rmcp's dispatch. Both behave the same.
+#[test]
+fn calls_running_when_stdin_closes_are_answered_unless_cancelled() {
+    use std::io::{BufRead, BufReader};
+    let ws = Workspace::new();
+    let mut child = stdio_child(ws.path(), &[], &[], std::process::Stdio::null());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    send_line(&mut stdin, initialize(0));
+    support::reply(&mut stdout, 0);
+    send_line(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    // One round trip after `initialized`: the session is up, and with it the lane.
+    send_line(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    );
+    support::reply(&mut stdout, 1);
+    let sleeper = |id: u64, word: &str, meta: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "bash", "arguments": {"command": format!("sleep 1; echo {word}")},
+            "_meta": meta}})
+    };
+    let rmcp = json!({"io.modelcontextprotocol/protocolVersion": "2025-11-25"});
+    for (id, word, meta) in [
+        (2, "dropped", json!({})),
+        (3, "lane", json!({"progressToken": "p3"})),
+        (4, "dropped", rmcp.clone()),
+        (5, "dispatch", rmcp),
+    ] {
+        send_line(&mut stdin, sleeper(id, word, meta));
+    }
+    for id in [2, 4] {
+        send_line(
+            &mut stdin,
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": id, "reason": "test"}}),
+        );
+    }
+    drop(stdin);
+    let rest: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(child.wait().unwrap().success());
+    for (id, word) in [(3, "lane"), (5, "dispatch")] {
+        let answer = rest
+            .iter()
+            .find(|v| v["id"] == id)
+            .unwrap_or_else(|| panic!("call {id} answered before the exit: {rest:#?}"));
+        assert!(answer["result"].to_string().contains(word), "{answer}");
+    }
+    assert!(
+        !rest.iter().any(|v| v["id"] == 2 || v["id"] == 4),
+        "a cancelled call is not answered: {rest:#?}"
+    );
+}
+
 /// A client that stops reading stdout while answers are still queued does not keep the server
 /// from exiting: on SIGTERM it waits a bounded time for stdout, then drops what is left and
 /// exits (a writer that waited for stdout forever would hang here).

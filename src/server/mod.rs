@@ -129,8 +129,10 @@ impl PiServer {
         let (input, output) = stdio_pipes();
         let versions = ServerHandler::supported_protocol_versions(&self).into_owned();
         tracing::debug!("stdio: signal handlers installed; waiting for a client's initialize");
+        let transport = stdio::CheckedStdio::new(input, output, versions);
+        let lane = transport.lane_slot();
         let running = tokio::select! {
-            r = self.serve(stdio::CheckedStdio::new(input, output, versions)) => match r {
+            r = self.serve(transport) => match r {
                 Ok(running) => running,
                 Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
                     tracing::info!("stdin closed before a client initialized a session");
@@ -154,6 +156,11 @@ impl PiServer {
         if let Some(p) = &probe {
             p.go();
         }
+        if let Some(direct) =
+            stdio::Lane::for_session(running.service().clone(), running.peer().clone())
+        {
+            let _ = lane.set(direct);
+        }
         let token = running.cancellation_token();
         let waiting = running.waiting();
         tokio::pin!(waiting);
@@ -162,6 +169,9 @@ impl PiServer {
             _ = stop => {
                 tracing::info!("shutting down on signal");
                 token.cancel();
+                if let Some(direct) = lane.get() {
+                    direct.session().cancel();
+                }
                 waiting.await
             }
         };

@@ -17,6 +17,7 @@
 //! an error storm). Answers leave through one writer task, in the order they are ready, batched
 //! per `write`.
 
+mod direct;
 mod precheck;
 mod tools_call;
 
@@ -28,6 +29,7 @@ use rmcp::transport::Transport;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+pub use direct::{Lane, LaneSlot};
 use precheck::{Checked, Lifecycle, check, describe, trim_line};
 
 /// Longest line read from stdin (rmcp's own stdio limit); a longer one is dropped whole.
@@ -50,6 +52,8 @@ pub struct CheckedStdio {
     out: Option<Outbox>,
     reader: tokio::task::JoinHandle<()>,
     writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The direct lane for plain `tools/call` requests, once the session is up ([`direct`]).
+    lane: LaneSlot,
 }
 
 impl CheckedStdio {
@@ -63,13 +67,20 @@ impl CheckedStdio {
         let (out, queued) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_lines(output, queued));
         let (tx, incoming) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(read_lines(input, tx, out.clone(), versions));
+        let lane = LaneSlot::default();
+        let reader = tokio::spawn(read_lines(input, tx, out.clone(), versions, lane.clone()));
         CheckedStdio {
             incoming,
             out: Some(out),
             reader,
             writer: Some(writer),
+            lane,
         }
+    }
+
+    /// Where the session's [`Lane`] is to be put once rmcp has opened the session.
+    pub fn lane_slot(&self) -> LaneSlot {
+        self.lane.clone()
     }
 }
 
@@ -85,6 +96,13 @@ fn queue_line(out: Option<&Outbox>, mut bytes: Vec<u8>) -> std::io::Result<()> {
     out.ok_or_else(|| std::io::Error::other("the stdio transport is closed"))?
         .send(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdout failed"))
+}
+
+/// Queues `msg` for stdout as one JSON line.
+fn queue_message(out: Option<&Outbox>, msg: &ServerJsonRpcMessage) -> std::io::Result<()> {
+    serde_json::to_vec(msg)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| queue_line(out, bytes))
 }
 
 /// Writes queued lines to `output` in order, all that have queued up in one `write` (issue 14:
@@ -131,10 +149,7 @@ impl Transport<RoleServer> for CheckedStdio {
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         // Queued now, in the order rmcp sends, and written by `write_lines`.
-        let queued = serde_json::to_vec(&item)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| queue_line(self.out.as_ref(), bytes));
-        std::future::ready(queued)
+        std::future::ready(queue_message(self.out.as_ref(), &item))
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
@@ -145,6 +160,10 @@ impl Transport<RoleServer> for CheckedStdio {
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.reader.abort();
         self.incoming.close();
+        // rmcp has given its own calls their time to answer; the lane's get the same.
+        if let Some(lane) = self.lane.get() {
+            lane.close(CLOSE_WAIT).await;
+        }
         // With the last sender gone the writer writes what is queued, then ends.
         self.out = None;
         let _ = (&mut self.reader).await;
@@ -173,6 +192,7 @@ async fn read_lines(
     tx: mpsc::Sender<ClientJsonRpcMessage>,
     out: Outbox,
     versions: Vec<ProtocolVersion>,
+    lane: LaneSlot,
 ) {
     let mut input = BufReader::new(input);
     let mut life = Lifecycle {
@@ -210,6 +230,13 @@ async fn read_lines(
                         describe(&msg).unwrap_or("message")
                     );
                     continue;
+                }
+                if let Some(lane) = lane.get() {
+                    if Lane::takes(&msg) {
+                        lane.start(*msg, &out).await;
+                        continue;
+                    }
+                    lane.cancelled(&msg);
                 }
                 if tx.send(*msg).await.is_err() {
                     return;
