@@ -262,7 +262,10 @@ impl ServerHandler for PiServer {
     ) -> Result<CallToolResponse, ErrorData> {
         // The tool futures are large (every tool's state machine); boxed, the task rmcp spawns
         // per request is small to create and move (issue 14: its copy was visible per call).
-        if let Some(task) = Box::pin(self.tasks.maybe_start(self, &request, &context)).await {
+        // Only a client that declared tasks can get one: the others skip building the future.
+        if tasks::client_declared(&context)
+            && let Some(task) = Box::pin(self.tasks.maybe_start(self, &request, &context)).await
+        {
             return Ok(CallToolResponse::Task(task));
         }
         let via = mrtr::ask_via(&context, &request);

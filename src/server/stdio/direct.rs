@@ -56,6 +56,8 @@ type InFlight = Arc<Mutex<HashMap<RequestId, CancellationToken>>>;
 
 pub struct Lane {
     call_tool: CallTool,
+    /// Whether the client declared tasks (rmcp refuses a task handle to one that did not).
+    declared_tasks: bool,
     peer: Peer<RoleServer>,
     /// Cancelled when the session ends; every call's token is a child of it.
     session: CancellationToken,
@@ -75,11 +77,15 @@ impl Lane {
         if info.protocol_version >= ProtocolVersion::V_2026_07_28 {
             return None;
         }
+        // A lane call's `_meta` holds no capabilities, so rmcp's answer is the session's.
+        let declared_tasks = info.capabilities.supports_tasks();
+        let service = Arc::new(service);
         Some(Lane {
             call_tool: Box::new(move |params, context| {
                 let service = service.clone();
                 Box::pin(async move { service.call_tool(params, context).await })
             }),
+            declared_tasks,
             peer,
             session: CancellationToken::new(),
             calls: InFlight::default(),
@@ -128,9 +134,7 @@ impl Lane {
         context.ct = ct.clone();
         context.meta = meta;
         context.extensions = extensions;
-        let declared_tasks = context
-            .client_capabilities()
-            .is_some_and(|caps| caps.supports_tasks());
+        let declared_tasks = self.declared_tasks;
         lock(&self.calls).insert(id.clone(), ct);
         let call = (self.call_tool)(call.params, context);
         let calls = self.calls.clone();

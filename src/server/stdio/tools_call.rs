@@ -15,20 +15,22 @@
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage,
-    ClientRequest, InputResponses, JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcVersion2_0,
-    RequestId, RequestMetaObject,
+    ClientRequest, InputResponses, JsonObject, JsonRpcMessage, JsonRpcRequest, RequestId,
+    RequestMetaObject,
 };
 use serde::Deserialize;
 
 /// A `tools/call` line, every key named: nothing else is accepted.
+///
+/// `jsonrpc` and `method` are borrowed from the line and compared, not read into rmcp's types
+/// (which read each into a `String` first); a value written with escapes cannot be borrowed,
+/// and such a line goes to rmcp's reader.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
-    #[allow(dead_code)] // Read to check it is "2.0", as rmcp does.
-    jsonrpc: JsonRpcVersion2_0,
+struct Line<'a> {
+    jsonrpc: &'a str,
     id: RequestId,
-    #[allow(dead_code)] // Read to check it is "tools/call".
-    method: CallToolRequestMethod,
+    method: &'a str,
     params: Params,
 }
 
@@ -48,7 +50,15 @@ struct Params {
 /// `line` as rmcp would read it, if it is a `tools/call` request made only of the keys above;
 /// `None` for anything else (rmcp's reader then decides).
 pub(super) fn read(line: &[u8]) -> Option<ClientJsonRpcMessage> {
-    let Line { id, params, .. } = serde_json::from_slice(line).ok()?;
+    let Line {
+        jsonrpc,
+        id,
+        method,
+        params,
+    } = serde_json::from_slice(line).ok()?;
+    if jsonrpc != "2.0" || method != "tools/call" {
+        return None;
+    }
     let mut call = CallToolRequestParams::new(params.name);
     call.arguments = params.arguments;
     call.input_responses = params.input_responses;
@@ -80,18 +90,18 @@ mod tests {
     }
 
     /// Lines this reader takes: every one is read as rmcp reads it.
-    const TAKEN: [&str; 7] = [
+    const TAKEN: [&str; 6] = [
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"a.txt"}}}"#,
         r#"{"id":"x-1","params":{"arguments":{"n":1.5,"big":18446744073709551615,"neg":-3,"s":"\u00e9\n"},"name":"sql"},"method":"tools/call","jsonrpc":"2.0"}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bash","arguments":{"command":"ls"},"_meta":{"progressToken":7,"x":{"y":[1,null]}}}}"#,
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bash","arguments":null,"_meta":null}}"#,
         r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"bash","inputResponses":{"a":{"action":"accept"}},"requestState":"s"}}"#,
         r#"{"jsonrpc":"2.0","id":1e2,"method":"tools/call","params":{"name":"read"}}"#,
-        r#"{"jsonrpc":"2.0","id":-5,"method":"tools\/call","params":{"name":"re\u0061d"}}"#,
+        r#"{"jsonrpc":"2.0","id":-5,"method":"tools/call","params":{"name":"re\u0061d"}}"#,
     ];
 
     /// Lines left to rmcp's reader (which reads some of them and rejects others).
-    const LEFT: [&str; 22] = [
+    const LEFT: [&str; 24] = [
         // Other methods, shapes and versions.
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
         r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read"}}"#,
@@ -99,6 +109,9 @@ mod tests {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"},"result":{}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call ","params":{"name":"read"}}"#,
+        // An escaped `jsonrpc` or `method` cannot be borrowed from the line (rmcp reads both).
+        r#"{"jsonrpc":"2.0","id":-5,"method":"tools\/call","params":{"name":"read"}}"#,
+        r#"{"jsonrpc":"2\u002e0","id":-5,"method":"tools/call","params":{"name":"read"}}"#,
         // Keys this reader does not know, at the top or in params.
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read"},"x":1}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","task":{}}}"#,
