@@ -15,7 +15,8 @@
 //! arrive before the lifecycle has begun are dropped (logged), as rmcp would drop them after
 //! it. Input that is not JSON is ignored, as rmcp and the other SDKs do (answering it invites
 //! an error storm). Answers leave through one writer task, in the order they are ready, batched
-//! per `write`.
+//! per `write`. Once the session is up, a plain `tools/call` goes straight to the handler
+//! ([`direct`]) instead of through rmcp's service loop.
 
 mod direct;
 mod precheck;
@@ -162,7 +163,7 @@ impl Transport<RoleServer> for CheckedStdio {
         self.incoming.close();
         // rmcp has given its own calls their time to answer; the lane's get the same.
         if let Some(lane) = self.lane.get() {
-            lane.close(CLOSE_WAIT).await;
+            lane.close().await;
         }
         // With the last sender gone the writer writes what is queued, then ends.
         self.out = None;

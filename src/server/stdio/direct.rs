@@ -16,8 +16,8 @@
 //!   version in `_meta`, rmcp checks it and records it for the handler;
 //! - the handler gets the same [`RequestContext`]: the request's id, `_meta` and extensions,
 //!   the session's peer, and a token cancelled by `notifications/cancelled` for its id, by the
-//!   end of the session, or when stdin closes and the call has not ended within the wait rmcp
-//!   also grants ([`Lane::close`]);
+//!   end of the session, or when the call has not ended within the wait rmcp also grants
+//!   ([`Lane::close`]);
 //! - an answer to a call the client cancelled is dropped, as rmcp drops it; the cancellation
 //!   still reaches rmcp (and the handler's `on_cancelled`) as before;
 //! - a task handle is refused to a client that did not declare tasks, as rmcp refuses it.
@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use rmcp::ServerHandler;
 use rmcp::model::{
@@ -179,9 +180,11 @@ impl Lane {
         }
     }
 
-    /// When stdin has closed: the calls in flight get the time rmcp gives its own to answer,
-    /// then the rest are cancelled.
-    pub(super) async fn close(&self, wait: std::time::Duration) {
+    /// When the session ends: the calls in flight get the time rmcp gives its own to answer
+    /// (5 s after stdin closed, 2 s after a signal cancelled the session), then the rest are
+    /// cancelled.
+    pub(super) async fn close(&self) {
+        let wait = Duration::from_secs(if self.session.is_cancelled() { 2 } else { 5 });
         self.running.close();
         if tokio::time::timeout(wait, self.running.wait())
             .await

@@ -90,7 +90,7 @@ mod tests {
     }
 
     /// Lines this reader takes: every one is read as rmcp reads it.
-    const TAKEN: [&str; 6] = [
+    const TAKEN: [&str; 7] = [
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"a.txt"}}}"#,
         r#"{"id":"x-1","params":{"arguments":{"n":1.5,"big":18446744073709551615,"neg":-3,"s":"\u00e9\n"},"name":"sql"},"method":"tools/call","jsonrpc":"2.0"}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bash","arguments":{"command":"ls"},"_meta":{"progressToken":7,"x":{"y":[1,null]}}}}"#,
