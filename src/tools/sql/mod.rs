@@ -278,10 +278,7 @@ pub async fn run(ctx: &ToolContext, p: SqlParams) -> Result<SqlOutput, ToolError
     // the schema changes). PostgreSQL (whose cached statements fail after a schema change) and
     // writable databases get connections of their own for the call.
     let cached = !target.allow_writes && target.dialect == SqlDialect::Sqlite;
-    if let Some(file) = cached
-        .then(|| crate::store::location::sqlite_file(&target.url))
-        .flatten()
-    {
+    if let Some(file) = cached.then(|| sqlite_reads::file_of(&target.url)).flatten() {
         let started = Instant::now();
         let rows = sqlite_reads::read(&file, &target.url, &p.query, max_rows, timeout).await?;
         return Ok(output(

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
@@ -50,6 +50,27 @@ struct Readers {
 }
 
 static READERS: Mutex<Option<HashMap<PathBuf, (Readers, Instant)>>> = Mutex::new(None);
+
+/// The files behind the SQLite URLs seen so far (reading a URL's options took a fortieth of a
+/// small query's time on the runtime thread; issue 14).
+static FILES: Mutex<Option<HashMap<String, Option<Arc<Path>>>>> = Mutex::new(None);
+
+/// The file a `sqlite:` URL names, made absolute; `None` where
+/// [`crate::store::location::sqlite_file`] says so. Remembered per URL, for as many URLs as
+/// reader threads are kept.
+pub fn file_of(url: &str) -> Option<Arc<Path>> {
+    let mut files = FILES.lock().unwrap_or_else(|p| p.into_inner());
+    let files = files.get_or_insert_with(HashMap::new);
+    if let Some(file) = files.get(url) {
+        return file.clone();
+    }
+    let file: Option<Arc<Path>> = crate::store::location::sqlite_file(url).map(Arc::from);
+    if files.len() >= MAX_CACHED_POOLS {
+        files.clear();
+    }
+    files.insert(url.to_string(), file.clone());
+    file
+}
 
 /// Runs `sql` (already judged read-only) on `file` (named by `url`) with the tool's limits.
 pub async fn read(
