@@ -22,6 +22,10 @@
 //!   still reaches rmcp (and the handler's `on_cancelled`) as before;
 //! - a task handle is refused to a client that did not declare tasks, as rmcp refuses it.
 //!
+//! rmcp also sets two task-locals around a handler. One names the call's protocol version,
+//! which a lane call does not carry. The other ties the handler's own requests to the call
+//! for streamable HTTP's streams, which stdio does not have.
+//!
 //! rmcp offers no hook for this (its loop is private), which is why the lane is written here.
 
 use std::collections::HashMap;
@@ -55,6 +59,7 @@ const PROGRESS_TOKEN: &str = "progressToken";
 /// The calls in flight, by id, with their cancellation tokens.
 type InFlight = Arc<Mutex<HashMap<RequestId, CancellationToken>>>;
 
+/// The direct lane of one stdio session (see the module comment).
 pub struct Lane {
     call_tool: CallTool,
     /// Whether the client declared tasks (rmcp refuses a task handle to one that did not).
@@ -158,7 +163,7 @@ impl Lane {
                 return;
             }
             if let Err(e) = queue_message(Some(&out), &answer) {
-                tracing::error!(%id, "fail to answer a call: {e}");
+                tracing::error!("cannot queue the answer to call {id}: {e}");
             }
         });
         tokio::task::consume_budget().await;
