@@ -92,9 +92,10 @@ impl Globals {
             .guard()?
             .with_osv(advisories)
             .protect(&trusted.protected())?;
-        let policy = guard.file().clone();
+        // Only two fields: a clone of the whole policy was 1 % of a start (issue 14).
+        let (sandbox, network) = (guard.file().sandbox, guard.file().network.mode);
         Ok(Arc::new(guard.with_enforcement_from(move || {
-            crate::sandbox::enforcement(&policy)
+            crate::sandbox::enforcement(sandbox, network)
         })))
     }
 
@@ -230,16 +231,16 @@ impl App {
     /// the CPU of a start). A judgement before the probe ran does the probe itself. Required
     /// layers are still checked now (None: nothing left to probe).
     pub fn check_required_sandbox(&self, hold: Duration) -> anyhow::Result<Option<SandboxProbe>> {
-        let policy = self.guard().file().clone();
+        let guard = self.guard().clone();
         let sandbox = self.tools.sandbox.clone();
-        if policy.sandbox == SandboxMode::Required || policy.network_required {
-            crate::sandbox::check_at_start(&sandbox, &policy)?;
+        if guard.file().sandbox == SandboxMode::Required || guard.file().network_required {
+            crate::sandbox::check_at_start(&sandbox, guard.file())?;
             return Ok(None);
         }
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let _ = wait.recv_timeout(hold);
-            if let Err(e) = crate::sandbox::check_at_start(&sandbox, &policy) {
+            if let Err(e) = crate::sandbox::check_at_start(&sandbox, guard.file()) {
                 tracing::error!("{e}; every bash call will fail until this is fixed");
             }
         });

@@ -32,15 +32,16 @@ pub fn namespace_support() -> Result<(), String> {
     NAMESPACES.get_or_init(probe_namespaces).clone()
 }
 
-/// The layers that bound a `bash` child under `policy` on this machine: what the guard judges
-/// with (a program it does not know is `allow` only when all three hold).
-pub fn enforcement(policy: &PolicyFile) -> Enforcement {
-    if policy.sandbox == SandboxMode::Off {
+/// The layers that bound a `bash` child on this machine under a policy's `sandbox` and
+/// `network.mode` (the only fields they depend on): what the guard judges with (a program it
+/// does not know is `allow` only when all three hold).
+pub fn enforcement(sandbox: SandboxMode, network: NetworkMode) -> Enforcement {
+    if sandbox == SandboxMode::Off {
         return Enforcement::NONE;
     }
     Enforcement {
         writes: matches!(landlock_support(), Support::Landlock { .. }),
-        network: match policy.network.mode {
+        network: match network {
             NetworkMode::Open => false,
             // Where namespaces are missing, `allowlist` falls back to `deny`: bounded either way.
             NetworkMode::Deny | NetworkMode::Allowlist => true,
