@@ -10,8 +10,8 @@ use super::super::output::MAX_BYTES;
 pub const MAX_CELL_CHARS: usize = 80;
 
 /// A cell's text: the value's own string, or a stretch of the table's scratch text (`made`),
-/// so that a cell costs no allocation of its own (issue 14: one `String` per cell was a fifth
-/// of a 100-row query's time on the runtime thread).
+/// so that a cell costs no allocation of its own (issue 14: without the `String` per cell a
+/// 100-row query took 130 µs of CPU instead of 140).
 #[derive(Clone, Copy)]
 enum Shown<'a> {
     Own(&'a str),
