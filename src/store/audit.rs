@@ -123,13 +123,8 @@ impl AuditLog {
     /// Records an entry: appended to the journal at once (it survives a crash from here on),
     /// committed to the store within milliseconds.
     pub fn record(&self, entry: AuditEntry) {
-        let row = self.row(entry);
-        match self.journal.get() {
-            Some(j) => {
-                j.append(row, |row, seq| self.send(row, seq));
-            }
-            None => self.send(row, None),
-        }
+        // Staged, then written at once: dropping the handle writes every staged line.
+        drop(self.stage(entry));
     }
 
     /// Records an entry as [`record`](Self::record) does, except that its journal line is

@@ -56,6 +56,11 @@ pub type LaneSlot = Arc<OnceLock<Lane>>;
 /// The only `_meta` key a call on this lane may carry.
 const PROGRESS_TOKEN: &str = "progressToken";
 
+/// How long rmcp lets the calls it dispatched answer once stdin has closed, and once a signal
+/// has cancelled the session; the lane's calls get the same.
+const DRAIN_AFTER_EOF: Duration = Duration::from_secs(5);
+const DRAIN_AFTER_SIGNAL: Duration = Duration::from_secs(2);
+
 /// The calls in flight, by id, with their cancellation tokens.
 type InFlight = Arc<Mutex<HashMap<RequestId, CancellationToken>>>;
 
@@ -186,10 +191,13 @@ impl Lane {
     }
 
     /// When the session ends: the calls in flight get the time rmcp gives its own to answer
-    /// (5 s after stdin closed, 2 s after a signal cancelled the session), then the rest are
-    /// cancelled.
+    /// ([`DRAIN_AFTER_EOF`], [`DRAIN_AFTER_SIGNAL`]), then the rest are cancelled.
     pub(super) async fn close(&self) {
-        let wait = Duration::from_secs(if self.session.is_cancelled() { 2 } else { 5 });
+        let wait = if self.session.is_cancelled() {
+            DRAIN_AFTER_SIGNAL
+        } else {
+            DRAIN_AFTER_EOF
+        };
         self.running.close();
         if tokio::time::timeout(wait, self.running.wait())
             .await

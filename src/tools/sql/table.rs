@@ -58,30 +58,30 @@ fn cell<'a>(v: &'a Value, made: &mut String) -> (Shown<'a>, usize) {
             return (Shown::Made(start, made.len()), width);
         }
         let text = made.split_off(start);
-        let width = fit(&text, made);
+        let width = fit(&text, width, made);
         return (Shown::Made(start, made.len()), width);
     };
     let width = width_of(text);
     if width <= MAX_CELL_CHARS && !text.contains(['\n', '\t']) {
         return (Shown::Own(text), width);
     }
-    let width = fit(text, made);
+    let width = fit(text, width, made);
     (Shown::Made(start, made.len()), width)
 }
 
-/// Appends `text` to `made` on one line (new lines and tabs as spaces), cut with `…` at
-/// [`MAX_CELL_CHARS`]; returns its width.
-fn fit(text: &str, made: &mut String) -> usize {
+/// Appends `text` (`width` characters) to `made` on one line (new lines and tabs as spaces),
+/// cut with `…` at [`MAX_CELL_CHARS`]; returns the width shown.
+fn fit(text: &str, width: usize, made: &mut String) -> usize {
     let flat = text
         .chars()
         .map(|c| if c == '\n' || c == '\t' { ' ' } else { c });
-    if width_of(text) > MAX_CELL_CHARS {
+    if width > MAX_CELL_CHARS {
         made.extend(flat.take(MAX_CELL_CHARS - 1));
         made.push('…');
         MAX_CELL_CHARS
     } else {
         made.extend(flat);
-        width_of(text)
+        width
     }
 }
 
