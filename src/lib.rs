@@ -19,3 +19,8 @@ pub mod server;
 pub mod severity;
 pub mod store;
 pub mod tools;
+
+/// Stack of a thread that judges commands: the async runtime's, and the one that compiles the
+/// policy (a policy file's examples are judged). The shell parser recurses; deeply nested but
+/// accepted commands need room, whatever `ulimit -s` says.
+pub const JUDGING_STACK_BYTES: usize = 16 * 1024 * 1024;

@@ -14,6 +14,7 @@ pub mod links;
 pub mod notify;
 pub mod observe;
 pub mod osv;
+pub mod parsed;
 mod path_prefilter;
 pub mod paths;
 pub mod policy;
@@ -41,6 +42,7 @@ use globset::Glob;
 
 pub use decision::{Decision, Reason, Verdict};
 pub use enforcement::Enforcement;
+pub use parsed::ParsedPolicy;
 pub use paths::{PathContext, PathError, Protected, Workspace};
 pub use policy::{PolicyError, PolicyFile, Timeouts};
 
@@ -73,56 +75,35 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Loads the policy at `path`, or the built-in default when `None`. A file's rule examples
-    /// are checked here; the built-in default's are checked by the test suite (it is compiled
-    /// in, so it cannot change after that), which keeps start-up fast.
+    /// Loads the policy at `path`, or the built-in default when `None` (see
+    /// [`ParsedPolicy::compile`] for what is checked).
     pub fn load(path: Option<&Path>) -> Result<Guard, PolicyError> {
-        Guard::load_inner(path, false)
+        ParsedPolicy::read(path)?.compile(false)
     }
 
     /// Loads like [`Guard::load`] but always checks every rule's examples.
     pub fn load_checked(path: Option<&Path>) -> Result<Guard, PolicyError> {
-        Guard::load_inner(path, true)
-    }
-
-    fn load_inner(path: Option<&Path>, check_default: bool) -> Result<Guard, PolicyError> {
-        let Some(p) = path else {
-            let file = PolicyFile::parse(policy::DEFAULT_POLICY, DEFAULT_SOURCE)?;
-            return if check_default {
-                let guard = Guard::new(file, DEFAULT_SOURCE)?;
-                guard.force_all()?;
-                Ok(guard)
-            } else {
-                // Compiled in and checked by the test suite (`load_checked`): its regexes'
-                // syntax is not parsed again at every start.
-                Guard::compile(file, DEFAULT_SOURCE, false)
-            };
-        };
-        let source = p.display().to_string();
-        let mut guard = Guard::compile(PolicyFile::load(p)?, &source, true)?;
-        if !guard.file.rego.is_empty() {
-            let base = p.parent().unwrap_or(Path::new("."));
-            let rego = rego::RegoPolicies::load(&guard.file.rego, base, &source)?;
-            guard.rego = Some(std::sync::Arc::new(rego));
-        }
-        guard.check_examples()?;
-        if check_default {
-            // `policy check`: every pattern compiled, as a session may need any of them.
-            guard.force_all()?;
-        }
-        Ok(guard)
+        ParsedPolicy::read(path)?.compile(true)
     }
 
     /// Compiles a parsed policy and checks every rule's examples and counter-examples.
     pub fn new(file: PolicyFile, source: &str) -> Result<Guard, PolicyError> {
-        let guard = Guard::compile(file, source, true)?;
+        let guard = Guard::compile(ParsedPolicy::of(file, source, None)?, true)?;
         guard.check_examples()?;
         Ok(guard)
     }
 
     /// Compiles a parsed policy without running its examples; `check_syntax`: parse each
     /// `args_regex` now (patterns are compiled on first use, see [`lazy`]).
-    fn compile(file: PolicyFile, source: &str, check_syntax: bool) -> Result<Guard, PolicyError> {
+    fn compile(parsed: ParsedPolicy, check_syntax: bool) -> Result<Guard, PolicyError> {
+        let ParsedPolicy {
+            file,
+            source,
+            hidden,
+            also_protected,
+            ..
+        } = parsed;
+        let source = source.as_str();
         let rule_err = |rule: &str, field: String, message: String| PolicyError::Rule {
             file: source.to_string(),
             rule: rule.to_string(),
@@ -185,8 +166,13 @@ impl Guard {
             ));
         }
         file.sql.validate(source)?;
-        let protected = Protected::new(&file.protected_paths)
-            .map_err(|(i, m)| rule_err("-", format!("protected_paths[{i}]"), m))?;
+        let mut protected = file.protected_paths.clone();
+        protected.extend(also_protected);
+        let protected =
+            Protected::new(&protected).map_err(|(i, m)| match file.protected_paths.get(i) {
+                Some(_) => rule_err("-", format!("protected_paths[{i}]"), m),
+                None => rule_err("-", format!("protected path {}", protected[i]), m),
+            })?;
         let mut env = Vec::new();
         for (i, p) in file.env_deny.iter().enumerate() {
             env.push(
@@ -194,8 +180,6 @@ impl Guard {
             );
         }
         let env_deny = lazy::LazyGlobSet::deny_list(env);
-        let hidden = hidden::HiddenPatterns::new(&file.hidden_paths)
-            .map_err(|(i, m)| rule_err("-", format!("hidden_paths[{i}]"), m))?;
         let notify = notify::NotifyRules::compile(&file.notify, source)?;
         let cloudwatch = cloudwatch::CloudWatchScope::compile(&file.cloudwatch, source)?;
         let guard = Guard {
@@ -221,26 +205,6 @@ impl Guard {
     pub fn with_osv(mut self, advisories: Option<std::sync::Arc<dyn osv::Advisories>>) -> Guard {
         self.osv = advisories;
         self
-    }
-
-    /// The same policy with `paths` (absolute) protected as well: each path, everything
-    /// beneath it, and its SQLite companions (`PATH-wal`, `PATH-shm`, `PATH-journal`). The app
-    /// adds pi-mcp's own state this way, so `read`/`edit` refuse it and a `bash` argument naming
-    /// it needs approval, whatever the policy file lists.
-    pub fn protect(mut self, paths: &[PathBuf]) -> Result<Guard, PolicyError> {
-        let mut patterns = self.file.protected_paths.clone();
-        for p in paths.iter().filter(|p| p.is_absolute()) {
-            let exact = globset::escape(&p.to_string_lossy());
-            patterns.push(format!("{exact}-*"));
-            patterns.push(exact);
-        }
-        self.protected = Protected::new(&patterns).map_err(|(i, m)| PolicyError::Rule {
-            file: self.source.clone(),
-            rule: "-".into(),
-            field: format!("protected path {}", patterns.get(i).map_or("?", |p| p)),
-            message: m,
-        })?;
-        Ok(self)
     }
 
     /// Where package installs are checked, if anywhere.

@@ -21,6 +21,13 @@ use std::sync::Arc;
 use crate::guard::{Guard, PathError, Verdict, Workspace};
 use crate::redact::Redactor;
 
+/// The home directory `~` means: `$HOME`, else `/root`.
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
 /// What every tool needs: where it may work and the policy that judges it.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
@@ -38,20 +45,30 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
+    /// The tools for `workspace` under `guard`, with the sandbox the guard's policy describes.
     pub fn new(workspace: Workspace, guard: Arc<Guard>) -> Self {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/root"));
-        let redactor = Arc::new(Redactor::from_environment(
-            &|name| guard.env_denied(name),
-            &home,
-        ));
-        let sandbox = Arc::new(crate::sandbox::Sandbox::new(
+        let home = home_dir();
+        let sandbox = crate::sandbox::Sandbox::new(
             guard.file(),
             guard.hidden(),
             workspace.roots(),
             &home,
             &[],
+        );
+        ToolContext::with_sandbox(workspace, guard, home, Arc::new(sandbox))
+    }
+
+    /// The tools with a sandbox built beforehand (the app builds it from the parsed policy, to
+    /// check its reach before the rules are compiled) for home directory `home`.
+    pub fn with_sandbox(
+        workspace: Workspace,
+        guard: Arc<Guard>,
+        home: PathBuf,
+        sandbox: Arc<crate::sandbox::Sandbox>,
+    ) -> Self {
+        let redactor = Arc::new(Redactor::from_environment(
+            &|name| guard.env_denied(name),
+            &home,
         ));
         ToolContext {
             workspace: workspace.with_home(home.clone()),
@@ -61,18 +78,6 @@ impl ToolContext {
             redactor,
             sandbox,
         }
-    }
-
-    /// Hides `paths` (pi-mcp's own state) from every `bash` child as well.
-    pub fn hiding(mut self, paths: &[PathBuf]) -> Self {
-        self.sandbox = Arc::new(crate::sandbox::Sandbox::new(
-            self.guard.file(),
-            self.guard.hidden(),
-            self.workspace.roots(),
-            &self.home,
-            paths,
-        ));
-        self
     }
 
     /// Lets `ask` decisions wait in `queue` when no one can be asked on the spot.
