@@ -111,30 +111,57 @@ pub struct CompileError {
     pub message: String,
 }
 
+/// A rule's patterns: plain words as literals, globs parsed now (`check_syntax`) or on first
+/// use (the built-in policy, which the test suite loads with every pattern parsed).
 fn globs(
     field: &str,
     patterns: &[String],
     literal_separator: bool,
+    check_syntax: bool,
 ) -> Result<Vec<Pattern>, CompileError> {
+    let build = if literal_separator {
+        path_glob
+    } else {
+        word_glob
+    };
     patterns
         .iter()
         .enumerate()
         .map(|(i, p)| {
             if !p.contains(['*', '?', '[', '{', '\\']) {
-                return Ok(Pattern::Literal(p.clone()));
+                Ok(Pattern::Literal(p.clone()))
+            } else if !check_syntax {
+                Ok(Pattern::Glob(LazyGlob::deferred(p, build)))
+            } else {
+                build(p)
+                    .map(|g| Pattern::Glob(LazyGlob::new(g)))
+                    .map_err(|e| CompileError {
+                        field: format!("match.{field}[{i}]"),
+                        message: e.to_string(),
+                    })
             }
-            GlobBuilder::new(p)
-                .literal_separator(literal_separator)
-                .backslash_escape(true)
-                .build()
-                .or_else(|_| Glob::new(&globset::escape(p)))
-                .map(|g| Pattern::Glob(LazyGlob::new(g)))
-                .map_err(|e| CompileError {
-                    field: format!("match.{field}[{i}]"),
-                    message: e.to_string(),
-                })
         })
         .collect()
+}
+
+/// A rule's glob over a path (`*` stops at `/`).
+fn path_glob(p: &str) -> Result<Glob, globset::Error> {
+    rule_glob(p, true)
+}
+
+/// A rule's glob over a word (a program, a subcommand, an argument).
+fn word_glob(p: &str) -> Result<Glob, globset::Error> {
+    rule_glob(p, false)
+}
+
+/// `p` as a glob (`\\` escapes); a pattern that does not parse as one matches itself literally
+/// (unless it ends in a lone `\\`).
+fn rule_glob(p: &str, literal_separator: bool) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(p)
+        .literal_separator(literal_separator)
+        .backslash_escape(true)
+        .build()
+        .or_else(|_| Glob::new(&globset::escape(p)))
 }
 
 impl Rule {
@@ -167,18 +194,18 @@ impl Rule {
             id: id.to_string(),
             description: description.to_string(),
             score,
-            program: globs("program", &m.program, false)?,
-            subcommands: globs("subcommands", &m.subcommands, false)?,
+            program: globs("program", &m.program, false, check_syntax)?,
+            subcommands: globs("subcommands", &m.subcommands, false, check_syntax)?,
             flags_all: m.flags_all.clone(),
             flags_any: m.flags_any.clone(),
             flags_none: m.flags_none.clone(),
-            args_any: globs("args_any", &m.args_any, false)?,
+            args_any: globs("args_any", &m.args_any, false, check_syntax)?,
             args_regex,
             outside_workspace: m.outside_workspace,
             writes_outside_workspace: m.writes_outside_workspace,
-            writes_to: globs("writes_to", &m.writes_to, true)?,
-            writes_except: globs("writes_except", &m.writes_except, true)?,
-            piped_from: globs("piped_from", &m.piped_from, false)?,
+            writes_to: globs("writes_to", &m.writes_to, true, check_syntax)?,
+            writes_except: globs("writes_except", &m.writes_except, true, check_syntax)?,
+            piped_from: globs("piped_from", &m.piped_from, false, check_syntax)?,
         })
     }
 
