@@ -19,9 +19,6 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, OsvCommand, PolicyCommand};
 
-/// Stack of the thread that runs the async runtime (the shell parser recurses).
-const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
-
 /// The allocator for Rust's allocations (issue 14). A pipelined `read` makes about 50 of them;
 /// with 64 or more calls in flight they miss glibc's per-thread cache, and malloc and free were
 /// 22 % of the instructions per call (mimalloc: 4 %; 71,000 -> 62,000 instructions per call,
@@ -32,11 +29,11 @@ const MAIN_STACK_BYTES: usize = 16 * 1024 * 1024;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Idle memory: the code and read-only data are mapped page by page as they are touched, not
-    // 64 KiB around each touched page (see `code_pages`). First, before argument parsing runs
-    // much code; only in the processes that stay (a server, the daemon): a one-shot command,
+    // Idle memory: once started, the code and read-only data are mapped page by page as they
+    // are touched, not 64 KiB around each touched page, and what start-up mapped is let go (see
+    // `code_pages`). Only in the processes that stay (a server, the daemon): a one-shot command,
     // like the sandbox's short-lived child, would only pay more faults. (A word `serve` given
-    // to another command only costs that command those faults.)
+    // to another command only costs that command a thread.)
     let sandbox_child = std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == sandbox::EXEC_SUBCOMMAND);
@@ -44,7 +41,6 @@ fn main() -> ExitCode {
         && std::env::args_os()
             .skip(1)
             .any(|a| a == "serve" || a == "heartbeat");
-    let code_pages = stays.then(code_pages::map_on_touch);
     if let Err(e) = cli::forget_empty_settings() {
         eprintln!("pi-mcp: {e}");
         return ExitCode::from(2);
@@ -84,8 +80,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("pi_mcp=info,warn,aws_config=error")),
         )
         .init();
-    if let Some(Err(e)) = code_pages {
-        tracing::debug!("code pages are mapped 64 KiB at a time: {e}");
+    if stays {
+        code_pages::release_after_start();
     }
     // One MCP session over stdio is served best by one thread (no cross-thread wake-ups per
     // message); HTTP serves many sessions, so it gets a worker per core.
@@ -124,7 +120,7 @@ fn main() -> ExitCode {
     // The runtime's own thread gets a large stack, whatever `ulimit -s` says.
     let outcome = std::thread::Builder::new()
         .name("pi-mcp".into())
-        .stack_size(MAIN_STACK_BYTES)
+        .stack_size(pi_mcp::JUDGING_STACK_BYTES)
         .spawn(move || runtime.block_on(run(cli)))
         .map_err(anyhow::Error::from)
         .and_then(|h| {
