@@ -21,10 +21,11 @@ use cli::{Cli, Command, OsvCommand, PolicyCommand};
 
 /// The allocator for Rust's allocations (issue 14). A pipelined `read` makes about 50 of them;
 /// with 64 or more calls in flight they miss glibc's per-thread cache, and malloc and free were
-/// 22 % of the instructions per call (mimalloc: 4 %; 71,000 -> 62,000 instructions per call,
-/// 100-117k -> 131-137k pipelined calls/s). Built without transparent huge pages (`no_thp`):
-/// with them its arena is backed by 2 MiB pages, and idle RSS was 25 MiB instead of 12.6 (glibc:
-/// 11.6). The C code (SQLite) keeps glibc's malloc (see [`one_malloc_arena`]).
+/// 23 % of the instructions per call (callgrind; mimalloc: 7 %, and 71,000 -> 62,000
+/// instructions per call, 100-117k -> 131-137k pipelined calls/s). Built without transparent
+/// huge pages (`no_thp`): with them its arena is backed by 2 MiB pages, and idle RSS was 25 MiB
+/// instead of 13.2 (glibc: 12.5). The C code (SQLite) keeps glibc's malloc (see
+/// [`one_malloc_arena`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
