@@ -94,7 +94,7 @@ impl Guard {
     }
 
     /// Compiles a parsed policy without running its examples; `check_syntax`: parse each
-    /// `args_regex` now (patterns are compiled on first use, see [`lazy`]).
+    /// `args_regex` and each rule's glob now (patterns are compiled on first use, see [`lazy`]).
     fn compile(parsed: ParsedPolicy, check_syntax: bool) -> Result<Guard, PolicyError> {
         let ParsedPolicy {
             file,
@@ -171,7 +171,14 @@ impl Guard {
         let protected =
             Protected::new(&protected).map_err(|(i, m)| match file.protected_paths.get(i) {
                 Some(_) => rule_err("-", format!("protected_paths[{i}]"), m),
-                None => rule_err("-", format!("protected path {}", protected[i]), m),
+                None => rule_err(
+                    "-",
+                    format!(
+                        "protected path {}",
+                        protected.get(i).map_or("?", String::as_str)
+                    ),
+                    m,
+                ),
             })?;
         let mut env = Vec::new();
         for (i, p) in file.env_deny.iter().enumerate() {
