@@ -24,8 +24,8 @@ use cli::{Cli, Command, OsvCommand, PolicyCommand};
 /// 23 % of the instructions per call (callgrind; mimalloc: 7 %, and 71,000 -> 62,000
 /// instructions per call, 100-117k -> 131-137k pipelined calls/s). Built without transparent
 /// huge pages (`no_thp`): with them its arena is backed by 2 MiB pages, and idle RSS was 25 MiB
-/// instead of 13.2 (glibc: 12.5). The C code (SQLite) keeps glibc's malloc (see
-/// [`one_malloc_arena`]).
+/// instead of 13.2 (glibc: 12.5; both before start-up's code pages were let go, see
+/// `code_pages`). The C code (SQLite) keeps glibc's malloc (see [`one_malloc_arena`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

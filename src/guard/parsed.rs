@@ -1,7 +1,7 @@
 //! A policy read and parsed, its rules not yet compiled. The sandbox's writable and hidden
 //! paths need only this much, and so does the check that pi-mcp's own state lies out of
 //! `bash`'s reach; the app makes that check, then compiles the rules on another thread while
-//! the state store opens (issue 14: about 1 ms of a 7 ms start).
+//! the state store opens (issue 14: the compile is about 1 ms of a 6-7 ms start).
 
 use std::path::{Path, PathBuf};
 
