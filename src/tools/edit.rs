@@ -184,9 +184,7 @@ fn apply(path: &Path, shown: &str, edits: &[Replacement]) -> Result<String, Tool
 
 fn create(path: &Path, shown: &str, content: &str) -> Result<String, ToolError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            ToolError::new(format!("cannot create the directory for `{shown}`: {e}"))
-        })?;
+        create_dirs_unlinked(parent, shown)?;
     }
     write_atomic(path, content, shown)?;
     let diff = similar::TextDiff::from_lines("", content)
@@ -229,6 +227,58 @@ fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(fail)?;
     Ok(bytes)
+}
+
+/// Creates the missing directories of the judged, canonical `dir`, each one inside its parent
+/// opened by a walk that follows no symbolic link: a link swapped in for a component after the
+/// judgement (the agent's own `bash` could) fails the walk instead of having directories made
+/// wherever it points. No crate creates directories this way (`create_dir_all` follows links).
+fn create_dirs_unlinked(dir: &Path, shown: &str) -> Result<(), ToolError> {
+    use crate::guard::links::open_judged;
+    use nix::errno::Errno;
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let fail = |e: Errno| {
+        ToolError::new(format!(
+            "cannot create the directory for `{shown}`: {}",
+            std::io::Error::from(e)
+        ))
+    };
+    let mut existing = dir;
+    let mut missing = Vec::new();
+    while std::fs::symlink_metadata(existing).is_err() {
+        let (Some(name), Some(parent)) = (existing.file_name(), existing.parent()) else {
+            break;
+        };
+        missing.push(name);
+        existing = parent;
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let walk = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    let mut parent = match open_judged(existing, walk) {
+        Ok(handle) => handle,
+        Err(Errno::ELOOP) => return Err(swapped(shown)),
+        Err(e) => return Err(fail(e)),
+    };
+    for name in missing.into_iter().rev() {
+        match mkdirat(&parent, name, Mode::from_bits_truncate(0o777)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        parent = match openat(
+            &parent,
+            name,
+            walk | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(swapped(shown)),
+            Err(e) => return Err(fail(e)),
+        };
+    }
+    Ok(())
 }
 
 /// Where to write in the directory of the judged, canonical `path`: that directory opened by a
@@ -281,4 +331,26 @@ fn write_atomic(path: &Path, content: &str, shown: &str) -> Result<(), ToolError
     }
     tmp.persist(&target).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_directories_are_made_without_following_a_link() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let (ws, outside) = (root.join("ws"), root.join("outside"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        create_dirs_unlinked(&ws.join("a/b/c"), "a/b/c/f.txt").expect("made");
+        assert!(ws.join("a/b/c").is_dir());
+        // A link where a directory was judged to be missing: nothing is made where it points.
+        std::os::unix::fs::symlink(&outside, ws.join("swapped")).unwrap();
+        let err = create_dirs_unlinked(&ws.join("swapped/x/y"), "swapped/x/y/f.txt")
+            .expect_err("refused");
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert!(!outside.join("x").exists(), "nothing made outside");
+    }
 }
