@@ -339,11 +339,12 @@ mod tests {
 
     #[test]
     fn missing_directories_are_made_without_following_a_link() {
-        let root = tempfile::tempdir().unwrap();
-        let root = root.path().canonicalize().unwrap();
-        let (ws, outside) = (root.join("ws"), root.join("outside"));
-        std::fs::create_dir_all(&ws).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let made = ["ws", "outside"].map(|name| {
+            std::fs::create_dir(tmp.path().join(name)).unwrap();
+            tmp.path().join(name).canonicalize().unwrap()
+        });
+        let [ws, outside] = made;
         create_dirs_unlinked(&ws.join("a/b/c"), "a/b/c/f.txt").expect("made");
         assert!(ws.join("a/b/c").is_dir());
         // A link where a directory was judged to be missing: nothing is made where it points.
