@@ -82,8 +82,8 @@ impl ParsedPolicy {
     /// built-in default's examples are checked by the test suite (it is compiled in, so it
     /// cannot change after that), which keeps start-up fast. `check_all` (`policy check`):
     /// every example and every pattern, the built-in default's included.
-    pub fn compile(self, check_all: bool) -> Result<Guard, PolicyError> {
-        let Some(path) = self.path.clone() else {
+    pub fn compile(mut self, check_all: bool) -> Result<Guard, PolicyError> {
+        let Some(path) = self.path.take() else {
             return if check_all {
                 let guard = Guard::compile(self, true)?;
                 guard.check_examples()?;

@@ -205,20 +205,33 @@ fn swapped(shown: &str) -> ToolError {
     ))
 }
 
+/// The judged, canonical `path` opened with `flags` by a walk that follows no symbolic link
+/// ([`open_judged`](crate::guard::links::open_judged)): a link on the way is [`swapped`], any
+/// other failure says it could not `doing` (`read`, `write`, ...) `shown`.
+fn open_unlinked(
+    path: &Path,
+    flags: nix::fcntl::OFlag,
+    shown: &str,
+    doing: &str,
+) -> Result<std::fs::File, ToolError> {
+    match crate::guard::links::open_judged(path, flags) {
+        Ok(file) => Ok(file),
+        Err(nix::errno::Errno::ELOOP) => Err(swapped(shown)),
+        Err(e) => Err(ToolError::new(format!(
+            "cannot {doing} `{shown}`: {}",
+            std::io::Error::from(e)
+        ))),
+    }
+}
+
 /// The content of the judged, canonical `path`, read from a handle opened by a walk that
 /// follows no symbolic link: a link swapped in after the judgement (the agent's own `bash`
 /// could swap one in and out) fails the open instead of being followed.
 fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
-    use crate::guard::links::open_judged;
-    use nix::errno::Errno;
     use nix::fcntl::OFlag;
     use std::io::Read;
     let fail = |e: std::io::Error| ToolError::new(format!("cannot read `{shown}`: {e}"));
-    let mut file = match open_judged(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
-        Ok(file) => file,
-        Err(Errno::ELOOP) => return Err(swapped(shown)),
-        Err(e) => return Err(fail(e.into())),
-    };
+    let mut file = open_unlinked(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, shown, "read")?;
     if !file.metadata().map_err(fail)?.is_file() {
         return Err(ToolError::new(format!(
             "`{shown}` is not a regular file; edit only changes text files"
@@ -234,7 +247,6 @@ fn read_unlinked(path: &Path, shown: &str) -> Result<Vec<u8>, ToolError> {
 /// judgement (the agent's own `bash` could) fails the walk instead of having directories made
 /// wherever it points. No crate creates directories this way (`create_dir_all` follows links).
 fn create_dirs_unlinked(dir: &Path, shown: &str) -> Result<(), ToolError> {
-    use crate::guard::links::open_judged;
     use nix::errno::Errno;
     use nix::fcntl::{OFlag, openat};
     use nix::sys::stat::{Mode, mkdirat};
@@ -257,11 +269,7 @@ fn create_dirs_unlinked(dir: &Path, shown: &str) -> Result<(), ToolError> {
         return Ok(());
     }
     let walk = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
-    let mut parent = match open_judged(existing, walk) {
-        Ok(handle) => handle,
-        Err(Errno::ELOOP) => return Err(swapped(shown)),
-        Err(e) => return Err(fail(e)),
-    };
+    let mut parent = open_unlinked(existing, walk, shown, "create the directory for")?;
     for name in missing.into_iter().rev() {
         match mkdirat(&parent, name, Mode::from_bits_truncate(0o777)) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -287,25 +295,15 @@ fn create_dirs_unlinked(dir: &Path, shown: &str) -> Result<(), ToolError> {
 /// The handle is kept open as long as the name is used. Without `/proc`, the directory's path
 /// as resolved.
 fn directory_of(path: &Path, shown: &str) -> Result<(Option<std::fs::File>, PathBuf), ToolError> {
-    use crate::guard::links::open_judged;
-    use nix::errno::Errno;
     use nix::fcntl::OFlag;
     use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !Path::new("/proc/self/fd").is_dir() {
         return Ok((None, dir.to_path_buf()));
     }
-    match open_judged(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-        Ok(handle) => {
-            let named = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
-            Ok((Some(handle), named))
-        }
-        Err(Errno::ELOOP) => Err(swapped(shown)),
-        Err(e) => Err(ToolError::new(format!(
-            "cannot write `{shown}`: {}",
-            std::io::Error::from(e)
-        ))),
-    }
+    let handle = open_unlinked(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, shown, "write")?;
+    let named = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    Ok((Some(handle), named))
 }
 
 /// Writes through a temp file in the same directory and renames it over the target, keeping the

@@ -36,9 +36,8 @@ use std::time::Duration;
 use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientJsonRpcMessage,
-    ClientNotification, ClientRequest, ErrorData, Extensions, GetExtensions, GetMeta,
-    JsonRpcMessage, JsonRpcRequest, ProtocolVersion, RequestId, RequestMetaObject,
-    ServerJsonRpcMessage, ServerResult,
+    ClientNotification, ClientRequest, ErrorData, GetExtensions, GetMeta, JsonRpcMessage,
+    JsonRpcRequest, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
 use tokio_util::sync::CancellationToken;
@@ -133,10 +132,8 @@ impl Lane {
         };
         // As rmcp's loop does: `_meta` first (taking it leaves an empty one behind), then the
         // rest of the extensions.
-        let mut meta = RequestMetaObject::new();
-        std::mem::swap(&mut meta, request.get_meta_mut());
-        let mut extensions = Extensions::new();
-        std::mem::swap(&mut extensions, request.extensions_mut());
+        let meta = std::mem::take(request.get_meta_mut());
+        let extensions = std::mem::take(request.extensions_mut());
         let ClientRequest::CallToolRequest(call) = request else {
             return;
         };
